@@ -1,0 +1,157 @@
+"""The authbridge exception tree: every refusal knows its code and what to do next.
+
+    AuthbridgeError                  .code (stable, machine-readable), .hint (what next)
+    ├── ConfigError                  settings or config file wrong (all problems at once)
+    ├── InputError                   a caller-given value breaks a rule (AWS "ValidationError")
+    │   └── MalformedArn             not a well-formed, supported ARN
+    ├── StoreError
+    │   ├── NoSuchEntity             the named entity does not exist
+    │   ├── EntityAlreadyExists      the name is taken (names are case-insensitive)
+    │   ├── DeleteConflict           entity still has dependants; use --force
+    │   ├── LimitExceeded            e.g. more than two access keys per user
+    │   ├── InvalidTrust             a trust entry names no existing user, group or account
+    │   ├── StoreUnavailable         the database cannot be reached
+    │   └── SchemaTooNew             the database was migrated by a newer authbridge
+    ├── InvalidCredentials           access key id/secret pair refused (never says which part)
+    ├── KeyStoreError                signing keys missing, unsafe or unreadable
+    └── TokenError                   a token refused; .code is the reason label
+        ├── TokenMalformed           malformed / not compact JWS / oversized
+        ├── TokenAlgorithmRefused    alg none, HMAC, or not the algorithm of its key
+        ├── TokenUnknownKey          kid not among the published keys
+        ├── TokenBadSignature
+        ├── TokenClaimsInvalid       missing claim, wrong iss
+        ├── TokenWrongAudience
+        ├── TokenExpired
+        ├── TokenNotYetValid
+        ├── TokenRevoked
+        └── TokenPrincipalRefused    user disabled/deleted, access key inactive/deleted
+
+Messages never contain secrets or whole tokens: they are shown to users, logged,
+and (for tokens) may be returned by /verify.
+"""
+
+from __future__ import annotations
+
+
+class AuthbridgeError(Exception):
+    """Base class. ``str(err)`` is one line saying what went wrong and what to do."""
+
+    code: str = "InternalError"
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        if self.hint:
+            return f"{self.message}; {self.hint}"
+        return self.message
+
+
+class ConfigError(AuthbridgeError):
+    code = "ConfigError"
+
+    def __init__(self, problems: list[str] | str, *, hint: str | None = None) -> None:
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        super().__init__("; ".join(self.problems), hint=hint)
+
+
+class InputError(AuthbridgeError):
+    """A caller-supplied value breaks a rule. ``field`` names the offending input."""
+
+    code = "ValidationError"
+
+    def __init__(self, field: str, message: str, *, hint: str | None = None) -> None:
+        super().__init__(f"{field}: {message}", hint=hint)
+        self.field = field
+
+
+class MalformedArn(InputError):
+    code = "MalformedArn"
+
+
+class StoreError(AuthbridgeError):
+    code = "StoreError"
+
+
+class NoSuchEntity(StoreError):
+    code = "NoSuchEntity"
+
+
+class EntityAlreadyExists(StoreError):
+    code = "EntityAlreadyExists"
+
+
+class DeleteConflict(StoreError):
+    code = "DeleteConflict"
+
+
+class LimitExceeded(StoreError):
+    code = "LimitExceeded"
+
+
+class InvalidTrust(StoreError):
+    code = "MalformedPolicyDocument"
+
+
+class StoreUnavailable(StoreError):
+    code = "StoreUnavailable"
+
+
+class SchemaTooNew(StoreError):
+    code = "SchemaTooNew"
+
+
+class InvalidCredentials(AuthbridgeError):
+    code = "InvalidClientTokenId"
+
+
+class KeyStoreError(AuthbridgeError):
+    code = "KeyStoreError"
+
+
+class TokenError(AuthbridgeError):
+    """A token was refused. ``code`` is the short reason label used in logs and metrics."""
+
+    code = "invalid_token"
+
+
+class TokenMalformed(TokenError):
+    code = "malformed"
+
+
+class TokenAlgorithmRefused(TokenError):
+    code = "bad_algorithm"
+
+
+class TokenUnknownKey(TokenError):
+    code = "unknown_kid"
+
+
+class TokenBadSignature(TokenError):
+    code = "bad_signature"
+
+
+class TokenClaimsInvalid(TokenError):
+    code = "invalid_claims"
+
+
+class TokenWrongAudience(TokenError):
+    code = "wrong_audience"
+
+
+class TokenExpired(TokenError):
+    code = "expired"
+
+
+class TokenNotYetValid(TokenError):
+    code = "not_yet_valid"
+
+
+class TokenRevoked(TokenError):
+    code = "revoked"
+
+
+class TokenPrincipalRefused(TokenError):
+    code = "disabled"

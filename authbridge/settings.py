@@ -1,0 +1,195 @@
+"""One validated, frozen settings object; precedence flags > AUTHBRIDGE_* env > file > defaults.
+
+Every problem is collected and reported at once (a config with three mistakes
+is one error listing three lines), each naming the setting, where it came
+from and what is expected. Relative paths in a config file resolve against
+the file's directory, as kubeconfig paths do; relative paths from flags or the
+environment resolve against the working directory.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from authbridge.errors import ConfigError
+
+DEFAULT_STORE = "sqlite:///data/authbridge.db"
+DEFAULT_KEYS_DIR = "keys"
+ENV_PREFIX = "AUTHBRIDGE_"
+MAX_CONFIG_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What authbridge runs with. Units are in the field names' comments."""
+
+    store: str  # DSN: sqlite:///path or postgresql://…
+    keys_dir: Path  # signing keys and the access-key pepper
+    account_id: str | None  # account new principals belong to (12 digits)
+    partition: str  # ARN partition, e.g. aws
+    key_algorithm: Literal["RS256", "ES256"]
+    prepublication_delay: int  # seconds a new key is published before it signs
+    max_token_lifetime: int  # seconds; retiring keys stay published this long
+
+    @property
+    def pepper_file(self) -> Path:
+        return self.keys_dir / "access-key-pepper"
+
+    def __repr__(self) -> str:
+        # A PostgreSQL DSN may carry a password: never print it.
+        return f"Settings(store={redact_dsn(self.store)!r}, keys_dir={str(self.keys_dir)!r}, …)"
+
+
+def redact_dsn(dsn: str) -> str:
+    """The DSN with any password replaced by ***."""
+    dsn = re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", dsn)
+    return re.sub(r"(password=)[^&\s]*", r"\1***", dsn, flags=re.IGNORECASE)
+
+
+def _str(value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValueError("must be a non-empty string")
+    return str(value)
+
+
+def _int_in(lo: int, hi: int) -> Callable[[Any], int]:
+    def check(value: Any) -> int:
+        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError("must be a whole number of seconds")
+        if not lo <= value <= hi:
+            raise ValueError(f"must be between {lo} and {hi}")
+        return value
+
+    return check
+
+
+def _account(value: Any) -> str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = f"{value:012d}"
+    if not isinstance(value, str) or not re.fullmatch(r"[0-9]{12}", value, re.ASCII):
+        raise ValueError("must be exactly 12 digits, e.g. 111122223333")
+    return value
+
+
+def _partition(value: Any) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"[a-z][a-z0-9-]{0,31}", value, re.ASCII):
+        raise ValueError("must be lowercase letters, digits and dashes, e.g. aws")
+    return value
+
+
+def _algorithm(value: Any) -> str:
+    if value not in ("RS256", "ES256"):
+        raise ValueError("must be RS256 or ES256")
+    return str(value)
+
+
+def _store(value: Any) -> str:
+    dsn = _str(value)
+    if not dsn.startswith(("sqlite:///", "postgresql://", "postgres://")):
+        raise ValueError("must start with sqlite:/// or postgresql://")
+    return dsn
+
+
+# field -> (config-file key, parser, default)
+_FIELDS: dict[str, tuple[str, Callable[[Any], Any], Any]] = {
+    "store": ("store", _store, DEFAULT_STORE),
+    "keys_dir": ("keysDir", _str, DEFAULT_KEYS_DIR),
+    "account_id": ("accountID", _account, None),
+    "partition": ("partition", _partition, "aws"),
+    "key_algorithm": ("keyAlgorithm", _algorithm, "RS256"),
+    "prepublication_delay": ("prepublicationDelaySeconds", _int_in(0, 7 * 86400), 600),
+    "max_token_lifetime": ("maxTokenLifetimeSeconds", _int_in(900, 43200), 43200),
+}
+_PATH_FIELDS = {"keys_dir"}
+
+
+def env_name(field: str) -> str:
+    return ENV_PREFIX + field.upper()
+
+
+def load_settings(
+    flags: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+    config_file: Path | None = None,
+    *,
+    cwd: Path | None = None,
+) -> Settings:
+    """Build settings from flags, environment and an optional YAML config file."""
+    flags = {k: v for k, v in (flags or {}).items() if v is not None}
+    env = os.environ if env is None else env
+    cwd = cwd or Path.cwd()
+    problems: list[str] = []
+    file_values: dict[str, Any] = {}
+    file_dir = cwd
+    if config_file is not None:
+        file_values, file_dir = _read_config_file(config_file, problems)
+        known = {spec[0] for spec in _FIELDS.values()}
+        for key in sorted(set(file_values) - known):
+            problems.append(
+                f"{config_file}: unknown setting {key!r} (known: {', '.join(sorted(known))})"
+            )
+
+    values: dict[str, Any] = {}
+    for name, (file_key, parse, default) in _FIELDS.items():
+        base = cwd
+        if name in flags:
+            raw, source = flags[name], f"--{name.replace('_', '-')}"
+        elif env_name(name) in env:
+            raw, source = env[env_name(name)], env_name(name)
+        elif file_key in file_values:
+            raw, source, base = file_values[file_key], f"{config_file}: {file_key}", file_dir
+        else:
+            values[name] = _resolve(name, default, cwd) if default is not None else None
+            continue
+        try:
+            values[name] = _resolve(name, parse(raw), base)
+        except ValueError as e:
+            problems.append(f"{source} {e} (got {_show(raw)})")
+    if problems:
+        raise ConfigError(problems)
+    return Settings(**{f.name: values[f.name] for f in fields(Settings)})
+
+
+def _resolve(name: str, value: Any, base: Path) -> Any:
+    if name in _PATH_FIELDS:
+        return (base / Path(value).expanduser()).resolve()
+    if name == "store" and isinstance(value, str) and value.startswith("sqlite:///"):
+        path = Path(value.removeprefix("sqlite:///")).expanduser()
+        return "sqlite:///" + str((base / path).resolve())
+    return value
+
+
+def _show(raw: Any) -> str:
+    text = redact_dsn(str(raw)) if isinstance(raw, str) else repr(raw)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _read_config_file(path: Path, problems: list[str]) -> tuple[dict[str, Any], Path]:
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise ConfigError(
+            f"cannot read config file {path}: {e.strerror}",
+            hint="pass --config with an existing file, or run `authbridge init`",
+        ) from e
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"config file {path} is larger than {MAX_CONFIG_BYTES} bytes")
+    try:
+        loaded = yaml.safe_load(data)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"config file {path} is not valid YAML: {e}") from e
+    if loaded is None:
+        loaded = {}
+    if not isinstance(loaded, dict):
+        problems.append(f"{path}: must be a mapping of settings, got {type(loaded).__name__}")
+        loaded = {}
+    return loaded, path.parent.resolve()

@@ -1,0 +1,163 @@
+"""The IAM store interface: one protocol, implemented by SQLite and PostgreSQL.
+
+Semantics follow AWS IAM where it has an opinion:
+
+* names of users, groups and roles are unique per account, case-insensitively;
+* every entity gets an immutable unique id that is never reused, so a user
+  deleted and re-created under the same ARN is a different principal;
+* a role's trust list is stored by unique id: when a trusted user or group is
+  deleted the entry stays, shown as the bare id, and trusts nobody new;
+* deleting a user with access keys or group memberships, or a group with
+  members, is a ``DeleteConflict`` unless ``force=True``;
+* a user holds at most two access keys (``LimitExceeded``).
+
+Every method is one transaction: it either happens whole or not at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Literal, Protocol
+
+from authbridge.iam.model import (
+    AccessKey,
+    AccessKeyStatus,
+    Account,
+    Group,
+    NewAccessKey,
+    Role,
+    User,
+)
+
+MAX_ACCESS_KEYS_PER_USER = 2
+
+PrincipalRefusal = Literal[
+    "principal_deleted", "user_disabled", "access_key_deleted", "access_key_inactive"
+]
+
+
+class Store(Protocol):
+    """What the rest of authbridge may ask of the IAM store."""
+
+    partition: str
+
+    # -- lifecycle ---------------------------------------------------------------
+    def migrate(self) -> int:
+        """Apply pending schema migrations; return the schema version now in force."""
+        ...
+
+    def schema_version(self) -> int: ...
+
+    def close(self) -> None: ...
+
+    # -- accounts ----------------------------------------------------------------
+    def create_account(self, account_id: str, alias: str | None = None) -> Account: ...
+
+    def get_account(self, account_id: str) -> Account: ...
+
+    def list_accounts(self) -> list[Account]: ...
+
+    # -- users ---------------------------------------------------------------------
+    def create_user(
+        self,
+        account_id: str,
+        name: str,
+        path: str = "/",
+        tags: dict[str, str] | None = None,
+    ) -> User: ...
+
+    def get_user(self, account_id: str, name: str) -> User: ...
+
+    def get_user_by_id(self, user_id: str) -> User: ...
+
+    def list_users(self, account_id: str, path_prefix: str = "/") -> list[User]: ...
+
+    def set_user_enabled(self, account_id: str, name: str, enabled: bool) -> User: ...
+
+    def delete_user(self, account_id: str, name: str, *, force: bool = False) -> None: ...
+
+    # -- groups --------------------------------------------------------------------
+    def create_group(self, account_id: str, name: str, path: str = "/") -> Group: ...
+
+    def get_group(self, account_id: str, name: str) -> Group: ...
+
+    def list_groups(self, account_id: str, path_prefix: str = "/") -> list[Group]: ...
+
+    def delete_group(self, account_id: str, name: str, *, force: bool = False) -> None: ...
+
+    def add_user_to_group(self, account_id: str, group_name: str, user_name: str) -> None: ...
+
+    def remove_user_from_group(self, account_id: str, group_name: str, user_name: str) -> None: ...
+
+    def list_group_members(self, account_id: str, group_name: str) -> list[User]: ...
+
+    def list_groups_for_user(self, account_id: str, user_name: str) -> list[Group]: ...
+
+    # -- roles ---------------------------------------------------------------------
+    def create_role(
+        self,
+        account_id: str,
+        name: str,
+        *,
+        trust: Sequence[str],
+        path: str = "/",
+        max_session_duration: int = 3600,
+        description: str = "",
+    ) -> Role:
+        """Create a role trusting the given principal ARNs (users, groups, account roots).
+
+        Each ARN must name an existing principal (``InvalidTrust`` otherwise).
+        """
+        ...
+
+    def get_role(self, account_id: str, name: str) -> Role: ...
+
+    def get_role_by_id(self, role_id: str) -> Role: ...
+
+    def list_roles(self, account_id: str, path_prefix: str = "/") -> list[Role]: ...
+
+    def update_role_trust(self, account_id: str, name: str, trust: Sequence[str]) -> Role: ...
+
+    def delete_role(self, account_id: str, name: str) -> None: ...
+
+    # -- access keys ---------------------------------------------------------------
+    def create_access_key(self, account_id: str, user_name: str) -> NewAccessKey:
+        """A new Active key; its secret exists only on the returned value."""
+        ...
+
+    def get_access_key(self, access_key_id: str) -> AccessKey: ...
+
+    def list_access_keys(self, account_id: str, user_name: str) -> list[AccessKey]: ...
+
+    def update_access_key(self, access_key_id: str, status: AccessKeyStatus) -> AccessKey: ...
+
+    def delete_access_key(self, access_key_id: str) -> None: ...
+
+    def authenticate_access_key(self, access_key_id: str, secret: str) -> tuple[AccessKey, User]:
+        """Check a key id/secret pair in constant time and record its use.
+
+        Raises ``InvalidCredentials`` for an unknown id, a wrong secret, an
+        inactive key or a disabled user, with the same message for all four.
+        """
+        ...
+
+    # -- token checks (the hook tokens.verify calls) --------------------------------
+    def check_principal(
+        self, principal_id: str, access_key_id: str | None = None
+    ) -> PrincipalRefusal | None:
+        """Why a token for this principal must be refused now, or None if it may pass.
+
+        ``principal_id`` is a user id (``AIDA…``) or a role session
+        (``AROA…:session``); a principal that no longer exists is refused.
+        """
+        ...
+
+    # -- revocation ---------------------------------------------------------------
+    def revoke_token(self, jti: str, expires_at: datetime) -> None: ...
+
+    def is_token_revoked(self, jti: str) -> bool: ...
+
+    def purge_revoked_tokens(self, now: datetime | None = None) -> int:
+        """Forget revocations of tokens that have expired anyway; return how many."""
+        ...

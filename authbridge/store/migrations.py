@@ -1,0 +1,108 @@
+"""Versioned schema migrations, one list for both backends.
+
+A migration is (version, name, statements). Statements are written in the SQL
+both SQLite and PostgreSQL accept (TEXT, BIGINT, INTEGER, CHECK, foreign keys);
+where they must differ, a statement is a mapping of dialect to SQL. Versions
+only ever grow; an applied migration is never edited, a change is a new one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+Statement = str | Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    statements: Sequence[Statement]
+
+    def sql_for(self, dialect: str) -> list[str]:
+        out: list[str] = []
+        for stmt in self.statements:
+            if isinstance(stmt, str):
+                out.append(stmt)
+            elif dialect in stmt:
+                out.append(stmt[dialect])
+        return out
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "iam entities, access keys, revoked tokens",
+        (
+            """CREATE TABLE iam_accounts (
+                account_id TEXT PRIMARY KEY,
+                alias TEXT,
+                created_at BIGINT NOT NULL
+            )""",
+            """CREATE TABLE iam_users (
+                user_id TEXT PRIMARY KEY,
+                account_id TEXT NOT NULL REFERENCES iam_accounts(account_id),
+                name TEXT NOT NULL,
+                name_key TEXT NOT NULL,
+                path TEXT NOT NULL,
+                enabled INTEGER NOT NULL DEFAULT 1 CHECK (enabled IN (0, 1)),
+                tags TEXT NOT NULL DEFAULT '{}',
+                created_at BIGINT NOT NULL,
+                UNIQUE (account_id, name_key)
+            )""",
+            """CREATE TABLE iam_groups (
+                group_id TEXT PRIMARY KEY,
+                account_id TEXT NOT NULL REFERENCES iam_accounts(account_id),
+                name TEXT NOT NULL,
+                name_key TEXT NOT NULL,
+                path TEXT NOT NULL,
+                created_at BIGINT NOT NULL,
+                UNIQUE (account_id, name_key)
+            )""",
+            """CREATE TABLE iam_group_members (
+                group_id TEXT NOT NULL REFERENCES iam_groups(group_id) ON DELETE CASCADE,
+                user_id TEXT NOT NULL REFERENCES iam_users(user_id) ON DELETE CASCADE,
+                PRIMARY KEY (group_id, user_id)
+            )""",
+            "CREATE INDEX iam_group_members_user ON iam_group_members(user_id)",
+            """CREATE TABLE iam_roles (
+                role_id TEXT PRIMARY KEY,
+                account_id TEXT NOT NULL REFERENCES iam_accounts(account_id),
+                name TEXT NOT NULL,
+                name_key TEXT NOT NULL,
+                path TEXT NOT NULL,
+                max_session_duration INTEGER NOT NULL
+                    CHECK (max_session_duration BETWEEN 900 AND 43200),
+                description TEXT NOT NULL DEFAULT '',
+                created_at BIGINT NOT NULL,
+                UNIQUE (account_id, name_key)
+            )""",
+            """CREATE TABLE iam_role_trust (
+                role_id TEXT NOT NULL REFERENCES iam_roles(role_id) ON DELETE CASCADE,
+                kind TEXT NOT NULL CHECK (kind IN ('user', 'group', 'root')),
+                principal_id TEXT NOT NULL,
+                position INTEGER NOT NULL,
+                PRIMARY KEY (role_id, kind, principal_id)
+            )""",
+            """CREATE TABLE iam_access_keys (
+                access_key_id TEXT PRIMARY KEY,
+                user_id TEXT NOT NULL REFERENCES iam_users(user_id),
+                secret_hash TEXT NOT NULL,
+                pepper_id TEXT NOT NULL,
+                status TEXT NOT NULL CHECK (status IN ('Active', 'Inactive')),
+                created_at BIGINT NOT NULL,
+                last_used_at BIGINT
+            )""",
+            "CREATE INDEX iam_access_keys_user ON iam_access_keys(user_id)",
+            """CREATE TABLE revoked_tokens (
+                jti TEXT PRIMARY KEY,
+                expires_at BIGINT NOT NULL,
+                revoked_at BIGINT NOT NULL
+            )""",
+            "CREATE INDEX revoked_tokens_expires ON revoked_tokens(expires_at)",
+        ),
+    ),
+)
+
+LATEST_VERSION = MIGRATIONS[-1].version

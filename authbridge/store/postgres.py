@@ -1,0 +1,103 @@
+"""PostgreSQL driver: for several authbridge replicas sharing one store.
+
+One connection per thread, READ COMMITTED transactions, row locks
+(``SELECT … FOR UPDATE``) where a check-then-write must not race (the access
+key limit, deletes with dependants), and an advisory lock around migrations so
+replicas starting together migrate once.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from psycopg import errors as pg_errors
+
+from authbridge.errors import StoreUnavailable
+
+CONNECT_TIMEOUT_SECONDS = 10
+MIGRATION_LOCK_ID = 0x61757468627264  # "authbrd"
+
+
+def _to_pg(sql: str) -> str:
+    # Our SQL never contains a literal '?' or '%', so this rewrite is exact.
+    return sql.replace("?", "%s")
+
+
+class _Cursor:
+    def __init__(self, cur: psycopg.Cursor[Any]) -> None:
+        self._cur = cur
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        self._cur.execute(_to_pg(sql), tuple(params))
+        if self._cur.description is None:
+            return []
+        return list(self._cur.fetchall())
+
+    @property
+    def rowcount(self) -> int:
+        return self._cur.rowcount
+
+
+class PostgresDriver:
+    dialect = "postgresql"
+    lock_suffix = " FOR UPDATE"
+
+    def __init__(self, dsn: str) -> None:
+        self._dsn = dsn
+        self._local = threading.local()
+        self._conns: list[psycopg.Connection[Any]] = []
+        self._lock = threading.Lock()
+
+    def _conn(self) -> psycopg.Connection[Any]:
+        conn: psycopg.Connection[Any] | None = getattr(self._local, "conn", None)
+        if conn is None or conn.closed:
+            try:
+                conn = psycopg.connect(
+                    self._dsn, connect_timeout=CONNECT_TIMEOUT_SECONDS, autocommit=True
+                )
+            except psycopg.Error as e:
+                # psycopg's message can quote the DSN; keep only its first line, which
+                # names the host and the failure, never the password.
+                first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                raise StoreUnavailable(
+                    f"cannot connect to PostgreSQL: {first}",
+                    hint="check the DSN in --store / AUTHBRIDGE_STORE and that the server is up",
+                ) from None
+            self._local.conn = conn
+            with self._lock:
+                self._conns.append(conn)
+        return conn
+
+    @contextmanager
+    def transaction(self, *, write: bool) -> Iterator[_Cursor]:
+        conn = self._conn()
+        try:
+            with conn.transaction(), conn.cursor() as cur:
+                yield _Cursor(cur)
+        except psycopg.OperationalError as e:
+            self._local.conn = None
+            raise StoreUnavailable(
+                f"PostgreSQL connection failed: {type(e).__name__}",
+                hint="check that the server is up; the operation was not applied",
+            ) from e
+
+    def lock_for_migration(self, cur: Any) -> None:
+        cur.execute("SELECT pg_advisory_xact_lock(?)", (MIGRATION_LOCK_ID,))
+
+    def has_table(self, cur: Any, name: str) -> bool:
+        rows = cur.execute("SELECT to_regclass(?) IS NOT NULL", (name,))
+        return bool(rows[0][0])
+
+    def is_unique_violation(self, exc: BaseException) -> bool:
+        return isinstance(exc, pg_errors.UniqueViolation)
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._conns:
+                conn.close()
+            self._conns.clear()
+        self._local = threading.local()

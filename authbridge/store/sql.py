@@ -1,0 +1,845 @@
+"""The IAM store over SQL: all the IAM rules, written once for both backends.
+
+A backend (SQLite, PostgreSQL) supplies a :class:`Driver`: transactions, its
+placeholder style and row locking. Everything that decides anything lives
+here, so the conformance suite exercises the same logic on both.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from authbridge import arn as arns
+from authbridge.errors import (
+    DeleteConflict,
+    EntityAlreadyExists,
+    InputError,
+    InvalidCredentials,
+    InvalidTrust,
+    KeyStoreError,
+    LimitExceeded,
+    MalformedArn,
+    NoSuchEntity,
+    SchemaTooNew,
+)
+from authbridge.iam import credentials, names
+from authbridge.iam.model import (
+    AccessKey,
+    AccessKeyStatus,
+    Account,
+    Group,
+    NewAccessKey,
+    Role,
+    TrustEntry,
+    TrustKind,
+    User,
+)
+from authbridge.store.base import MAX_ACCESS_KEYS_PER_USER, PrincipalRefusal
+from authbridge.store.migrations import LATEST_VERSION, MIGRATIONS
+
+Row = tuple[Any, ...]
+
+# A used key's LastUsedDate is refreshed at most this often, so the token
+# endpoint does not turn every request into a database write.
+LAST_USED_GRANULARITY = 60
+
+# Checking a secret for an unknown key id hashes this, so both paths cost the same.
+_DUMMY_HASH = "0" * 44
+
+
+class Cursor(Protocol):
+    """One transaction's view of the database (``?`` placeholders)."""
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[Row]: ...
+
+    @property
+    def rowcount(self) -> int: ...
+
+
+class Driver(Protocol):
+    dialect: str
+    lock_suffix: str  # appended to a SELECT to lock its rows for the transaction
+
+    def transaction(self, *, write: bool) -> AbstractContextManager[Cursor]: ...
+
+    def lock_for_migration(self, cur: Cursor) -> None: ...
+
+    def has_table(self, cur: Cursor, name: str) -> bool: ...
+
+    def is_unique_violation(self, exc: BaseException) -> bool: ...
+
+    def close(self) -> None: ...
+
+
+def _now() -> int:
+    return int(time.time())
+
+
+def _dt(ts: int | None) -> datetime | None:
+    return None if ts is None else datetime.fromtimestamp(ts, UTC)
+
+
+def _dt_req(ts: int) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
+
+
+_USER_COLS = "user_id, account_id, name, path, enabled, tags, created_at"
+_GROUP_COLS = "group_id, account_id, name, path, created_at"
+_ROLE_COLS = "role_id, account_id, name, path, max_session_duration, description, created_at"
+_KEY_COLS = (
+    "k.access_key_id, k.user_id, u.name, u.account_id, k.status, k.created_at, k.last_used_at"
+)
+
+
+class SqlStore:
+    """The :class:`~authbridge.store.base.Store` protocol over a SQL driver."""
+
+    def __init__(
+        self, driver: Driver, *, pepper: credentials.Pepper, partition: str = "aws"
+    ) -> None:
+        self._db = driver
+        self._pepper = pepper
+        self.partition = partition
+        self._partitions = arns.KNOWN_PARTITIONS | {partition}
+
+    def __repr__(self) -> str:
+        return f"SqlStore(dialect={self._db.dialect!r}, partition={self.partition!r})"
+
+    # -- lifecycle -------------------------------------------------------------------
+    def migrate(self) -> int:
+        with self._db.transaction(write=True) as cur:
+            self._db.lock_for_migration(cur)
+            cur.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)"
+            )
+            current = self._version(cur)
+            if current > LATEST_VERSION:
+                raise SchemaTooNew(
+                    f"the database schema is version {current}, newer than this authbridge"
+                    f" understands ({LATEST_VERSION})",
+                    hint="upgrade authbridge before using this database",
+                )
+            for migration in MIGRATIONS:
+                if migration.version <= current:
+                    continue
+                for stmt in migration.sql_for(self._db.dialect):
+                    cur.execute(stmt)
+                cur.execute(
+                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                    (migration.version, migration.name, _now()),
+                )
+            return max(current, LATEST_VERSION)
+
+    def schema_version(self) -> int:
+        with self._db.transaction(write=False) as cur:
+            return self._version(cur)
+
+    def _version(self, cur: Cursor) -> int:
+        if not self._db.has_table(cur, "schema_migrations"):
+            return 0
+        rows = cur.execute("SELECT MAX(version) FROM schema_migrations")
+        return int(rows[0][0] or 0)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def _tx(self, write: bool = False) -> AbstractContextManager[Cursor]:
+        return self._db.transaction(write=write)
+
+    # -- accounts ------------------------------------------------------------------
+    def create_account(self, account_id: str, alias: str | None = None) -> Account:
+        names.account_id(account_id)
+        if alias is not None:
+            _check_alias(alias)
+        now = _now()
+        with self._tx(write=True) as cur:
+            if cur.execute("SELECT 1 FROM iam_accounts WHERE account_id = ?", (account_id,)):
+                raise EntityAlreadyExists(f"account {account_id} already exists")
+            self._insert(
+                cur,
+                "INSERT INTO iam_accounts (account_id, alias, created_at) VALUES (?, ?, ?)",
+                (account_id, alias, now),
+                f"account {account_id} already exists",
+            )
+        return Account(account_id, alias, _dt_req(now))
+
+    def get_account(self, account_id: str) -> Account:
+        with self._tx() as cur:
+            return self._account(cur, account_id)
+
+    def list_accounts(self) -> list[Account]:
+        with self._tx() as cur:
+            rows = cur.execute(
+                "SELECT account_id, alias, created_at FROM iam_accounts ORDER BY account_id"
+            )
+        return [Account(r[0], r[1], _dt_req(r[2])) for r in rows]
+
+    def _account(self, cur: Cursor, account_id: str) -> Account:
+        names.account_id(account_id)
+        rows = cur.execute(
+            "SELECT account_id, alias, created_at FROM iam_accounts WHERE account_id = ?",
+            (account_id,),
+        )
+        if not rows:
+            raise NoSuchEntity(
+                f"account {account_id} does not exist",
+                hint=f"create it with `authbridge iam create-account --account-id {account_id}`",
+            )
+        r = rows[0]
+        return Account(r[0], r[1], _dt_req(r[2]))
+
+    # -- users -----------------------------------------------------------------------
+    def create_user(
+        self,
+        account_id: str,
+        name: str,
+        path: str = "/",
+        tags: dict[str, str] | None = None,
+    ) -> User:
+        names.user_name(name)
+        names.path(path)
+        tag_map = names.tags(tags or {})
+        now = _now()
+        user_id = credentials.new_user_id()
+        with self._tx(write=True) as cur:
+            self._account(cur, account_id)
+            taken = cur.execute(
+                "SELECT name FROM iam_users WHERE account_id = ? AND name_key = ?",
+                (account_id, name.lower()),
+            )
+            if taken:
+                raise EntityAlreadyExists(_taken("user", name, taken[0][0], account_id))
+            self._insert(
+                cur,
+                f"INSERT INTO iam_users ({_USER_COLS}, name_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (user_id, account_id, name, path, 1, _tags_json(tag_map), now, name.lower()),
+                _taken("user", name, name, account_id),
+            )
+        return self._user((user_id, account_id, name, path, 1, _tags_json(tag_map), now))
+
+    def get_user(self, account_id: str, name: str) -> User:
+        with self._tx() as cur:
+            return self._user(self._user_row(cur, account_id, name))
+
+    def get_user_by_id(self, user_id: str) -> User:
+        with self._tx() as cur:
+            rows = cur.execute(f"SELECT {_USER_COLS} FROM iam_users WHERE user_id = ?", (user_id,))
+        if not rows:
+            raise NoSuchEntity(f"no user has the unique id {user_id}")
+        return self._user(rows[0])
+
+    def list_users(self, account_id: str, path_prefix: str = "/") -> list[User]:
+        names.path(path_prefix)
+        with self._tx() as cur:
+            self._account(cur, account_id)
+            rows = cur.execute(
+                f"SELECT {_USER_COLS} FROM iam_users WHERE account_id = ?"
+                " AND substr(path, 1, ?) = ? ORDER BY name_key",
+                (account_id, len(path_prefix), path_prefix),
+            )
+        return [self._user(r) for r in rows]
+
+    def set_user_enabled(self, account_id: str, name: str, enabled: bool) -> User:
+        with self._tx(write=True) as cur:
+            row = self._user_row(cur, account_id, name, lock=True)
+            cur.execute(
+                "UPDATE iam_users SET enabled = ? WHERE user_id = ?", (int(enabled), row[0])
+            )
+            row = (*row[:4], int(enabled), *row[5:])
+        return self._user(row)
+
+    def delete_user(self, account_id: str, name: str, *, force: bool = False) -> None:
+        with self._tx(write=True) as cur:
+            row = self._user_row(cur, account_id, name, lock=True)
+            user_id = row[0]
+            keys = cur.execute(
+                "SELECT access_key_id FROM iam_access_keys WHERE user_id = ? ORDER BY 1",
+                (user_id,),
+            )
+            groups = cur.execute(
+                "SELECT g.name FROM iam_group_members m JOIN iam_groups g"
+                " ON g.group_id = m.group_id WHERE m.user_id = ? ORDER BY g.name_key",
+                (user_id,),
+            )
+            if (keys or groups) and not force:
+                attached = []
+                if keys:
+                    attached.append("access keys " + ", ".join(r[0] for r in keys))
+                if groups:
+                    attached.append("membership of groups " + ", ".join(r[0] for r in groups))
+                raise DeleteConflict(
+                    f"user {row[2]} still has {' and '.join(attached)}",
+                    hint="delete those first, or pass --force to delete them with the user",
+                )
+            cur.execute("DELETE FROM iam_access_keys WHERE user_id = ?", (user_id,))
+            cur.execute("DELETE FROM iam_group_members WHERE user_id = ?", (user_id,))
+            cur.execute("DELETE FROM iam_users WHERE user_id = ?", (user_id,))
+
+    def _user_row(self, cur: Cursor, account_id: str, name: str, *, lock: bool = False) -> Row:
+        names.user_name(name)
+        self._account(cur, account_id)
+        rows = cur.execute(
+            f"SELECT {_USER_COLS} FROM iam_users WHERE account_id = ? AND name_key = ?"
+            + (self._db.lock_suffix if lock else ""),
+            (account_id, name.lower()),
+        )
+        if not rows:
+            raise NoSuchEntity(
+                f"user {name} does not exist in account {account_id}",
+                hint="list users with `authbridge iam list-users`",
+            )
+        return rows[0]
+
+    def _user(self, r: Row) -> User:
+        user_id, account_id, name, path, enabled, tags, created = r
+        return User(
+            user_id=user_id,
+            account_id=account_id,
+            name=name,
+            path=path,
+            arn=arns.user_arn(self.partition, account_id, name, path),
+            enabled=bool(enabled),
+            created_at=_dt_req(created),
+            tags=json.loads(tags),
+        )
+
+    # -- groups ----------------------------------------------------------------------
+    def create_group(self, account_id: str, name: str, path: str = "/") -> Group:
+        names.group_name(name)
+        names.path(path)
+        now = _now()
+        group_id = credentials.new_group_id()
+        with self._tx(write=True) as cur:
+            self._account(cur, account_id)
+            taken = cur.execute(
+                "SELECT name FROM iam_groups WHERE account_id = ? AND name_key = ?",
+                (account_id, name.lower()),
+            )
+            if taken:
+                raise EntityAlreadyExists(_taken("group", name, taken[0][0], account_id))
+            self._insert(
+                cur,
+                f"INSERT INTO iam_groups ({_GROUP_COLS}, name_key) VALUES (?, ?, ?, ?, ?, ?)",
+                (group_id, account_id, name, path, now, name.lower()),
+                _taken("group", name, name, account_id),
+            )
+        return self._group((group_id, account_id, name, path, now))
+
+    def get_group(self, account_id: str, name: str) -> Group:
+        with self._tx() as cur:
+            return self._group(self._group_row(cur, account_id, name))
+
+    def list_groups(self, account_id: str, path_prefix: str = "/") -> list[Group]:
+        names.path(path_prefix)
+        with self._tx() as cur:
+            self._account(cur, account_id)
+            rows = cur.execute(
+                f"SELECT {_GROUP_COLS} FROM iam_groups WHERE account_id = ?"
+                " AND substr(path, 1, ?) = ? ORDER BY name_key",
+                (account_id, len(path_prefix), path_prefix),
+            )
+        return [self._group(r) for r in rows]
+
+    def delete_group(self, account_id: str, name: str, *, force: bool = False) -> None:
+        with self._tx(write=True) as cur:
+            row = self._group_row(cur, account_id, name, lock=True)
+            members = cur.execute(
+                "SELECT u.name FROM iam_group_members m JOIN iam_users u"
+                " ON u.user_id = m.user_id WHERE m.group_id = ? ORDER BY u.name_key",
+                (row[0],),
+            )
+            if members and not force:
+                raise DeleteConflict(
+                    f"group {row[2]} still has members: " + ", ".join(r[0] for r in members),
+                    hint="remove them with `authbridge iam remove-user-from-group`,"
+                    " or pass --force",
+                )
+            cur.execute("DELETE FROM iam_group_members WHERE group_id = ?", (row[0],))
+            cur.execute("DELETE FROM iam_groups WHERE group_id = ?", (row[0],))
+
+    def add_user_to_group(self, account_id: str, group_name: str, user_name: str) -> None:
+        with self._tx(write=True) as cur:
+            group = self._group_row(cur, account_id, group_name, lock=True)
+            user = self._user_row(cur, account_id, user_name, lock=True)
+            # IAM's AddUserToGroup is idempotent.
+            cur.execute(
+                "INSERT INTO iam_group_members (group_id, user_id) VALUES (?, ?)"
+                " ON CONFLICT DO NOTHING",
+                (group[0], user[0]),
+            )
+
+    def remove_user_from_group(self, account_id: str, group_name: str, user_name: str) -> None:
+        with self._tx(write=True) as cur:
+            group = self._group_row(cur, account_id, group_name)
+            user = self._user_row(cur, account_id, user_name)
+            cur.execute(
+                "DELETE FROM iam_group_members WHERE group_id = ? AND user_id = ?",
+                (group[0], user[0]),
+            )
+            if cur.rowcount == 0:
+                raise NoSuchEntity(f"user {user[2]} is not a member of group {group[2]}")
+
+    def list_group_members(self, account_id: str, group_name: str) -> list[User]:
+        with self._tx() as cur:
+            group = self._group_row(cur, account_id, group_name)
+            rows = cur.execute(
+                f"SELECT {', '.join('u.' + c for c in _USER_COLS.split(', '))}"
+                " FROM iam_group_members m JOIN iam_users u ON u.user_id = m.user_id"
+                " WHERE m.group_id = ? ORDER BY u.name_key",
+                (group[0],),
+            )
+        return [self._user(r) for r in rows]
+
+    def list_groups_for_user(self, account_id: str, user_name: str) -> list[Group]:
+        with self._tx() as cur:
+            user = self._user_row(cur, account_id, user_name)
+            rows = cur.execute(
+                f"SELECT {', '.join('g.' + c for c in _GROUP_COLS.split(', '))}"
+                " FROM iam_group_members m JOIN iam_groups g ON g.group_id = m.group_id"
+                " WHERE m.user_id = ? ORDER BY g.name_key",
+                (user[0],),
+            )
+        return [self._group(r) for r in rows]
+
+    def _group_row(self, cur: Cursor, account_id: str, name: str, *, lock: bool = False) -> Row:
+        names.group_name(name)
+        self._account(cur, account_id)
+        rows = cur.execute(
+            f"SELECT {_GROUP_COLS} FROM iam_groups WHERE account_id = ? AND name_key = ?"
+            + (self._db.lock_suffix if lock else ""),
+            (account_id, name.lower()),
+        )
+        if not rows:
+            raise NoSuchEntity(
+                f"group {name} does not exist in account {account_id}",
+                hint="list groups with `authbridge iam list-groups`",
+            )
+        return rows[0]
+
+    def _group(self, r: Row) -> Group:
+        group_id, account_id, name, path, created = r
+        return Group(
+            group_id=group_id,
+            account_id=account_id,
+            name=name,
+            path=path,
+            arn=arns.group_arn(self.partition, account_id, name, path),
+            created_at=_dt_req(created),
+        )
+
+    # -- roles -----------------------------------------------------------------------
+    def create_role(
+        self,
+        account_id: str,
+        name: str,
+        *,
+        trust: Sequence[str],
+        path: str = "/",
+        max_session_duration: int = names.DEFAULT_MAX_SESSION_DURATION,
+        description: str = "",
+    ) -> Role:
+        names.role_name(name)
+        names.path(path)
+        names.max_session_duration(max_session_duration)
+        names.description(description)
+        now = _now()
+        role_id = credentials.new_role_id()
+        with self._tx(write=True) as cur:
+            self._account(cur, account_id)
+            taken = cur.execute(
+                "SELECT name FROM iam_roles WHERE account_id = ? AND name_key = ?",
+                (account_id, name.lower()),
+            )
+            if taken:
+                raise EntityAlreadyExists(_taken("role", name, taken[0][0], account_id))
+            entries = self._resolve_trust(cur, trust)
+            self._insert(
+                cur,
+                f"INSERT INTO iam_roles ({_ROLE_COLS}, name_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    role_id,
+                    account_id,
+                    name,
+                    path,
+                    max_session_duration,
+                    description,
+                    now,
+                    name.lower(),
+                ),
+                _taken("role", name, name, account_id),
+            )
+            self._write_trust(cur, role_id, entries)
+            return self._role(
+                cur, (role_id, account_id, name, path, max_session_duration, description, now)
+            )
+
+    def get_role(self, account_id: str, name: str) -> Role:
+        with self._tx() as cur:
+            return self._role(cur, self._role_row(cur, account_id, name))
+
+    def get_role_by_id(self, role_id: str) -> Role:
+        with self._tx() as cur:
+            rows = cur.execute(f"SELECT {_ROLE_COLS} FROM iam_roles WHERE role_id = ?", (role_id,))
+            if not rows:
+                raise NoSuchEntity(f"no role has the unique id {role_id}")
+            return self._role(cur, rows[0])
+
+    def list_roles(self, account_id: str, path_prefix: str = "/") -> list[Role]:
+        names.path(path_prefix)
+        with self._tx() as cur:
+            self._account(cur, account_id)
+            rows = cur.execute(
+                f"SELECT {_ROLE_COLS} FROM iam_roles WHERE account_id = ?"
+                " AND substr(path, 1, ?) = ? ORDER BY name_key",
+                (account_id, len(path_prefix), path_prefix),
+            )
+            return [self._role(cur, r) for r in rows]
+
+    def update_role_trust(self, account_id: str, name: str, trust: Sequence[str]) -> Role:
+        with self._tx(write=True) as cur:
+            row = self._role_row(cur, account_id, name, lock=True)
+            entries = self._resolve_trust(cur, trust)
+            cur.execute("DELETE FROM iam_role_trust WHERE role_id = ?", (row[0],))
+            self._write_trust(cur, row[0], entries)
+            return self._role(cur, row)
+
+    def delete_role(self, account_id: str, name: str) -> None:
+        with self._tx(write=True) as cur:
+            row = self._role_row(cur, account_id, name, lock=True)
+            cur.execute("DELETE FROM iam_role_trust WHERE role_id = ?", (row[0],))
+            cur.execute("DELETE FROM iam_roles WHERE role_id = ?", (row[0],))
+
+    def _role_row(self, cur: Cursor, account_id: str, name: str, *, lock: bool = False) -> Row:
+        names.role_name(name)
+        self._account(cur, account_id)
+        rows = cur.execute(
+            f"SELECT {_ROLE_COLS} FROM iam_roles WHERE account_id = ? AND name_key = ?"
+            + (self._db.lock_suffix if lock else ""),
+            (account_id, name.lower()),
+        )
+        if not rows:
+            raise NoSuchEntity(
+                f"role {name} does not exist in account {account_id}",
+                hint="list roles with `authbridge iam list-roles`",
+            )
+        return rows[0]
+
+    def _role(self, cur: Cursor, r: Row) -> Role:
+        role_id, account_id, name, path, max_dur, desc, created = r
+        trust_rows = cur.execute(
+            "SELECT t.kind, t.principal_id, u.account_id, u.name, u.path,"
+            " g.account_id, g.name, g.path, a.account_id"
+            " FROM iam_role_trust t"
+            " LEFT JOIN iam_users u ON t.kind = 'user' AND u.user_id = t.principal_id"
+            " LEFT JOIN iam_groups g ON t.kind = 'group' AND g.group_id = t.principal_id"
+            " LEFT JOIN iam_accounts a ON t.kind = 'root' AND a.account_id = t.principal_id"
+            " WHERE t.role_id = ? ORDER BY t.position",
+            (role_id,),
+        )
+        trust = []
+        for kind, pid, u_acct, u_name, u_path, g_acct, g_name, g_path, a_acct in trust_rows:
+            if kind == "user" and u_name is not None:
+                shown = arns.user_arn(self.partition, u_acct, u_name, u_path)
+            elif kind == "group" and g_name is not None:
+                shown = arns.group_arn(self.partition, g_acct, g_name, g_path)
+            elif kind == "root" and a_acct is not None:
+                shown = arns.root_arn(self.partition, a_acct)
+            else:
+                shown = pid  # deleted principal: IAM shows the bare unique id
+            trust.append(TrustEntry(kind=kind, principal_id=pid, arn=shown))
+        return Role(
+            role_id=role_id,
+            account_id=account_id,
+            name=name,
+            path=path,
+            arn=arns.role_arn(self.partition, account_id, name, path),
+            max_session_duration=int(max_dur),
+            description=desc,
+            created_at=_dt_req(created),
+            trust=tuple(trust),
+        )
+
+    def _resolve_trust(self, cur: Cursor, trust: Sequence[str]) -> list[tuple[TrustKind, str]]:
+        if not trust:
+            raise InputError(
+                "Trust", "a role must trust at least one principal", hint="pass --trust ARN"
+            )
+        entries: list[tuple[TrustKind, str]] = []
+        for text in trust:
+            entry = self._resolve_trust_entry(cur, text)
+            if entry not in entries:
+                entries.append(entry)
+        return entries
+
+    def _resolve_trust_entry(self, cur: Cursor, text: str) -> tuple[TrustKind, str]:
+        try:
+            p = arns.parse_principal(text, partitions=self._partitions)
+        except MalformedArn as e:
+            raise InvalidTrust(f"trust entry is not a principal ARN: {e.message}") from e
+        if p.partition != self.partition:
+            raise InvalidTrust(
+                f"trust entry {text} is in partition {p.partition}, this store uses"
+                f" {self.partition}"
+            )
+        if p.kind == "root":
+            if not cur.execute("SELECT 1 FROM iam_accounts WHERE account_id = ?", (p.account_id,)):
+                raise InvalidTrust(f"trust entry {text}: account {p.account_id} does not exist")
+            return ("root", p.account_id)
+        if p.kind not in ("user", "group"):
+            raise InvalidTrust(
+                f"trust entry {text} is a {p.kind}; a role may trust users, groups"
+                " or an account root (arn:…:iam::<account>:root)"
+            )
+        table, id_col = ("iam_users", "user_id") if p.kind == "user" else ("iam_groups", "group_id")
+        rows = cur.execute(
+            f"SELECT {id_col}, path FROM {table} WHERE account_id = ? AND name_key = ?",
+            (p.account_id, p.name.lower()),
+        )
+        if not rows:
+            raise InvalidTrust(
+                f"trust entry {text}: no {p.kind} {p.name} in account {p.account_id}",
+                hint=f"create the {p.kind} first",
+            )
+        if rows[0][1] != p.path:
+            raise InvalidTrust(
+                f"trust entry {text}: {p.kind} {p.name} has path {rows[0][1]}, not {p.path}"
+            )
+        return (p.kind, rows[0][0])
+
+    @staticmethod
+    def _write_trust(cur: Cursor, role_id: str, entries: list[tuple[TrustKind, str]]) -> None:
+        for position, (kind, pid) in enumerate(entries):
+            cur.execute(
+                "INSERT INTO iam_role_trust (role_id, kind, principal_id, position)"
+                " VALUES (?, ?, ?, ?)",
+                (role_id, kind, pid, position),
+            )
+
+    # -- access keys ---------------------------------------------------------------
+    def create_access_key(self, account_id: str, user_name: str) -> NewAccessKey:
+        now = _now()
+        key_id = credentials.new_access_key_id()
+        secret = credentials.new_secret()
+        with self._tx(write=True) as cur:
+            # The row lock serializes concurrent creations for one user (PostgreSQL);
+            # SQLite's write transaction is already exclusive.
+            user = self._user_row(cur, account_id, user_name, lock=True)
+            count = cur.execute(
+                "SELECT COUNT(*) FROM iam_access_keys WHERE user_id = ?", (user[0],)
+            )[0][0]
+            if count >= MAX_ACCESS_KEYS_PER_USER:
+                raise LimitExceeded(
+                    f"user {user[2]} already has {MAX_ACCESS_KEYS_PER_USER} access keys,"
+                    " the most IAM allows",
+                    hint="delete one with `authbridge iam delete-access-key` first",
+                )
+            self._insert(
+                cur,
+                "INSERT INTO iam_access_keys (access_key_id, user_id, secret_hash, pepper_id,"
+                " status, created_at, last_used_at) VALUES (?, ?, ?, ?, ?, ?, NULL)",
+                (
+                    key_id,
+                    user[0],
+                    self._pepper.hash_secret(secret),
+                    self._pepper.pepper_id,
+                    "Active",
+                    now,
+                ),
+                f"access key id {key_id} collided; try again",
+            )
+        key = AccessKey(key_id, user[0], user[2], account_id, "Active", _dt_req(now), None)
+        return NewAccessKey(key=key, secret_access_key=secret)
+
+    def get_access_key(self, access_key_id: str) -> AccessKey:
+        with self._tx() as cur:
+            return self._key(self._key_row(cur, access_key_id))
+
+    def list_access_keys(self, account_id: str, user_name: str) -> list[AccessKey]:
+        with self._tx() as cur:
+            user = self._user_row(cur, account_id, user_name)
+            rows = cur.execute(
+                f"SELECT {_KEY_COLS} FROM iam_access_keys k JOIN iam_users u"
+                " ON u.user_id = k.user_id WHERE k.user_id = ? ORDER BY k.created_at,"
+                " k.access_key_id",
+                (user[0],),
+            )
+        return [self._key(r) for r in rows]
+
+    def update_access_key(self, access_key_id: str, status: AccessKeyStatus) -> AccessKey:
+        if status not in ("Active", "Inactive"):
+            raise InputError("Status", f"must be Active or Inactive, got {status!r}")
+        with self._tx(write=True) as cur:
+            row = self._key_row(cur, access_key_id)
+            cur.execute(
+                "UPDATE iam_access_keys SET status = ? WHERE access_key_id = ?",
+                (status, access_key_id),
+            )
+        return self._key((*row[:4], status, *row[5:]))
+
+    def delete_access_key(self, access_key_id: str) -> None:
+        with self._tx(write=True) as cur:
+            self._key_row(cur, access_key_id)
+            cur.execute("DELETE FROM iam_access_keys WHERE access_key_id = ?", (access_key_id,))
+
+    def authenticate_access_key(self, access_key_id: str, secret: str) -> tuple[AccessKey, User]:
+        refused = InvalidCredentials(
+            "the access key id or secret is not valid, or the key is inactive",
+            hint="check the credentials, or create a new key with"
+            " `authbridge iam create-access-key`",
+        )
+        rows: list[Row] = []
+        if credentials.looks_like_access_key_id(access_key_id):
+            with self._tx() as cur:
+                rows = cur.execute(
+                    "SELECT k.secret_hash, k.pepper_id, k.status, k.last_used_at, k.created_at,"
+                    f" {', '.join('u.' + c for c in _USER_COLS.split(', '))}"
+                    " FROM iam_access_keys k JOIN iam_users u ON u.user_id = k.user_id"
+                    " WHERE k.access_key_id = ?",
+                    (access_key_id,),
+                )
+        if not rows:
+            self._pepper.matches(secret, _DUMMY_HASH)  # same work as a real check
+            raise refused
+        secret_hash, pepper_id, status, last_used, created, *user_cols = rows[0]
+        if pepper_id != self._pepper.pepper_id:
+            raise KeyStoreError(
+                f"access key {access_key_id} was issued under pepper {pepper_id}, but the"
+                f" loaded pepper is {self._pepper.pepper_id}",
+                hint="restore the access-key-pepper file that issued it",
+            )
+        ok = self._pepper.matches(secret, secret_hash)
+        user = self._user(tuple(user_cols))
+        if not ok or status != "Active" or not user.enabled:
+            raise refused
+        now = _now()
+        if last_used is None or now - last_used >= LAST_USED_GRANULARITY:
+            with self._tx(write=True) as cur:
+                cur.execute(
+                    "UPDATE iam_access_keys SET last_used_at = ? WHERE access_key_id = ?",
+                    (now, access_key_id),
+                )
+            last_used = now
+        key = AccessKey(
+            access_key_id,
+            user.user_id,
+            user.name,
+            user.account_id,
+            "Active",
+            _dt_req(created),
+            _dt(last_used),
+        )
+        return key, user
+
+    def _key_row(self, cur: Cursor, access_key_id: str) -> Row:
+        rows = []
+        if credentials.looks_like_access_key_id(access_key_id):
+            rows = cur.execute(
+                f"SELECT {_KEY_COLS} FROM iam_access_keys k JOIN iam_users u"
+                " ON u.user_id = k.user_id WHERE k.access_key_id = ?",
+                (access_key_id,),
+            )
+        if not rows:
+            raise NoSuchEntity(
+                f"access key {_short(access_key_id)} does not exist",
+                hint="list keys with `authbridge iam list-access-keys --user-name NAME`",
+            )
+        return rows[0]
+
+    @staticmethod
+    def _key(r: Row) -> AccessKey:
+        key_id, user_id, user_name, account_id, status, created, last_used = r
+        return AccessKey(
+            key_id, user_id, user_name, account_id, status, _dt_req(created), _dt(last_used)
+        )
+
+    # -- token checks ----------------------------------------------------------------
+    def check_principal(
+        self, principal_id: str, access_key_id: str | None = None
+    ) -> PrincipalRefusal | None:
+        with self._tx() as cur:
+            if principal_id.startswith(credentials.ROLE_ID_PREFIX):
+                role_id = principal_id.split(":", 1)[0]
+                if not cur.execute("SELECT 1 FROM iam_roles WHERE role_id = ?", (role_id,)):
+                    return "principal_deleted"
+                return None
+            if not principal_id.startswith(credentials.USER_ID_PREFIX):
+                return "principal_deleted"
+            rows = cur.execute("SELECT enabled FROM iam_users WHERE user_id = ?", (principal_id,))
+            if not rows:
+                return "principal_deleted"
+            if not rows[0][0]:
+                return "user_disabled"
+            if access_key_id is None:
+                return None
+            keys = cur.execute(
+                "SELECT status FROM iam_access_keys WHERE access_key_id = ? AND user_id = ?",
+                (access_key_id, principal_id),
+            )
+            if not keys:
+                return "access_key_deleted"
+            if keys[0][0] != "Active":
+                return "access_key_inactive"
+            return None
+
+    # -- revocation ----------------------------------------------------------------
+    def revoke_token(self, jti: str, expires_at: datetime) -> None:
+        if not jti or len(jti) > 256:
+            raise InputError("jti", "must be 1 to 256 characters")
+        exp = int(expires_at.timestamp())
+        with self._tx(write=True) as cur:
+            cur.execute(
+                "INSERT INTO revoked_tokens (jti, expires_at, revoked_at) VALUES (?, ?, ?)"
+                " ON CONFLICT DO NOTHING",
+                (jti, exp, _now()),
+            )
+
+    def is_token_revoked(self, jti: str) -> bool:
+        with self._tx() as cur:
+            return bool(cur.execute("SELECT 1 FROM revoked_tokens WHERE jti = ?", (jti,)))
+
+    def purge_revoked_tokens(self, now: datetime | None = None) -> int:
+        cutoff = int((now or datetime.now(UTC)).timestamp())
+        with self._tx(write=True) as cur:
+            cur.execute("DELETE FROM revoked_tokens WHERE expires_at < ?", (cutoff,))
+            return cur.rowcount
+
+    # -- helpers -------------------------------------------------------------------
+    def _insert(self, cur: Cursor, sql: str, params: Sequence[Any], conflict: str) -> None:
+        """Insert; a unique-key race lost to another writer reads as 'already exists'."""
+        try:
+            cur.execute(sql, params)
+        except Exception as e:
+            if self._db.is_unique_violation(e):
+                raise EntityAlreadyExists(conflict) from e
+            raise
+
+
+def _taken(kind: str, name: str, existing: str, account_id: str) -> str:
+    if existing != name:
+        return (
+            f"{kind} {name} already exists in account {account_id} as {existing}"
+            " (IAM names are case-insensitive)"
+        )
+    return f"{kind} {name} already exists in account {account_id}"
+
+
+def _tags_json(tags: dict[str, str]) -> str:
+    return json.dumps(tags, sort_keys=True, separators=(",", ":"))
+
+
+def _check_alias(alias: str) -> None:
+    if not re.fullmatch(r"[a-z0-9](?:[a-z0-9-]{1,61}[a-z0-9])?", alias, re.ASCII):
+        raise InputError(
+            "AccountAlias", "must be 3 to 63 lowercase letters, digits or dashes", hint="e.g. prod"
+        )
+
+
+def _short(value: str) -> str:
+    return value if len(value) <= 32 else value[:29] + "..."

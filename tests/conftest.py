@@ -1,0 +1,96 @@
+"""Shared fixtures: a pepper, and the IAM store on every backend.
+
+``store`` is parametrized over SQLite and PostgreSQL, so every test that takes
+it is a conformance test run on both. PostgreSQL tests need
+``AUTHBRIDGE_TEST_POSTGRES_DSN`` (CI sets it to the local server) and are
+skipped with that reason otherwise; each test gets its own schema.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from authbridge.iam.credentials import Pepper
+from authbridge.store import SqlStore, open_store
+
+PG_DSN_ENV = "AUTHBRIDGE_TEST_POSTGRES_DSN"
+ACCOUNT = "111122223333"
+OTHER_ACCOUNT = "444455556666"
+
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+def postgres_dsn() -> str:
+    dsn = os.environ.get(PG_DSN_ENV)
+    if not dsn:
+        pytest.skip(
+            f"PostgreSQL tests need {PG_DSN_ENV}, e.g. postgresql://postgres@127.0.0.1/test"
+        )
+    return dsn
+
+
+def with_search_path(dsn: str, schema: str) -> str:
+    sep = "&" if "?" in dsn else "?"
+    return f"{dsn}{sep}options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture
+def pepper() -> Pepper:
+    return Pepper.generate()
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def store(backend: str, tmp_path: Path, pepper: Pepper) -> Iterator[SqlStore]:
+    """A migrated, empty store with account 111122223333, on each backend."""
+    dsn = _dsn_for(backend, tmp_path)
+    s = open_store(dsn.value, pepper=pepper)
+    s.create_account(ACCOUNT)
+    try:
+        yield s
+    finally:
+        s.close()
+        dsn.cleanup()
+
+
+class _Dsn:
+    def __init__(self, value: str, schema: str | None = None, base: str | None = None) -> None:
+        self.value, self._schema, self._base = value, schema, base
+
+    def cleanup(self) -> None:
+        if self._schema and self._base:
+            import psycopg
+
+            with psycopg.connect(self._base, autocommit=True) as conn:
+                conn.execute(f"DROP SCHEMA IF EXISTS {self._schema} CASCADE")
+
+
+def _dsn_for(backend: str, tmp_path: Path) -> _Dsn:
+    if backend == "sqlite":
+        return _Dsn(f"sqlite:///{tmp_path}/data/authbridge.db")
+    import psycopg
+
+    base = postgres_dsn()
+    schema = f"t_{secrets.token_hex(6)}"
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    return _Dsn(with_search_path(base, schema), schema, base)
+
+
+@pytest.fixture
+def empty_dsn(backend: str, tmp_path: Path) -> Iterator[str]:
+    """A DSN for an empty (unmigrated) store of the current backend."""
+    dsn = _dsn_for(backend, tmp_path)
+    try:
+        yield dsn.value
+    finally:
+        dsn.cleanup()

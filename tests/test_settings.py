@@ -1,0 +1,95 @@
+"""Settings: precedence (flags > env > file > defaults), path resolution, and every
+kind of bad input (malformed YAML, wrong types, unknown keys, oversized file)
+reported at once with the setting's name and source; DSN passwords never shown.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from authbridge.errors import ConfigError
+from authbridge.settings import MAX_CONFIG_BYTES, load_settings, redact_dsn
+
+
+def test_defaults_resolve_against_the_working_directory(tmp_path: Path) -> None:
+    s = load_settings({}, {}, None, cwd=tmp_path)
+    assert s.store == f"sqlite:///{tmp_path}/data/authbridge.db"
+    assert s.keys_dir == tmp_path / "keys"
+    assert s.pepper_file == tmp_path / "keys" / "access-key-pepper"
+    assert s.account_id is None and s.partition == "aws" and s.key_algorithm == "RS256"
+
+
+def test_precedence_flags_env_file(tmp_path: Path) -> None:
+    conf = tmp_path / "etc" / "authbridge.yaml"
+    conf.parent.mkdir()
+    conf.write_text("accountID: '111122223333'\npartition: aws-cn\nkeysDir: ../secrets\n")
+    s = load_settings({}, {}, conf, cwd=tmp_path)
+    assert s.account_id == "111122223333" and s.partition == "aws-cn"
+    assert s.keys_dir == tmp_path / "secrets"  # relative to the file, like kubeconfig
+    s = load_settings({}, {"AUTHBRIDGE_PARTITION": "aws-us-gov"}, conf, cwd=tmp_path)
+    assert s.partition == "aws-us-gov" and s.account_id == "111122223333"
+    s = load_settings(
+        {"partition": "aws"}, {"AUTHBRIDGE_PARTITION": "aws-us-gov"}, conf, cwd=tmp_path
+    )
+    assert s.partition == "aws"
+    s = load_settings({"keys_dir": "k"}, {}, conf, cwd=tmp_path)
+    assert s.keys_dir == tmp_path / "k"  # flags resolve against the working directory
+
+
+def test_all_problems_reported_at_once(tmp_path: Path) -> None:
+    conf = tmp_path / "c.yaml"
+    conf.write_text(
+        "accountID: '12'\nkeyAlgorithm: HS256\nbogus: 1\nprepublicationDelaySeconds: x\n"
+    )
+    with pytest.raises(ConfigError) as e:
+        load_settings({"store": "mysql://x"}, {}, conf, cwd=tmp_path)
+    text = str(e.value)
+    assert len(e.value.problems) == 5
+    for needle in (
+        "unknown setting 'bogus'",
+        "accountID must be exactly 12 digits",
+        "keyAlgorithm must be RS256 or ES256",
+        "--store must start with sqlite",
+        "prepublicationDelaySeconds must be a whole number",
+    ):
+        assert needle in text
+
+
+@pytest.mark.parametrize(
+    "content",
+    ["a: [unclosed", "- just\n- a list\n", "!!python/object:os.system 'true'", "\x00\x01"],
+)
+def test_malformed_config_files(tmp_path: Path, content: str) -> None:
+    conf = tmp_path / "c.yaml"
+    conf.write_text(content)
+    with pytest.raises(ConfigError) as e:
+        load_settings({}, {}, conf, cwd=tmp_path)
+    assert str(conf) in str(e.value)
+
+
+def test_oversized_and_missing_config(tmp_path: Path) -> None:
+    conf = tmp_path / "c.yaml"
+    conf.write_bytes(b"#" * (MAX_CONFIG_BYTES + 1))
+    with pytest.raises(ConfigError, match="larger than"):
+        load_settings({}, {}, conf, cwd=tmp_path)
+    with pytest.raises(ConfigError, match="authbridge init"):
+        load_settings({}, {}, tmp_path / "absent.yaml", cwd=tmp_path)
+
+
+def test_bool_is_not_a_number(tmp_path: Path) -> None:
+    conf = tmp_path / "c.yaml"
+    conf.write_text("maxTokenLifetimeSeconds: true\n")
+    with pytest.raises(ConfigError, match="maxTokenLifetimeSeconds"):
+        load_settings({}, {}, conf, cwd=tmp_path)
+
+
+def test_dsn_password_never_shown(tmp_path: Path) -> None:
+    dsn = "postgresql://app:s3cr3t-pw@db:5432/iam?password=s3cr3t-pw"
+    assert "s3cr3t" not in redact_dsn(dsn)
+    s = load_settings({"store": dsn}, {}, None, cwd=tmp_path)
+    assert "s3cr3t" not in repr(s)
+    with pytest.raises(ConfigError) as e:
+        load_settings({"store": "mysql://app:s3cr3t-pw@db/x"}, {}, None, cwd=tmp_path)
+    assert "s3cr3t" not in str(e.value)
