@@ -1,0 +1,529 @@
+"""Minting and verifying authbridge JWTs: pure functions, values in and values out.
+
+Nothing here does I/O. Keys come in as a loaded :class:`~authbridge.keys.KeySet`
+(so no key is parsed per call), the clock comes in as ``now``, and revocation
+and principal status come in as callbacks.
+
+A token is a compact JWS (RFC 7515 §7.1) carrying a JWT (RFC 7519)::
+
+    header  {"alg": "RS256" | "ES256", "kid": <RFC 7638 thumbprint>, "typ": "JWT"}
+    claims  iss, sub (canonical ARN), aud, exp, iat, nbf, jti,
+            arn (session ARN), account, principal_id,
+            session_name (role sessions), access_key_id (when minted from a key)
+
+:func:`verify` refuses, in this order, each with its own
+:class:`~authbridge.errors.TokenError` subclass (whose ``code`` is the reason
+label for logs and metrics):
+
+    too large / not compact JWS / crit / foreign typ   TokenMalformed
+    alg not RS256 or ES256 (none, HS*, PS*, …)         TokenAlgorithmRefused
+    kid missing or not published at ``now``            TokenUnknownKey
+    alg is not the algorithm of that key               TokenAlgorithmRefused
+    signature                                          TokenBadSignature
+    claim missing or of the wrong type, iss, lifetime  TokenClaimsInvalid
+    aud names none of the accepted audiences           TokenWrongAudience
+    exp (+ leeway) passed                              TokenExpired
+    nbf / iat (− leeway) in the future                 TokenNotYetValid
+    jti revoked                                        TokenRevoked
+    principal or access key refused                    TokenPrincipalRefused
+
+Messages never contain the token itself; values taken from an unverified
+header are shortened and quoted.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+import re
+import secrets
+import time
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import jwt
+
+from authbridge.errors import (
+    TokenAlgorithmRefused,
+    TokenBadSignature,
+    TokenClaimsInvalid,
+    TokenExpired,
+    TokenMalformed,
+    TokenNotYetValid,
+    TokenPrincipalRefused,
+    TokenRevoked,
+    TokenUnknownKey,
+    TokenWrongAudience,
+)
+from authbridge.keys import ALGORITHMS, KeySet
+
+__all__ = [
+    "DEFAULT_LIFETIME",
+    "MAX_LEEWAY",
+    "MAX_TOKEN_SIZE",
+    "REGISTERED_CLAIMS",
+    "REQUIRED_CLAIMS",
+    "MintedToken",
+    "Principal",
+    "VerifiedToken",
+    "mint",
+    "verify",
+]
+
+DEFAULT_LIFETIME = 900  # seconds (15 minutes), as EKS tokens
+MAX_LEEWAY = 60  # seconds of clock skew tolerated on exp/nbf/iat, never more
+MAX_TOKEN_SIZE = 8192  # bytes; checked before any decoding
+JTI_BYTES = 16  # 128 bits of randomness
+
+REQUIRED_CLAIMS: tuple[str, ...] = (
+    "iss",
+    "sub",
+    "aud",
+    "exp",
+    "iat",
+    "nbf",
+    "jti",
+    "arn",
+    "account",
+    "principal_id",
+)
+# Claims authbridge sets itself; ``extra_claims`` may not override any of them.
+REGISTERED_CLAIMS: frozenset[str] = frozenset(REQUIRED_CLAIMS) | {"session_name", "access_key_id"}
+_STRING_CLAIMS = ("iss", "sub", "jti", "arn", "account", "principal_id")
+_OPTIONAL_STRING_CLAIMS = ("session_name", "access_key_id")
+_TIME_CLAIMS = ("exp", "iat", "nbf")
+
+# RFC 7515 §2: base64url without padding. The signature segment may be empty
+# (an unsecured JWS, RFC 7515 §A.5) so that `alg: none` is refused as such.
+_SEGMENT_RE = re.compile(r"[A-Za-z0-9_-]*")
+
+# Reasons a ``check_principal`` hook may give, in words for people.
+_REFUSALS = {
+    "user_disabled": "the user is disabled",
+    "user_deleted": "the user no longer exists",
+    "role_deleted": "the role no longer exists",
+    "principal_deleted": "the principal no longer exists",
+    "no_such_principal": "the principal no longer exists",
+    "access_key_inactive": "the access key is inactive",
+    "access_key_deleted": "the access key no longer exists",
+    "disabled": "the principal is disabled",
+}
+
+
+# --------------------------------------------------------------------------- values
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who a token speaks for, in the AWS shapes (see DESIGN.md, "Identities")."""
+
+    arn: str  # session ARN: user ARN, or arn:<p>:sts::<acct>:assumed-role/<Role>/<session>
+    canonical_arn: str  # goes in `sub`: user ARN or role ARN (with its path)
+    account_id: str
+    principal_id: str  # AIDA… for users; "<AROA…>:<session>" for role sessions
+    session_name: str | None = None
+    access_key_id: str | None = None
+
+
+@dataclass(frozen=True)
+class MintedToken:
+    """A freshly signed token. ``repr``/``str`` never show the token itself."""
+
+    token: str = field(repr=False)
+    jti: str
+    issued_at: int
+    expires_at: int
+    kid: str
+    claims: dict[str, Any] = field(repr=False)
+
+
+@dataclass(frozen=True)
+class VerifiedToken:
+    """A token that passed every check, with the principal rebuilt from its claims."""
+
+    claims: dict[str, Any] = field(repr=False)
+    principal: Principal
+    kid: str
+    alg: str
+    audiences: list[str]
+    expires_at: int
+    issued_at: int
+    jti: str
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _b64url_encode(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _b64url_decode(segment: str) -> bytes:
+    """Strict base64url (RFC 7515 §2): alphabet only, no padding, canonical encoding."""
+    if not _SEGMENT_RE.fullmatch(segment) or len(segment) % 4 == 1:
+        raise ValueError("not base64url")
+    data = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+    if _b64url_encode(data) != segment:
+        # Unused trailing bits set: another spelling of the same bytes.
+        raise ValueError("not canonical base64url")
+    return data
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # RFC 7515 §5.2 lets a verifier reject duplicate header names; we do, so what
+    # we check is exactly what PyJWT (which keeps the last one) acts on.
+    out: dict[str, Any] = {}
+    for name, value in pairs:
+        if name in out:
+            raise ValueError(f"duplicate member {name!r}")
+        out[name] = value
+    return out
+
+
+def _show(value: object) -> str:
+    """An attacker-supplied value, quoted and shortened, for an error message."""
+    text = repr(value)
+    return text if len(text) <= 48 else text[:45] + "..."
+
+
+def _iso(ts: float) -> str:
+    try:
+        return datetime.fromtimestamp(ts, UTC).isoformat()
+    except (OverflowError, ValueError, OSError):
+        return str(ts)
+
+
+def _audience_list(audience: str | Sequence[str]) -> list[str]:
+    auds = [audience] if isinstance(audience, str) else list(audience)
+    out: list[str] = []
+    for a in auds:
+        if not isinstance(a, str) or not a:
+            raise ValueError("every audience must be a non-empty string")
+        if a not in out:
+            out.append(a)
+    if not out:
+        raise ValueError("at least one audience is required")
+    return out
+
+
+# --------------------------------------------------------------------------- mint
+
+
+def mint(
+    principal: Principal,
+    *,
+    keys: KeySet,
+    issuer: str,
+    audience: str | Sequence[str],
+    lifetime: int = DEFAULT_LIFETIME,
+    now: float | None = None,
+    extra_claims: Mapping[str, Any] | None = None,
+) -> MintedToken:
+    """Sign a token for ``principal`` with the key active at ``now``.
+
+    ``lifetime`` is in seconds and may not exceed ``keys.max_token_lifetime``
+    (the window for which a superseded key stays published, so every token it
+    signed can be verified until it expires). ``aud`` is a string for one
+    audience and a list for several (RFC 7519 §4.1.3).
+    """
+    if isinstance(lifetime, bool) or not isinstance(lifetime, int) or lifetime <= 0:
+        raise ValueError("lifetime must be a positive number of seconds")
+    if lifetime > keys.max_token_lifetime:
+        raise ValueError(
+            f"lifetime {lifetime} s exceeds the maximum token lifetime {keys.max_token_lifetime} s"
+        )
+    if not issuer:
+        raise ValueError("issuer must be a non-empty string")
+    for name in ("arn", "canonical_arn", "account_id", "principal_id"):
+        if not getattr(principal, name):
+            raise ValueError(f"principal.{name} must be a non-empty string")
+    auds = _audience_list(audience)
+    extras = dict(extra_claims or {})
+    clash = sorted(REGISTERED_CLAIMS & extras.keys())
+    if clash:
+        raise ValueError(f"extra_claims may not set {', '.join(clash)}")
+
+    ts = time.time() if now is None else now
+    key = keys.signing_key(ts)
+    issued_at = int(ts)
+    expires_at = issued_at + lifetime
+    jti = secrets.token_urlsafe(JTI_BYTES)
+    # RFC 7519 §4.1: registered claims, then authbridge's own.
+    claims: dict[str, Any] = {
+        "iss": issuer,
+        "sub": principal.canonical_arn,
+        "aud": auds[0] if len(auds) == 1 else auds,
+        "exp": expires_at,
+        "iat": issued_at,
+        "nbf": issued_at,
+        "jti": jti,
+        "arn": principal.arn,
+        "account": principal.account_id,
+        "principal_id": principal.principal_id,
+    }
+    if principal.session_name is not None:
+        claims["session_name"] = principal.session_name
+    if principal.access_key_id is not None:
+        claims["access_key_id"] = principal.access_key_id
+    claims.update(extras)
+
+    token = jwt.encode(
+        claims,
+        key.private_key,
+        algorithm=key.alg,
+        headers={"kid": key.kid, "typ": "JWT"},
+    )
+    if len(token) > MAX_TOKEN_SIZE:
+        raise ValueError(
+            f"the token would be {len(token)} bytes, over the {MAX_TOKEN_SIZE} that verify accepts"
+        )
+    return MintedToken(
+        token=token,
+        jti=jti,
+        issued_at=issued_at,
+        expires_at=expires_at,
+        kid=key.kid,
+        claims=claims,
+    )
+
+
+# --------------------------------------------------------------------------- verify
+
+
+def _parse_compact(token: str) -> dict[str, Any]:
+    """The JOSE header of a compact JWS (RFC 7515 §7.1), after checking its shape."""
+    if token.lstrip().startswith("{"):
+        raise TokenMalformed(
+            "JWS JSON serialization is not accepted (RFC 7515 §7.2)",
+            hint="send the compact form header.payload.signature",
+        )
+    segments = token.split(".")
+    if len(segments) != 3:
+        raise TokenMalformed(
+            f"not a compact JWS: {len(segments)} segments instead of 3 (RFC 7515 §7.1)"
+        )
+    if not segments[0] or not segments[1]:
+        raise TokenMalformed("not a compact JWS: empty header or payload (RFC 7515 §7.1)")
+    try:
+        raw = [_b64url_decode(s) for s in segments]
+    except (ValueError, binascii.Error) as e:
+        raise TokenMalformed("not a compact JWS: a segment is not base64url (RFC 7515 §2)") from e
+    try:
+        header = json.loads(raw[0].decode("utf-8"), object_pairs_hook=_no_duplicates)
+    except (ValueError, RecursionError) as e:  # UnicodeDecodeError is a ValueError
+        raise TokenMalformed("the JOSE header is not valid JSON (RFC 7515 §4)") from e
+    if not isinstance(header, dict):
+        raise TokenMalformed("the JOSE header is not a JSON object (RFC 7515 §4)")
+    return header
+
+
+def _claim_problem(claims: Mapping[str, Any]) -> str | None:
+    """What is wrong with the claims' presence or types, or ``None``."""
+    for name in REQUIRED_CLAIMS:
+        if claims.get(name) is None:
+            return f"the token has no {name!r} claim"
+    for name in _STRING_CLAIMS:
+        value = claims[name]
+        if not isinstance(value, str) or not value:
+            return f"claim {name!r} must be a non-empty string"
+    for name in _OPTIONAL_STRING_CLAIMS:
+        value = claims.get(name)
+        if value is not None and (not isinstance(value, str) or not value):
+            return f"claim {name!r} must be a non-empty string"
+    for name in _TIME_CLAIMS:
+        value = claims[name]
+        # RFC 7519 §2 NumericDate: a JSON number. bool is an int subclass in
+        # Python, and json.loads accepts NaN/Infinity, so both are excluded here.
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+        ):
+            return f"claim {name!r} must be a number of seconds since the epoch"
+    aud = claims["aud"]
+    # RFC 7519 §4.1.3: a string or an array of strings.
+    if not isinstance(aud, str | list) or (
+        isinstance(aud, list) and not all(isinstance(a, str) for a in aud)
+    ):
+        return "claim 'aud' must be a string or a list of strings"
+    return None
+
+
+def verify(
+    token: str,
+    *,
+    keys: KeySet,
+    issuer: str,
+    audiences: Collection[str],
+    now: float | None = None,
+    leeway: int = MAX_LEEWAY,
+    max_size: int = MAX_TOKEN_SIZE,
+    is_revoked: Callable[[str], bool] | None = None,
+    check_principal: Callable[[str, str | None], str | None] | None = None,
+) -> VerifiedToken:
+    """Check ``token`` completely and return what it says, or raise a TokenError.
+
+    ``audiences`` are the accepted audiences (cluster ids); the token must name
+    at least one. ``leeway`` (0–60 s) absorbs clock skew on exp/nbf/iat.
+    ``is_revoked(jti)`` and ``check_principal(principal_id, access_key_id)``
+    run last, on a token that is otherwise valid; the latter returns ``None``
+    to accept or a reason label such as ``"user_disabled"`` to refuse.
+    """
+    if isinstance(leeway, bool) or not 0 <= leeway <= MAX_LEEWAY:
+        raise ValueError(f"leeway must be between 0 and {MAX_LEEWAY} seconds")
+    accepted = {audiences} if isinstance(audiences, str) else set(audiences)
+    if not accepted:
+        raise ValueError("at least one accepted audience is required")
+    ts = time.time() if now is None else now
+
+    # Size first, before any decoding work an attacker could inflate.
+    if not isinstance(token, str):
+        raise TokenMalformed("the token is not a string")
+    if len(token) > max_size:
+        raise TokenMalformed(f"the token is {len(token)} bytes, over the {max_size} allowed")
+    if not token.isascii():
+        raise TokenMalformed("not a compact JWS: non-ASCII characters (RFC 7515 §7.1)")
+
+    header = _parse_compact(token)
+
+    # RFC 7515 §4.1.11: an extension we do not understand must make us refuse,
+    # and we understand none (so not RFC 7797 b64 either).
+    if "crit" in header:
+        raise TokenMalformed("the token has a 'crit' header; no JWS extensions are accepted")
+    if "b64" in header:
+        raise TokenMalformed("the token has a 'b64' header; unencoded payloads are not accepted")
+    # RFC 7515 §4.1.9 / RFC 8725 §3.11: only plain JWTs, not other JWT types
+    # (e.g. "at+jwt") that the same key might one day sign.
+    typ = header.get("typ")
+    if typ is not None and (not isinstance(typ, str) or typ.upper() != "JWT"):
+        raise TokenMalformed(f"the token has type {_show(typ)}; only 'JWT' is accepted")
+
+    # RFC 8725 §3.1: an allowlist, and (below) the algorithm bound to the key,
+    # never taken from the token. Refuses none, HS* (key confusion), PS*, ...
+    alg = header.get("alg")
+    if not isinstance(alg, str) or alg not in ALGORITHMS:
+        raise TokenAlgorithmRefused(
+            f"algorithm {_show(alg)} is not accepted; only {', '.join(ALGORITHMS)}"
+        )
+
+    # RFC 7515 §4.1.4: kid selects the key, and only published keys are candidates.
+    kid = header.get("kid")
+    if kid is None:
+        raise TokenUnknownKey("the token has no 'kid' header")
+    key = keys.verification_key(kid, ts) if isinstance(kid, str) else None
+    if key is None:
+        known = keys.get(kid) if isinstance(kid, str) else None
+        if known is not None:
+            raise TokenUnknownKey(
+                f"kid {known.kid} belongs to a retired signing key", hint="get a new token"
+            )
+        raise TokenUnknownKey(f"kid {_show(kid)} is not a published signing key")
+    if alg != key.alg:
+        raise TokenAlgorithmRefused(f"kid {key.kid} is an {key.alg} key; the token says {alg}")
+
+    # One signature check, with the loaded key object and only its algorithm.
+    try:
+        claims = jwt.decode(
+            token,
+            key.public_key,
+            algorithms=[key.alg],
+            # Signature only: every claim is checked below, in the documented
+            # order, by code that does not depend on PyJWT's defaults.
+            options={
+                "verify_signature": True,
+                "verify_exp": False,
+                "verify_nbf": False,
+                "verify_iat": False,
+                "verify_aud": False,
+                "verify_iss": False,
+                "verify_sub": False,
+                "verify_jti": False,
+                "require": [],
+            },
+        )
+    except jwt.InvalidSignatureError as e:
+        raise TokenBadSignature(f"the signature does not verify with key {key.kid}") from e
+    except jwt.InvalidAlgorithmError as e:
+        raise TokenAlgorithmRefused(f"algorithm {alg} refused for key {key.kid}") from e
+    except jwt.DecodeError as e:
+        raise TokenMalformed("the token payload is not a JSON object (RFC 7519 §7.2)") from e
+    except jwt.PyJWTError as e:
+        # Anything else PyJWT finds wrong; its message may quote the token, so not shown.
+        raise TokenMalformed("the token is malformed") from e
+
+    problem = _claim_problem(claims)
+    if problem:
+        raise TokenClaimsInvalid(problem)
+
+    # RFC 7519 §4.1.1 and OIDC: the issuer is compared exactly, no normalisation.
+    if claims["iss"] != issuer:
+        raise TokenClaimsInvalid(
+            f"issuer {_show(claims['iss'])} is not the expected issuer {issuer!r}"
+        )
+
+    # RFC 7519 §4.1.3: the token must be meant for us.
+    aud = claims["aud"]
+    token_auds: list[str] = [aud] if isinstance(aud, str) else list(aud)
+    if not accepted.intersection(token_auds):
+        raise TokenWrongAudience(
+            f"the token is for audience {_show(token_auds)}, "
+            f"accepted here: {', '.join(sorted(accepted))}",
+            hint="get a token for this cluster id",
+        )
+
+    exp, iat, nbf = claims["exp"], claims["iat"], claims["nbf"]
+    # RFC 7519 §4.1.4: refused on or after exp (plus leeway).
+    if ts >= exp + leeway:
+        raise TokenExpired(f"the token expired at {_iso(exp)}", hint="get a new token")
+    # RFC 7519 §4.1.5: refused before nbf (minus leeway).
+    if ts < nbf - leeway:
+        raise TokenNotYetValid(
+            f"the token is not valid before {_iso(nbf)}", hint="check the clocks of both machines"
+        )
+    if ts < iat - leeway:
+        raise TokenNotYetValid(
+            f"the token was issued in the future, at {_iso(iat)}",
+            hint="check the clocks of both machines",
+        )
+    # A token outliving the time its key stays published after rotation could
+    # not be verified to its end; no key of ours signs one, so refuse it.
+    if exp - iat > keys.max_token_lifetime:
+        raise TokenClaimsInvalid(
+            f"the token lifetime ({exp - iat:.0f} s) exceeds the maximum "
+            f"{keys.max_token_lifetime} s"
+        )
+
+    jti: str = claims["jti"]
+    if is_revoked is not None and is_revoked(jti):
+        raise TokenRevoked(f"token {jti} has been revoked", hint="get a new token")
+
+    principal = Principal(
+        arn=claims["arn"],
+        canonical_arn=claims["sub"],
+        account_id=claims["account"],
+        principal_id=claims["principal_id"],
+        session_name=claims.get("session_name"),
+        access_key_id=claims.get("access_key_id"),
+    )
+    if check_principal is not None:
+        refusal = check_principal(principal.principal_id, principal.access_key_id)
+        if refusal:
+            reason = _REFUSALS.get(refusal, refusal.replace("_", " "))
+            raise TokenPrincipalRefused(
+                f"principal {principal.principal_id} refused ({refusal}): {reason}"
+            )
+
+    return VerifiedToken(
+        claims=claims,
+        principal=principal,
+        kid=key.kid,
+        alg=key.alg,
+        audiences=token_auds,
+        expires_at=math.floor(exp),
+        issued_at=math.floor(iat),
+        jti=jti,
+    )
