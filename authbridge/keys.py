@@ -397,7 +397,8 @@ class KeySet:
         if not candidates:
             raise KeyStoreError(
                 "no active signing key",
-                hint="run `authbridge init` to create one, or wait for a pending key to activate",
+                hint="run `authbridge keys init` to create one,"
+                " or wait for a pending key to activate",
             )
         return candidates[-1]
 
@@ -535,7 +536,7 @@ class KeyDirectory:
     def _not_initialised(self) -> KeyStoreError:
         return KeyStoreError(
             f"no signing keys in {self.path}",
-            hint=f"run `authbridge init --dir {self.path}` to create the first signing key",
+            hint=f"run `authbridge --keys-dir {self.path} keys init` to create the first key",
         )
 
     def _read_state(self) -> list[_Entry]:

@@ -178,7 +178,7 @@ def test_load_without_keys_says_run_init(tmp_path: Path, create: bool) -> None:
     path = tmp_path / "keys"
     if create:
         path.mkdir()
-    with pytest.raises(KeyStoreError, match="authbridge init") as err:
+    with pytest.raises(KeyStoreError, match="keys init") as err:
         make_dir(path).load()
     assert str(path) in str(err.value)
 
@@ -186,7 +186,7 @@ def test_load_without_keys_says_run_init(tmp_path: Path, create: bool) -> None:
 def test_rotate_on_empty_dir_says_run_init(tmp_path: Path) -> None:
     path = tmp_path / "keys"
     path.mkdir()
-    with pytest.raises(KeyStoreError, match="authbridge init"):
+    with pytest.raises(KeyStoreError, match="keys init"):
         make_dir(path).rotate("ES256", now=T0)
 
 
@@ -422,7 +422,7 @@ def _edit(state: dict[str, Any], **changes: Any) -> str:
 
 def test_empty_key_list_says_run_init(kd: KeyDirectory) -> None:
     write_state(kd, {"version": 1, "keys": []})
-    with pytest.raises(KeyStoreError, match="authbridge init"):
+    with pytest.raises(KeyStoreError, match="keys init"):
         kd.load()
 
 

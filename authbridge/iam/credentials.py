@@ -122,7 +122,7 @@ def load_or_create_pepper(path: Path, *, create: bool = True) -> Pepper:
 
 def _create_pepper(path: Path) -> Pepper:
     pepper = Pepper.generate()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:

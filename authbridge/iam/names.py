@@ -7,6 +7,7 @@ the rule, so the CLI can print one line that says what to change.
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from authbridge.errors import InputError
 
@@ -15,7 +16,7 @@ _NAME_CHARS = re.compile(r"[A-Za-z0-9_+=,.@-]+", re.ASCII)
 # AWS IAM path: "/" or "/" + printable ASCII (0x21-0x7E) + "/".
 _PATH = re.compile(r"/(?:[\x21-\x7e]*/)?", re.ASCII)
 _ACCOUNT_ID = re.compile(r"[0-9]{12}", re.ASCII)
-_TAG_CHARS = re.compile(r"[\w\s.:/=+\-@]*")
+_TAG_CHARS = re.compile(r"[\w .:/=+\-@]*")  # letters, digits, space: no tabs or newlines
 
 NAME_CHARS_HINT = "use letters, digits and + = , . @ _ -"
 
@@ -99,7 +100,7 @@ def max_session_duration(value: int) -> int:
 def description(value: str) -> str:
     if len(value) > ROLE_DESCRIPTION_MAX:
         raise InputError("Description", f"must be at most {ROLE_DESCRIPTION_MAX} characters")
-    if any(ord(c) < 0x20 and c not in "\t\n\r" for c in value):
+    if any(unicodedata.category(c) == "Cc" and c not in "\t\n\r" for c in value):
         raise InputError("Description", "must not contain control characters")
     return value
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from authbridge.errors import ConfigError
@@ -13,9 +14,16 @@ __all__ = ["Store", "SqlStore", "open_store"]
 
 
 def open_store(
-    dsn: str, *, pepper: Pepper, partition: str = "aws", migrate: bool = True
+    dsn: str,
+    *,
+    pepper: Pepper | Callable[[], Pepper],
+    partition: str = "aws",
+    migrate: bool = True,
 ) -> SqlStore:
-    """Open the store a DSN names (``sqlite:///path`` or ``postgresql://…``)."""
+    """Open the store a DSN names (``sqlite:///path`` or ``postgresql://…``).
+
+    ``pepper`` may be a loader, called the first time a secret is hashed or checked.
+    """
     if dsn.startswith("sqlite:///"):
         from authbridge.store.sqlite import SqliteDriver
 

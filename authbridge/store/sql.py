@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -101,15 +101,29 @@ class SqlStore:
     """The :class:`~authbridge.store.base.Store` protocol over a SQL driver."""
 
     def __init__(
-        self, driver: Driver, *, pepper: credentials.Pepper, partition: str = "aws"
+        self,
+        driver: Driver,
+        *,
+        pepper: credentials.Pepper | Callable[[], credentials.Pepper],
+        partition: str = "aws",
     ) -> None:
         self._db = driver
-        self._pepper = pepper
+        # The pepper may be given as a loader: commands that never touch a secret
+        # then never read (or create) the pepper file.
+        self._pepper_source = pepper
+        self._pepper_value: credentials.Pepper | None = None
         self.partition = partition
         self._partitions = arns.KNOWN_PARTITIONS | {partition}
 
     def __repr__(self) -> str:
         return f"SqlStore(dialect={self._db.dialect!r}, partition={self.partition!r})"
+
+    @property
+    def _pepper(self) -> credentials.Pepper:
+        if self._pepper_value is None:
+            source = self._pepper_source
+            self._pepper_value = source if isinstance(source, credentials.Pepper) else source()
+        return self._pepper_value
 
     # -- lifecycle -------------------------------------------------------------------
     def migrate(self) -> int:

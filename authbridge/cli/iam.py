@@ -1,0 +1,570 @@
+"""``authbridge iam …``: accounts, users, groups, roles and access keys, in the AWS CLI grammar.
+
+Each command is a thin translation: options in, one store call, the entity's
+``to_aws()`` shape out (``-o json``) or an aligned text rendering. Every rule
+(names, limits, trust, delete conflicts) is the store's; its errors name the
+field and say what to do. ``create-access-key`` is the only command whose
+output ever contains a secret.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from authbridge.cli import output as out
+from authbridge.cli.context import App, output_option, pass_app
+from authbridge.errors import EntityAlreadyExists
+
+if TYPE_CHECKING:
+    from authbridge.iam.model import AccessKeyStatus
+
+_RANDOM_ACCOUNT_ATTEMPTS = 5
+
+
+@click.group()
+def iam() -> None:
+    """Manage IAM accounts, users, groups, roles and access keys.
+
+    The commands, options and JSON shapes follow `aws iam`. IAM commands act on
+    the account given by the global --account-id (or AUTHBRIDGE_ACCOUNT_ID), or
+    on the store's only account.
+
+    \b
+    Example:
+      authbridge iam create-account --alias prod
+      authbridge iam create-user --user-name alice
+      authbridge -o json iam list-users
+    """
+
+
+def _short(text: str, limit: int = 60) -> str:
+    text = out.clean(text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _parse_tags(
+    _ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]
+) -> dict[str, str]:
+    tags: dict[str, str] = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"expected KEY=VALUE, got {_short(item)!r}")
+        if key in tags:
+            raise click.BadParameter(f"tag key {_short(key)!r} is given twice")
+        tags[key] = value
+    return tags
+
+
+_path_option = click.option(
+    "--path", default="/", show_default=True, metavar="PATH", help="IAM path: / or /a/b/."
+)
+
+
+_path_prefix_option = click.option(
+    "--path-prefix",
+    default="/",
+    show_default=True,
+    metavar="PATH",
+    help="Only entities whose path starts with this.",
+)
+_user_name_option = click.option("--user-name", required=True, metavar="NAME", help="User name.")
+_group_name_option = click.option("--group-name", required=True, metavar="NAME", help="Group name.")
+_role_name_option = click.option("--role-name", required=True, metavar="NAME", help="Role name.")
+_access_key_option = click.option(
+    "--access-key-id", required=True, metavar="AKIA…", help="Access key id."
+)
+_force_option = click.option(
+    "--force", is_flag=True, help="Also delete what still depends on it instead of refusing."
+)
+
+
+def _users_table(users: list[dict[str, Any]], empty: str) -> str:
+    return out.table(users, out.USER_COLUMNS, empty)
+
+
+# -- accounts ---------------------------------------------------------------------------
+
+
+@iam.command("create-account")
+@click.option(
+    "--account-id",
+    metavar="ID",
+    help="12 digits. Default: the global --account-id, else a random id.",
+)
+@click.option("--alias", metavar="ALIAS", help="3 to 63 lowercase letters, digits or dashes.")
+@output_option
+@pass_app
+def create_account(app: App, account_id: str | None, alias: str | None) -> None:
+    """Create an account: the 12-digit id that users, groups and roles belong to.
+
+    \b
+    Example:
+      authbridge iam create-account --account-id 111122223333 --alias prod
+    """
+    chosen = account_id or app.settings.account_id
+    if chosen is not None:
+        try:
+            account = app.store.create_account(chosen, alias)
+        except EntityAlreadyExists as e:
+            raise EntityAlreadyExists(
+                e.message, hint="use it, or omit --account-id to create one with a random id"
+            ) from e
+    else:
+        for attempt in range(_RANDOM_ACCOUNT_ATTEMPTS):
+            try:
+                account = app.store.create_account(app.new_account_id(), alias)
+                break
+            except EntityAlreadyExists:
+                if attempt == _RANDOM_ACCOUNT_ATTEMPTS - 1:
+                    raise
+    doc = account.to_aws()
+    app.emit({"Account": doc}, lambda: out.fields(doc))
+
+
+@iam.command("list-accounts")
+@output_option
+@pass_app
+def list_accounts(app: App) -> None:
+    """List the accounts in the store.
+
+    \b
+    Example:
+      authbridge iam list-accounts
+    """
+    docs = [a.to_aws() for a in app.store.list_accounts()]
+    app.emit(
+        {"Accounts": docs},
+        lambda: out.table(
+            docs,
+            out.ACCOUNT_COLUMNS,
+            "No accounts; create one with `authbridge iam create-account`.",
+        ),
+    )
+
+
+# -- users ------------------------------------------------------------------------------
+
+
+@iam.command("create-user")
+@_user_name_option
+@_path_option
+@click.option(
+    "--tag", "tags", multiple=True, metavar="KEY=VALUE", callback=_parse_tags, help="Repeatable."
+)
+@output_option
+@pass_app
+def create_user(app: App, user_name: str, path: str, tags: dict[str, str]) -> None:
+    """Create a user.
+
+    \b
+    Example:
+      authbridge iam create-user --user-name alice --path /team/ --tag team=platform
+    """
+    doc = app.store.create_user(app.account_id(), user_name, path, tags).to_aws()
+    app.emit({"User": doc}, lambda: out.fields(doc, out.USER_FIELDS))
+
+
+@iam.command("get-user")
+@_user_name_option
+@output_option
+@pass_app
+def get_user(app: App, user_name: str) -> None:
+    """Show a user.
+
+    \b
+    Example:
+      authbridge iam get-user --user-name alice
+    """
+    doc = app.store.get_user(app.account_id(), user_name).to_aws()
+    app.emit({"User": doc}, lambda: out.fields(doc, out.USER_FIELDS))
+
+
+@iam.command("list-users")
+@_path_prefix_option
+@output_option
+@pass_app
+def list_users(app: App, path_prefix: str) -> None:
+    """List users, sorted by name.
+
+    \b
+    Example:
+      authbridge iam list-users --path-prefix /team/
+    """
+    docs = [u.to_aws() for u in app.store.list_users(app.account_id(), path_prefix)]
+    app.emit({"Users": docs}, lambda: _users_table(docs, "No users."))
+
+
+@iam.command("update-user")
+@_user_name_option
+@click.option(
+    "--enable/--disable",
+    "enabled",
+    default=None,
+    help="Enable the user, or disable it (its keys and tokens stop working).",
+)
+@output_option
+@pass_app
+def update_user(app: App, user_name: str, enabled: bool | None) -> None:
+    """Enable or disable a user. A disabled user's access keys and tokens are refused.
+
+    \b
+    Example:
+      authbridge iam update-user --user-name alice --disable
+    """
+    if enabled is None:
+        raise click.UsageError("pass --enable or --disable")
+    user = app.store.set_user_enabled(app.account_id(), user_name, enabled)
+    doc = user.to_aws()
+    app.emit(
+        {"User": doc},
+        lambda: f"User {user.name} is now {'enabled' if user.enabled else 'disabled'}.",
+    )
+
+
+@iam.command("delete-user")
+@_user_name_option
+@_force_option
+@output_option
+@pass_app
+def delete_user(app: App, user_name: str, force: bool) -> None:
+    """Delete a user. Refused while it has access keys or group memberships, unless --force.
+
+    \b
+    Example:
+      authbridge iam delete-user --user-name alice --force
+    """
+    app.store.delete_user(app.account_id(), user_name, force=force)
+    app.emit(None, lambda: f"Deleted user {user_name}.")
+
+
+# -- groups -----------------------------------------------------------------------------
+
+
+@iam.command("create-group")
+@_group_name_option
+@_path_option
+@output_option
+@pass_app
+def create_group(app: App, group_name: str, path: str) -> None:
+    """Create a group.
+
+    \b
+    Example:
+      authbridge iam create-group --group-name devs
+    """
+    doc = app.store.create_group(app.account_id(), group_name, path).to_aws()
+    app.emit({"Group": doc}, lambda: out.fields(doc, out.GROUP_FIELDS))
+
+
+@iam.command("get-group")
+@_group_name_option
+@output_option
+@pass_app
+def get_group(app: App, group_name: str) -> None:
+    """Show a group and its members (JSON: {"Group": …, "Users": […]}, like AWS GetGroup).
+
+    \b
+    Example:
+      authbridge iam get-group --group-name devs
+    """
+    account = app.account_id()
+    group = app.store.get_group(account, group_name).to_aws()
+    users = [u.to_aws() for u in app.store.list_group_members(account, group_name)]
+    app.emit(
+        {"Group": group, "Users": users},
+        lambda: out.fields(group, out.GROUP_FIELDS) + "\n\n" + _users_table(users, "No members."),
+    )
+
+
+@iam.command("list-groups")
+@_path_prefix_option
+@output_option
+@pass_app
+def list_groups(app: App, path_prefix: str) -> None:
+    """List groups, sorted by name.
+
+    \b
+    Example:
+      authbridge iam list-groups
+    """
+    docs = [g.to_aws() for g in app.store.list_groups(app.account_id(), path_prefix)]
+    app.emit({"Groups": docs}, lambda: out.table(docs, out.GROUP_COLUMNS, "No groups."))
+
+
+@iam.command("list-groups-for-user")
+@_user_name_option
+@output_option
+@pass_app
+def list_groups_for_user(app: App, user_name: str) -> None:
+    """List the groups a user belongs to.
+
+    \b
+    Example:
+      authbridge iam list-groups-for-user --user-name alice
+    """
+    docs = [g.to_aws() for g in app.store.list_groups_for_user(app.account_id(), user_name)]
+    app.emit(
+        {"Groups": docs},
+        lambda: out.table(docs, out.GROUP_COLUMNS, f"User {user_name} is in no group."),
+    )
+
+
+@iam.command("delete-group")
+@_group_name_option
+@_force_option
+@output_option
+@pass_app
+def delete_group(app: App, group_name: str, force: bool) -> None:
+    """Delete a group. Refused while it has members, unless --force.
+
+    \b
+    Example:
+      authbridge iam delete-group --group-name devs --force
+    """
+    app.store.delete_group(app.account_id(), group_name, force=force)
+    app.emit(None, lambda: f"Deleted group {group_name}.")
+
+
+@iam.command("add-user-to-group")
+@_group_name_option
+@_user_name_option
+@output_option
+@pass_app
+def add_user_to_group(app: App, group_name: str, user_name: str) -> None:
+    """Add a user to a group (adding a member again changes nothing).
+
+    \b
+    Example:
+      authbridge iam add-user-to-group --group-name devs --user-name alice
+    """
+    app.store.add_user_to_group(app.account_id(), group_name, user_name)
+    app.emit(None, lambda: f"User {user_name} is a member of group {group_name}.")
+
+
+@iam.command("remove-user-from-group")
+@_group_name_option
+@_user_name_option
+@output_option
+@pass_app
+def remove_user_from_group(app: App, group_name: str, user_name: str) -> None:
+    """Remove a user from a group.
+
+    \b
+    Example:
+      authbridge iam remove-user-from-group --group-name devs --user-name alice
+    """
+    app.store.remove_user_from_group(app.account_id(), group_name, user_name)
+    app.emit(None, lambda: f"Removed user {user_name} from group {group_name}.")
+
+
+# -- roles ------------------------------------------------------------------------------
+
+_trust_option = click.option(
+    "--trust",
+    "trust",
+    multiple=True,
+    required=True,
+    metavar="ARN",
+    help="A user, group or account root (arn:aws:iam::ACCOUNT:root) that may assume the "
+    "role. Repeatable.",
+)
+
+
+@iam.command("create-role")
+@_role_name_option
+@_path_option
+@_trust_option
+@click.option(
+    "--max-session-duration",
+    type=int,
+    default=3600,
+    show_default=True,
+    metavar="SECONDS",
+    help="Longest role session, 900 to 43200 seconds.",
+)
+@click.option("--description", default="", metavar="TEXT", help="Free text.")
+@output_option
+@pass_app
+def create_role(
+    app: App,
+    role_name: str,
+    path: str,
+    trust: tuple[str, ...],
+    max_session_duration: int,
+    description: str,
+) -> None:
+    """Create a role that the trusted users, group members or accounts may assume.
+
+    Every --trust ARN must name an existing user, group or account.
+
+    \b
+    Example:
+      authbridge iam create-role --role-name Admin --path /platform/ \\
+          --trust arn:aws:iam::111122223333:group/oncall --max-session-duration 3600
+    """
+    role = app.store.create_role(
+        app.account_id(),
+        role_name,
+        trust=list(trust),
+        path=path,
+        max_session_duration=max_session_duration,
+        description=description,
+    )
+    doc = role.to_aws()
+    app.emit({"Role": doc}, lambda: out.fields(doc, out.ROLE_FIELDS))
+
+
+@iam.command("get-role")
+@_role_name_option
+@output_option
+@pass_app
+def get_role(app: App, role_name: str) -> None:
+    """Show a role and whom it trusts (a deleted principal shows as its bare unique id).
+
+    \b
+    Example:
+      authbridge iam get-role --role-name Admin
+    """
+    doc = app.store.get_role(app.account_id(), role_name).to_aws()
+    app.emit({"Role": doc}, lambda: out.fields(doc, out.ROLE_FIELDS))
+
+
+@iam.command("list-roles")
+@_path_prefix_option
+@output_option
+@pass_app
+def list_roles(app: App, path_prefix: str) -> None:
+    """List roles, sorted by name.
+
+    \b
+    Example:
+      authbridge iam list-roles --path-prefix /platform/
+    """
+    docs = [r.to_aws() for r in app.store.list_roles(app.account_id(), path_prefix)]
+    app.emit({"Roles": docs}, lambda: out.table(docs, out.ROLE_COLUMNS, "No roles."))
+
+
+@iam.command("update-role-trust")
+@_role_name_option
+@_trust_option
+@output_option
+@pass_app
+def update_role_trust(app: App, role_name: str, trust: tuple[str, ...]) -> None:
+    """Replace whom a role trusts.
+
+    \b
+    Example:
+      authbridge iam update-role-trust --role-name Admin \\
+          --trust arn:aws:iam::111122223333:user/alice
+    """
+    doc = app.store.update_role_trust(app.account_id(), role_name, list(trust)).to_aws()
+    app.emit({"Role": doc}, lambda: out.fields(doc, out.ROLE_FIELDS))
+
+
+@iam.command("delete-role")
+@_role_name_option
+@output_option
+@pass_app
+def delete_role(app: App, role_name: str) -> None:
+    """Delete a role. Its sessions' tokens stop verifying.
+
+    \b
+    Example:
+      authbridge iam delete-role --role-name Admin
+    """
+    app.store.delete_role(app.account_id(), role_name)
+    app.emit(None, lambda: f"Deleted role {role_name}.")
+
+
+# -- access keys ------------------------------------------------------------------------
+
+
+@iam.command("create-access-key")
+@_user_name_option
+@output_option
+@pass_app
+def create_access_key(app: App, user_name: str) -> None:
+    """Create an access key for a user (at most two per user).
+
+    The secret access key is printed now and never again: authbridge keeps
+    only a keyed hash of it.
+
+    \b
+    Example:
+      authbridge -o json iam create-access-key --user-name alice
+    """
+    new = app.store.create_access_key(app.account_id(), user_name)
+    doc = new.to_aws()
+
+    def text() -> str:
+        click.echo(
+            "authbridge: save the secret access key now; it is shown only this once "
+            "and cannot be retrieved later",
+            err=True,
+        )
+        return out.fields(
+            doc, ("AccessKeyId", "SecretAccessKey", "UserName", "Status", "CreateDate")
+        )
+
+    app.emit({"AccessKey": doc}, text)
+
+
+@iam.command("list-access-keys")
+@_user_name_option
+@output_option
+@pass_app
+def list_access_keys(app: App, user_name: str) -> None:
+    """List a user's access keys (ids and status; never secrets).
+
+    \b
+    Example:
+      authbridge iam list-access-keys --user-name alice
+    """
+    docs = [k.to_aws() for k in app.store.list_access_keys(app.account_id(), user_name)]
+    app.emit(
+        {"AccessKeyMetadata": docs},
+        lambda: out.table(docs, out.ACCESS_KEY_COLUMNS, f"User {user_name} has no access keys."),
+    )
+
+
+@iam.command("update-access-key")
+@_access_key_option
+@click.option(
+    "--status",
+    required=True,
+    type=click.Choice(["Active", "Inactive"]),
+    help="Inactive keys are refused until made Active again.",
+)
+@output_option
+@pass_app
+def update_access_key(app: App, access_key_id: str, status: AccessKeyStatus) -> None:
+    """Make an access key Active or Inactive.
+
+    \b
+    Example:
+      authbridge iam update-access-key --access-key-id AKIAEXAMPLE --status Inactive
+    """
+    key = app.store.update_access_key(access_key_id, status)
+    doc = key.to_aws()
+    app.emit(
+        {"AccessKey": doc},
+        lambda: f"Access key {key.access_key_id} of user {key.user_name} is now {key.status}.",
+    )
+
+
+@iam.command("delete-access-key")
+@_access_key_option
+@output_option
+@pass_app
+def delete_access_key(app: App, access_key_id: str) -> None:
+    """Delete an access key. Tokens minted with it stop verifying.
+
+    \b
+    Example:
+      authbridge iam delete-access-key --access-key-id AKIAEXAMPLE
+    """
+    app.store.delete_access_key(access_key_id)
+    app.emit(None, lambda: f"Deleted access key {access_key_id}.")

@@ -1,0 +1,203 @@
+"""The ``authbridge`` command: global options, subcommand groups, and one error handler.
+
+Exit codes: 0 success; 1 refused or failed, with exactly one line on stderr
+(``authbridge: <what>; <what to do>``); 2 usage error (click's own output).
+Unexpected exceptions print one line naming the exception type; with
+``AUTHBRIDGE_DEBUG=1`` they are re-raised with their traceback.
+
+This module must stay cheap to import: the store, database drivers, Flask,
+the kubernetes client and cryptography are imported only by the commands that
+use them (check with ``python -X importtime -c "import authbridge.cli.main"``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any, NoReturn, cast
+
+import click
+
+from authbridge import __version__
+from authbridge.cli.context import OUTPUT_FORMATS, App, OutputFormat
+from authbridge.cli.iam import iam
+from authbridge.cli.keys import keys
+from authbridge.cli.output import one_line
+from authbridge.cli.quickstart import quickstart
+from authbridge.errors import (
+    AuthbridgeError,
+    EntityAlreadyExists,
+    InputError,
+    InvalidTrust,
+    NoSuchEntity,
+)
+
+DEBUG_ENV = "AUTHBRIDGE_DEBUG"
+CONFIG_ENV = "AUTHBRIDGE_CONFIG"
+
+# What to do next, for errors raised without a hint (the first match in the MRO wins).
+_DEFAULT_HINTS: dict[type[AuthbridgeError], str] = {
+    EntityAlreadyExists: "choose another name (IAM names are case-insensitive),"
+    " or delete the existing one first",
+    NoSuchEntity: "check the name; `authbridge iam list-users`, `list-groups` and"
+    " `list-roles` show what exists",
+    InvalidTrust: "each --trust must be the ARN of an existing user or group,"
+    " or arn:<partition>:iam::<account>:root",
+}
+_NOT_UTF8 = "authbridge.cli.not_utf8"
+
+
+def _debug() -> bool:
+    return os.environ.get(DEBUG_ENV, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def _error_line(e: AuthbridgeError) -> str:
+    if e.hint:
+        return str(e)
+    for cls in type(e).__mro__:
+        hint = _DEFAULT_HINTS.get(cls)
+        if hint:
+            return f"{e.message}; {hint}"
+    return str(e)
+
+
+def _is_utf8(arg: str) -> bool:
+    # Bytes that are not UTF-8 reach Python as lone surrogates ("surrogateescape").
+    try:
+        arg.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _fail(message: str) -> NoReturn:
+    click.echo(f"authbridge: {one_line(message)}", err=True)
+    raise click.exceptions.Exit(1)
+
+
+def _os_error_message(e: OSError) -> str:
+    what = e.strerror or type(e).__name__
+    if e.filename is not None:
+        return f"cannot use {e.filename}: {what}; check that the path exists and is accessible"
+    return f"{what}; check the paths and permissions authbridge uses"
+
+
+class _Main(click.Group):
+    """The root group: turns every failure of a subcommand into one line and an exit code."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        bad = [i for i, arg in enumerate(args, start=1) if not _is_utf8(arg)]
+        if bad:
+            # Reported by invoke, as one line with exit code 1 like any refused input.
+            ctx.meta[_NOT_UTF8] = bad[0]
+        return super().parse_args(ctx, args)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            try:
+                if _NOT_UTF8 in ctx.meta:
+                    raise InputError(
+                        "arguments",
+                        f"argument {ctx.meta[_NOT_UTF8]} is not valid UTF-8 text",
+                        hint="pass names and values as UTF-8",
+                    )
+                return super().invoke(ctx)
+            finally:
+                if isinstance(ctx.obj, App):
+                    ctx.obj.close()
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except AuthbridgeError as e:
+            _fail(_error_line(e))
+        except BrokenPipeError:
+            # The reader went away (e.g. `| head`): nothing more to say, to anyone.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            raise click.exceptions.Exit(1) from None
+        except Exception as e:
+            if _debug():
+                raise
+            if isinstance(e, OSError):
+                _fail(_os_error_message(e))
+            _fail(f"internal error ({type(e).__name__}); run with {DEBUG_ENV}=1 for a traceback")
+
+
+@click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar=CONFIG_ENV,
+    metavar="FILE",
+    help=f"YAML config file (also {CONFIG_ENV}). Relative paths in it resolve against its "
+    "directory.",
+)
+@click.option(
+    "--store",
+    metavar="DSN",
+    help="IAM store: sqlite:///PATH or postgresql://… (also AUTHBRIDGE_STORE; "
+    "default sqlite:///data/authbridge.db).",
+)
+@click.option(
+    "--keys-dir",
+    metavar="DIR",
+    help="Signing keys and the access-key pepper (also AUTHBRIDGE_KEYS_DIR; default keys).",
+)
+@click.option(
+    "--account-id",
+    metavar="ID",
+    help="12-digit account IAM commands act on (also AUTHBRIDGE_ACCOUNT_ID; default: the "
+    "store's only account).",
+)
+@click.option(
+    "--partition",
+    metavar="P",
+    help="ARN partition (also AUTHBRIDGE_PARTITION; default aws).",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Choice(OUTPUT_FORMATS),
+    default=None,
+    help="Output format: text (default) or json (AWS CLI shapes).",
+)
+@click.version_option(__version__, "--version", prog_name="authbridge")
+@click.pass_context
+def main(
+    ctx: click.Context,
+    config: Path | None,
+    store: str | None,
+    keys_dir: str | None,
+    account_id: str | None,
+    partition: str | None,
+    output: str | None,
+) -> None:
+    """authbridge: self-hosted IAM for Kubernetes, the Amazon EKS access flow on any cluster.
+
+    Settings come from flags, then AUTHBRIDGE_* environment variables, then the
+    --config file, then defaults. Exit codes: 0 success, 1 refused or failed
+    (one line on stderr saying what to do), 2 usage error.
+
+    \b
+    Example:
+      authbridge iam create-account --alias prod
+      authbridge iam create-user --user-name alice
+      authbridge -o json iam create-access-key --user-name alice
+      authbridge keys init
+    """
+    ctx.obj = App(
+        flags={
+            "store": store,
+            "keys_dir": keys_dir,
+            "account_id": account_id,
+            "partition": partition,
+        },
+        config_file=config,
+        env=os.environ,
+        output=cast(OutputFormat, output or "text"),
+    )
+
+
+main.add_command(iam)
+main.add_command(quickstart)
+main.add_command(keys)
