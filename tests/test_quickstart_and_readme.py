@@ -63,3 +63,12 @@ def test_readme_iam_block_works_as_written(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert '"SecretAccessKey"' in proc.stdout
     assert proc.stderr == ""
+
+
+def test_quickstart_json(tmp_path: Path) -> None:
+    cli = Cli(tmp_path, clean_env())
+    doc = cli.json("quickstart")
+    assert doc["Role"]["Arn"] == "arn:aws:iam::111122223333:role/platform/Admin"
+    assert doc["SecretAccessKey"] and len(doc["AccessKeys"]) == 1
+    again = cli.json("quickstart")
+    assert again["Made"] == [] and "SecretAccessKey" not in again

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import click
 
-from authbridge.cli.context import App, pass_app
+from authbridge.cli.context import App, output_option, pass_app
 from authbridge.errors import NoSuchEntity
 
 DEMO_ACCOUNT = "111122223333"
@@ -20,6 +20,7 @@ DEMO_ROLE = "Admin"
 
 
 @click.command()
+@output_option
 @pass_app
 def quickstart(app: App) -> None:
     """Set up a demo on the embedded defaults (keys/ and SQLite under data/), idempotently.
@@ -81,26 +82,46 @@ def quickstart(app: App) -> None:
         keys, secret = [new.key], new.secret_access_key
         made.append(f"access key {new.key.access_key_id}")
 
-    echo = click.echo
-    echo("authbridge quickstart: " + ("made " + ", ".join(made) if made else "all in place"))
-    echo("")
-    echo(f"  store         {_store_label(settings.store)}")
-    echo(f"  signing key   {active.kid} ({active.alg}, active)")
-    echo(f"  account       {account}")
-    echo(f"  user          {user.arn}  ({user.user_id})")
-    echo(f"  group         {group.arn}")
-    echo(f"  role          {role.arn}  trusts {', '.join(t.arn for t in role.trust)}")
-    for key in keys:
-        echo(f"  access key    {key.access_key_id} ({key.status})")
+    doc = {
+        "Made": made,
+        "SigningKey": {"kid": active.kid, "alg": active.alg},
+        "Account": store.get_account(account).to_aws(),
+        "User": user.to_aws(),
+        "Group": group.to_aws(),
+        "Role": role.to_aws(),
+        "AccessKeys": [k.to_aws() for k in keys],
+    }
     if secret is not None:
-        echo(f"  secret        {secret}")
-        echo("")
-        echo("The secret above is shown only now; authbridge keeps only a keyed hash of it.")
-    echo("")
-    echo("Next:")
-    echo("  authbridge iam list-users")
-    echo(f"  authbridge iam get-role --role-name {DEMO_ROLE}")
-    echo("  authbridge keys list")
+        doc["SecretAccessKey"] = secret
+
+    def text() -> str:
+        lines = [
+            "authbridge quickstart: " + ("made " + ", ".join(made) if made else "all in place"),
+            "",
+            f"  store         {_store_label(settings.store)}",
+            f"  signing key   {active.kid} ({active.alg}, active)",
+            f"  account       {account}",
+            f"  user          {user.arn}  ({user.user_id})",
+            f"  group         {group.arn}",
+            f"  role          {role.arn}  trusts {', '.join(t.arn for t in role.trust)}",
+        ]
+        lines += [f"  access key    {k.access_key_id} ({k.status})" for k in keys]
+        if secret is not None:
+            lines += [
+                f"  secret        {secret}",
+                "",
+                "The secret above is shown only now; authbridge keeps only a keyed hash of it.",
+            ]
+        lines += [
+            "",
+            "Next:",
+            "  authbridge iam list-users",
+            f"  authbridge iam get-role --role-name {DEMO_ROLE}",
+            "  authbridge keys list",
+        ]
+        return "\n".join(lines)
+
+    app.emit(doc, text)
 
 
 def _store_label(dsn: str) -> str:
