@@ -42,8 +42,9 @@ import os
 import re
 import stat
 import tempfile
+import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -834,3 +835,50 @@ class KeyDirectory:
                 for e in entries
             ]
             self._write_state(entries)
+
+
+class KeyRing:
+    """The current :class:`KeySet` of a directory, reloaded when the directory changes.
+
+    Each server worker holds one. :meth:`current` looks at the directory's
+    fingerprint at most every ``check_interval`` seconds and reloads on change;
+    a reload that fails (a half-copied Secret, a bad file) keeps the last good
+    key set serving and records why in :attr:`last_error`.
+    """
+
+    def __init__(
+        self,
+        directory: KeyDirectory,
+        *,
+        check_interval: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.directory = directory
+        self.check_interval = check_interval
+        self._clock = clock
+        self._fingerprint = directory.fingerprint()
+        self._keys = directory.load()
+        self._checked = clock()
+        self._lock = threading.Lock()
+        self.last_error: str | None = None
+        self.reloads = 0
+
+    def current(self) -> KeySet:
+        now = self._clock()
+        if now - self._checked < self.check_interval:
+            return self._keys
+        with self._lock:
+            if now - self._checked < self.check_interval:
+                return self._keys
+            self._checked = now
+            fingerprint = self.directory.fingerprint()
+            if fingerprint != self._fingerprint:
+                try:
+                    self._keys = self.directory.load()
+                except KeyStoreError as e:
+                    self.last_error = str(e)
+                else:
+                    self._fingerprint = fingerprint
+                    self.last_error = None
+                    self.reloads += 1
+        return self._keys

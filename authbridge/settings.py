@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -22,6 +23,7 @@ from authbridge.errors import ConfigError
 
 DEFAULT_STORE = "sqlite:///data/authbridge.db"
 DEFAULT_KEYS_DIR = "keys"
+DEFAULT_ISSUER = "https://127.0.0.1:8443"
 ENV_PREFIX = "AUTHBRIDGE_"
 MAX_CONFIG_BYTES = 1024 * 1024
 
@@ -37,10 +39,25 @@ class Settings:
     key_algorithm: Literal["RS256", "ES256"]
     prepublication_delay: int  # seconds a new key is published before it signs
     max_token_lifetime: int  # seconds; retiring keys stay published this long
+    issuer: str  # OIDC issuer URL, byte-identical in discovery and every token's iss
+    cluster_ids: tuple[str, ...]  # audiences (cluster ids) this authbridge issues for
+    bind: str  # HOST:PORT the server listens on
+    workers: int  # gunicorn worker processes
+    tls_cert_file: Path  # serving certificate (PEM chain)
+    tls_key_file: Path  # its private key
+    client_ca_file: Path | None  # when set, only clients with a cert from it may call
+    allow_insecure_http: bool  # development only: plain HTTP, loudly logged
+    default_token_lifetime: int  # seconds, when a token request names no duration
+    max_user_token_lifetime: int  # seconds, cap for tokens minted from access keys
 
     @property
     def pepper_file(self) -> Path:
         return self.keys_dir / "access-key-pepper"
+
+    @property
+    def jwks_max_age(self) -> int:
+        """Seconds a JWKS may be cached: never longer than a new key waits to sign."""
+        return max(0, min(300, self.prepublication_delay))
 
     def __repr__(self) -> str:
         # A PostgreSQL DSN may carry a password: never print it.
@@ -92,6 +109,60 @@ def _algorithm(value: Any) -> str:
     return str(value)
 
 
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("1", "true", "yes", "on"):
+        return True
+    if isinstance(value, str) and value.strip().lower() in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError("must be true or false")
+
+
+def _issuer(value: Any) -> str:
+    url = _str(value)
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise ValueError("must be an https:// URL with a host, e.g. https://authbridge.example.com")
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise ValueError("must have no query, fragment or user info (OIDC Discovery §2)")
+    return url
+
+
+_CLUSTER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", re.ASCII)
+
+
+def _cluster_ids(value: Any) -> tuple[str, ...]:
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)) or not items:
+        raise ValueError("must be a non-empty list of cluster ids")
+    out: list[str] = []
+    for item in items:
+        item = item.strip() if isinstance(item, str) else item
+        if not isinstance(item, str) or not _CLUSTER_ID.fullmatch(item):
+            raise ValueError(
+                "each cluster id must be 1-100 letters, digits, '.', '_' or '-'"
+                " starting with a letter or digit"
+            )
+        if item not in out:
+            out.append(item)
+    return tuple(out)
+
+
+def _bind(value: Any) -> str:
+    text = _str(value)
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError("must be HOST:PORT, e.g. 127.0.0.1:8443 or [::]:8443")
+    return text
+
+
+def _optional_path(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    return _str(value)
+
+
 def _store(value: Any) -> str:
     dsn = _str(value)
     if not dsn.startswith(("sqlite:///", "postgresql://", "postgres://")):
@@ -108,8 +179,20 @@ _FIELDS: dict[str, tuple[str, Callable[[Any], Any], Any]] = {
     "key_algorithm": ("keyAlgorithm", _algorithm, "RS256"),
     "prepublication_delay": ("prepublicationDelaySeconds", _int_in(0, 7 * 86400), 600),
     "max_token_lifetime": ("maxTokenLifetimeSeconds", _int_in(900, 43200), 43200),
+    "issuer": ("issuer", _issuer, DEFAULT_ISSUER),
+    "cluster_ids": ("clusters", _cluster_ids, ("default",)),
+    "bind": ("bind", _bind, "127.0.0.1:8443"),
+    "workers": ("workers", _int_in(1, 64), 2),
+    "tls_cert_file": ("tlsCertFile", _str, None),
+    "tls_key_file": ("tlsKeyFile", _str, None),
+    "client_ca_file": ("clientCAFile", _optional_path, None),
+    "allow_insecure_http": ("allowInsecureHTTP", _bool, False),
+    "default_token_lifetime": ("defaultTokenLifetimeSeconds", _int_in(900, 43200), 900),
+    "max_user_token_lifetime": ("maxUserTokenLifetimeSeconds", _int_in(900, 43200), 3600),
 }
-_PATH_FIELDS = {"keys_dir"}
+_PATH_FIELDS = {"keys_dir", "tls_cert_file", "tls_key_file", "client_ca_file"}
+# Files that live in the keys directory unless configured elsewhere.
+_KEYS_DIR_DEFAULTS = {"tls_cert_file": "tls/server.crt", "tls_key_file": "tls/server.key"}
 
 
 def env_name(field: str) -> str:
@@ -151,12 +234,48 @@ def load_settings(
             values[name] = _resolve(name, default, cwd) if default is not None else None
             continue
         try:
-            values[name] = _resolve(name, parse(raw), base)
+            parsed = parse(raw)
+            values[name] = None if parsed is None else _resolve(name, parsed, base)
         except ValueError as e:
             problems.append(f"{source} {e} (got {_show(raw)})")
+    keys_dir = values.get("keys_dir")
+    for name, rel in _KEYS_DIR_DEFAULTS.items():
+        if values.get(name) is None and isinstance(keys_dir, Path):
+            values[name] = keys_dir / rel
+    problems += _cross_checks(values)
     if problems:
         raise ConfigError(problems)
     return Settings(**{f.name: values[f.name] for f in fields(Settings)})
+
+
+def _cross_checks(values: dict[str, Any]) -> list[str]:
+    """Rules between settings, checked once every setting parsed."""
+    problems: list[str] = []
+    issuer = values.get("issuer")
+    if (
+        isinstance(issuer, str)
+        and issuer.startswith("http://")
+        and values.get("allow_insecure_http") is False
+    ):
+        problems.append(
+            f"issuer {issuer} is plain HTTP; OIDC needs https (set allowInsecureHTTP"
+            " / AUTHBRIDGE_ALLOW_INSECURE_HTTP=1 only for local development)"
+        )
+    default, cap, most = (
+        values.get("default_token_lifetime"),
+        values.get("max_user_token_lifetime"),
+        values.get("max_token_lifetime"),
+    )
+    if isinstance(default, int) and isinstance(cap, int) and default > cap:
+        problems.append(
+            f"defaultTokenLifetimeSeconds ({default}) is longer than"
+            f" maxUserTokenLifetimeSeconds ({cap})"
+        )
+    if isinstance(cap, int) and isinstance(most, int) and cap > most:
+        problems.append(
+            f"maxUserTokenLifetimeSeconds ({cap}) is longer than maxTokenLifetimeSeconds ({most})"
+        )
+    return problems
 
 
 def _resolve(name: str, value: Any, base: Path) -> Any:

@@ -583,3 +583,22 @@ def test_signing_key_kid_must_be_its_thumbprint(kd: KeyDirectory) -> None:
             retired_at=None,
             private_key=key.private_key,
         )
+
+
+def test_keyring_reloads_when_the_directory_changes(tmp_path: Path) -> None:
+    from authbridge.keys import KeyRing
+
+    ticks = [0.0]
+    directory = KeyDirectory(tmp_path / "ring", prepublication_delay=0)
+    first = directory.init("ES256")
+    ring = KeyRing(directory, check_interval=1.0, clock=lambda: ticks[0])
+    assert ring.current().get(first.kid) is not None
+    second = directory.rotate()
+    assert ring.current().get(second.kid) is None  # not looked at before the interval
+    ticks[0] = 1.5
+    assert ring.current().get(second.kid) is not None and ring.reloads == 1
+    # A broken state file keeps the last good set serving and says why.
+    (tmp_path / "ring" / "signing-keys.json").write_text("{not json")
+    ticks[0] = 3.0
+    assert ring.current().get(second.kid) is not None
+    assert ring.last_error and "signing-keys.json" in ring.last_error

@@ -1,0 +1,1 @@
+"""Certificates for TLS and mutual TLS: a CA, serving and client certificates."""

@@ -1,0 +1,1 @@
+"""Issuing tokens: GetSessionToken and AssumeRole over the store and the key set."""

@@ -1,0 +1,1 @@
+"""HTTP surface: Flask app factory and blueprints (the only package importing Flask)."""
