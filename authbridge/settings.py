@@ -17,13 +17,12 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-import yaml
-
 from authbridge.errors import ConfigError
 
 DEFAULT_STORE = "sqlite:///data/authbridge.db"
 DEFAULT_KEYS_DIR = "keys"
 DEFAULT_ISSUER = "https://127.0.0.1:8443"
+CONFIG_FILE_NAME = "authbridge.yaml"  # in the keys directory, where `authbridge init` writes it
 ENV_PREFIX = "AUTHBRIDGE_"
 MAX_CONFIG_BYTES = 1024 * 1024
 
@@ -302,6 +301,8 @@ def _read_config_file(path: Path, problems: list[str]) -> tuple[dict[str, Any], 
         ) from e
     if len(data) > MAX_CONFIG_BYTES:
         raise ConfigError(f"config file {path} is larger than {MAX_CONFIG_BYTES} bytes")
+    import yaml  # only when a config file is read: keeps `authbridge token` fast
+
     try:
         loaded = yaml.safe_load(data)
     except yaml.YAMLError as e:

@@ -36,12 +36,12 @@ class App:
     def __init__(
         self,
         *,
-        flags: Mapping[str, str | None],
+        flags: Mapping[str, Any],
         config_file: Path | None,
         env: Mapping[str, str],
         output: OutputFormat = "text",
     ) -> None:
-        self._flags = dict(flags)
+        self._flags: dict[str, Any] = dict(flags)
         self._config_file = config_file
         self._env = env
         self.output: OutputFormat = output
@@ -49,6 +49,11 @@ class App:
         self._store: Store | None = None
 
     # -- settings and store ------------------------------------------------------------
+    def add_flags(self, **flags: Any) -> None:
+        """Settings given as a subcommand's own flags (``serve --bind …``); None = not given."""
+        self._flags.update({k: v for k, v in flags.items() if v is not None})
+        self._settings = None
+
     @property
     def settings(self) -> Settings:
         if self._settings is None:

@@ -22,9 +22,11 @@ import click
 from authbridge import __version__
 from authbridge.cli.context import OUTPUT_FORMATS, App, OutputFormat
 from authbridge.cli.iam import iam
+from authbridge.cli.init import init
 from authbridge.cli.keys import keys
 from authbridge.cli.output import one_line
 from authbridge.cli.quickstart import quickstart
+from authbridge.cli.serve import serve
 from authbridge.errors import (
     AuthbridgeError,
     EntityAlreadyExists,
@@ -32,6 +34,7 @@ from authbridge.errors import (
     InvalidTrust,
     NoSuchEntity,
 )
+from authbridge.settings import CONFIG_FILE_NAME
 
 DEBUG_ENV = "AUTHBRIDGE_DEBUG"
 CONFIG_ENV = "AUTHBRIDGE_CONFIG"
@@ -129,8 +132,8 @@ class _Main(click.Group):
     type=click.Path(dir_okay=False, path_type=Path),
     envvar=CONFIG_ENV,
     metavar="FILE",
-    help=f"YAML config file (also {CONFIG_ENV}). Relative paths in it resolve against its "
-    "directory.",
+    help=f"YAML config file (also {CONFIG_ENV}; default keys/{CONFIG_FILE_NAME} when it"
+    " exists). Relative paths in it resolve against its directory.",
 )
 @click.option(
     "--store",
@@ -185,6 +188,11 @@ def main(
       authbridge -o json iam create-access-key --user-name alice
       authbridge keys init
     """
+    if config is None:
+        # `authbridge init` writes the config into the keys directory; use it when present.
+        default = Path(keys_dir or os.environ.get("AUTHBRIDGE_KEYS_DIR") or "keys")
+        if (default / CONFIG_FILE_NAME).is_file():
+            config = default / CONFIG_FILE_NAME
     ctx.obj = App(
         flags={
             "store": store,
@@ -198,6 +206,8 @@ def main(
     )
 
 
+main.add_command(init)
 main.add_command(iam)
 main.add_command(quickstart)
+main.add_command(serve)
 main.add_command(keys)

@@ -1,0 +1,111 @@
+"""``authbridge init``: CA, certificates, first signing key, config and webhook kubeconfig."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from authbridge.cli.context import App, output_option, pass_app
+
+
+@click.command("init")
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where to write (default: --keys-dir, i.e. keys/).",
+)
+@click.option("--hostname", "hostnames", multiple=True, help="DNS name to serve as; repeatable.")
+@click.option("--ip", "ips", multiple=True, help="IP address to serve as; repeatable.")
+@click.option("--port", type=click.IntRange(1, 65535), default=8443, show_default=True)
+@click.option(
+    "--cluster-id",
+    "cluster_ids",
+    multiple=True,
+    help="Cluster id(s) to issue for (default: default).",
+)
+@click.option("--issuer", metavar="URL", help="OIDC issuer URL (default https://HOST:PORT).")
+@click.option(
+    "--algorithm",
+    type=click.Choice(["RS256", "ES256"]),
+    default="RS256",
+    show_default=True,
+    help="Algorithm of the first signing key.",
+)
+@click.option("--force", is_flag=True, help="Remake TLS files, config and kubeconfig.")
+@output_option
+@pass_app
+def init(
+    app: App,
+    directory: Path | None,
+    hostnames: tuple[str, ...],
+    ips: tuple[str, ...],
+    port: int,
+    cluster_ids: tuple[str, ...],
+    issuer: str | None,
+    algorithm: str,
+    force: bool,
+) -> None:
+    """Create a CA, serving and kube-apiserver client certificates, the first
+    signing key, the config `serve` reads, and the webhook kubeconfig.
+
+    Existing files are kept (a second run changes nothing) unless --force,
+    which remakes TLS files, config and kubeconfig; signing keys and the
+    access-key pepper are never overwritten.
+
+    \b
+    Example:
+      authbridge init --hostname authbridge.example.com --ip 10.0.0.5 --cluster-id prod
+      authbridge serve
+    """
+    from authbridge.bootstrap import InitRequest, init_directory
+    from authbridge.settings import load_settings
+
+    # Validate the cluster ids and issuer with the same rules the server will apply.
+    flags: dict[str, object] = {"cluster_ids": list(cluster_ids) or None, "issuer": issuer}
+    checked = load_settings({k: v for k, v in flags.items() if v is not None}, {}, None)
+    target = directory or app.settings.keys_dir
+    report = init_directory(
+        InitRequest(
+            directory=target,
+            hostnames=hostnames,
+            ips=ips,
+            port=port,
+            cluster_ids=checked.cluster_ids,
+            issuer=issuer,
+            account_id=app.settings.account_id,
+            key_algorithm="ES256" if algorithm == "ES256" else "RS256",
+            force=force,
+        )
+    )
+    doc = {
+        "Directory": str(report.directory),
+        "Issuer": report.issuer,
+        "Made": report.made,
+        "Kept": report.kept,
+        "ConfigFile": str(report.config_file),
+        "WebhookKubeconfig": str(report.webhook_kubeconfig),
+        "ApiserverFlags": report.apiserver_flags(),
+    }
+
+    def text() -> str:
+        lines = [f"authbridge init: {report.directory}"]
+        if report.made:
+            lines.append("  made: " + ", ".join(report.made))
+        if report.kept:
+            lines.append("  kept: " + ", ".join(report.kept))
+        lines += [
+            "",
+            f"Issuer:  {report.issuer}",
+            f"Config:  {report.config_file}   (authbridge serve reads it)",
+            "",
+            "Add to the kube-apiserver (copy the kubeconfig and tls/ onto the control plane):",
+            *(f"  {flag}" for flag in report.apiserver_flags()),
+            "",
+            "Next: authbridge serve",
+        ]
+        return "\n".join(lines)
+
+    app.emit(doc, text)

@@ -1,0 +1,178 @@
+"""`authbridge serve`: the Flask app under gunicorn, over TLS, several workers.
+
+The master process checks the settings, migrates the store once and loads the
+keys once (so a broken setup fails before any worker starts, with one clear
+line); then each worker, after the fork, opens its own store connection and
+its own :class:`~authbridge.keys.KeyRing`, which reloads ``keys/`` when it
+changes on disk — that is how a rotation reaches every worker.
+
+Workers are gthread (threads share a worker's store connection per thread)
+so HTTP keep-alive works: the kube-apiserver keeps its webhook connection open.
+TLS is 1.2 or newer. With a client CA configured, client certificates are
+requested (and verified against it) but optional at the TLS layer, because
+people and ``curl`` reach ``/verify`` and ``/oauth2/token`` without one; the
+routes that need one (``/authenticate``) check it themselves.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import time
+from typing import Any
+
+from gunicorn.app.base import BaseApplication
+
+from authbridge.errors import ConfigError
+from authbridge.settings import Settings
+
+log = logging.getLogger("authbridge.serve")
+
+THREADS_PER_WORKER = 4
+KEEPALIVE_SECONDS = 75  # longer than the kube-apiserver's idle connection reuse
+REQUEST_TIMEOUT_SECONDS = 30
+INSECURE_BANNER = (
+    "INSECURE: serving plain HTTP because allowInsecureHTTP is set. Tokens and access key"
+    " secrets cross the network in clear text. Use this for local development only."
+)
+
+
+def _ssl_context(config: Any, default_ssl_context_factory: Any) -> ssl.SSLContext:
+    context: ssl.SSLContext = default_ssl_context_factory()
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context
+
+
+class AuthbridgeServer(BaseApplication):  # type: ignore[misc]  # gunicorn is untyped
+    def __init__(self, settings: Settings, *, tls: bool) -> None:
+        self.settings = settings
+        self.tls = tls
+        super().__init__()
+
+    def load_config(self) -> None:
+        s = self.settings
+        options: dict[str, Any] = {
+            "bind": [s.bind],
+            "workers": s.workers,
+            "worker_class": "gthread",
+            "threads": THREADS_PER_WORKER,
+            "keepalive": KEEPALIVE_SECONDS,
+            "timeout": REQUEST_TIMEOUT_SECONDS,
+            "graceful_timeout": 10,
+            "accesslog": None,
+            "errorlog": "-",
+            "loglevel": "info",
+            "proc_name": "authbridge",
+            # Header caps: a request line or header beyond these is refused (400).
+            "limit_request_line": 8190,
+            "limit_request_fields": 64,
+            "limit_request_field_size": 16384,
+            "preload_app": False,
+        }
+        if self.tls:
+            options.update(
+                certfile=str(s.tls_cert_file),
+                keyfile=str(s.tls_key_file),
+                ssl_context=_ssl_context,
+            )
+            if s.client_ca_file is not None:
+                options.update(ca_certs=str(s.client_ca_file), cert_reqs=ssl.CERT_OPTIONAL)
+        for key, value in options.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Any:
+        # Runs in each worker after the fork: nothing opened here is shared.
+        from authbridge.iam.credentials import load_or_create_pepper
+        from authbridge.keys import KeyDirectory, KeyRing
+        from authbridge.store import open_store
+        from authbridge.web.app import create_app
+
+        s = self.settings
+        store = open_store(
+            s.store,
+            pepper=lambda: load_or_create_pepper(s.pepper_file, create=False),
+            partition=s.partition,
+            migrate=False,
+        )
+        keys = KeyRing(
+            KeyDirectory(
+                s.keys_dir,
+                prepublication_delay=s.prepublication_delay,
+                max_token_lifetime=s.max_token_lifetime,
+            )
+        )
+        if not self.tls:
+            log.warning(INSECURE_BANNER)
+        return create_app(s, store=store, keys=keys)
+
+
+def check_startup(settings: Settings) -> bool:
+    """Everything a worker needs, checked once in the master. Returns whether to use TLS."""
+    from authbridge.iam.credentials import load_or_create_pepper
+    from authbridge.keys import KeyDirectory
+    from authbridge.store import open_store
+
+    tls_files = [settings.tls_cert_file, settings.tls_key_file]
+    missing = [str(p) for p in tls_files if not p.is_file()]
+    if settings.issuer.startswith("http://"):
+        if not settings.allow_insecure_http:  # settings already refuse this; belt and braces
+            raise ConfigError("an http:// issuer needs allowInsecureHTTP")
+        tls = False
+    elif missing:
+        raise ConfigError(
+            f"TLS files not found: {', '.join(missing)}",
+            hint="run `authbridge init` to create a CA and serving certificate, or set"
+            " tlsCertFile/tlsKeyFile (AUTHBRIDGE_TLS_CERT_FILE/AUTHBRIDGE_TLS_KEY_FILE)",
+        )
+    else:
+        tls = True
+        _check_tls_files(settings)
+    keys = KeyDirectory(
+        settings.keys_dir,
+        prepublication_delay=settings.prepublication_delay,
+        max_token_lifetime=settings.max_token_lifetime,
+    ).load()
+    keys.signing_key(time.time())  # refuses to start with nothing to sign with
+    load_or_create_pepper(settings.pepper_file)
+    store = open_store(settings.store, pepper=lambda: load_or_create_pepper(settings.pepper_file))
+    store.close()
+    return tls
+
+
+def _check_tls_files(settings: Settings) -> None:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(str(settings.tls_cert_file), str(settings.tls_key_file))
+    except (ssl.SSLError, OSError) as e:
+        raise ConfigError(
+            f"cannot use the TLS certificate {settings.tls_cert_file} with key"
+            f" {settings.tls_key_file}: {getattr(e, 'reason', None) or e}",
+            hint="re-run `authbridge init --force` or point tlsCertFile/tlsKeyFile at a"
+            " matching PEM pair",
+        ) from e
+    if settings.client_ca_file is not None:
+        try:
+            context.load_verify_locations(str(settings.client_ca_file))
+        except (ssl.SSLError, OSError) as e:
+            raise ConfigError(
+                f"cannot use the client CA {settings.client_ca_file}: {e}",
+                hint="point clientCAFile at a PEM CA certificate",
+            ) from e
+
+
+def serve(settings: Settings) -> None:
+    """Run until SIGINT/SIGTERM (gunicorn handles both: graceful stop)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    tls = check_startup(settings)
+    if not tls:
+        log.warning(INSECURE_BANNER)
+    scheme = "https" if tls else "http"
+    log.info(
+        "authbridge serving %s://%s (issuer %s, clusters %s, %d workers)",
+        scheme,
+        settings.bind,
+        settings.issuer,
+        ", ".join(settings.cluster_ids),
+        settings.workers,
+    )
+    AuthbridgeServer(settings, tls=tls).run()
