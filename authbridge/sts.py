@@ -1,1 +1,488 @@
-"""Issuing tokens: GetSessionToken and AssumeRole over the store and the key set."""
+"""Issuing tokens: GetSessionToken and AssumeRole over the store and the key set.
+
+The service layer between the HTTP surface (``authbridge.web``) and the pure
+core (``authbridge.tokens``): it reads the IAM store, decides, and mints. No
+Flask here; the web layer only translates requests and these exceptions.
+
+* :func:`get_session_token` - an access key id/secret for a token of its user
+  (the OAuth ``client_credentials`` grant).
+* :func:`assume_role` - a user's token for a role-session token, when the
+  role's trust names the user, one of its groups or its account (the RFC 8693
+  token exchange).
+* :func:`verify_token` - every check :func:`authbridge.tokens.verify` makes,
+  with revocation and principal status read from the store.
+* :func:`revoke_token` - record a token's ``jti`` as revoked until it expires.
+
+The credential (access key, or ``subject_token``) is checked first, so a caller
+who cannot authenticate learns nothing about clusters or roles. After that the
+checks run in the order the exceptions below are listed per function.
+
+Revocation bound: :func:`verify_token` asks the store on every call, so a
+revocation (or a disabled user, or an inactive access key) takes effect at once
+in every worker and every replica that shares the store.
+
+Decisions:
+
+* Role chaining (a role session assuming a role) is refused; AWS allows it
+  for up to an hour, authbridge keeps every role session one step from a user.
+* A role that does not exist, has another path or lives in an unknown account
+  is refused exactly like a role that does not trust the caller, as IAM does,
+  so tokens cannot be used to enumerate roles.
+* A role session is checked (at verification) only for its role still existing,
+  as in AWS: disabling the user, or revoking the user token it was exchanged
+  from, does not end role sessions already issued; revoke them by ``jti``, or
+  delete the role. Their lifetime is capped by the role's maximum session
+  duration.
+
+Exceptions (each also an :class:`~authbridge.errors.AuthbridgeError`)::
+
+    StsError                       .oauth_error: the RFC 6749 §5.2 / RFC 8693 §2.2.2 code
+    ├── InvalidRequest             a parameter missing or out of its rules   invalid_request
+    │   └── DurationNotAllowed     duration_seconds outside the allowed range
+    ├── AudienceNotServed          audience is not a cluster this issuer serves   invalid_target
+    └── GrantRefused               the grant itself is refused                invalid_grant
+        ├── SubjectTokenRefused    subject_token does not verify (.reason: the token check's code)
+        ├── RoleChainingRefused    subject_token is a role session, not a user
+        └── RoleNotTrusted         no such role, or its trust names none of the caller's ids
+
+Wrong access key credentials stay :class:`~authbridge.errors.InvalidCredentials`
+(one message for an unknown id, a wrong secret, an inactive key and a disabled
+user), which the web layer answers as ``invalid_client``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Final
+
+from authbridge import arn as arns
+from authbridge.errors import AuthbridgeError, InputError, NoSuchEntity, TokenError
+from authbridge.iam import names
+from authbridge.iam.model import AccessKey, Role, User
+from authbridge.keys import KeySet
+from authbridge.settings import Settings
+from authbridge.store.base import Store
+from authbridge.tokens import MAX_LEEWAY, MintedToken, Principal, VerifiedToken, mint, verify
+
+__all__ = [
+    "MAX_DURATION_DIGITS",
+    "MIN_DURATION",
+    "AudienceNotServed",
+    "DurationNotAllowed",
+    "GrantRefused",
+    "InvalidRequest",
+    "IssuerPolicy",
+    "RoleChainingRefused",
+    "RoleNotTrusted",
+    "StsError",
+    "SubjectTokenRefused",
+    "assume_role",
+    "get_session_token",
+    "parse_duration_seconds",
+    "revoke_token",
+    "session_token",
+    "verify_token",
+]
+
+MIN_DURATION: Final = names.MIN_SESSION_DURATION  # seconds, the shortest token STS issues
+MAX_DURATION_DIGITS: Final = 6  # "duration_seconds" longer than this is not a duration
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class StsError(AuthbridgeError):
+    """A token request refused. ``oauth_error`` is the code the token endpoint answers."""
+
+    code = "StsError"
+    oauth_error: str = "invalid_request"
+
+
+class InvalidRequest(StsError):
+    """A request parameter is missing or breaks its rule; ``field`` names the parameter."""
+
+    code = "ValidationError"
+    oauth_error = "invalid_request"
+
+    def __init__(self, field: str, message: str, *, hint: str | None = None) -> None:
+        super().__init__(f"{field}: {message}", hint=hint)
+        self.field = field
+
+
+class DurationNotAllowed(InvalidRequest):
+    code = "ValidationError"
+
+
+class AudienceNotServed(StsError):
+    """RFC 8693 §2.2.2: the requested audience is not a cluster this issuer serves."""
+
+    code = "InvalidTarget"
+    oauth_error = "invalid_target"
+
+
+class GrantRefused(StsError):
+    """RFC 6749 §5.2 ``invalid_grant``: the presented grant does not give what was asked."""
+
+    code = "AccessDenied"
+    oauth_error = "invalid_grant"
+
+
+class SubjectTokenRefused(GrantRefused):
+    """The subject token does not verify; ``reason`` is the token check's code (e.g. expired)."""
+
+    code = "InvalidSubjectToken"
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class RoleChainingRefused(GrantRefused):
+    code = "RoleChainingRefused"
+
+
+class RoleNotTrusted(GrantRefused):
+    code = "AccessDenied"
+
+
+# --------------------------------------------------------------------------- policy
+
+
+@dataclass(frozen=True)
+class IssuerPolicy:
+    """What the issuer signs for: its URL, the clusters it serves and lifetimes (seconds)."""
+
+    issuer: str  # byte-identical to the discovery document and every token's iss
+    cluster_ids: frozenset[str]  # audiences a token may be requested for
+    default_lifetime: int  # seconds, when a request names no duration
+    max_user_lifetime: int  # seconds, cap for tokens minted from access keys
+    partition: str  # ARN partition of every principal
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> IssuerPolicy:
+        return cls(
+            issuer=settings.issuer,
+            cluster_ids=frozenset(settings.cluster_ids),
+            default_lifetime=settings.default_token_lifetime,
+            max_user_lifetime=settings.max_user_token_lifetime,
+            partition=settings.partition,
+        )
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def parse_duration_seconds(raw: str | None) -> int | None:
+    """The ``duration_seconds`` request parameter as an int, ``None`` when absent or empty."""
+    if raw is None or raw == "":
+        return None
+    if not raw.isascii() or not raw.isdigit() or len(raw) > MAX_DURATION_DIGITS:
+        raise DurationNotAllowed("duration_seconds", "must be a whole number of seconds")
+    return int(raw)
+
+
+def _check_audience(policy: IssuerPolicy, audience: str) -> str:
+    if not audience:
+        raise InvalidRequest("audience", "is required: name the cluster id the token is for")
+    if audience not in policy.cluster_ids:
+        # The value is not repeated: it is whatever the caller sent.
+        raise AudienceNotServed(
+            "audience is not a cluster this issuer serves", hint="use a configured cluster id"
+        )
+    return audience
+
+
+def _lifetime(duration: int | None, *, default: int, cap: int, what: str) -> int:
+    """The token lifetime for a request: ``default`` (within ``cap``) or the requested one."""
+    if duration is None:
+        return min(default, cap)
+    if isinstance(duration, bool) or not MIN_DURATION <= duration <= cap:
+        raise DurationNotAllowed(
+            "duration_seconds",
+            f"must be between {MIN_DURATION} and {cap} seconds for {what}, got {duration}",
+        )
+    return duration
+
+
+def _user_principal(user: User, access_key_id: str | None) -> Principal:
+    return Principal(
+        arn=user.arn,
+        canonical_arn=user.arn,
+        account_id=user.account_id,
+        principal_id=user.user_id,
+        access_key_id=access_key_id,
+    )
+
+
+_SUBJECT_REASONS: Final[dict[str, str]] = {
+    "expired": "subject_token expired",
+    "revoked": "subject_token revoked",
+    "not_yet_valid": "subject_token is not valid yet",
+    "unknown_kid": "subject_token is signed by an unknown key",
+    "wrong_audience": "subject_token is not for a cluster this issuer serves",
+}
+
+
+def _subject_refused(error: TokenError) -> SubjectTokenRefused:
+    phrase = _SUBJECT_REASONS.get(error.code)
+    if phrase is None:
+        phrase = f"subject_token refused: {error.message}"
+    return SubjectTokenRefused(phrase, reason=error.code)
+
+
+# --------------------------------------------------------------------------- GetSessionToken
+
+
+def get_session_token(
+    store: Store,
+    keys: KeySet,
+    policy: IssuerPolicy,
+    *,
+    access_key_id: str,
+    secret: str,
+    audience: str,
+    duration: int | None,
+    now: float,
+) -> MintedToken:
+    """GetSessionToken: a token for the user owning the access key, for one cluster.
+
+    Refuses with InvalidCredentials (unknown id, wrong secret, inactive key,
+    disabled user: one message), then InvalidRequest / AudienceNotServed for
+    the audience, then DurationNotAllowed. Records the key's last use.
+    """
+    key, user = store.authenticate_access_key(access_key_id, secret)
+    return session_token(
+        keys, policy, key=key, user=user, audience=audience, duration=duration, now=now
+    )
+
+
+def session_token(
+    keys: KeySet,
+    policy: IssuerPolicy,
+    *,
+    key: AccessKey,
+    user: User,
+    audience: str,
+    duration: int | None,
+    now: float,
+) -> MintedToken:
+    """GetSessionToken for a key the caller has already authenticated with the store.
+
+    The web layer authenticates the client through Authlib (which calls
+    ``store.authenticate_access_key``) and then mints here; anything else should
+    use :func:`get_session_token`.
+    """
+    _check_audience(policy, audience)
+    cap = min(policy.max_user_lifetime, keys.max_token_lifetime)
+    lifetime = _lifetime(duration, default=policy.default_lifetime, cap=cap, what="a user")
+    return mint(
+        _user_principal(user, key.access_key_id),
+        keys=keys,
+        issuer=policy.issuer,
+        audience=audience,
+        lifetime=lifetime,
+        now=now,
+    )
+
+
+# --------------------------------------------------------------------------- AssumeRole
+
+
+def _parse_role_arn(policy: IssuerPolicy, role_arn: str) -> arns.PrincipalArn:
+    if not role_arn:
+        raise InvalidRequest("role_arn", "is required: the ARN of the role to assume")
+    try:
+        parsed = arns.parse_principal(role_arn, partitions={policy.partition})
+    except InputError as e:
+        detail = e.message.removeprefix(f"{e.field}: ")
+        raise InvalidRequest("role_arn", f"is not a role ARN: {detail}") from e
+    if parsed.kind != "role":
+        what = "an assumed-role session" if parsed.kind == "assumed-role" else f"a {parsed.kind}"
+        raise InvalidRequest(
+            "role_arn",
+            f"names {what}, not a role",
+            hint="the form is arn:<partition>:iam::<account>:role/<path>Name",
+        )
+    return parsed
+
+
+def _check_session_name(session_name: str) -> str:
+    try:
+        return names.session_name(session_name)
+    except InputError as e:
+        got = (
+            f"got {len(session_name)} characters"
+            if isinstance(session_name, str)
+            and not names.SESSION_NAME_MIN <= len(session_name) <= names.SESSION_NAME_MAX
+            else "got a character IAM does not allow"
+        )
+        raise InvalidRequest(
+            "role_session_name",
+            f"must be {names.SESSION_NAME_MIN} to {names.SESSION_NAME_MAX} characters of"
+            f" letters, digits and + = , . @ _ - ({got})",
+        ) from e
+
+
+def _subject_user(store: Store, policy: IssuerPolicy, subject: VerifiedToken) -> User:
+    """The IAM user a verified subject token speaks for; role sessions are refused."""
+    principal = subject.principal
+    try:
+        kind = arns.parse_principal(principal.arn, partitions={policy.partition}).kind
+    except InputError:
+        kind = None
+    if kind == "assumed-role" or principal.session_name is not None:
+        # AWS allows role chaining (capped at one hour); authbridge does not, so a
+        # role session can never outlive or widen what its user was given.
+        raise RoleChainingRefused(
+            "role chaining is not supported: subject_token is a role session",
+            hint="exchange a user's token (from an access key) for the role",
+        )
+    if kind != "user":
+        raise SubjectTokenRefused(
+            "subject_token does not speak for an IAM user", reason="not_a_user"
+        )
+    try:
+        return store.get_user_by_id(principal.principal_id)
+    except NoSuchEntity as e:  # deleted between the token check and now
+        raise SubjectTokenRefused(
+            "subject_token refused: the user no longer exists", reason="disabled"
+        ) from e
+
+
+def _trusts(role: Role, user: User, group_ids: Collection[str]) -> bool:
+    for entry in role.trust:
+        if entry.kind == "user" and entry.principal_id == user.user_id:
+            return True
+        if entry.kind == "group" and entry.principal_id in group_ids:
+            return True
+        if entry.kind == "root" and entry.principal_id == user.account_id:
+            return True
+    return False
+
+
+def assume_role(
+    store: Store,
+    keys: KeySet,
+    policy: IssuerPolicy,
+    *,
+    subject_token: str,
+    role_arn: str,
+    session_name: str,
+    audience: str,
+    duration: int | None,
+    now: float,
+    client_user_id: str | None = None,
+) -> MintedToken:
+    """AssumeRole: a user's token in, a role-session token for one cluster out.
+
+    Refuses, in this order: SubjectTokenRefused (does not verify for any served
+    cluster, revoked, user disabled, …); RoleChainingRefused (a role session
+    cannot assume a role); GrantRefused when ``client_user_id`` (the owner of
+    the access key the client authenticated with, if it did) is not the token's
+    user; InvalidRequest / AudienceNotServed for the audience; InvalidRequest
+    for the session name and the role ARN; RoleNotTrusted when the role does
+    not exist (its path, account or name) or its trust names neither the user,
+    nor one of its groups, nor its account - one message for all, as IAM gives
+    nothing away about roles a caller may not assume; DurationNotAllowed
+    outside 900 s .. the role's maximum session duration.
+    """
+    try:
+        subject = verify_token(store, keys, policy, subject_token, now=now)
+    except TokenError as e:
+        raise _subject_refused(e) from e
+    user = _subject_user(store, policy, subject)
+    if client_user_id is not None and client_user_id != user.user_id:
+        raise GrantRefused(
+            "the client's access key belongs to another user than subject_token",
+            hint="authenticate with a key of the token's user, or send no client credentials",
+        )
+    _check_audience(policy, audience)
+    session = _check_session_name(session_name)
+    wanted = _parse_role_arn(policy, role_arn)
+
+    not_trusted = RoleNotTrusted(
+        f"user {user.name} is not trusted by role {wanted.name}",
+        hint="the role's trust must name the user, one of its groups or its account",
+    )
+    try:
+        role = store.get_role(wanted.account_id, wanted.name)
+    except (NoSuchEntity, InputError) as e:
+        raise not_trusted from e
+    if role.path != wanted.path:
+        raise not_trusted
+    group_ids = {g.group_id for g in store.list_groups_for_user(user.account_id, user.name)}
+    if not _trusts(role, user, group_ids):
+        raise not_trusted
+
+    cap = min(role.max_session_duration, keys.max_token_lifetime)
+    lifetime = _lifetime(
+        duration, default=policy.default_lifetime, cap=cap, what=f"role {role.name}"
+    )
+    principal = Principal(
+        arn=arns.assumed_role_arn(policy.partition, role.account_id, role.name, session),
+        canonical_arn=role.arn,
+        account_id=role.account_id,
+        principal_id=f"{role.role_id}:{session}",
+        session_name=session,
+        access_key_id=None,
+    )
+    return mint(
+        principal,
+        keys=keys,
+        issuer=policy.issuer,
+        audience=audience,
+        lifetime=lifetime,
+        now=now,
+    )
+
+
+# --------------------------------------------------------------------------- verify / revoke
+
+
+def verify_token(
+    store: Store,
+    keys: KeySet,
+    policy: IssuerPolicy,
+    token: str,
+    *,
+    audiences: Collection[str] | None = None,
+    now: float,
+) -> VerifiedToken:
+    """Verify ``token`` completely, revocation and principal status included.
+
+    ``audiences`` defaults to every served cluster. Raises a TokenError.
+    """
+    return verify(
+        token,
+        keys=keys,
+        issuer=policy.issuer,
+        audiences=policy.cluster_ids if audiences is None else audiences,
+        now=now,
+        is_revoked=store.is_token_revoked,
+        check_principal=store.check_principal,
+    )
+
+
+def revoke_token(
+    store: Store, keys: KeySet, policy: IssuerPolicy, token: str, *, now: float
+) -> str | None:
+    """RFC 7009: record ``token`` as revoked; return its ``jti``, or None if nothing to do.
+
+    Only a token this issuer signed, for a served cluster and not yet expired,
+    is recorded; anything else could not be used anyway. The principal's status
+    is deliberately not checked: the token of a disabled user is revoked too, so
+    enabling the user again does not bring it back. The ``jti`` is kept until
+    the token's ``exp`` plus the verification leeway, after which
+    ``purge_revoked_tokens`` may forget it.
+    """
+    try:
+        verified = verify(
+            token, keys=keys, issuer=policy.issuer, audiences=policy.cluster_ids, now=now
+        )
+    except TokenError:
+        return None
+    keep_until = datetime.fromtimestamp(verified.expires_at + MAX_LEEWAY, UTC)
+    store.revoke_token(verified.jti, keep_until)
+    return verified.jti

@@ -385,7 +385,8 @@ def test_every_command_has_help_with_an_example() -> None:
     for path, cmd in commands.items():
         assert cmd.help and cmd.help.strip(), path
         assert "Example:" in cmd.help and "authbridge " in cmd.help, path
-        if not isinstance(cmd, click.Group):  # -o is accepted after every command too
+        # -o is accepted after every command that prints a result (serve prints logs)
+        if not isinstance(cmd, click.Group) and path != ("serve",):
             assert "--output" in [opt for param in cmd.params for opt in param.opts], path
 
 
@@ -528,3 +529,10 @@ def test_importing_the_cli_loads_no_store_driver_or_web_stack() -> None:
         check=True,
     )
     assert proc.stdout.strip() == "[]"
+
+
+def test_default_config_name_matches_settings() -> None:
+    from authbridge.cli.main import CONFIG_FILE_NAME
+    from authbridge.settings import CONFIG_FILE_NAME as SETTINGS_NAME
+
+    assert CONFIG_FILE_NAME == SETTINGS_NAME

@@ -77,6 +77,10 @@ class AuthbridgeServer(BaseApplication):  # type: ignore[misc]  # gunicorn is un
             )
             if s.client_ca_file is not None:
                 options.update(ca_certs=str(s.client_ca_file), cert_reqs=ssl.CERT_OPTIONAL)
+        if "control_socket_disable" in self.cfg.settings:
+            # gunicorn >= 25.1 opens a control socket under $HOME by default: two servers
+            # would share it, and a read-only root filesystem has no place for it.
+            options["control_socket_disable"] = True
         for key, value in options.items():
             self.cfg.set(key, value)
 

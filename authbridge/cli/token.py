@@ -1,0 +1,259 @@
+"""``authbridge token``: the kubectl exec credential plugin (``aws eks get-token``'s twin).
+
+kubectl runs it before every request, so the path that finds a usable token in
+the cache imports only the standard library, click and
+:mod:`authbridge.client`'s cheap modules (config, credentials, cache,
+exec_credential): no cryptography, JWT, YAML, store or settings, and not even
+``ssl`` or ``urllib.request``, which only the minting path
+(:mod:`authbridge.client.issuer`) loads. ``tests/test_cli_token.py`` checks it
+with ``-X importtime``.
+
+stdout carries only the ``ExecCredential`` JSON (or, with ``--token-only``, the
+token); warnings and errors go to stderr, and a failure exits non-zero.
+
+``--local`` is break-glass: sign with the key in ``keys/`` instead of asking the
+issuer (see :mod:`authbridge.client.break_glass`); never cached, always logged.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import TYPE_CHECKING
+
+import click
+
+from authbridge.cli.context import App, output_option, pass_app
+
+if TYPE_CHECKING:
+    from authbridge.client.config import ClientConfig
+    from authbridge.client.issuer import IssuedToken
+
+_MIN_DURATION, _MAX_DURATION = 900, 43200
+
+
+def _warn(message: str) -> None:
+    from authbridge.cli.output import one_line
+
+    click.echo(f"authbridge: warning: {one_line(message)}", err=True)
+
+
+def _emit(token: str, expires_at: int, now: float, token_only: bool) -> None:
+    if token_only:
+        click.echo(token)
+        return
+    from authbridge.client.exec_credential import EXEC_INFO_ENV, build, parse_exec_info
+
+    info = parse_exec_info(os.environ.get(EXEC_INFO_ENV))
+    if info.warning:
+        _warn(info.warning)
+    click.echo(json.dumps(build(info, token, expires_at, now), separators=(",", ":")))
+
+
+@click.command("token")
+@click.option(
+    "--cluster-id",
+    metavar="ID",
+    help="The cluster (token audience). Also AUTHBRIDGE_CLUSTER_ID, or cluster_id in the profile.",
+)
+@click.option("--role", metavar="ARN", help="Assume this role (AssumeRole) instead of your user.")
+@click.option(
+    "--session-name",
+    metavar="NAME",
+    help="Role session name (with --role; default: the access key id; with --local: break-glass).",
+)
+@click.option(
+    "--profile",
+    metavar="NAME",
+    help="Credentials profile (also AUTHBRIDGE_PROFILE; default: default).",
+)
+@click.option(
+    "--endpoint",
+    metavar="URL",
+    help="The authbridge server, https://… (also AUTHBRIDGE_ENDPOINT, or the profile's).",
+)
+@click.option(
+    "--duration",
+    type=click.IntRange(_MIN_DURATION, _MAX_DURATION),
+    metavar="SECONDS",
+    help="Token lifetime, 900-43200 (default: the server's, 900). The server may cap it.",
+)
+@click.option("--token-only", is_flag=True, help="Print only the token, not an ExecCredential.")
+@click.option("--no-cache", is_flag=True, help="Neither read nor write the token cache.")
+@click.option(
+    "--ca-file",
+    metavar="FILE",
+    help="CA bundle to verify the server with (also AUTHBRIDGE_CA_FILE, or the profile's"
+    " ca_file; default: the system trust store).",
+)
+@click.option(
+    "--local",
+    is_flag=True,
+    help="Break-glass: sign locally with the key in --keys-dir (needs read access to it;"
+    " logged to break-glass.log there).",
+)
+@click.option("--principal", metavar="ARN", help="With --local: the user or role ARN to sign for.")
+@output_option
+@pass_app
+def token(
+    app: App,
+    cluster_id: str | None,
+    role: str | None,
+    session_name: str | None,
+    profile: str | None,
+    endpoint: str | None,
+    duration: int | None,
+    token_only: bool,
+    no_cache: bool,
+    ca_file: str | None,
+    local: bool,
+    principal: str | None,
+) -> None:
+    """Print a token for kubectl, as an ExecCredential (the exec credential plugin).
+
+    Credentials come from ~/.authbridge/credentials (see `authbridge configure`)
+    or AUTHBRIDGE_ACCESS_KEY_ID, AUTHBRIDGE_SECRET_ACCESS_KEY and
+    AUTHBRIDGE_ENDPOINT; flags win over the environment, which wins over the
+    profile. The secret is never a flag. Tokens are cached in
+    ~/.kube/cache/authbridge/ (0600) until 60 s before they expire. The
+    ExecCredential's apiVersion follows KUBERNETES_EXEC_INFO (v1 by default).
+    The output is that JSON whatever -o says; --token-only prints the bare token.
+
+    \b
+    Example:
+      authbridge token --cluster-id prod
+      authbridge token --cluster-id prod --role arn:aws:iam::111122223333:role/Admin
+      authbridge --keys-dir keys token --local --cluster-id prod \\
+          --principal arn:aws:iam::111122223333:user/alice
+    """
+    if local:
+        _local(
+            app,
+            principal,
+            cluster_id,
+            session_name,
+            duration,
+            token_only,
+            role=role,
+            profile=profile,
+            endpoint=endpoint,
+            ca_file=ca_file,
+        )
+        return
+    if principal is not None:
+        raise click.UsageError("--principal applies only with --local")
+    if session_name is not None and role is None:
+        raise click.UsageError("--session-name applies only with --role (or --local)")
+
+    from authbridge.client.config import check_role_arn, check_session_name, resolve
+
+    cfg = resolve(
+        os.environ, profile=profile, endpoint=endpoint, ca_file=ca_file, cluster_id=cluster_id
+    )
+    if cfg.cluster_id is None:
+        raise click.UsageError(
+            "--cluster-id is required (or AUTHBRIDGE_CLUSTER_ID, or cluster_id in the profile)"
+        )
+    assume: tuple[str, str] | None = None
+    if role is not None:
+        # The default session name is the access key id: the user's name is not known here.
+        session_name = check_session_name(session_name) if session_name else cfg.access_key_id
+        assume = (check_role_arn(role), session_name)
+
+    from authbridge.client.cache import CachedToken, CacheError, TokenCache, cache_key
+
+    now = time.time()
+    cache = TokenCache.default(os.environ)
+    key = cache_key(
+        endpoint=cfg.endpoint,
+        profile=cfg.profile,
+        access_key_id=cfg.access_key_id,
+        cluster_id=cfg.cluster_id,
+        role=role,
+        session_name=session_name,
+        duration=duration,
+    )
+    if not no_cache:
+        hit = cache.get(key, now)
+        if hit is not None:
+            _emit(hit.token, hit.expires_at, now, token_only)
+            return
+
+    issued = _mint(cfg, cfg.cluster_id, assume, duration)
+    if not no_cache:
+        entry = CachedToken(issued.token, issued.expires_at)
+        if entry.usable(time.time()):
+            try:
+                cache.put(key, entry)
+            except CacheError as e:
+                _warn(f"token not cached: {e}")
+    _emit(issued.token, issued.expires_at, time.time(), token_only)
+
+
+def _mint(
+    cfg: ClientConfig,
+    cluster_id: str,
+    assume: tuple[str, str] | None,
+    duration: int | None,
+) -> IssuedToken:
+    """Ask the issuer: a user token, exchanged for a role token when ``assume`` names one."""
+    from authbridge.client.issuer import Issuer
+
+    issuer = Issuer(cfg.endpoint, ca_file=cfg.ca_file)
+    if assume is None:
+        return issuer.session_token(
+            cfg.access_key_id, cfg.secret_access_key, audience=cluster_id, duration=duration
+        )
+    role, session_name = assume
+    # The subject token is used at once, so it is neither cached nor given a duration.
+    user = issuer.session_token(cfg.access_key_id, cfg.secret_access_key, audience=cluster_id)
+    return issuer.assume_role(
+        user.token,
+        audience=cluster_id,
+        role_arn=role,
+        session_name=session_name,
+        duration=duration,
+    )
+
+
+def _local(
+    app: App,
+    principal: str | None,
+    cluster_id: str | None,
+    session_name: str | None,
+    duration: int | None,
+    token_only: bool,
+    **remote_only: str | None,
+) -> None:
+    """Break-glass: sign with the local key; logged before the token is printed."""
+    given = [f"--{name.replace('_', '-')}" for name, value in remote_only.items() if value]
+    if given:
+        raise click.UsageError(f"{', '.join(given)} cannot be used with --local")
+    if principal is None:
+        raise click.UsageError("--local needs --principal ARN (the user or role to sign for)")
+    cluster_id = cluster_id or os.environ.get("AUTHBRIDGE_CLUSTER_ID")
+    if not cluster_id:
+        raise click.UsageError("--cluster-id is required (or AUTHBRIDGE_CLUSTER_ID)")
+
+    from authbridge.client.break_glass import BREAK_GLASS_LOG, append_log, log_record, mint_locally
+    from authbridge.keys import KeyDirectory
+
+    settings = app.settings
+    keys = KeyDirectory(
+        settings.keys_dir,
+        prepublication_delay=settings.prepublication_delay,
+        max_token_lifetime=settings.max_token_lifetime,
+    ).load()
+    minted, who = mint_locally(
+        principal,
+        cluster_id,
+        settings=settings,
+        store=app.store,
+        keys=keys,
+        session_name=session_name,
+        duration=duration,
+    )
+    append_log(settings.keys_dir / BREAK_GLASS_LOG, log_record(minted, who, cluster_id))
+    _warn(f"break-glass token for {who.arn} signed locally with key {minted.kid}; this is logged")
+    _emit(minted.token, minted.expires_at, time.time(), token_only)

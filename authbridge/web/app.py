@@ -1,0 +1,72 @@
+"""The Flask app factory: ``create_app(settings, *, store, keys, clock)``.
+
+Blueprints, one per surface: ``oidc`` (discovery, JWKS), ``oauth`` (token,
+introspection, revocation, authorize), ``health`` (probes). Every store and
+key access goes through the injected objects; there are no module globals.
+Each request takes the current key set from the :class:`~authbridge.keys.KeyRing`,
+which looks at ``keys/`` at most once a second and reloads it when it changed,
+so every worker of every replica picks up a rotation by itself.
+
+When the issuer URL has a path (``https://host/auth``) the OIDC and OAuth
+endpoints are served under that path, as the discovery document names them,
+and also at the root (for a proxy that strips the prefix); discovery is
+additionally served at the RFC 8414 §3.1 form
+``/.well-known/openid-configuration/auth``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from flask import Flask
+
+from authbridge.errors import ConfigError
+from authbridge.keys import KeyRing
+from authbridge.settings import Settings
+from authbridge.store.base import Store
+from authbridge.sts import IssuerPolicy
+from authbridge.web import context, errors, health, oauth, oidc
+
+MAX_BODY_BYTES = 64 * 1024  # request bodies above this are refused with 413
+
+
+def create_app(
+    settings: Settings,
+    *,
+    store: Store,
+    keys: KeyRing,
+    clock: Callable[[], float] = time.time,
+) -> Flask:
+    """Build the issuer's Flask app over an open store and a key ring."""
+    try:
+        prefix = context.issuer_path(settings.issuer)
+    except ValueError as e:
+        raise ConfigError(f"issuer {settings.issuer}: {e}") from e
+
+    app = Flask("authbridge")
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    app.json.sort_keys = False  # type: ignore[attr-defined]  # DefaultJSONProvider has it
+    svc = context.Services(
+        settings=settings,
+        policy=IssuerPolicy.from_settings(settings),
+        store=store,
+        keyring=keys,
+        clock=clock,
+    )
+    context.install(app, svc)
+    oauth.install(app, svc)
+    errors.register(app)
+
+    for bp in (oidc.bp, oauth.bp):
+        app.register_blueprint(bp)
+        if prefix:
+            app.register_blueprint(bp, url_prefix=prefix, name=f"{bp.name}_under_issuer_path")
+    if prefix:
+        app.add_url_rule(
+            oidc.DISCOVERY_PATH + prefix,
+            endpoint="oidc_discovery_rfc8414",
+            view_func=oidc.discovery,
+        )
+    app.register_blueprint(health.bp)
+    return app

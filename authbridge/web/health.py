@@ -1,0 +1,81 @@
+"""Liveness and readiness probes.
+
+``GET /healthz`` answers 200 ``ok`` while the process serves requests.
+``GET /readyz`` answers 200 only when the store answers a cheap query and a
+signing key is active, else 503; the JSON body lists each check. Failures
+name the error class only (details go to the log), as the probe is
+unauthenticated.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import NotRequired, TypedDict
+
+from flask import Blueprint, Response, json
+
+from authbridge.errors import AuthbridgeError
+from authbridge.web.context import Services, services
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("health", __name__)
+
+
+class Check(TypedDict):
+    ok: bool
+    error: NotRequired[str]  # the error's code or class, never its details
+    schema_version: NotRequired[int]
+    active_kid: NotRequired[str]
+    published_keys: NotRequired[int]
+    last_reload_failed: NotRequired[bool]  # serving the last good key set
+
+
+class Readiness(TypedDict):
+    ready: bool
+    checks: dict[str, Check]
+
+
+def _error_name(e: Exception) -> str:
+    return e.code if isinstance(e, AuthbridgeError) else type(e).__name__
+
+
+def check_store(svc: Services) -> Check:
+    try:
+        version = svc.store.schema_version()
+    except Exception as e:  # any failure means "not ready"; the log has the details
+        log.warning("readiness: the store does not answer: %s", _error_name(e), exc_info=e)
+        return {"ok": False, "error": _error_name(e)}
+    return {"ok": True, "schema_version": version}
+
+
+def check_keys(svc: Services) -> Check:
+    try:
+        keys = svc.keys()
+        now = svc.clock()
+        active = keys.signing_key(now)
+        published = len(keys.published(now))
+    except Exception as e:  # any failure means "not ready"; the log has the details
+        log.warning("readiness: no usable signing key: %s", _error_name(e), exc_info=e)
+        return {"ok": False, "error": _error_name(e)}
+    check: Check = {"ok": True, "active_kid": active.kid, "published_keys": published}
+    if svc.keyring.last_error:
+        check["last_reload_failed"] = True
+    return check
+
+
+@bp.get("/healthz")
+def healthz() -> Response:
+    return Response("ok", mimetype="text/plain")
+
+
+@bp.get("/readyz")
+def readyz() -> Response:
+    svc = services()
+    checks = {"store": check_store(svc), "keys": check_keys(svc)}
+    body: Readiness = {"ready": all(c["ok"] for c in checks.values()), "checks": checks}
+    response = Response(
+        json.dumps(body), status=200 if body["ready"] else 503, mimetype="application/json"
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response
