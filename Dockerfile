@@ -8,4 +8,4 @@ RUN pip install --no-cache-dir . && rm -rf /root/.cache
 USER 10001
 WORKDIR /home/authbridge
 ENTRYPOINT ["authbridge"]
-CMD ["--help"]
+CMD ["serve"]

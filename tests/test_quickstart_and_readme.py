@@ -1,35 +1,73 @@
-"""The README's promises, run for real: `authbridge quickstart` (what `scripts/run`
-executes) is idempotent and shows the demo secret once; the README's IAM
-command block works as written, in a fresh directory, through a real shell.
+"""The README's promises, run for real.
+
+`authbridge quickstart` (what `scripts/run` executes) sets up idempotently,
+shows the demo secret once and serves on https://127.0.0.1:8443 until Ctrl-C;
+the README's tour blocks (plugin, discovery, JWKS, token endpoint, token
+exchange, introspection, revocation) run as written through bash and curl
+against it; the README's IAM block works as written in a fresh directory.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import shutil
+import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+import pytest
 
 from tests.test_cli import Cli, clean_env
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
+VENV_BIN = str(Path(sys.executable).parent)
+QUICKSTART_PORT = 8443
 
 
-def test_quickstart_is_idempotent_and_shows_the_secret_once(tmp_path: Path) -> None:
-    cli = Cli(tmp_path, clean_env())
-    first = cli.ok("quickstart").out
-    secret = re.search(r"^  secret\s+(\S+)$", first, re.MULTILINE)
-    assert secret, first
-    assert "made signing key" in first and "role Admin trusting admins" in first
-    second = cli.ok("quickstart").out
-    assert "all in place" in second and secret.group(1) not in second
-    key_id = re.search(r"access key\s+(AKIA\w+)", first)
-    assert key_id and key_id.group(1) in second  # the same key, reused
-    role = cli.json("iam get-role --role-name Admin")["Role"]
-    assert role["Trust"] == ["arn:aws:iam::111122223333:group/admins"]
-    assert secret.group(1).encode() not in (tmp_path / "data" / "authbridge.db").read_bytes()
+def _blocks(after_heading: str) -> list[str]:
+    text = README.read_text()
+    section = text.split(after_heading, 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```sh\n(.*?)```", section, re.DOTALL)
+
+
+def _as_written(script: str) -> str:
+    # The README puts the clone's venv on PATH; here the test's own interpreter
+    # directory plays the venv, so that one line is dropped and PATH set instead.
+    return script.replace('export PATH="$PWD/.venv/bin:$PATH"\n', "")
+
+
+def _bash(script: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", _as_written(script)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def test_quickstart_no_serve_is_idempotent_and_shows_the_secret_once(tmp_path: Path) -> None:
+    cli = Cli(tmp_path, clean_env(HOME=str(tmp_path)))
+    first = cli.json("quickstart --no-serve")
+    secret = first["SecretAccessKey"]
+    assert first["Role"]["Trust"] == ["arn:aws:iam::111122223333:group/admins"]
+    again = cli.json("quickstart --no-serve")
+    assert again["Made"] == [] and "SecretAccessKey" not in again
+    assert again["AccessKeyId"] == first["AccessKeyId"]  # the same key, reused
+    text = cli.ok("quickstart --no-serve").out
+    assert "all in place" in text and secret not in text
+    assert secret.encode() not in (tmp_path / "data" / "authbridge.db").read_bytes()
+    creds = tmp_path / ".authbridge" / "credentials"
+    assert creds.stat().st_mode & 0o777 == 0o600 and secret in creds.read_text()
 
 
 def test_scripts_run_execs_quickstart() -> None:
@@ -37,38 +75,81 @@ def test_scripts_run_execs_quickstart() -> None:
     assert 'exec authbridge quickstart "$@"' in text
 
 
-def _readme_block(after_heading: str) -> str:
-    text = README.read_text()
-    section = text.split(after_heading, 1)[1]
-    block = re.search(r"```sh\n(.*?)```", section, re.DOTALL)
-    assert block, f"no sh block after {after_heading!r}"
-    return block.group(1)
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) != 0
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="the README tour uses curl")
+def test_readme_tour_works_as_written_against_quickstart(tmp_path: Path) -> None:
+    assert _port_free(QUICKSTART_PORT), "port 8443 is taken; the README tour needs it"
+    env = clean_env(HOME=str(tmp_path), PATH=f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}")
+    setup = Cli(tmp_path, env).json("quickstart --no-serve")
+    env.update(
+        AUTHBRIDGE_ACCESS_KEY_ID=setup["AccessKeyId"],
+        AUTHBRIDGE_SECRET_ACCESS_KEY=setup["SecretAccessKey"],
+    )
+    log = tmp_path / "quickstart.log"
+    with log.open("wb") as sink:
+        server = subprocess.Popen(
+            [f"{VENV_BIN}/authbridge", "quickstart"],
+            cwd=tmp_path,
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while _port_free(QUICKSTART_PORT):
+            assert server.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        tour = _blocks("## Five-minute tour")
+        assert len(tour) == 3, tour
+        plugin, oidc, endpoint = (_bash(block, tmp_path, env) for block in tour)
+        for proc in (plugin, oidc, endpoint):
+            assert proc.returncode == 0, proc.stdout + proc.stderr
+            assert proc.stderr.count("authbridge:") == 0, proc.stderr
+        creds = [json.loads(doc) for doc in _json_docs(plugin.stdout)]
+        assert [c["kind"] for c in creds] == ["ExecCredential"] * 2
+        discovery, jwks = _json_docs(oidc.stdout)
+        assert json.loads(discovery)["issuer"] == "https://127.0.0.1:8443"
+        assert json.loads(jwks)["keys"]
+        user_token, exchanged, introspected = (json.loads(d) for d in _json_docs(endpoint.stdout))
+        assert user_token["token_type"] == "Bearer" and user_token["access_token"]
+        assert exchanged["issued_token_type"] == "urn:ietf:params:oauth:token-type:jwt"
+        assert introspected["active"] is True
+        assert introspected["sub"] == "arn:aws:iam::111122223333:user/alice"
+    finally:
+        server.send_signal(signal.SIGINT)  # Ctrl-C
+        try:
+            rc = server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            raise
+    assert rc == 0, log.read_text()
+    assert "Shutting down" in log.read_text()
+
+
+def _json_docs(out: str) -> list[str]:
+    """Split concatenated JSON documents (curl prints no newline between them)."""
+    decoder = json.JSONDecoder()
+    docs, i = [], 0
+    while i < len(out):
+        if out[i].isspace():
+            i += 1
+            continue
+        _, end = decoder.raw_decode(out, i)
+        docs.append(out[i:end])
+        i = end
+    return docs
 
 
 def test_readme_iam_block_works_as_written(tmp_path: Path) -> None:
-    script = _readme_block("## The IAM store from the command line")
-    # The block starts by putting the venv on PATH relative to the clone; here the
-    # test's own interpreter directory plays the venv.
-    env = clean_env(PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    script = script.replace('export PATH="$PWD/.venv/bin:$PATH"', "")
-    proc = subprocess.run(
-        ["bash", "-euo", "pipefail", "-c", script],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    (script,) = _blocks("## The IAM store from the command line")
+    env = clean_env(PATH=f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}")
+    proc = _bash(script, tmp_path, env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert '"SecretAccessKey"' in proc.stdout
     assert proc.stderr == ""
-
-
-def test_quickstart_json(tmp_path: Path) -> None:
-    cli = Cli(tmp_path, clean_env())
-    doc = cli.json("quickstart")
-    assert doc["Role"]["Arn"] == "arn:aws:iam::111122223333:role/platform/Admin"
-    assert doc["SecretAccessKey"] and len(doc["AccessKeys"]) == 1
-    again = cli.json("quickstart")
-    assert again["Made"] == [] and "SecretAccessKey" not in again

@@ -49,6 +49,12 @@ class App:
         self._store: Store | None = None
 
     # -- settings and store ------------------------------------------------------------
+    def use_config_file(self, path: Path) -> None:
+        """Read settings from ``path`` from now on (after ``init`` wrote it)."""
+        if self._config_file is None:
+            self._config_file = path
+            self._settings = None
+
     def add_flags(self, **flags: Any) -> None:
         """Settings given as a subcommand's own flags (``serve --bind …``); None = not given."""
         self._flags.update({k: v for k, v in flags.items() if v is not None})

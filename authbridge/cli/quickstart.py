@@ -1,12 +1,20 @@
-"""``authbridge quickstart``: a working demo on the embedded defaults, idempotently.
+"""``authbridge quickstart``: from a fresh clone to a serving issuer, idempotently.
 
-It makes (or reuses) signing keys, the SQLite store, and a demo account with a
-user, a group, a role trusting the group and an access key, then says what
-exists and what to run next. Run twice, it changes nothing the second time;
-the access key's secret is shown only by the run that created the key.
+It runs ``init`` in ``keys/`` (CA, serving certificate, signing key, config),
+makes (or reuses) a demo account with a user, a group, a role trusting the
+group and an access key, saves that key as the ``quickstart`` profile in
+``~/.authbridge/credentials``, prints what to paste next, and serves on
+https://127.0.0.1:8443 until Ctrl-C. A second run reuses everything; the
+access key's secret is printed only by the run that creates it (the profile
+keeps it for ``authbridge token``).
 """
 
 from __future__ import annotations
+
+import os
+import shlex
+from pathlib import Path
+from typing import Any
 
 import click
 
@@ -17,38 +25,37 @@ DEMO_ACCOUNT = "111122223333"
 DEMO_USER = "alice"
 DEMO_GROUP = "admins"
 DEMO_ROLE = "Admin"
+DEMO_CLUSTER = "default"
+PROFILE = "quickstart"
 
 
 @click.command()
+@click.option(
+    "--no-serve", is_flag=True, help="Set everything up and print it, but do not start serving."
+)
 @output_option
 @pass_app
-def quickstart(app: App) -> None:
-    """Set up a demo on the embedded defaults (keys/ and SQLite under data/), idempotently.
+def quickstart(app: App, no_serve: bool) -> None:
+    """Set up a demo on the embedded defaults and serve it on https://127.0.0.1:8443.
 
-    Creates signing keys, account 111122223333 (or --account-id), user alice,
-    group admins (alice in it), role Admin trusting the group, and an access
-    key for alice whose secret is printed once. A second run reuses them.
+    Creates (or reuses) keys/ via `authbridge init`, the SQLite store under
+    data/, account 111122223333 with user alice, group admins (alice in it),
+    role Admin trusting the group, an access key for alice saved as profile
+    "quickstart" in ~/.authbridge/credentials; then serves until Ctrl-C.
 
     \b
     Example:
       authbridge quickstart
-      authbridge iam get-role --role-name Admin
+      authbridge token --profile quickstart --cluster-id default
     """
-    import time
+    from authbridge.bootstrap import InitRequest, init_directory
+    from authbridge.settings import CONFIG_FILE_NAME
 
-    from authbridge.keys import KeyDirectory
-
+    keys_dir = app.settings.keys_dir
+    report = init_directory(InitRequest(directory=keys_dir, cluster_ids=(DEMO_CLUSTER,)))
+    app.use_config_file(keys_dir / CONFIG_FILE_NAME)
     settings = app.settings
-    made: list[str] = []
-    directory = KeyDirectory(
-        settings.keys_dir,
-        prepublication_delay=settings.prepublication_delay,
-        max_token_lifetime=settings.max_token_lifetime,
-    )
-    if not directory.exists():
-        directory.init(settings.key_algorithm)
-        made.append(f"signing key in {settings.keys_dir}")
-    active = directory.load().signing_key(time.time())
+    made = [f"keys/{name}" for name in report.made]
 
     store = app.store
     account = settings.account_id or DEMO_ACCOUNT
@@ -75,21 +82,38 @@ def quickstart(app: App) -> None:
     except NoSuchEntity:
         role = store.create_role(account, DEMO_ROLE, trust=[group.arn], path="/platform/")
         made.append(f"role {DEMO_ROLE} trusting {DEMO_GROUP}")
-    keys = store.list_access_keys(account, DEMO_USER)
-    secret = None
-    if not keys:
-        new = store.create_access_key(account, DEMO_USER)
-        keys, secret = [new.key], new.secret_access_key
-        made.append(f"access key {new.key.access_key_id}")
 
-    doc = {
+    endpoint = _endpoint(settings.bind)
+    ca_file = settings.tls_cert_file.parent / "ca.crt"
+    keys = {k.access_key_id for k in store.list_access_keys(account, DEMO_USER)}
+    profile_key = _profile_key_id()
+    secret = None
+    if profile_key not in keys:
+        # The profile is gone or stale and a secret cannot be read back: make a new
+        # key (dropping the oldest if alice already has the two IAM allows).
+        existing = store.list_access_keys(account, DEMO_USER)
+        if len(existing) >= 2:
+            store.delete_access_key(existing[0].access_key_id)
+        new = store.create_access_key(account, DEMO_USER)
+        profile_key, secret = new.key.access_key_id, new.secret_access_key
+        _save_profile(endpoint, profile_key, secret, ca_file)
+        made.append(f"access key {profile_key} (profile {PROFILE})")
+
+    token_cmd = f"authbridge token --profile {PROFILE} --cluster-id {DEMO_CLUSTER}"
+    curl = f"curl --cacert {shlex.quote(str(ca_file))}"
+    doc: dict[str, Any] = {
         "Made": made,
-        "SigningKey": {"kid": active.kid, "alg": active.alg},
-        "Account": store.get_account(account).to_aws(),
+        "Endpoint": endpoint,
+        "Issuer": settings.issuer,
+        "ClusterId": DEMO_CLUSTER,
+        "CaFile": str(ca_file),
         "User": user.to_aws(),
         "Group": group.to_aws(),
         "Role": role.to_aws(),
-        "AccessKeys": [k.to_aws() for k in keys],
+        "AccessKeyId": profile_key,
+        "Profile": PROFILE,
+        "TokenCommand": token_cmd,
+        "ApiserverFlags": report.apiserver_flags(),
     }
     if secret is not None:
         doc["SecretAccessKey"] = secret
@@ -98,33 +122,81 @@ def quickstart(app: App) -> None:
         lines = [
             "authbridge quickstart: " + ("made " + ", ".join(made) if made else "all in place"),
             "",
-            f"  store         {_store_label(settings.store)}",
-            f"  signing key   {active.kid} ({active.alg}, active)",
-            f"  account       {account}",
-            f"  user          {user.arn}  ({user.user_id})",
-            f"  group         {group.arn}",
-            f"  role          {role.arn}  trusts {', '.join(t.arn for t in role.trust)}",
+            f"  issuer      {settings.issuer}   (cluster id: {DEMO_CLUSTER})",
+            f"  user        {user.arn}   in group {group.name}",
+            f"  role        {role.arn}   trusts group {group.name}",
+            f"  access key  {profile_key}   saved as profile {PROFILE!r}",
         ]
-        lines += [f"  access key    {k.access_key_id} ({k.status})" for k in keys]
         if secret is not None:
             lines += [
-                f"  secret        {secret}",
                 "",
-                "The secret above is shown only now; authbridge keeps only a keyed hash of it.",
+                "The demo key, shown only now (the profile keeps it for `authbridge token`):",
+                f"  export AUTHBRIDGE_ACCESS_KEY_ID={profile_key}",
+                f"  export AUTHBRIDGE_SECRET_ACCESS_KEY={secret}",
             ]
         lines += [
             "",
-            "Next:",
-            "  authbridge iam list-users",
-            f"  authbridge iam get-role --role-name {DEMO_ROLE}",
-            "  authbridge keys list",
+            "Try (in another terminal, in this directory):",
+            '  export PATH="$PWD/.venv/bin:$PATH"',
+            f"  {token_cmd}",
+            f"  {curl} {endpoint}/.well-known/openid-configuration",
+            f"  {curl} {endpoint}/openid/v1/jwks",
+            "",
+            "A kubeconfig user for kubectl:",
+            f"  authbridge kubeconfig --cluster-id {DEMO_CLUSTER} --server https://YOUR-APISERVER"
+            f" --profile {PROFILE}",
+            "",
+            "kube-apiserver flags (webhook):",
+            *(f"  {flag}" for flag in report.apiserver_flags()),
         ]
+        if not no_serve:
+            lines += ["", f"Serving on {endpoint} (Ctrl-C stops)."]
         return "\n".join(lines)
 
     app.emit(doc, text)
+    if no_serve:
+        return
+    from authbridge.web.server import serve
+
+    app.close()
+    serve(settings)
 
 
-def _store_label(dsn: str) -> str:
-    from authbridge.settings import redact_dsn
+def _endpoint(bind: str) -> str:
+    host, _, port = bind.rpartition(":")
+    if host in ("0.0.0.0", "::", "[::]", ""):  # noqa: S104 - mapping a wildcard bind to a URL
+        host = "127.0.0.1"
+    return f"https://{host}:{port}"
 
-    return redact_dsn(dsn)
+
+def _profile_key_id() -> str | None:
+    from authbridge.client.credentials import credentials_path, read_credentials
+
+    try:
+        profiles = read_credentials(credentials_path(os.environ))
+    except Exception:  # noqa: BLE001 - an unreadable file is replaced by a fresh profile
+        return None
+    profile = (profiles or {}).get(PROFILE)
+    return profile.values.get("access_key_id") if profile else None
+
+
+def _save_profile(endpoint: str, key_id: str, secret: str, ca_file: Path) -> None:
+    from authbridge.client.credentials import (
+        CREDENTIALS_ENV,
+        credentials_path,
+        read_credentials_text,
+        update_profile,
+        write_credentials,
+    )
+
+    path = credentials_path(os.environ)
+    existing = read_credentials_text(path, private=False)
+    values = {
+        "endpoint": endpoint,
+        "access_key_id": key_id,
+        "secret_access_key": secret,
+        "ca_file": str(ca_file),
+        "cluster_id": DEMO_CLUSTER,
+    }
+    text = update_profile(existing[0] if existing else "", PROFILE, values, path)
+    write_credentials(path, text, private_parent=not os.environ.get(CREDENTIALS_ENV))
