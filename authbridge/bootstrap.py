@@ -134,6 +134,7 @@ def init_directory(req: InitRequest, *, cwd: Path | None = None) -> InitReport:
     if wanted(report.config_file):
         data_dir = (cwd / (req.data_dir or Path("data"))).resolve()
         store_path = os.path.relpath(data_dir / "authbridge.db", directory)
+        mapping_path = os.path.relpath((cwd / "rbac" / "mapping.yaml").resolve(), directory)
         config: dict[str, object] = {
             "issuer": issuer,
             "clusters": list(req.cluster_ids),
@@ -143,6 +144,7 @@ def init_directory(req: InitRequest, *, cwd: Path | None = None) -> InitReport:
             "tlsCertFile": "tls/server.crt",
             "tlsKeyFile": "tls/server.key",
             "clientCAFile": "tls/ca.crt",
+            "mappingFile": mapping_path,
             "keyAlgorithm": req.key_algorithm,
         }
         if req.account_id:

@@ -48,6 +48,9 @@ class Settings:
     allow_insecure_http: bool  # development only: plain HTTP, loudly logged
     default_token_lifetime: int  # seconds, when a token request names no duration
     max_user_token_lifetime: int  # seconds, cap for tokens minted from access keys
+    mapping_file: Path  # rbac/mapping.yaml: IAM principals -> Kubernetes users and groups
+    webhook_cache_ttl: int  # seconds a TokenReview verdict is reused (0: never)
+    webhook_cache_size: int  # verdicts kept per worker
 
     @property
     def pepper_file(self) -> Path:
@@ -188,8 +191,11 @@ _FIELDS: dict[str, tuple[str, Callable[[Any], Any], Any]] = {
     "allow_insecure_http": ("allowInsecureHTTP", _bool, False),
     "default_token_lifetime": ("defaultTokenLifetimeSeconds", _int_in(900, 43200), 900),
     "max_user_token_lifetime": ("maxUserTokenLifetimeSeconds", _int_in(900, 43200), 3600),
+    "mapping_file": ("mappingFile", _str, "rbac/mapping.yaml"),
+    "webhook_cache_ttl": ("webhookCacheTTLSeconds", _int_in(0, 300), 5),
+    "webhook_cache_size": ("webhookCacheSize", _int_in(0, 1_000_000), 10_000),
 }
-_PATH_FIELDS = {"keys_dir", "tls_cert_file", "tls_key_file", "client_ca_file"}
+_PATH_FIELDS = {"keys_dir", "tls_cert_file", "tls_key_file", "client_ca_file", "mapping_file"}
 # Files that live in the keys directory unless configured elsewhere.
 _KEYS_DIR_DEFAULTS = {"tls_cert_file": "tls/server.crt", "tls_key_file": "tls/server.key"}
 
