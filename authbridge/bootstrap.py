@@ -7,17 +7,21 @@ invalidate every token and access key):
 
     tls/ca.crt, tls/ca.key                   the CA (key 0600)
     tls/server.crt, tls/server.key           serving certificate for the names/IPs given
-    tls/apiserver-client.crt|key             the kube-apiserver's client certificate (mTLS)
+    tls/apiserver-client.crt|key             the kube-apiserver's client certificate (mTLS):
+                                             CN = its name, O = the cluster id it calls for
+    tls/apiserver-<name>.crt|key             the same, one per --apiserver-client NAME=CLUSTER
     <kid>.pem, signing-keys.json             the first signing key
     access-key-pepper                        HMAC key for access-key secrets
     authbridge.yaml                          the config `serve` reads by default
     webhook.kubeconfig                       for --authentication-token-webhook-config-file (0600)
+    webhook-<name>.kubeconfig                the same, one per --apiserver-client
 """
 
 from __future__ import annotations
 
 import base64
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +53,18 @@ class InitRequest:
     key_algorithm: Algorithm = "RS256"
     data_dir: Path | None = None  # default: ./data of the working directory
     force: bool = False
+    # (name, cluster id) per kube-apiserver; none: one "kube-apiserver" for the first cluster
+    apiserver_clients: Sequence[tuple[str, str]] = ()
+
+
+@dataclass(frozen=True)
+class ApiserverClient:
+    """One kube-apiserver allowed to call the webhook, and the files made for it."""
+
+    name: str
+    cluster_id: str
+    stem: str  # tls/<stem>.crt|key
+    kubeconfig_name: str
 
 
 @dataclass
@@ -58,6 +74,7 @@ class InitReport:
     server_url: str
     made: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)
+    clients: list[ApiserverClient] = field(default_factory=list)
 
     @property
     def config_file(self) -> Path:
@@ -65,11 +82,13 @@ class InitReport:
 
     @property
     def webhook_kubeconfig(self) -> Path:
-        return self.directory / WEBHOOK_KUBECONFIG
+        """The first (usually only) kube-apiserver's webhook kubeconfig."""
+        return self.directory / self.clients[0].kubeconfig_name
 
-    def apiserver_flags(self) -> list[str]:
+    def apiserver_flags(self, client: ApiserverClient | None = None) -> list[str]:
+        path = self.directory / (client or self.clients[0]).kubeconfig_name
         return [
-            f"--authentication-token-webhook-config-file={self.webhook_kubeconfig}",
+            f"--authentication-token-webhook-config-file={path}",
             "--authentication-token-webhook-version=v1",
             f"--authentication-token-webhook-cache-ttl={RECOMMENDED_WEBHOOK_CACHE_TTL}",
         ]
@@ -91,6 +110,7 @@ def init_directory(req: InitRequest, *, cwd: Path | None = None) -> InitReport:
         else f"https://{host_in_url}:{req.port}"
     )
     report = InitReport(directory, issuer, f"https://{host_in_url}:{req.port}")
+    report.clients = _clients(req)
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     tls = directory / "tls"
 
@@ -111,12 +131,11 @@ def init_directory(req: InitRequest, *, cwd: Path | None = None) -> InitReport:
         server = pki.issue_server_cert(ca, hostnames=hostnames, ips=ips)
         write_atomic(tls / "server.key", server.key_pem, mode=PRIVATE)
         write_atomic(tls / "server.crt", server.cert_pem, mode=PUBLIC)
-    if wanted(tls / "apiserver-client.crt"):
-        client = pki.issue_client_cert(
-            ca, common_name=APISERVER_CLIENT_NAME, organization=req.cluster_ids[0]
-        )
-        write_atomic(tls / "apiserver-client.key", client.key_pem, mode=PRIVATE)
-        write_atomic(tls / "apiserver-client.crt", client.cert_pem, mode=PUBLIC)
+    for c in report.clients:
+        if wanted(tls / f"{c.stem}.crt"):
+            cert = pki.issue_client_cert(ca, common_name=c.name, organization=c.cluster_id)
+            write_atomic(tls / f"{c.stem}.key", cert.key_pem, mode=PRIVATE)
+            write_atomic(tls / f"{c.stem}.crt", cert.cert_pem, mode=PUBLIC)
 
     keys = KeyDirectory(directory)
     if keys.exists():
@@ -155,14 +174,51 @@ def init_directory(req: InitRequest, *, cwd: Path | None = None) -> InitReport:
         )
         body = yaml.safe_dump(config, sort_keys=False, default_flow_style=False)
         write_atomic(report.config_file, (header + body).encode(), mode=PRIVATE)
-    if wanted(report.webhook_kubeconfig):
-        client_cert = (tls / "apiserver-client.crt").read_bytes()
-        client_key = (tls / "apiserver-client.key").read_bytes()
-        kubeconfig = webhook_kubeconfig(
-            f"{report.server_url}/authenticate", ca.cert_pem, client_cert, client_key
-        )
-        write_atomic(report.webhook_kubeconfig, kubeconfig.encode(), mode=PRIVATE)
+    for c in report.clients:
+        path = directory / c.kubeconfig_name
+        if wanted(path):
+            kubeconfig = webhook_kubeconfig(
+                f"{report.server_url}/authenticate",
+                ca.cert_pem,
+                (tls / f"{c.stem}.crt").read_bytes(),
+                (tls / f"{c.stem}.key").read_bytes(),
+                user=c.name,
+            )
+            write_atomic(path, kubeconfig.encode(), mode=PRIVATE)
     return report
+
+
+_CLIENT_NAME = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?", re.ASCII)
+
+
+def _clients(req: InitRequest) -> list[ApiserverClient]:
+    if not req.apiserver_clients:
+        return [
+            ApiserverClient(
+                APISERVER_CLIENT_NAME, req.cluster_ids[0], "apiserver-client", WEBHOOK_KUBECONFIG
+            )
+        ]
+    out: list[ApiserverClient] = []
+    for name, cluster in req.apiserver_clients:
+        if not _CLIENT_NAME.fullmatch(name):
+            raise InputError(
+                "apiserver-client",
+                f"name {name[:64]!r} must be a DNS label (lowercase letters, digits, '-')",
+                hint="e.g. --apiserver-client prod-cp=prod",
+            )
+        if cluster not in req.cluster_ids:
+            raise InputError(
+                "apiserver-client",
+                f"cluster {cluster[:64]!r} of {name} is not one of --cluster-id"
+                f" ({', '.join(req.cluster_ids)})",
+                hint="add --cluster-id " + cluster[:64],
+            )
+        if any(c.name == name for c in out):
+            raise InputError("apiserver-client", f"{name} is given twice")
+        out.append(
+            ApiserverClient(name, cluster, f"apiserver-{name}", f"webhook-{name}.kubeconfig")
+        )
+    return out
 
 
 def _bind_host(hostnames: Sequence[str], ips: Sequence[str]) -> str:
@@ -173,7 +229,14 @@ def _bind_host(hostnames: Sequence[str], ips: Sequence[str]) -> str:
     return "0.0.0.0"  # noqa: S104 - deliberate: serving names beyond loopback
 
 
-def webhook_kubeconfig(server: str, ca_pem: bytes, cert_pem: bytes, key_pem: bytes) -> str:
+def webhook_kubeconfig(
+    server: str,
+    ca_pem: bytes,
+    cert_pem: bytes,
+    key_pem: bytes,
+    *,
+    user: str = APISERVER_CLIENT_NAME,
+) -> str:
     """The kubeconfig the kube-apiserver reads to call the webhook (mutual TLS)."""
 
     def b64(data: bytes) -> str:
@@ -190,16 +253,14 @@ def webhook_kubeconfig(server: str, ca_pem: bytes, cert_pem: bytes, key_pem: byt
         ],
         "users": [
             {
-                "name": APISERVER_CLIENT_NAME,
+                "name": user,
                 "user": {
                     "client-certificate-data": b64(cert_pem),
                     "client-key-data": b64(key_pem),
                 },
             }
         ],
-        "contexts": [
-            {"name": "webhook", "context": {"cluster": "authbridge", "user": APISERVER_CLIENT_NAME}}
-        ],
+        "contexts": [{"name": "webhook", "context": {"cluster": "authbridge", "user": user}}],
         "current-context": "webhook",
     }
     return yaml.safe_dump(doc, sort_keys=False)

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 import yaml
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from authbridge import pki
@@ -155,3 +156,48 @@ def test_pki_refuses_empty_and_malformed_names() -> None:
     with pytest.raises(InputError):
         pki.server_names(["a" * 300], [])
     assert len(pki.server_names(["*.example.com"], ["::1"])) == 2
+
+
+def test_one_client_certificate_per_apiserver(tmp_path: Path) -> None:
+    out = _init(
+        tmp_path,
+        "--cluster-id prod --cluster-id staging"
+        " --apiserver-client prod-cp=prod --apiserver-client stg-cp=staging",
+    )
+    keys = tmp_path / "keys"
+    clients = {c["Name"]: c for c in out["ApiserverClients"]}  # type: ignore[attr-defined]
+    assert set(clients) == {"prod-cp", "stg-cp"}
+    for name, cluster in (("prod-cp", "prod"), ("stg-cp", "staging")):
+        cert = x509.load_pem_x509_certificate((keys / "tls" / f"apiserver-{name}.crt").read_bytes())
+        assert cert.subject.rfc4514_string() == f"O={cluster},CN={name}"
+        kubeconfig = yaml.safe_load((keys / f"webhook-{name}.kubeconfig").read_text())
+        user = kubeconfig["users"][0]
+        assert user["name"] == name
+        assert base64.b64decode(user["user"]["client-certificate-data"]) == cert.public_bytes(
+            serialization.Encoding.PEM
+        )
+        assert clients[name]["ApiserverFlags"][0].endswith(f"webhook-{name}.kubeconfig")
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        ("--apiserver-client prod-cp", "NAME=CLUSTER_ID"),
+        ("--cluster-id prod --apiserver-client cp=staging", "not one of --cluster-id"),
+        ("--cluster-id prod --apiserver-client Bad_Name=prod", "DNS label"),
+    ],
+)
+def test_bad_apiserver_clients_are_refused(tmp_path: Path, args: str, says: str) -> None:
+    proc = subprocess.run(
+        [AUTHBRIDGE, "init", *shlex.split(args)],
+        cwd=tmp_path,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+    assert proc.returncode in (1, 2), proc
+    assert says in proc.stderr
+    assert not (tmp_path / "keys").exists()

@@ -34,6 +34,14 @@ from authbridge.cli.context import App, output_option, pass_app
     show_default=True,
     help="Algorithm of the first signing key.",
 )
+@click.option(
+    "--apiserver-client",
+    "apiserver_clients",
+    multiple=True,
+    metavar="NAME=CLUSTER_ID",
+    help="One client certificate and webhook kubeconfig per kube-apiserver; repeatable"
+    " (default: one, kube-apiserver, for the first cluster id).",
+)
 @click.option("--force", is_flag=True, help="Remake TLS files, config and kubeconfig.")
 @output_option
 @pass_app
@@ -46,6 +54,7 @@ def init(
     cluster_ids: tuple[str, ...],
     issuer: str | None,
     algorithm: str,
+    apiserver_clients: tuple[str, ...],
     force: bool,
 ) -> None:
     """Create a CA, serving and kube-apiserver client certificates, the first
@@ -66,6 +75,14 @@ def init(
     # Validate the cluster ids and issuer with the same rules the server will apply.
     flags: dict[str, object] = {"cluster_ids": list(cluster_ids) or None, "issuer": issuer}
     checked = load_settings({k: v for k, v in flags.items() if v is not None}, {}, None)
+    pairs: list[tuple[str, str]] = []
+    for item in apiserver_clients:
+        name, sep, cluster = item.partition("=")
+        if not sep or not name or not cluster:
+            raise click.BadParameter(
+                f"{item!r} is not NAME=CLUSTER_ID", param_hint="--apiserver-client"
+            )
+        pairs.append((name, cluster))
     target = directory or app.settings.keys_dir
     report = init_directory(
         InitRequest(
@@ -78,6 +95,7 @@ def init(
             account_id=app.settings.account_id,
             key_algorithm="ES256" if algorithm == "ES256" else "RS256",
             force=force,
+            apiserver_clients=pairs,
         )
     )
     doc = {
@@ -88,6 +106,15 @@ def init(
         "ConfigFile": str(report.config_file),
         "WebhookKubeconfig": str(report.webhook_kubeconfig),
         "ApiserverFlags": report.apiserver_flags(),
+        "ApiserverClients": [
+            {
+                "Name": c.name,
+                "ClusterId": c.cluster_id,
+                "Kubeconfig": str(report.directory / c.kubeconfig_name),
+                "ApiserverFlags": report.apiserver_flags(c),
+            }
+            for c in report.clients
+        ],
     }
 
     def text() -> str:
@@ -101,9 +128,15 @@ def init(
             f"Issuer:  {report.issuer}",
             f"Config:  {report.config_file}   (authbridge serve reads it)",
             "",
-            "Add to the kube-apiserver (copy the kubeconfig and tls/ onto the control plane):",
-            *(f"  {flag}" for flag in report.apiserver_flags()),
-            "",
+        ]
+        for c in report.clients:
+            lines += [
+                f"Add to the kube-apiserver of cluster {c.cluster_id} ({c.name}; copy the"
+                " kubeconfig onto its control plane):",
+                *(f"  {flag}" for flag in report.apiserver_flags(c)),
+                "",
+            ]
+        lines += [
             "Next: authbridge serve",
         ]
         return "\n".join(lines)
