@@ -101,11 +101,26 @@ class LiveServer:
         return run_cli(self.root, argv, env)
 
 
-def start_server(root: Path, *, workers: int = 2) -> Iterator[LiveServer]:
-    """Set up IAM and keys in ``root`` and run `authbridge serve`; stop it afterwards."""
+def start_server(
+    root: Path,
+    *,
+    workers: int = 2,
+    mapping: str | None = None,
+    init_args: str = "",
+    port: int | None = None,
+) -> Iterator[LiveServer]:
+    """Set up IAM and keys in ``root`` and run `authbridge serve`; stop it afterwards.
+
+    ``mapping`` is written to ``root/rbac/mapping.yaml`` (where the config that
+    `init` writes points) before the server starts; ``init_args`` go to `init`.
+    """
     root.mkdir(parents=True, exist_ok=True)
+    port = port or free_port()
     clusters = " ".join(f"--cluster-id {c}" for c in CLUSTERS)
-    run_cli(root, f"init {clusters} --algorithm ES256")
+    run_cli(root, f"init {clusters} --algorithm ES256 --port {port} {init_args}")
+    if mapping is not None:
+        (root / "rbac").mkdir(exist_ok=True)
+        (root / "rbac" / "mapping.yaml").write_text(mapping)
     run_cli(root, f"iam create-account --account-id {ACCOUNT}")
     user = json.loads(run_cli(root, "-o json iam create-user --user-name alice"))["User"]
     run_cli(root, "iam create-group --group-name admins")
@@ -119,7 +134,6 @@ def start_server(root: Path, *, workers: int = 2) -> Iterator[LiveServer]:
     )["Role"]
     key = json.loads(run_cli(root, "-o json iam create-access-key --user-name alice"))["AccessKey"]
 
-    port = free_port()
     url = f"https://127.0.0.1:{port}"
     log = root / "serve.log"
     with log.open("wb") as sink:
