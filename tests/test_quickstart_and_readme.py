@@ -106,9 +106,9 @@ def test_readme_tour_works_as_written_against_quickstart(tmp_path: Path) -> None
             assert time.monotonic() < deadline, log.read_text()
             time.sleep(0.1)
         tour = _blocks("## Five-minute tour")
-        assert len(tour) == 3, tour
-        plugin, oidc, endpoint = (_bash(block, tmp_path, env) for block in tour)
-        for proc in (plugin, oidc, endpoint):
+        assert len(tour) == 4, tour
+        plugin, oidc, verify, endpoint = (_bash(block, tmp_path, env) for block in tour)
+        for proc in (plugin, oidc, verify, endpoint):
             assert proc.returncode == 0, proc.stdout + proc.stderr
             assert proc.stderr.count("authbridge:") == 0, proc.stderr
         creds = [json.loads(doc) for doc in _json_docs(plugin.stdout)]
@@ -116,6 +116,14 @@ def test_readme_tour_works_as_written_against_quickstart(tmp_path: Path) -> None
         discovery, jwks = _json_docs(oidc.stdout)
         assert json.loads(discovery)["issuer"] == "https://127.0.0.1:8443"
         assert json.loads(jwks)["keys"]
+        docs, rest = _leading_json_docs(verify.stdout)
+        good, bad = (json.loads(d) for d in docs)
+        assert good["authenticated"] is True, good
+        assert good["kubernetes"]["username"] == "alice"
+        assert good["kubernetes"]["groups"] == ["authbridge:devs", "authbridge:oncall"]
+        assert good["matchedRule"]["section"] == "mapUsers"
+        assert bad["authenticated"] is False and bad["reason"]
+        assert "alice" in rest  # authbridge verify's text answer
         user_token, exchanged, introspected = (json.loads(d) for d in _json_docs(endpoint.stdout))
         assert user_token["token_type"] == "Bearer" and user_token["access_token"]
         assert exchanged["issued_token_type"] == "urn:ietf:params:oauth:token-type:jwt"
@@ -130,6 +138,23 @@ def test_readme_tour_works_as_written_against_quickstart(tmp_path: Path) -> None
             raise
     assert rc == 0, log.read_text()
     assert "Shutting down" in log.read_text()
+
+
+def _leading_json_docs(out: str) -> tuple[list[str], str]:
+    """The JSON documents at the start of ``out``, and the text after them."""
+    decoder = json.JSONDecoder()
+    docs, i = [], 0
+    while i < len(out):
+        if out[i].isspace():
+            i += 1
+            continue
+        try:
+            _, end = decoder.raw_decode(out, i)
+        except ValueError:
+            break
+        docs.append(out[i:end])
+        i = end
+    return docs, out[i:]
 
 
 def _json_docs(out: str) -> list[str]:

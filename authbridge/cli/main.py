@@ -26,10 +26,12 @@ from authbridge.cli.iam import iam
 from authbridge.cli.init import init
 from authbridge.cli.keys import keys
 from authbridge.cli.kubeconfig import kubeconfig
+from authbridge.cli.mapping import mapping
 from authbridge.cli.output import one_line
 from authbridge.cli.quickstart import quickstart
 from authbridge.cli.serve import serve
 from authbridge.cli.token import token
+from authbridge.cli.verify import verify
 from authbridge.errors import (
     AuthbridgeError,
     EntityAlreadyExists,
@@ -219,3 +221,5 @@ main.add_command(keys)
 main.add_command(configure)
 main.add_command(token)
 main.add_command(kubeconfig)
+main.add_command(mapping)
+main.add_command(verify)

@@ -27,6 +27,22 @@ DEMO_GROUP = "admins"
 DEMO_ROLE = "Admin"
 DEMO_CLUSTER = "default"
 PROFILE = "quickstart"
+# Written to the mapping file only when there is none (a clone ships rbac/mapping.yaml).
+DEMO_MAPPING = f"""\
+# authbridge mapping written by `authbridge quickstart` for its demo account.
+# Format: DESIGN.md "Mapping"; check with `authbridge mapping check`.
+mapRoles:
+  - rolearn: arn:aws:iam::{DEMO_ACCOUNT}:role/platform/{DEMO_ROLE}
+    username: "admin:{{{{SessionName}}}}"
+    groups: ["authbridge:admins"]
+mapUsers:
+  - userarn: arn:aws:iam::{DEMO_ACCOUNT}:user/{DEMO_USER}
+    username: {DEMO_USER}
+    groups: ["authbridge:devs"]
+mapGroups:
+  - grouparn: arn:aws:iam::{DEMO_ACCOUNT}:group/{DEMO_GROUP}
+    groups: ["authbridge:oncall"]
+"""
 
 
 @click.command()
@@ -56,6 +72,11 @@ def quickstart(app: App, no_serve: bool) -> None:
     app.use_config_file(keys_dir / CONFIG_FILE_NAME)
     settings = app.settings
     made = [f"keys/{name}" for name in report.made]
+    if not settings.mapping_file.exists():
+        from authbridge.files import PUBLIC, write_atomic
+
+        write_atomic(settings.mapping_file, DEMO_MAPPING.encode(), mode=PUBLIC)
+        made.append(f"demo mapping {settings.mapping_file}")
 
     store = app.store
     account = settings.account_id or DEMO_ACCOUNT
@@ -141,6 +162,8 @@ def quickstart(app: App, no_serve: bool) -> None:
             f"  {token_cmd}",
             f"  {curl} {endpoint}/.well-known/openid-configuration",
             f"  {curl} {endpoint}/openid/v1/jwks",
+            f"  TOKEN=$({token_cmd} --token-only)",
+            f'  {curl} -H "Authorization: Bearer $TOKEN" {endpoint}/verify',
             "",
             "A kubeconfig user for kubectl:",
             f"  authbridge kubeconfig --cluster-id {DEMO_CLUSTER} --server https://YOUR-APISERVER"

@@ -109,6 +109,7 @@ class Binding:
     group: str | None = None
     user: str | None = None
     namespaces: tuple[str, ...] = ()  # empty: a ClusterRoleBinding
+    allow_reserved_prefixes: bool = False  # may bind e.g. system:authenticated
 
 
 @dataclass(frozen=True)

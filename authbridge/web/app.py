@@ -1,11 +1,15 @@
-"""The Flask app factory: ``create_app(settings, *, store, keys, clock)``.
+"""The Flask app factory: ``create_app(settings, *, store, keys, clock, mapping)``.
 
 Blueprints, one per surface: ``oidc`` (discovery, JWKS), ``oauth`` (token,
-introspection, revocation, authorize), ``health`` (probes). Every store and
-key access goes through the injected objects; there are no module globals.
+introspection, revocation, authorize), ``webhook`` (``/authenticate``,
+TokenReview), ``verify`` (``/verify``), ``health`` (probes). Every store, key
+and mapping access goes through the injected objects; there are no module
+globals (the Prometheus metrics excepted: :mod:`authbridge.web.metrics`).
 Each request takes the current key set from the :class:`~authbridge.keys.KeyRing`,
 which looks at ``keys/`` at most once a second and reloads it when it changed,
-so every worker of every replica picks up a rotation by itself.
+so every worker of every replica picks up a rotation by itself; the mapping
+file is followed the same way by a
+:class:`~authbridge.mapping.holder.MappingHolder`.
 
 When the issuer URL has a path (``https://host/auth``) the OIDC and OAuth
 endpoints are served under that path, as the discovery document names them,
@@ -23,10 +27,11 @@ from flask import Flask
 
 from authbridge.errors import ConfigError
 from authbridge.keys import KeyRing
+from authbridge.mapping.holder import MappingHolder
 from authbridge.settings import Settings
 from authbridge.store.base import Store
 from authbridge.sts import IssuerPolicy
-from authbridge.web import context, errors, health, oauth, oidc
+from authbridge.web import context, errors, health, oauth, oidc, verify, webhook
 
 MAX_BODY_BYTES = 64 * 1024  # request bodies above this are refused with 413
 
@@ -37,8 +42,12 @@ def create_app(
     store: Store,
     keys: KeyRing,
     clock: Callable[[], float] = time.time,
+    mapping: MappingHolder | None = None,
 ) -> Flask:
-    """Build the issuer's Flask app over an open store and a key ring."""
+    """Build the issuer's Flask app over an open store, a key ring and the mapping.
+
+    Without ``mapping``, the app follows ``settings.mapping_file`` itself.
+    """
     try:
         prefix = context.issuer_path(settings.issuer)
     except ValueError as e:
@@ -53,9 +62,11 @@ def create_app(
         store=store,
         keyring=keys,
         clock=clock,
+        mapping=mapping if mapping is not None else MappingHolder(settings.mapping_file),
     )
     context.install(app, svc)
     oauth.install(app, svc)
+    webhook.install(app, svc)
     errors.register(app)
 
     for bp in (oidc.bp, oauth.bp):
@@ -68,5 +79,7 @@ def create_app(
             endpoint="oidc_discovery_rfc8414",
             view_func=oidc.discovery,
         )
+    app.register_blueprint(webhook.bp)
+    app.register_blueprint(verify.bp)
     app.register_blueprint(health.bp)
     return app

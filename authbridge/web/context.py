@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from flask import Flask, current_app
 
 from authbridge.keys import KeyRing, KeySet
+from authbridge.mapping.holder import MappingHolder
 from authbridge.settings import Settings
 from authbridge.store.base import Store
 from authbridge.sts import IssuerPolicy
@@ -33,6 +34,7 @@ class Services:
     store: Store
     keyring: KeyRing
     clock: Callable[[], float]  # wall-clock seconds since the epoch
+    mapping: MappingHolder  # rbac/mapping.yaml, reloaded when it changes
 
     @property
     def issuer_base(self) -> str:

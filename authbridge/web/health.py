@@ -1,10 +1,12 @@
 """Liveness and readiness probes.
 
 ``GET /healthz`` answers 200 ``ok`` while the process serves requests.
-``GET /readyz`` answers 200 only when the store answers a cheap query and a
-signing key is active, else 503; the JSON body lists each check. Failures
-name the error class only (details go to the log), as the probe is
-unauthenticated.
+``GET /readyz`` answers 200 only when the store answers a cheap query, a
+signing key is active and a mapping file has been loaded, else 503; the JSON
+body lists each check. Failures name the error class only (details go to the
+log), as the probe is unauthenticated. A mapping file that became invalid
+after a good one was loaded keeps the replica ready on the last good mapping
+(see :mod:`authbridge.mapping.holder`) and is flagged ``last_reload_failed``.
 """
 
 from __future__ import annotations
@@ -28,7 +30,9 @@ class Check(TypedDict):
     schema_version: NotRequired[int]
     active_kid: NotRequired[str]
     published_keys: NotRequired[int]
-    last_reload_failed: NotRequired[bool]  # serving the last good key set
+    last_reload_failed: NotRequired[bool]  # serving the last good key set / mapping
+    version: NotRequired[int]  # of the mapping: bumps on every reload
+    digest: NotRequired[str]  # sha256 of the mapping file in force
 
 
 class Readiness(TypedDict):
@@ -64,6 +68,17 @@ def check_keys(svc: Services) -> Check:
     return check
 
 
+def check_mapping(svc: Services) -> Check:
+    holder = svc.mapping
+    mapping = holder.current()  # looks at the file again when its check interval has passed
+    if not holder.ready:
+        return {"ok": False, "error": "MappingNotLoaded"}
+    check: Check = {"ok": True, "version": holder.version, "digest": mapping.digest}
+    if holder.last_error:
+        check["last_reload_failed"] = True
+    return check
+
+
 @bp.get("/healthz")
 def healthz() -> Response:
     return Response("ok", mimetype="text/plain")
@@ -72,7 +87,7 @@ def healthz() -> Response:
 @bp.get("/readyz")
 def readyz() -> Response:
     svc = services()
-    checks = {"store": check_store(svc), "keys": check_keys(svc)}
+    checks = {"store": check_store(svc), "keys": check_keys(svc), "mapping": check_mapping(svc)}
     body: Readiness = {"ready": all(c["ok"] for c in checks.values()), "checks": checks}
     response = Response(
         json.dumps(body), status=200 if body["ready"] else 503, mimetype="application/json"

@@ -27,6 +27,11 @@ from tests.web.helpers import CLUSTERS, ISSUER, Clock, World, build_world
 
 
 def make_settings(tmp_path: Path, **flags: Any) -> Settings:
+    # An empty, valid mapping: readiness needs one loaded (tests needing rules write their own).
+    mapping = tmp_path / "rbac" / "mapping.yaml"
+    if not mapping.exists():
+        mapping.parent.mkdir(parents=True, exist_ok=True)
+        mapping.write_text("{}\n")
     values: dict[str, Any] = {
         "issuer": ISSUER,
         "cluster_ids": CLUSTERS,

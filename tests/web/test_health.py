@@ -30,7 +30,8 @@ def test_ready(make_app: Callable[..., Flask], app_store: SqlStore, keyring: Key
     response = make_app().test_client().get("/readyz")
     assert response.status_code == 200
     assert response.headers["Cache-Control"] == "no-store"
-    assert response.get_json() == {
+    body = response.get_json()
+    assert body == {
         "ready": True,
         "checks": {
             "store": {"ok": True, "schema_version": app_store.schema_version()},
@@ -39,8 +40,11 @@ def test_ready(make_app: Callable[..., Flask], app_store: SqlStore, keyring: Key
                 "active_kid": keyring.current().keys[0].kid,
                 "published_keys": 1,
             },
+            "mapping": body["checks"]["mapping"],
         },
     }
+    mapping = body["checks"]["mapping"]
+    assert mapping["ok"] is True and len(mapping["digest"]) == 64
 
 
 class _DownStore:

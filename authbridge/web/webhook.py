@@ -1,0 +1,487 @@
+"""``POST /authenticate``: the kube-apiserver's token webhook (TokenReview in, TokenReview out).
+
+Who may call
+    With a client CA configured (``clientCAFile``), only a client presenting a
+    certificate from it (see :mod:`authbridge.web.peer`); its O
+    (organizationName) values name the clusters it speaks for, and only
+    tokens whose ``aud`` names one of those clusters are accepted, so a token
+    for one cluster never works on another. No certificate: 401; a
+    certificate for no cluster this server serves: 403. Without a client CA
+    (development), anyone may call and every configured cluster is served; a
+    warning says so once per worker.
+
+What it answers (every verdict is HTTP 200, as aws-iam-authenticator's
+``tokenReviewDenyJSON`` and STYLE.md §5)
+    ``authenticated: true`` with ``user`` = ``username``, ``uid``
+    (``authbridge:<account>:<unique id>``), ``groups`` and ``extra`` (``arn``,
+    ``canonicalArn``, ``sessionName``, ``accessKeyId``, ``principalId``, as
+    aws-iam-authenticator sets them); or ``authenticated: false`` with the
+    short, generic ``error`` :data:`REFUSED`. The precise reason goes to the
+    audit log, the ``reason`` metric label and ``/verify``, never to the
+    caller. The answer has the ``apiVersion`` and ``kind`` of the request
+    (``authentication.k8s.io/v1`` or ``v1beta1``). A body that is not a
+    TokenReview is 400, a body over 64 KiB 413, and an internal failure
+    (store down) 503 with ``Retry-After``, which the
+    kube-apiserver retries (k8s.io/apiserver ``util/webhook.DefaultShouldRetry``
+    retries a 5xx that suggests a delay).
+
+Audiences
+    The token's ``aud`` must name a cluster the caller speaks for, whatever
+    ``spec.audiences`` says: that binds a token to a cluster, as EKS's
+    ``x-k8s-aws-id`` does. ``status.audiences`` is ``spec.audiences`` ∩ the
+    token's ``aud``, and left out when that is empty. The kube-apiserver puts
+    its own API audiences in ``spec.audiences`` on every request, and then
+    (``WebhookTokenAuthenticator.AuthenticateToken`` in k8s.io/apiserver
+    ``plugin/pkg/authenticator/token/webhook/webhook.go``)::
+
+        gotAuds := w.implicitAuds
+        if len(result.Status.Audiences) > 0 {
+            gotAuds = result.Status.Audiences
+        }
+        auds = wantAuds.Intersect(gotAuds)
+        if len(auds) == 0 {
+            return nil, false, nil
+        }
+
+    so an empty answer means "valid for the API server itself" (its implicit
+    audiences), while a request for another audience (which the token does not
+    name) finds no intersection and is refused. Refusing tokens whose ``aud``
+    is not in ``spec.audiences`` would lock every user out of a real cluster.
+
+Cache
+    Per worker, at most ``webhookCacheSize`` positive verdicts, least recently
+    used first out, keyed by SHA-256(token) + ``spec.audiences`` + the caller's
+    clusters. An entry lives until the token's ``exp`` or ``webhookCacheTTLSeconds``
+    (default 5), whichever comes first, and every entry is dropped when the
+    mapping is reloaded. Refusals are never cached: they are cheap to
+    recompute and must not pin a stale "no". ``webhookCacheTTLSeconds: 0``
+    turns the cache off. Revocation bound of the webhook path: a revoked
+    token, a disabled user or an inactive key stops working within
+    ``webhookCacheTTLSeconds`` here plus the kube-apiserver's own
+    ``--authentication-token-webhook-cache-ttl`` (``authbridge init``
+    recommends 10 s).
+
+Audit
+    One JSON line per decision on the ``authbridge.audit`` logger: time,
+    event, request id, client address, caller certificate CN, clusters,
+    principal (ARN, canonical ARN, id, session, access key id), username, groups, outcome,
+    reason and detail, cache hit. Never the token or any part of it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final, NotRequired, TypedDict
+
+from flask import Blueprint, Flask, Response, current_app, request
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from authbridge.errors import StoreUnavailable
+from authbridge.mapping.model import Mapping
+from authbridge.review import Review, review_token
+from authbridge.web import metrics
+from authbridge.web.context import Services, services
+from authbridge.web.peer import PeerCert, client_certificate
+from authbridge.web.review import (
+    BadTokenReview,
+    ReviewRequest,
+    TokenReviewStatus,
+    answer,
+    parse_request,
+)
+
+log = logging.getLogger(__name__)
+audit_log = logging.getLogger("authbridge.audit")
+
+bp = Blueprint("webhook", __name__)
+
+AUTHENTICATE_PATH: Final = "/authenticate"
+EXTENSION: Final = "authbridge.webhook"
+REFUSED: Final = "token refused"  # status.error of every refusal: the reason is in the log
+RETRY_AFTER_SECONDS: Final = 1
+NO_MAPPING_NOTE: Final = "no mapping file is loaded yet (the server log says why)"
+NO_CLIENT_CA_WARNING: Final = (
+    "no client CA is configured (clientCAFile): any client may call /authenticate and"
+    " tokens for every configured cluster are accepted; configure one outside development"
+)
+
+
+class AuditRecord(TypedDict):
+    """One line of the audit log (JSON). Never the token."""
+
+    time: str
+    event: str  # "tokenreview" or "verify"
+    request_id: str
+    client: str | None
+    caller: str | None  # CN of the client certificate
+    clusters: list[str]
+    arn: str | None  # the session ARN for role sessions
+    canonical_arn: str | None  # the user or role ARN
+    principal_id: str | None
+    session: str | None
+    access_key_id: str | None
+    username: str | None
+    groups: list[str] | None
+    outcome: metrics.Outcome
+    reason: str
+    detail: NotRequired[str]
+    cache_hit: NotRequired[bool]
+    duration_ms: NotRequired[float]
+
+
+class RequestFailed(Exception):
+    """A request answered with an error instead of a verdict; ``status`` is the HTTP code."""
+
+    def __init__(self, status: int, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.reason = reason
+
+
+# --------------------------------------------------------------------------- cache
+
+
+@dataclass(frozen=True)
+class CachedVerdict:
+    status: TokenReviewStatus
+    review: Review
+    expires_at: float  # wall-clock seconds
+
+
+class VerdictCache:
+    """A bounded LRU of positive verdicts that forgets everything when the mapping changes."""
+
+    def __init__(self, size: int, ttl: int) -> None:
+        self.size = size
+        self.ttl = ttl
+        self._entries: OrderedDict[tuple[bytes, tuple[str, ...], tuple[str, ...]], CachedVerdict]
+        self._entries = OrderedDict()
+        self._version: int | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def enabled(self) -> bool:
+        return self.size > 0 and self.ttl > 0
+
+    @staticmethod
+    def key(
+        token: str, audiences: tuple[str, ...], clusters: tuple[str, ...]
+    ) -> tuple[bytes, tuple[str, ...], tuple[str, ...]]:
+        digest = hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
+        return digest, tuple(sorted(set(audiences))), tuple(sorted(set(clusters)))
+
+    def _sync(self, version: int) -> None:
+        if self._version != version:
+            self._entries.clear()
+            self._version = version
+
+    def get(
+        self, key: tuple[bytes, tuple[str, ...], tuple[str, ...]], *, now: float, version: int
+    ) -> CachedVerdict | None:
+        with self._lock:
+            self._sync(version)
+            entry = self._entries.get(key)
+            if entry is None:
+                return None
+            if now >= entry.expires_at:
+                del self._entries[key]
+                return None
+            self._entries.move_to_end(key)
+            return entry
+
+    def put(
+        self,
+        key: tuple[bytes, tuple[str, ...], tuple[str, ...]],
+        status: TokenReviewStatus,
+        review: Review,
+        *,
+        now: float,
+        version: int,
+    ) -> None:
+        if not self.enabled or review.expires_at is None:
+            return
+        expires_at = min(float(review.expires_at), now + self.ttl)
+        if expires_at <= now:
+            return
+        with self._lock:
+            self._sync(version)
+            self._entries[key] = CachedVerdict(status, review, expires_at)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+@dataclass
+class WebhookState:
+    """What the webhook keeps per app (= per worker): the cache and the one-time warning."""
+
+    cache: VerdictCache
+    warned_no_client_ca: bool = False
+
+
+def install(app: Flask, svc: Services) -> WebhookState:
+    state = WebhookState(
+        VerdictCache(svc.settings.webhook_cache_size, svc.settings.webhook_cache_ttl)
+    )
+    app.extensions[EXTENSION] = state
+    return state
+
+
+def state() -> WebhookState:
+    value = current_app.extensions.get(EXTENSION)
+    if not isinstance(value, WebhookState):
+        raise RuntimeError("the app was not built by authbridge.web.create_app")
+    return value
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _utc(ts: float) -> str:
+    """``2026-11-22T00:15:00.123Z``."""
+    stamp = datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")
+    return stamp.replace("+00:00", "Z")
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    response = Response(
+        json.dumps(body, ensure_ascii=False), status=status, mimetype="application/json"
+    )
+    response.headers["Cache-Control"] = "no-store"
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def error_response(failure: RequestFailed) -> Response:
+    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if failure.status == 503 else None
+    return json_response({"error": failure.message}, failure.status, headers)
+
+
+def current_mapping(svc: Services) -> tuple[Mapping, int, str | None]:
+    """The mapping in force, its version, and a note when no mapping file was ever loaded.
+
+    The holder then serves an empty mapping, which refuses everyone; the note
+    says why in the refusal's reason (the holder logs the details).
+    """
+    holder = svc.mapping
+    mapping = holder.current()
+    note = None if holder.ready else NO_MAPPING_NOTE
+    return mapping, holder.version, note
+
+
+def audit(
+    event: str,
+    *,
+    request_id: str,
+    outcome: metrics.Outcome,
+    reason: str,
+    caller: PeerCert | None = None,
+    clusters: tuple[str, ...] = (),
+    review: Review | None = None,
+    detail: str | None = None,
+    cache_hit: bool | None = None,
+    started: float | None = None,
+) -> None:
+    """Write one audit line. Only values derived from a review, never the token."""
+    ident = review.identity if review is not None else None
+    user = review.user if review is not None else None
+    record: AuditRecord = {
+        "time": _utc(time.time()),
+        "event": event,
+        "request_id": request_id,
+        "client": request.remote_addr,
+        "caller": caller.common_name if caller is not None else None,
+        "clusters": list(review.clusters if review is not None and review.clusters else clusters),
+        "arn": ident.arn if ident else None,
+        "canonical_arn": ident.canonical_arn if ident else None,
+        "principal_id": ident.principal_id if ident else None,
+        "session": ident.session_name if ident else None,
+        "access_key_id": ident.access_key_id if ident else None,
+        "username": user.username if user else None,
+        "groups": list(user.groups) if user else None,
+        "outcome": outcome,
+        "reason": reason,
+    }
+    shown = detail if detail is not None else review.detail if review is not None else None
+    if shown:
+        record["detail"] = shown
+    if cache_hit is not None:
+        record["cache_hit"] = cache_hit
+    if started is not None:
+        record["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
+    level = logging.WARNING if outcome == "error" else logging.INFO
+    audit_log.log(level, json.dumps(record, ensure_ascii=True))
+
+
+def served_clusters(
+    svc: Services, caller: PeerCert | None, webhook: WebhookState
+) -> tuple[str, ...]:
+    """The clusters the caller may speak for (see the module docstring)."""
+    configured = svc.settings.cluster_ids
+    if svc.settings.client_ca_file is None:
+        if not webhook.warned_no_client_ca:
+            webhook.warned_no_client_ca = True
+            log.warning(NO_CLIENT_CA_WARNING)
+        return configured
+    if caller is None:
+        raise RequestFailed(401, "client certificate required", metrics.CLIENT_CERT_REQUIRED)
+    clusters = tuple(c for c in configured if c in caller.organizations)
+    if not clusters:
+        name = "".join(c if c.isprintable() else "?" for c in caller.common_name)[:100]
+        raise RequestFailed(
+            403,
+            f"client certificate {name!r} is not for a cluster this server serves",
+            metrics.CLUSTER_NOT_SERVED,
+        )
+    return clusters
+
+
+def _status(review: Review, spec_audiences: tuple[str, ...]) -> TokenReviewStatus:
+    if not review.authenticated or review.user is None or review.token is None:
+        return {"authenticated": False, "error": REFUSED}
+    user = review.user
+    status: TokenReviewStatus = {
+        "authenticated": True,
+        "user": {
+            "username": user.username,
+            "uid": user.uid,
+            "groups": list(user.groups),
+            "extra": {k: list(v) for k, v in user.extra.items()},
+        },
+    }
+    token_auds = set(review.token.aud)
+    audiences = [a for a in dict.fromkeys(spec_audiences) if a in token_auds]
+    if audiences:
+        status["audiences"] = audiences
+    return status
+
+
+# --------------------------------------------------------------------------- view
+
+
+@bp.post(AUTHENTICATE_PATH)
+def authenticate() -> Response:
+    started = time.perf_counter()
+    request_id = str(uuid.uuid4())
+    svc = services()
+    webhook = state()
+    caller = client_certificate(request.environ)
+    clusters: tuple[str, ...] = ()
+    try:
+        clusters = served_clusters(svc, caller, webhook)
+        try:
+            review_request: ReviewRequest = parse_request(request.get_data(cache=False))
+        except RequestEntityTooLarge:
+            limit = current_app.config.get("MAX_CONTENT_LENGTH")
+            raise RequestFailed(
+                413, f"the body is over the limit of {limit} bytes", metrics.BODY_TOO_LARGE
+            ) from None
+        except BadTokenReview as e:
+            raise RequestFailed(400, f"not a TokenReview: {e}", metrics.BAD_REQUEST) from None
+        mapping, version, note = current_mapping(svc)
+        response = _decide(svc, webhook, review_request, clusters, mapping, version, note)
+    except RequestFailed as failure:
+        metrics.observe_review("error", failure.reason, time.perf_counter() - started)
+        audit(
+            "tokenreview",
+            request_id=request_id,
+            outcome="error",
+            reason=failure.reason,
+            caller=caller,
+            clusters=clusters,
+            detail=failure.message,
+            started=started,
+        )
+        return error_response(failure)
+    except StoreUnavailable:
+        metrics.observe_review("error", metrics.STORE_UNAVAILABLE, time.perf_counter() - started)
+        log.warning("TokenReview %s: the IAM store is unavailable", request_id, exc_info=True)
+        audit(
+            "tokenreview",
+            request_id=request_id,
+            outcome="error",
+            reason=metrics.STORE_UNAVAILABLE,
+            caller=caller,
+            clusters=clusters,
+            started=started,
+        )
+        return error_response(
+            RequestFailed(
+                503, "the IAM store is unavailable; retry shortly", metrics.STORE_UNAVAILABLE
+            )
+        )
+    except Exception:
+        metrics.observe_review("error", metrics.INTERNAL, time.perf_counter() - started)
+        audit(
+            "tokenreview",
+            request_id=request_id,
+            outcome="error",
+            reason=metrics.INTERNAL,
+            caller=caller,
+            clusters=clusters,
+            started=started,
+        )
+        raise  # the app's error handler logs it and answers 500
+
+    review, status, hit = response
+    outcome: metrics.Outcome = "allowed" if review.authenticated else "denied"
+    metrics.observe_review(outcome, review.reason, time.perf_counter() - started)
+    audit(
+        "tokenreview",
+        request_id=request_id,
+        outcome=outcome,
+        reason=review.reason,
+        caller=caller,
+        clusters=clusters,
+        review=review,
+        cache_hit=hit,
+        started=started,
+    )
+    return json_response(answer(review_request.api_version, status))
+
+
+def _decide(
+    svc: Services,
+    webhook: WebhookState,
+    req: ReviewRequest,
+    clusters: tuple[str, ...],
+    mapping: Mapping,
+    version: int,
+    note: str | None,
+) -> tuple[Review, TokenReviewStatus, bool]:
+    """The verdict: from the cache, or reviewed now (and cached when positive)."""
+    cache = webhook.cache
+    now = svc.clock()
+    key = VerdictCache.key(req.token, req.audiences, clusters) if cache.enabled else None
+    if key is not None:
+        hit = cache.get(key, now=now, version=version)
+        metrics.CACHE.labels(result="hit" if hit else "miss").inc()
+        if hit is not None:
+            return hit.review, hit.status, True
+    review = review_token(
+        req.token,
+        store=svc.store,
+        keys=svc.keys(),
+        policy=svc.policy,
+        mapping=mapping,
+        clusters=clusters,
+        now=now,
+        mapping_note=note,
+    )
+    status = _status(review, req.audiences)
+    if key is not None and review.authenticated:
+        cache.put(key, status, review, now=now, version=version)
+    return review, status, False
