@@ -1,0 +1,1 @@
+"""The kube adapter: the only module that imports the kubernetes client."""
