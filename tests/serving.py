@@ -100,6 +100,37 @@ class LiveServer:
     def cli(self, argv: str | list[str], env: dict[str, str] | None = None) -> str:
         return run_cli(self.root, argv, env)
 
+    def plugin(
+        self,
+        *args: str,
+        key: tuple[str, str] | None = None,
+        home: Path | None = None,
+        **env: str,
+    ) -> subprocess.CompletedProcess[str]:
+        """`authbridge token` against this server, as kubectl runs it (fresh process)."""
+        key_id, secret = key or (self.access_key_id, self.secret)
+        return subprocess.run(
+            [AUTHBRIDGE, "token", "--endpoint", self.url, "--ca-file", str(self.ca_file), *args],
+            cwd=home or self.root,
+            env=clean_env(
+                HOME=str(home or self.root),
+                AUTHBRIDGE_ACCESS_KEY_ID=key_id,
+                AUTHBRIDGE_SECRET_ACCESS_KEY=secret,
+                **env,
+            ),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    def mint(self, cluster: str, *args: str, key: tuple[str, str] | None = None) -> str:
+        """A fresh token (no cache) for ``cluster``; ``args`` e.g. --role ARN."""
+        proc = self.plugin("--cluster-id", cluster, "--token-only", "--no-cache", *args, key=key)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout.strip()
+
 
 def start_server(
     root: Path,

@@ -24,7 +24,7 @@ from typing import Any
 import jwt
 import pytest
 
-from tests.serving import AUTHBRIDGE, LiveServer, clean_env, start_server
+from tests.serving import LiveServer, clean_env, start_server
 
 EXEC_INFO_V1BETA1 = json.dumps(
     {
@@ -44,21 +44,7 @@ def plugin(
     live: LiveServer, home: Path, *args: str, **env: str
 ) -> subprocess.CompletedProcess[str]:
     """Run `authbridge token` the way kubectl does: fresh process, env, no stdin."""
-    return subprocess.run(
-        [AUTHBRIDGE, "token", "--endpoint", live.url, "--ca-file", str(live.ca_file), *args],
-        cwd=home,
-        env=clean_env(
-            HOME=str(home),
-            AUTHBRIDGE_ACCESS_KEY_ID=live.access_key_id,
-            AUTHBRIDGE_SECRET_ACCESS_KEY=live.secret,
-            **env,
-        ),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return live.plugin(*args, home=home, **env)
 
 
 def verify_like_an_oidc_consumer(live: LiveServer, token: str, audience: str) -> dict[str, Any]:
@@ -126,48 +112,14 @@ def test_second_call_is_served_from_the_cache(live: LiveServer, tmp_path: Path) 
     first = plugin(live, tmp_path, "--cluster-id", "prod")
     assert first.returncode == 0, first.stderr
     # Wrong credentials now: only a cache hit can still answer.
-    second = subprocess.run(
-        [
-            AUTHBRIDGE,
-            "token",
-            "--endpoint",
-            live.url,
-            "--ca-file",
-            str(live.ca_file),
-            "--cluster-id",
-            "prod",
-        ],
-        cwd=tmp_path,
-        env=clean_env(
-            HOME=str(tmp_path),
-            AUTHBRIDGE_ACCESS_KEY_ID=live.access_key_id,
-            AUTHBRIDGE_SECRET_ACCESS_KEY="wrong" * 8,
-        ),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        stdin=subprocess.DEVNULL,
-    )
+    wrong = (live.access_key_id, "wrong" * 8)
+    second = live.plugin("--cluster-id", "prod", key=wrong, home=tmp_path)
     assert second.returncode == 0, second.stderr
     assert (
         json.loads(second.stdout)["status"]["token"] == json.loads(first.stdout)["status"]["token"]
     )
     # …and without the cache, those credentials are refused by the server.
-    uncached = subprocess.run(
-        [*second.args, "--no-cache"],
-        cwd=tmp_path,
-        env=clean_env(
-            HOME=str(tmp_path),
-            AUTHBRIDGE_ACCESS_KEY_ID=live.access_key_id,
-            AUTHBRIDGE_SECRET_ACCESS_KEY="wrong" * 8,
-        ),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        stdin=subprocess.DEVNULL,
-    )
+    uncached = live.plugin("--cluster-id", "prod", "--no-cache", key=wrong, home=tmp_path)
     assert uncached.returncode == 1 and "invalid_client" in uncached.stderr
     cache = list((tmp_path / ".kube" / "cache" / "authbridge").glob("*.json"))
     assert len(cache) == 1 and cache[0].stat().st_mode & 0o777 == 0o600

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import ssl
-import subprocess
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -23,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from tests.serving import AUTHBRIDGE, LiveServer, clean_env, start_server
+from tests.serving import LiveServer, start_server
 
 OTHER_ACCOUNT = "444455556666"
 MAPPING = f"""\
@@ -72,36 +71,7 @@ def users(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Users]:
 
 
 def mint(users: Users, name: str, cluster: str, *extra: str) -> str:
-    key_id, secret = users.keys[name]
-    live = users.live
-    proc = subprocess.run(
-        [
-            AUTHBRIDGE,
-            "token",
-            "--endpoint",
-            live.url,
-            "--ca-file",
-            str(live.ca_file),
-            "--cluster-id",
-            cluster,
-            "--token-only",
-            "--no-cache",
-            *extra,
-        ],
-        cwd=live.root,
-        env=clean_env(
-            HOME=str(live.root),
-            AUTHBRIDGE_ACCESS_KEY_ID=key_id,
-            AUTHBRIDGE_SECRET_ACCESS_KEY=secret,
-        ),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        stdin=subprocess.DEVNULL,
-    )
-    assert proc.returncode == 0, proc.stderr
-    return proc.stdout.strip()
+    return users.live.mint(cluster, *extra, key=users.keys[name])
 
 
 def review(

@@ -10,44 +10,14 @@ unmapped user's, a revoked one and garbage are all 401 Unauthorized.
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 import urllib.parse
 
 from tests.e2e.conftest import Cluster
-from tests.serving import AUTHBRIDGE, clean_env
 
 
 def token(cluster: Cluster, audience: str, *extra: str) -> str:
-    live = cluster.authbridge
-    proc = subprocess.run(
-        [
-            AUTHBRIDGE,
-            "token",
-            "--endpoint",
-            live.url,
-            "--ca-file",
-            str(live.ca_file),
-            "--cluster-id",
-            audience,
-            "--token-only",
-            "--no-cache",
-            *extra,
-        ],
-        cwd=live.root,
-        env=clean_env(
-            HOME=str(live.root),
-            AUTHBRIDGE_ACCESS_KEY_ID=live.access_key_id,
-            AUTHBRIDGE_SECRET_ACCESS_KEY=live.secret,
-        ),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        stdin=subprocess.DEVNULL,
-    )
-    assert proc.returncode == 0, proc.stderr
-    return proc.stdout.strip()
+    return cluster.authbridge.mint(audience, *extra)
 
 
 def test_mapped_user_is_seen_by_the_apiserver(cluster: Cluster) -> None:
@@ -102,30 +72,5 @@ def test_unmapped_user_is_unauthorized(cluster: Cluster) -> None:
     live = cluster.authbridge
     live.cli("iam create-user --user-name mallory")
     key = json.loads(live.cli("-o json iam create-access-key --user-name mallory"))["AccessKey"]
-    proc = subprocess.run(
-        [
-            AUTHBRIDGE,
-            "token",
-            "--endpoint",
-            live.url,
-            "--ca-file",
-            str(live.ca_file),
-            "--cluster-id",
-            "prod",
-            "--token-only",
-            "--no-cache",
-        ],
-        cwd=live.root,
-        env=clean_env(
-            HOME=str(live.root),
-            AUTHBRIDGE_ACCESS_KEY_ID=key["AccessKeyId"],
-            AUTHBRIDGE_SECRET_ACCESS_KEY=key["SecretAccessKey"],
-        ),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        stdin=subprocess.DEVNULL,
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert cluster.whoami(proc.stdout.strip())[0] == 401
+    tok = live.mint("prod", key=(key["AccessKeyId"], key["SecretAccessKey"]))
+    assert cluster.whoami(tok)[0] == 401
