@@ -137,8 +137,19 @@ def check_startup(settings: Settings) -> bool:
         max_token_lifetime=settings.max_token_lifetime,
     ).load()
     keys.signing_key(time.time())  # refuses to start with nothing to sign with
-    load_or_create_pepper(settings.pepper_file)
-    store = open_store(settings.store, pepper=lambda: load_or_create_pepper(settings.pepper_file))
+    # The server never creates the pepper (its keys/ may be a read-only Secret); it
+    # refuses one that others can read, and warns when there is none yet.
+    if settings.pepper_file.exists():
+        load_or_create_pepper(settings.pepper_file, create=False)
+    else:
+        log.warning(
+            "no access-key pepper at %s: access keys cannot be checked until one exists"
+            " (`authbridge init` makes it)",
+            settings.pepper_file,
+        )
+    store = open_store(
+        settings.store, pepper=lambda: load_or_create_pepper(settings.pepper_file, create=False)
+    )
     store.close()
     return tls
 
