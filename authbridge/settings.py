@@ -285,11 +285,21 @@ def _cross_checks(values: dict[str, Any]) -> list[str]:
 
 def _resolve(name: str, value: Any, base: Path) -> Any:
     if name in _PATH_FIELDS:
-        return (base / Path(value).expanduser()).resolve()
+        return _absolute(base / Path(value).expanduser())
     if name == "store" and isinstance(value, str) and value.startswith("sqlite:///"):
         path = Path(value.removeprefix("sqlite:///")).expanduser()
-        return "sqlite:///" + str((base / path).resolve())
+        return "sqlite:///" + str(_absolute(base / path))
     return value
+
+
+def _absolute(path: Path) -> Path:
+    """An absolute, normalized path that keeps symlinks as given.
+
+    Not ``Path.resolve()``: a Kubernetes Secret or ConfigMap volume reaches its
+    files through ``..data`` links that the kubelet swaps on every update, and a
+    resolved path would point into the old, deleted directory.
+    """
+    return Path(os.path.normpath(os.path.abspath(path)))
 
 
 def _show(raw: Any) -> str:
@@ -318,4 +328,4 @@ def _read_config_file(path: Path, problems: list[str]) -> tuple[dict[str, Any], 
     if not isinstance(loaded, dict):
         problems.append(f"{path}: must be a mapping of settings, got {type(loaded).__name__}")
         loaded = {}
-    return loaded, path.parent.resolve()
+    return loaded, _absolute(path.parent)

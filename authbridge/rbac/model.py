@@ -56,4 +56,5 @@ class Action:
     ref: ObjectRef
     desired: KubeObject | None = None
     observed: KubeObject | None = None
-    changes: tuple[str, ...] = ()  # human-readable: "subjects: +Group dev-team", "roleRef: edit -> view"
+    # human-readable: "subjects: +Group dev-team", "roleRef: ClusterRole edit -> ClusterRole view"
+    changes: tuple[str, ...] = ()
