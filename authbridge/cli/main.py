@@ -29,6 +29,7 @@ from authbridge.cli.kubeconfig import kubeconfig
 from authbridge.cli.mapping import mapping
 from authbridge.cli.output import one_line
 from authbridge.cli.quickstart import quickstart
+from authbridge.cli.rbac import rbac
 from authbridge.cli.serve import serve
 from authbridge.cli.token import token
 from authbridge.cli.verify import verify
@@ -223,3 +224,4 @@ main.add_command(token)
 main.add_command(kubeconfig)
 main.add_command(mapping)
 main.add_command(verify)
+main.add_command(rbac)
