@@ -107,7 +107,7 @@ def test_readme_tour_works_as_written_against_quickstart(tmp_path: Path) -> None
             time.sleep(0.1)
         tour = _blocks("## Five-minute tour")
         assert len(tour) == 4, tour
-        plugin, oidc, verify, endpoint = (_bash(block, tmp_path, env) for block in tour)
+        plugin, verify, oidc, endpoint = (_bash(block, tmp_path, env) for block in tour)
         for proc in (plugin, oidc, verify, endpoint):
             assert proc.returncode == 0, proc.stdout + proc.stderr
             assert proc.stderr.count("authbridge:") == 0, proc.stderr
@@ -172,7 +172,7 @@ def _json_docs(out: str) -> list[str]:
 
 
 def test_readme_iam_block_works_as_written(tmp_path: Path) -> None:
-    (script,) = _blocks("## The IAM store from the command line")
+    (script,) = _blocks("## Reference: the IAM store from the command line")
     env = clean_env(PATH=f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}")
     proc = _bash(script, tmp_path, env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
