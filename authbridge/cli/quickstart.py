@@ -121,6 +121,7 @@ def quickstart(app: App, no_serve: bool) -> None:
         made.append(f"access key {profile_key} (profile {PROFILE})")
 
     token_cmd = f"authbridge token --profile {PROFILE} --cluster-id {DEMO_CLUSTER}"
+    kube_user = _kubeconfig_user()
     curl = f"curl --cacert {shlex.quote(str(ca_file))}"
     doc: dict[str, Any] = {
         "Made": made,
@@ -134,6 +135,7 @@ def quickstart(app: App, no_serve: bool) -> None:
         "AccessKeyId": profile_key,
         "Profile": PROFILE,
         "TokenCommand": token_cmd,
+        "KubeconfigUser": kube_user,
         "ApiserverFlags": report.apiserver_flags(),
     }
     if secret is not None:
@@ -165,9 +167,9 @@ def quickstart(app: App, no_serve: bool) -> None:
             f"  TOKEN=$({token_cmd} --token-only)",
             f'  {curl} -H "Authorization: Bearer $TOKEN" {endpoint}/verify',
             "",
-            "A kubeconfig user for kubectl:",
-            f"  authbridge kubeconfig --cluster-id {DEMO_CLUSTER} --server https://YOUR-APISERVER"
-            f" --profile {PROFILE}",
+            "A kubeconfig user for kubectl (the whole file: `authbridge kubeconfig"
+            f" --cluster-id {DEMO_CLUSTER} --server https://YOUR-APISERVER --profile {PROFILE}`):",
+            *(f"  {line}" for line in _yaml({"users": [kube_user]}).splitlines()),
             "",
             "kube-apiserver flags (webhook):",
             *(f"  {flag}" for flag in report.apiserver_flags()),
@@ -183,6 +185,28 @@ def quickstart(app: App, no_serve: bool) -> None:
 
     app.close()
     serve(settings)
+
+
+def _kubeconfig_user() -> dict[str, Any]:
+    from authbridge.cli.kubeconfig import build_kubeconfig
+
+    doc = build_kubeconfig(
+        name=DEMO_CLUSTER,
+        server="https://YOUR-APISERVER",
+        cluster_id=DEMO_CLUSTER,
+        ca_data=None,
+        role=None,
+        profile=PROFILE,
+        endpoint=None,
+    )
+    user: dict[str, Any] = doc["users"][0]
+    return user
+
+
+def _yaml(doc: dict[str, Any]) -> str:
+    import yaml
+
+    return str(yaml.safe_dump(doc, sort_keys=False))
 
 
 def _endpoint(bind: str) -> str:
