@@ -23,6 +23,10 @@ in authbridge never do, and values shown from the token's header or claims
 are shortened. Only the store failing raises (``StoreUnavailable``), since
 that is not a verdict.
 
+:func:`map_identity` is steps 2-4 alone: the token endpoint runs it at mint
+time (``embedKubernetesClaims``) so a JWT-mode token carries exactly the user
+the webhook would answer for it.
+
 :func:`verify_answer` renders a review as the ``/verify`` JSON (DESIGN.md).
 """
 
@@ -45,7 +49,7 @@ from authbridge.mapping.model import Mapping as MappingFile
 from authbridge.mapping.resolve import resolve
 from authbridge.store.base import Store
 from authbridge.sts import IssuerPolicy, verify_token
-from authbridge.tokens import MAX_TOKEN_SIZE, VerifiedToken
+from authbridge.tokens import MAX_TOKEN_SIZE, Principal
 
 __all__ = [
     "REASON_NOT_MAPPED",
@@ -58,6 +62,8 @@ __all__ = [
     "TokenInfo",
     "VerifyAnswer",
     "describe_clusters",
+    "identity_of",
+    "map_identity",
     "review_token",
     "verify_answer",
 ]
@@ -335,15 +341,15 @@ def _refusal_detail(
     return error.message
 
 
-def _identity(verified: VerifiedToken) -> Identity:
-    p = verified.principal
+def identity_of(principal: Principal) -> Identity:
+    """The mapping's view of a token's principal (verified, or about to be minted)."""
     return Identity(
-        arn=p.arn,
-        canonical_arn=p.canonical_arn,
-        account_id=p.account_id,
-        principal_id=p.principal_id,
-        session_name=p.session_name,
-        access_key_id=p.access_key_id,
+        arn=principal.arn,
+        canonical_arn=principal.canonical_arn,
+        account_id=principal.account_id,
+        principal_id=principal.principal_id,
+        session_name=principal.session_name,
+        access_key_id=principal.access_key_id,
     )
 
 
@@ -395,7 +401,7 @@ def review_token(
             token=info,
         )
 
-    identity = _identity(verified)
+    identity = identity_of(verified.principal)
     token_clusters = tuple(a for a in verified.audiences if a in set(clusters))
     info = TokenInfo(
         iss=verified.claims.get("iss"),
@@ -404,21 +410,48 @@ def review_token(
         kid=verified.kid,
         verified=True,
     )
+    mapped = map_identity(
+        identity,
+        token_clusters,
+        store=store,
+        policy=policy,
+        mapping=mapping,
+        mapping_note=mapping_note,
+    )
+    return replace(mapped, expires_at=verified.expires_at, token=info)
+
+
+def map_identity(
+    identity: Identity,
+    clusters: tuple[str, ...],
+    *,
+    store: Store,
+    policy: IssuerPolicy,
+    mapping: MappingFile,
+    mapping_note: str | None = None,
+) -> Review:
+    """Steps 2-4 of the module doc: the Kubernetes user of a verified ``identity``.
+
+    ``clusters`` are the clusters its token is (or will be) for. The webhook
+    runs this on every token it verified; with ``embedKubernetesClaims`` the
+    token endpoint runs it at mint time for the requested audience, so the
+    ``k8s_*`` claims are exactly what the webhook would answer for that token.
+    The :class:`Review` has no token information (the caller adds it).
+    Raises ``StoreUnavailable`` when the store cannot be asked.
+    """
     refused = Review(
         authenticated=False,
         reason=REASON_NOT_MAPPED,
         identity=identity,
-        clusters=token_clusters,
-        expires_at=verified.expires_at,
-        token=info,
+        clusters=clusters,
     )
 
-    if mapping.cluster_id is not None and mapping.cluster_id not in token_clusters:
+    if mapping.cluster_id is not None and mapping.cluster_id not in clusters:
         return replace(
             refused,
             detail=f"no mapping rule matched {identity.canonical_arn}: the mapping"
             f" {mapping.source} is for cluster {mapping.cluster_id}, this token for"
-            f" {describe_clusters(token_clusters)}",
+            f" {describe_clusters(clusters)}",
             hint="use the mapping of this cluster, or a token for its cluster id",
         )
 
@@ -446,7 +479,5 @@ def review_token(
         identity=identity,
         user=resolution.user,
         rules=resolution.rules,
-        clusters=token_clusters,
-        expires_at=verified.expires_at,
-        token=info,
+        clusters=clusters,
     )

@@ -51,6 +51,9 @@ class Settings:
     mapping_file: Path  # rbac/mapping.yaml: IAM principals -> Kubernetes users and groups
     webhook_cache_ttl: int  # seconds a TokenReview verdict is reused (0: never)
     webhook_cache_size: int  # verdicts kept per worker
+    # /oauth2/token puts the mapped k8s_username/k8s_groups/k8s_uid in tokens (JWT mode:
+    # `authbridge apiserver-config --mode jwt`); refuses role sessions the mapping does not map
+    embed_kubernetes_claims: bool
 
     @property
     def pepper_file(self) -> Path:
@@ -194,6 +197,7 @@ _FIELDS: dict[str, tuple[str, Callable[[Any], Any], Any]] = {
     "mapping_file": ("mappingFile", _str, "rbac/mapping.yaml"),
     "webhook_cache_ttl": ("webhookCacheTTLSeconds", _int_in(0, 300), 5),
     "webhook_cache_size": ("webhookCacheSize", _int_in(0, 1_000_000), 10_000),
+    "embed_kubernetes_claims": ("embedKubernetesClaims", _bool, False),
 }
 _PATH_FIELDS = {"keys_dir", "tls_cert_file", "tls_key_file", "client_ca_file", "mapping_file"}
 # Files that live in the keys directory unless configured elsewhere.

@@ -13,6 +13,24 @@ Flask here; the web layer only translates requests and these exceptions.
   with revocation and principal status read from the store.
 * :func:`revoke_token` - record a token's ``jti`` as revoked until it expires.
 
+The mint functions take an optional ``kube_claims`` hook (``embedKubernetesClaims``):
+``kube_claims(principal, audience)`` gives the claims naming the Kubernetes user
+the mapping makes of the principal for that cluster (``k8s_username``,
+``k8s_groups``, ``k8s_uid``: what a kube-apiserver in JWT mode reads), or
+``None`` when the mapping makes none. Then:
+
+* AssumeRole is refused with :class:`PrincipalNotMapped`: a role session is
+  only good for Kubernetes, and one the kube-apiserver could not map is of no
+  use, so saying so at once is clearer than a 401 later;
+* GetSessionToken mints the token without the ``k8s_*`` claims: a user token
+  is also the ``subject_token`` of AssumeRole, and users that only assume
+  roles are typically not mapped themselves (as with EKS). The kube-apiserver
+  refuses such a token, as the webhook would, with the configuration's
+  message saying why.
+
+The web layer builds the hook from the mapping and the store; this module
+stays Flask-free and mapping-free.
+
 The credential (access key, or ``subject_token``) is checked first, so a caller
 who cannot authenticate learns nothing about clusters or roles. After that the
 checks run in the order the exceptions below are listed per function.
@@ -43,7 +61,8 @@ Exceptions (each also an :class:`~authbridge.errors.AuthbridgeError`)::
     └── GrantRefused               the grant itself is refused                invalid_grant
         ├── SubjectTokenRefused    subject_token does not verify (.reason: the token check's code)
         ├── RoleChainingRefused    subject_token is a role session, not a user
-        └── RoleNotTrusted         no such role, or its trust names none of the caller's ids
+        ├── RoleNotTrusted         no such role, or its trust names none of the caller's ids
+        └── PrincipalNotMapped     kube_claims: the mapping gives the role session no user
 
 Wrong access key credentials stay :class:`~authbridge.errors.InvalidCredentials`
 (one message for an unknown id, a wrong secret, an inactive key and a disabled
@@ -52,7 +71,7 @@ user), which the web layer answers as ``invalid_client``.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final
@@ -74,6 +93,8 @@ __all__ = [
     "GrantRefused",
     "InvalidRequest",
     "IssuerPolicy",
+    "KubeClaims",
+    "PrincipalNotMapped",
     "RoleChainingRefused",
     "RoleNotTrusted",
     "StsError",
@@ -88,6 +109,10 @@ __all__ = [
 
 MIN_DURATION: Final = names.MIN_SESSION_DURATION  # seconds, the shortest token STS issues
 MAX_DURATION_DIGITS: Final = 6  # "duration_seconds" longer than this is not a duration
+
+# (principal, audience) -> the claims naming its Kubernetes user for that cluster, or None
+# when the mapping gives it none (see the module docstring).
+KubeClaims = Callable[[Principal, str], Mapping[str, object] | None]
 
 
 # --------------------------------------------------------------------------- errors
@@ -145,6 +170,12 @@ class RoleChainingRefused(GrantRefused):
 
 class RoleNotTrusted(GrantRefused):
     code = "AccessDenied"
+
+
+class PrincipalNotMapped(GrantRefused):
+    """``embedKubernetesClaims``: the mapping gives the role session no user for the audience."""
+
+    code = "NotMapped"
 
 
 # --------------------------------------------------------------------------- policy
@@ -206,6 +237,30 @@ def _lifetime(duration: int | None, *, default: int, cap: int, what: str) -> int
     return duration
 
 
+def _kube_claims(
+    kube_claims: KubeClaims | None, principal: Principal, audience: str, *, required: bool
+) -> dict[str, object] | None:
+    """The claims ``kube_claims`` gives ``principal`` for ``audience``.
+
+    None when there is no hook, or no user and not ``required``; PrincipalNotMapped
+    when there is no user and ``required``.
+    """
+    if kube_claims is None:
+        return None
+    claims = kube_claims(principal, audience)
+    if claims is None and not required:
+        return None
+    if claims is None:
+        # Only the principal's own ARN and the (served) cluster id: which rule
+        # failed and why goes to the server log, not to the caller.
+        raise PrincipalNotMapped(
+            f"no mapping rule maps {principal.canonical_arn} for cluster {audience};"
+            " the kube-apiserver could not map this token",
+            hint="add a rule for it to the mapping (authbridge mapping check shows the rules)",
+        )
+    return dict(claims)
+
+
 def _user_principal(user: User, access_key_id: str | None) -> Principal:
     return Principal(
         arn=user.arn,
@@ -245,16 +300,26 @@ def get_session_token(
     audience: str,
     duration: int | None,
     now: float,
+    kube_claims: KubeClaims | None = None,
 ) -> MintedToken:
     """GetSessionToken: a token for the user owning the access key, for one cluster.
 
     Refuses with InvalidCredentials (unknown id, wrong secret, inactive key,
     disabled user: one message), then InvalidRequest / AudienceNotServed for
-    the audience, then DurationNotAllowed. Records the key's last use.
+    the audience, then DurationNotAllowed. Records the key's last use. With
+    ``kube_claims``, a user the mapping does not map gets a token without the
+    ``k8s_*`` claims (see the module docstring).
     """
     key, user = store.authenticate_access_key(access_key_id, secret)
     return session_token(
-        keys, policy, key=key, user=user, audience=audience, duration=duration, now=now
+        keys,
+        policy,
+        key=key,
+        user=user,
+        audience=audience,
+        duration=duration,
+        now=now,
+        kube_claims=kube_claims,
     )
 
 
@@ -267,6 +332,7 @@ def session_token(
     audience: str,
     duration: int | None,
     now: float,
+    kube_claims: KubeClaims | None = None,
 ) -> MintedToken:
     """GetSessionToken for a key the caller has already authenticated with the store.
 
@@ -277,13 +343,15 @@ def session_token(
     _check_audience(policy, audience)
     cap = min(policy.max_user_lifetime, keys.max_token_lifetime)
     lifetime = _lifetime(duration, default=policy.default_lifetime, cap=cap, what="a user")
+    principal = _user_principal(user, key.access_key_id)
     return mint(
-        _user_principal(user, key.access_key_id),
+        principal,
         keys=keys,
         issuer=policy.issuer,
         audience=audience,
         lifetime=lifetime,
         now=now,
+        extra_claims=_kube_claims(kube_claims, principal, audience, required=False),
     )
 
 
@@ -374,6 +442,7 @@ def assume_role(
     duration: int | None,
     now: float,
     client_user_id: str | None = None,
+    kube_claims: KubeClaims | None = None,
 ) -> MintedToken:
     """AssumeRole: a user's token in, a role-session token for one cluster out.
 
@@ -386,7 +455,8 @@ def assume_role(
     not exist (its path, account or name) or its trust names neither the user,
     nor one of its groups, nor its account - one message for all, as IAM gives
     nothing away about roles a caller may not assume; DurationNotAllowed
-    outside 900 s .. the role's maximum session duration.
+    outside 900 s .. the role's maximum session duration; with ``kube_claims``,
+    PrincipalNotMapped when the mapping gives the role session no user.
     """
     try:
         subject = verify_token(store, keys, policy, subject_token, now=now)
@@ -435,6 +505,7 @@ def assume_role(
         audience=audience,
         lifetime=lifetime,
         now=now,
+        extra_claims=_kube_claims(kube_claims, principal, audience, required=True),
     )
 
 

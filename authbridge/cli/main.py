@@ -20,6 +20,7 @@ from typing import Any, NoReturn, cast
 import click
 
 from authbridge import __version__
+from authbridge.cli.apiserver_config import apiserver_config
 from authbridge.cli.configure import configure
 from authbridge.cli.context import OUTPUT_FORMATS, App, OutputFormat
 from authbridge.cli.iam import iam
@@ -225,3 +226,4 @@ main.add_command(kubeconfig)
 main.add_command(mapping)
 main.add_command(verify)
 main.add_command(rbac)
+main.add_command(apiserver_config)

@@ -33,6 +33,16 @@
     authbridge has no interactive (browser) flows, so every request gets a
     400 ``unsupported_response_type`` JSON error, never a redirect.
 
+With ``embedKubernetesClaims`` on, tokens from both grants also carry
+``k8s_username``, ``k8s_groups`` and ``k8s_uid``: the user the webhook would
+answer for that token and cluster (:func:`authbridge.review.map_identity`, the
+current mapping, IAM groups read from the store now), for a kube-apiserver in
+JWT mode (:mod:`authbridge.apiserver_config`). A role session the mapping does
+not map for the requested audience is refused with ``invalid_grant``; an
+unmapped user gets a token without those claims (it may still be the
+``subject_token`` of an AssumeRole; a kube-apiserver refuses it). The precise
+reason goes to the log.
+
 Every parameter is read from the ``application/x-www-form-urlencoded`` body,
 never the URL (credentials do not belong in URLs or access logs); repeating a
 parameter or using two client authentication methods at once is refused
@@ -50,6 +60,7 @@ import base64
 import binascii
 import logging
 from collections import defaultdict
+from collections.abc import Mapping
 from typing import Any, Final, Literal, NotRequired, TypedDict
 from urllib.parse import unquote_plus
 
@@ -65,9 +76,11 @@ from flask import request as flask_request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from authbridge import sts
+from authbridge.apiserver_config import kube_claims
 from authbridge.errors import InvalidCredentials, TokenError
 from authbridge.iam.model import AccessKey, User
-from authbridge.tokens import MintedToken
+from authbridge.review import identity_of, map_identity
+from authbridge.tokens import MintedToken, Principal
 from authbridge.web.context import Services
 from authbridge.web.errors import CLIENT_AUTH_FAILED, NO_STORE_HEADERS, wire_text
 from authbridge.web.oidc import (
@@ -79,6 +92,7 @@ from authbridge.web.oidc import (
     TOKEN_EXCHANGE,
     TOKEN_PATH,
 )
+from authbridge.web.webhook import current_mapping
 
 log = logging.getLogger(__name__)
 
@@ -312,6 +326,38 @@ def _param(request: OAuth2Request, name: str) -> str:
     return value if isinstance(value, str) else ""
 
 
+def kube_claims_hook(svc: Services) -> sts.KubeClaims | None:
+    """With ``embedKubernetesClaims``, what gives a token the k8s_* claims; else None.
+
+    The mapping is taken once per request, so both the claims and a refusal
+    come from one version of it.
+    """
+    if not svc.settings.embed_kubernetes_claims:
+        return None
+    mapping, _version, note = current_mapping(svc)
+
+    def claims(principal: Principal, audience: str) -> Mapping[str, object] | None:
+        review = map_identity(
+            identity_of(principal),
+            (audience,),
+            store=svc.store,
+            policy=svc.policy,
+            mapping=mapping,
+            mapping_note=note,
+        )
+        if not review.authenticated or review.user is None:
+            log.info(
+                "no Kubernetes user for %s on cluster %s: %s",
+                principal.canonical_arn,
+                audience,
+                review.detail or review.reason,
+            )
+            return None
+        return kube_claims(review.user)
+
+    return claims
+
+
 def _token_response(minted: MintedToken) -> TokenResponse:
     return {
         "access_token": minted.token,
@@ -339,6 +385,7 @@ class SessionTokenGrant(ClientCredentialsGrant):  # type: ignore[misc]  # untype
             audience=_param(self.request, "audience"),
             duration=sts.parse_duration_seconds(_param(self.request, "duration_seconds")),
             now=svc.clock(),
+            kube_claims=kube_claims_hook(svc),
         )
         log.info("issued %s token %s to %s", self.GRANT_TYPE, minted.jti, user.arn)
         return 200, _token_response(minted), JSON_NO_STORE
@@ -393,6 +440,7 @@ class AssumeRoleGrant(BaseGrant, TokenEndpointMixin):  # type: ignore[misc]  # u
             duration=sts.parse_duration_seconds(_param(self.request, "duration_seconds")),
             now=svc.clock(),
             client_user_id=client_user_id,
+            kube_claims=kube_claims_hook(svc),
         )
         log.info("issued %s token %s for %s", "token-exchange", minted.jti, minted.claims["arn"])
         body: TokenExchangeResponse = {
