@@ -129,6 +129,17 @@ def test_readme_tour_works_as_written_against_quickstart(tmp_path: Path) -> None
         assert exchanged["issued_token_type"] == "urn:ietf:params:oauth:token-type:jwt"
         assert introspected["active"] is True
         assert introspected["sub"] == "arn:aws:iam::111122223333:user/alice"
+        # What quickstart itself printed to paste works as printed, too.
+        printed = log.read_text().split("Try (in another terminal, in this directory):\n", 1)[1]
+        commands = printed.split("\n\n", 1)[0]
+        pasted = _bash(
+            "\n".join(line.strip() for line in commands.splitlines()) + "\n", tmp_path, env
+        )
+        assert pasted.returncode == 0, pasted.stdout + pasted.stderr
+        docs, _ = _leading_json_docs(pasted.stdout)
+        kinds = [json.loads(d).get("kind") or next(iter(json.loads(d))) for d in docs]
+        assert kinds[0] == "ExecCredential" and len(docs) == 4, pasted.stdout
+        assert json.loads(docs[-1])["authenticated"] is True
     finally:
         server.send_signal(signal.SIGINT)  # Ctrl-C
         try:
