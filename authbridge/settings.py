@@ -9,6 +9,7 @@ environment resolve against the working directory.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -54,6 +55,14 @@ class Settings:
     # /oauth2/token puts the mapped k8s_username/k8s_groups/k8s_uid in tokens (JWT mode:
     # `authbridge apiserver-config --mode jwt`); refuses role sessions the mapping does not map
     embed_kubernetes_claims: bool
+    # Abuse limits (authbridge.web.limits): failed client authentications allowed per
+    # minute per access key id and per client address, summed over the workers (0: off)
+    failed_auth_per_key_per_minute: int
+    failed_auth_per_address_per_minute: int
+    max_request_bytes: int  # bytes of request body; more is refused with 413
+    # peers whose X-Forwarded-For names the client (e.g. an ingress controller); none by default
+    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+    audit_log: Path | None  # file the audit log is appended to (0600); None: stdout ("-")
 
     @property
     def pepper_file(self) -> Path:
@@ -81,12 +90,12 @@ def _str(value: Any) -> str:
     return str(value)
 
 
-def _int_in(lo: int, hi: int) -> Callable[[Any], int]:
+def _int_in(lo: int, hi: int, unit: str = "seconds") -> Callable[[Any], int]:
     def check(value: Any) -> int:
         if isinstance(value, str) and value.strip().lstrip("-").isdigit():
             value = int(value)
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError("must be a whole number of seconds")
+            raise ValueError(f"must be a whole number of {unit}")
         if not lo <= value <= hi:
             raise ValueError(f"must be between {lo} and {hi}")
         return value
@@ -168,6 +177,30 @@ def _optional_path(value: Any) -> str | None:
     return _str(value)
 
 
+def _networks(value: Any) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)):
+        raise ValueError("must be a list of CIDRs, e.g. [10.0.0.0/8, fd00::/8]")
+    out: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+    for item in items:
+        text = item.strip() if isinstance(item, str) else item
+        if text == "":
+            continue
+        try:
+            out.append(ipaddress.ip_network(text, strict=False))
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"{str(text)[:50]!r} is not a CIDR or IP address, e.g. 10.0.0.0/8"
+            ) from None
+    return tuple(out)
+
+
+def _audit_log(value: Any) -> str | None:
+    """A file path, or None for "-" (stdout)."""
+    path = _str(value)
+    return None if path == "-" else path
+
+
 def _store(value: Any) -> str:
     dsn = _str(value)
     if not dsn.startswith(("sqlite:///", "postgresql://", "postgres://")):
@@ -198,8 +231,28 @@ _FIELDS: dict[str, tuple[str, Callable[[Any], Any], Any]] = {
     "webhook_cache_ttl": ("webhookCacheTTLSeconds", _int_in(0, 300), 5),
     "webhook_cache_size": ("webhookCacheSize", _int_in(0, 1_000_000), 10_000),
     "embed_kubernetes_claims": ("embedKubernetesClaims", _bool, False),
+    "failed_auth_per_key_per_minute": (
+        "failedAuthPerKeyPerMinute",
+        _int_in(0, 10_000, "attempts"),
+        10,
+    ),
+    "failed_auth_per_address_per_minute": (
+        "failedAuthPerAddressPerMinute",
+        _int_in(0, 100_000, "attempts"),
+        30,
+    ),
+    "max_request_bytes": ("maxRequestBytes", _int_in(16 * 1024, 16 * 1024 * 1024, "bytes"), 65536),
+    "trusted_proxies": ("trustedProxies", _networks, ()),
+    "audit_log": ("auditLog", _audit_log, None),
 }
-_PATH_FIELDS = {"keys_dir", "tls_cert_file", "tls_key_file", "client_ca_file", "mapping_file"}
+_PATH_FIELDS = {
+    "keys_dir",
+    "tls_cert_file",
+    "tls_key_file",
+    "client_ca_file",
+    "mapping_file",
+    "audit_log",
+}
 # Files that live in the keys directory unless configured elsewhere.
 _KEYS_DIR_DEFAULTS = {"tls_cert_file": "tls/server.crt", "tls_key_file": "tls/server.key"}
 

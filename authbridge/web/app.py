@@ -2,9 +2,12 @@
 
 Blueprints, one per surface: ``oidc`` (discovery, JWKS), ``oauth`` (token,
 introspection, revocation, authorize), ``webhook`` (``/authenticate``,
-TokenReview), ``verify`` (``/verify``), ``health`` (probes). Every store, key
-and mapping access goes through the injected objects; there are no module
-globals (the Prometheus metrics excepted: :mod:`authbridge.web.metrics`).
+TokenReview), ``verify`` (``/verify``), ``health`` (probes), ``metrics``
+(``/metrics``). Every store, key and mapping access goes through the injected
+objects; there are no module globals (the Prometheus metrics excepted:
+:mod:`authbridge.web.metrics`). The store is wrapped in a
+:class:`~authbridge.web.metrics.TimedStore`; audit lines go to the injected
+:class:`~authbridge.audit.AuditLog`, by default one for ``settings.audit_log``.
 Each request takes the current key set from the :class:`~authbridge.keys.KeyRing`,
 which looks at ``keys/`` at most once a second and reloads it when it changed,
 so every worker of every replica picks up a rotation by itself; the mapping
@@ -25,15 +28,15 @@ from collections.abc import Callable
 
 from flask import Flask
 
+from authbridge.audit import EXTENSION as AUDIT_EXTENSION
+from authbridge.audit import AuditLog
 from authbridge.errors import ConfigError
 from authbridge.keys import KeyRing
 from authbridge.mapping.holder import MappingHolder
 from authbridge.settings import Settings
 from authbridge.store.base import Store
 from authbridge.sts import IssuerPolicy
-from authbridge.web import context, errors, health, oauth, oidc, verify, webhook
-
-MAX_BODY_BYTES = 64 * 1024  # request bodies above this are refused with 413
+from authbridge.web import context, errors, health, limits, metrics, oauth, oidc, verify, webhook
 
 
 def create_app(
@@ -43,6 +46,7 @@ def create_app(
     keys: KeyRing,
     clock: Callable[[], float] = time.time,
     mapping: MappingHolder | None = None,
+    audit: AuditLog | None = None,
 ) -> Flask:
     """Build the issuer's Flask app over an open store, a key ring and the mapping.
 
@@ -54,17 +58,20 @@ def create_app(
         raise ConfigError(f"issuer {settings.issuer}: {e}") from e
 
     app = Flask("authbridge")
-    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.json.sort_keys = False  # type: ignore[attr-defined]  # DefaultJSONProvider has it
     svc = context.Services(
         settings=settings,
         policy=IssuerPolicy.from_settings(settings),
-        store=store,
+        store=metrics.instrument_store(store),
         keyring=keys,
         clock=clock,
         mapping=mapping if mapping is not None else MappingHolder(settings.mapping_file),
     )
     context.install(app, svc)
+    metrics.initialize_series()
+    metrics.observe_mapping(svc.mapping)  # counts the load at start
+    app.extensions[AUDIT_EXTENSION] = audit if audit is not None else AuditLog(settings.audit_log)
+    limits.install(app, settings)  # body cap (maxRequestBytes), failed-authentication limits
     oauth.install(app, svc)
     webhook.install(app, svc)
     errors.register(app)
@@ -82,4 +89,5 @@ def create_app(
     app.register_blueprint(webhook.bp)
     app.register_blueprint(verify.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(metrics.bp)
     return app

@@ -16,8 +16,10 @@ sts.GrantRefused and subclasses                 400    invalid_grant
 errors.TokenError (a token that must verify)    400    invalid_grant
 Authlib OAuth2Error (unsupported grant, …)      its    its code
 StoreUnavailable                                503    temporarily_unavailable
-HTTP 404 / 405 / 413 …                          its    not_found / method_not_allowed /
-                                                        invalid_request (body too large)
+limits.TooManyFailedAttempts                    429    too_many_requests (+ Retry-After)
+HTTP 404 / 405 / 413 / 431 …                    its    not_found / method_not_allowed /
+                                                        invalid_request (body or header
+                                                        too large)
 anything else                                   500    server_error (details only logged)
 =============================================  ======  ===========================
 
@@ -47,6 +49,7 @@ from authbridge.errors import (
     TokenError,
 )
 from authbridge.sts import StsError
+from authbridge.web.limits import TooManyFailedAttempts
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +92,7 @@ def wire_text(text: str, limit: int = MAX_DESCRIPTION) -> str:
 
 
 def _http_error_code(e: HTTPException) -> str:
-    if e.code == 413:
+    if e.code in (413, 431):
         return "invalid_request"
     return (e.name or "error").lower().replace(" ", "_").replace("'", "")
 
@@ -109,6 +112,11 @@ def to_wire(exc: BaseException, *, max_body: int | None = None) -> WireError:
     if isinstance(exc, StoreUnavailable):
         return WireError(
             503, "temporarily_unavailable", "the IAM store is unavailable; retry shortly"
+        )
+    if isinstance(exc, TooManyFailedAttempts):
+        # Not an RFC 6749 code (it has none for this); named after HTTP 429 (RFC 6585 §4).
+        return WireError(
+            429, "too_many_requests", str(exc), (("Retry-After", str(exc.retry_after)),)
         )
     if isinstance(exc, UnsupportedGrantTypeError):
         # Authlib's description repeats the value; ours names what is supported.

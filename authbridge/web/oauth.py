@@ -47,7 +47,19 @@ Every parameter is read from the ``application/x-www-form-urlencoded`` body,
 never the URL (credentials do not belong in URLs or access logs); repeating a
 parameter or using two client authentication methods at once is refused
 (RFC 6749 §3.2, §2.3). Responses carry ``Cache-Control: no-store`` and
-``Pragma: no-cache``.
+``Pragma: no-cache``. Failed client authentications are limited per access
+key id and per client address (:mod:`authbridge.web.limits`): past the limit,
+429 ``too_many_requests`` with ``Retry-After``, before any secret is checked.
+
+Every answer of the token, introspection and revocation endpoints, success
+or failure, writes one audit line (``token_issued``, ``introspect``,
+``revoke``; :mod:`authbridge.audit`) and counts in :mod:`authbridge.web.metrics`,
+from an ``after_request`` hook, so refusals raised before the view are seen too.
+The line names the principal when it is known (an authenticated client, a
+subject token that verifies, the token issued; for a token exchange the
+subject token is verified once more to name the user behind the session),
+the access key id a client claimed when it is well-formed, never a secret or
+a token.
 
 Revocation bound: introspection, the token exchange and ``sts.verify_token``
 read the store on every call, so a revocation is effective at once in every
@@ -59,8 +71,12 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import re
+import time
+import uuid
 from collections import defaultdict
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, Final, Literal, NotRequired, TypedDict
 from urllib.parse import unquote_plus
 
@@ -71,16 +87,18 @@ from authlib.oauth2.rfc6749.errors import InvalidClientError, InvalidRequestErro
 from authlib.oauth2.rfc6749.grants import BaseGrant, ClientCredentialsGrant, TokenEndpointMixin
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
-from flask import Blueprint, Flask, Request, Response, current_app
+from flask import Blueprint, Flask, Request, Response, current_app, g
 from flask import request as flask_request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from authbridge import sts
+from authbridge import audit, sts
 from authbridge.apiserver_config import kube_claims
 from authbridge.errors import InvalidCredentials, TokenError
+from authbridge.iam.credentials import looks_like_access_key_id
 from authbridge.iam.model import AccessKey, User
 from authbridge.review import identity_of, map_identity
-from authbridge.tokens import MintedToken, Principal
+from authbridge.tokens import MintedToken, Principal, VerifiedToken
+from authbridge.web import limits, metrics
 from authbridge.web.context import Services
 from authbridge.web.errors import CLIENT_AUTH_FAILED, NO_STORE_HEADERS, wire_text
 from authbridge.web.oidc import (
@@ -92,7 +110,7 @@ from authbridge.web.oidc import (
     TOKEN_EXCHANGE,
     TOKEN_PATH,
 )
-from authbridge.web.webhook import current_mapping
+from authbridge.web.webhook import audit_writer, current_mapping
 
 log = logging.getLogger(__name__)
 
@@ -243,9 +261,8 @@ class AccessKeyClient(ClientMixin):  # type: ignore[misc]  # authlib ships no ty
         return self.key, self.user
 
 
-def _basic_client(query_client: Any, request: OAuth2Request) -> AccessKeyClient | None:
-    """``client_secret_basic`` (RFC 6749 §2.3.1), strict: any malformed header fails auth."""
-    header = request.headers.get("Authorization")
+def _basic_credentials(header: str | None) -> tuple[str, str] | None:
+    """(client id, secret) from ``Authorization: Basic …`` (RFC 6749 §2.3.1); None if malformed."""
     if not header:
         return None
     scheme, _, value = header.strip().partition(" ")
@@ -259,10 +276,27 @@ def _basic_client(query_client: Any, request: OAuth2Request) -> AccessKeyClient 
     if not sep or not client_id or not secret:
         return None
     # §2.3.1: both are form-urlencoded before being joined and base64-encoded.
-    client = query_client(unquote_plus(client_id))
-    if isinstance(client, AccessKeyClient) and client.check_client_secret(unquote_plus(secret)):
+    return unquote_plus(client_id), unquote_plus(secret)
+
+
+def _basic_client(query_client: Any, request: OAuth2Request) -> AccessKeyClient | None:
+    """``client_secret_basic`` (RFC 6749 §2.3.1), strict: any malformed header fails auth."""
+    credentials = _basic_credentials(request.headers.get("Authorization"))
+    if credentials is None:
+        return None
+    client = query_client(credentials[0])
+    if isinstance(client, AccessKeyClient) and client.check_client_secret(credentials[1]):
         return client
     return None
+
+
+def _claimed_client_id(request: OAuth2Request) -> str | None:
+    """The client id a request authenticates as, before anything about it is checked."""
+    credentials = _basic_credentials(request.headers.get("Authorization"))
+    if credentials is not None:
+        return credentials[0]
+    client_id = request.form.get("client_id")
+    return client_id if isinstance(client_id, str) and client_id else None
 
 
 def _presents_client_credentials(request: Request) -> bool:
@@ -285,7 +319,8 @@ class OAuthServer(AuthorizationServer):  # type: ignore[misc]  # authlib ships n
         self.register_endpoint(TokenRevocation)
 
     def query_client(self, client_id: str) -> AccessKeyClient:
-        return AccessKeyClient(self.svc, client_id)
+        client = _note().client = AccessKeyClient(self.svc, client_id)
+        return client
 
     def save_token(self, token: dict[str, Any], request: OAuth2Request) -> None:
         """Tokens are self-contained JWTs: nothing is stored when one is issued."""
@@ -296,14 +331,22 @@ class OAuthServer(AuthorizationServer):  # type: ignore[misc]  # authlib ships n
     def authenticate_client(
         self, request: OAuth2Request, methods: list[str], endpoint: str = "token"
     ) -> AccessKeyClient:
+        # 429 before any secret is looked at while the address or key id is out of
+        # failed attempts (authbridge.web.limits).
+        attempt = limits.begin_client_authentication(_claimed_client_id(request), self.svc.clock())
         try:
             client = super().authenticate_client(request, methods, endpoint)
+            if not isinstance(client, AccessKeyClient):
+                raise InvalidClientError()
         except InvalidClientError as e:
+            attempt.failed()
             # One answer for an unknown key, a wrong secret, an inactive key, a
             # disabled user and a malformed header: no oracle.
             raise InvalidCredentials(CLIENT_AUTH_FAILED) from e
-        if not isinstance(client, AccessKeyClient):
-            raise InvalidCredentials(CLIENT_AUTH_FAILED)
+        except BaseException:
+            attempt.abandoned()
+            raise
+        attempt.succeeded()
         return client
 
     def handle_error_response(self, request: OAuth2Request, error: OAuth2Error) -> Response:
@@ -388,6 +431,7 @@ class SessionTokenGrant(ClientCredentialsGrant):  # type: ignore[misc]  # untype
             kube_claims=kube_claims_hook(svc),
         )
         log.info("issued %s token %s to %s", self.GRANT_TYPE, minted.jti, user.arn)
+        _note().minted = minted
         return 200, _token_response(minted), JSON_NO_STORE
 
 
@@ -443,6 +487,7 @@ class AssumeRoleGrant(BaseGrant, TokenEndpointMixin):  # type: ignore[misc]  # u
             kube_claims=kube_claims_hook(svc),
         )
         log.info("issued %s token %s for %s", "token-exchange", minted.jti, minted.claims["arn"])
+        _note().minted = minted
         body: TokenExchangeResponse = {
             **_token_response(minted),
             "issued_token_type": TOKEN_TYPE_JWT,
@@ -474,7 +519,9 @@ def introspect(svc: Services, token: str) -> Introspection | InactiveIntrospecti
         verified = sts.verify_token(svc.store, svc.keys(), svc.policy, token, now=svc.clock())
     except TokenError as e:
         log.info("introspection: inactive token (%s)", e.code)
+        _note().inactive = e.code
         return {"active": False}
+    _note().verified = verified
     claims = verified.claims
     body: Introspection = {
         "active": True,
@@ -517,6 +564,7 @@ class TokenRevocation(RevocationEndpoint):  # type: ignore[misc]  # untyped auth
         jti = sts.revoke_token(svc.store, svc.keys(), svc.policy, token, now=svc.clock())
         if jti is not None:
             log.info("revoked token %s", jti)
+        _note().revoked = jti
         return 200, "", [("Content-Type", "text/plain; charset=utf-8"), *NO_STORE_HEADERS]
 
 
@@ -584,7 +632,197 @@ def authorize() -> Response:
     )
 
 
+# --------------------------------------------------------------------------- audit, metrics
+
+_EVENTS: Final[dict[str, audit.Event]] = {
+    "token": "token_issued",
+    "introspection": "introspect",
+    "revocation": "revoke",
+}
+_GRANTS: Final[dict[str, metrics.Grant]] = {
+    "client_credentials": "client_credentials",
+    TOKEN_EXCHANGE: "token_exchange",
+}
+_ERROR_CODE = re.compile(r"[a-z_]{1,40}")  # RFC 6749 §5.2 codes, as errors.to_wire makes them
+_NOTE: Final = "authbridge_oauth_note"
+
+
+@dataclass
+class _Note:
+    """What this request did, for its audit line and metrics (kept in ``flask.g``)."""
+
+    started: float = field(default_factory=time.perf_counter)
+    client: AccessKeyClient | None = None  # the client it authenticated as, or tried to
+    minted: MintedToken | None = None
+    verified: VerifiedToken | None = None  # introspection: the token, when active
+    inactive: str | None = None  # introspection: why not (a token error code)
+    revoked: str | None = None  # revocation: the jti recorded
+
+
+def _note() -> _Note:
+    note = g.get(_NOTE)
+    if not isinstance(note, _Note):
+        note = _Note()
+        setattr(g, _NOTE, note)
+    return note
+
+
+def _form(name: str) -> str | None:
+    """A form value, None when absent or when the body cannot be read (413)."""
+    try:
+        value = flask_request.form.get(name)
+    except Exception:  # noqa: BLE001 - a body too large or malformed: the value is unknown
+        return None
+    return value if isinstance(value, str) and value else None
+
+
+def _error_code(response: Response) -> str:
+    body = response.get_json(silent=True)
+    code = body.get("error") if isinstance(body, dict) else None
+    return code if isinstance(code, str) and _ERROR_CODE.fullmatch(code) else "server_error"
+
+
+def _client_fields(note: _Note) -> dict[str, Any]:
+    """The client's access key and, once authenticated, its user; never the secret."""
+    client = note.client
+    key_id = client.client_id if client is not None else None
+    if key_id is None:
+        header = flask_request.headers.get("Authorization")
+        claimed = _basic_credentials(header) if header and len(header) < 1024 else None
+        key_id = claimed[0] if claimed is not None else _form("client_id")
+    fields: dict[str, Any] = {
+        # Only a well-formed id is shown (a secret pasted into client_id is not one).
+        "access_key_id": key_id if key_id and looks_like_access_key_id(key_id) else None
+    }
+    if client is not None and client.user is not None:
+        user = client.user
+        fields.update(arn=user.arn, canonical_arn=user.arn, principal_id=user.user_id)
+    return fields
+
+
+def _principal_fields(principal: Principal) -> dict[str, Any]:
+    return {
+        "arn": principal.arn,
+        "canonical_arn": principal.canonical_arn,
+        "principal_id": principal.principal_id,
+        "session": principal.session_name,
+        "access_key_id": principal.access_key_id,
+    }
+
+
+def _subject(svc: Services) -> Principal | None:
+    """The user behind a token exchange's subject_token, if it verifies."""
+    subject_token = _form("subject_token")
+    if subject_token is None:
+        return None
+    try:
+        verified = sts.verify_token(
+            svc.store, svc.keys(), svc.policy, subject_token, now=svc.clock()
+        )
+    except Exception:  # noqa: BLE001 - refused or unverifiable: no principal to name
+        return None
+    return verified.principal
+
+
+def _served(svc: Services, audiences: list[str] | str | None) -> list[str] | None:
+    wanted = [audiences] if isinstance(audiences, str) else audiences or []
+    served = [a for a in wanted if a in svc.settings.cluster_ids]
+    return served or None
+
+
+def _token_line(svc: Services, note: _Note, failed: bool) -> dict[str, Any]:
+    grant = _form("grant_type")
+    fields: dict[str, Any] = {"grant": _GRANTS.get(grant or "", "other")}
+    subject = _subject(svc) if grant == TOKEN_EXCHANGE else None
+    if note.minted is not None and not failed:
+        claims = note.minted.claims
+        fields.update(
+            arn=claims["arn"],
+            canonical_arn=claims["sub"],
+            principal_id=claims["principal_id"],
+            session=claims.get("session_name"),
+            access_key_id=claims.get("access_key_id"),
+            username=claims.get("k8s_username"),
+            groups=claims.get("k8s_groups"),
+            audience=_served(svc, claims["aud"]),
+            jti=note.minted.jti,
+        )
+        if subject is not None:
+            fields.update(source_arn=subject.arn, access_key_id=subject.access_key_id)
+        return fields
+    fields.update(_client_fields(note))
+    if subject is not None:
+        fields.update(_principal_fields(subject))
+    fields["audience"] = _served(svc, _form("audience"))
+    return fields
+
+
+def _account(response: Response) -> Response:
+    """After every answer of the token, introspection and revocation endpoints: audit, count."""
+    event = _EVENTS.get((flask_request.endpoint or "").rpartition(".")[2])
+    if event is None:
+        return response
+    svc = _server().svc
+    note = _note()
+    status = response.status_code
+    error = _error_code(response) if status >= 400 else None
+    outcome: audit.Outcome = "allowed" if error is None else "error" if status >= 500 else "denied"
+    fields: dict[str, Any]
+    if event == "token_issued":
+        fields = _token_line(svc, note, failed=error is not None)
+        if error is None:
+            metrics.TOKENS_ISSUED.labels(grant=fields["grant"]).inc()
+        else:
+            metrics.TOKEN_FAILURES.labels(grant=fields["grant"], error=error).inc()
+        reason = error or "ok"
+    else:
+        fields = {"caller": _client_fields(note)["access_key_id"]}
+        if event == "introspect":
+            if error is None and note.verified is not None:
+                fields.update(_principal_fields(note.verified.principal))
+                fields.update(audience=_served(svc, note.verified.audiences), jti=note.verified.jti)
+                result, reason = "active", "ok"
+            elif error is None:
+                result, reason = "inactive", note.inactive or "inactive"
+                outcome = "denied"
+            else:
+                result, reason = ("error" if outcome == "error" else "refused"), error
+            metrics.INTROSPECTIONS.labels(result=result).inc()
+        else:
+            if error is None:
+                result = reason = "revoked" if note.revoked else "not_revocable"
+                fields["jti"] = note.revoked
+            else:
+                result, reason = ("error" if outcome == "error" else "refused"), error
+            metrics.REVOCATIONS.labels(result=result).inc()
+    audit_writer().write(
+        audit.record(
+            event,
+            request_id=str(uuid.uuid4()),
+            client=flask_request.remote_addr,
+            outcome=outcome,
+            reason=reason,
+            started=note.started,
+            **fields,
+        )
+    )
+    return response
+
+
+def _start() -> None:
+    _note()  # starts the clock
+
+
+bp.before_request(_start)
+bp.after_request(_account)
+
+
 def install(app: Flask, svc: Services) -> OAuthServer:
+    # Authlib logs caller input at DEBUG: the client_id it tried, which may be a secret
+    # pasted into the wrong field (tests/test_audit_canary.py). Never below INFO.
+    authlib_log = logging.getLogger("authlib")
+    if authlib_log.level < logging.INFO:
+        authlib_log.setLevel(logging.INFO)
     server = OAuthServer(svc)
     app.extensions[EXTENSION] = server
     return server

@@ -12,19 +12,38 @@ TLS is 1.2 or newer. With a client CA configured, client certificates are
 requested (and verified against it) but optional at the TLS layer, because
 people and ``curl`` reach ``/verify`` and ``/oauth2/token`` without one; the
 routes that need one (``/authenticate``) check it themselves.
+
+Metrics of several workers: before forking, the master points
+``PROMETHEUS_MULTIPROC_DIR`` at a fresh private directory (0700, removed at
+exit; an operator's own directory is emptied instead) and switches
+prometheus_client to storing values there (:func:`authbridge.web.metrics.enable_multiprocess`),
+so ``/metrics``, answered by any worker, sums all of them. gunicorn's
+``child_exit`` hook marks an exited worker dead (prometheus_client then drops
+its live gauges; its counts stay summed).
+
+Audit log: the master opens ``auditLog`` once to fail early when it cannot be
+written; each worker appends with its own ``O_APPEND`` descriptor. The
+``authbridge.audit`` logger does not propagate to the root logger, so an
+audit line is not printed a second time, as a log record, on stderr.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 import ssl
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
+from authbridge import audit
 from authbridge.errors import ConfigError
 from authbridge.settings import Settings
+from authbridge.web import metrics
 
 log = logging.getLogger("authbridge.serve")
 
@@ -35,6 +54,13 @@ INSECURE_BANNER = (
     "INSECURE: serving plain HTTP because allowInsecureHTTP is set. Tokens and access key"
     " secrets cross the network in clear text. Use this for local development only."
 )
+
+
+def _child_exit(server: Any, worker: Any) -> None:
+    """gunicorn hook, in the master: a worker exited; its live gauges go (its counts stay)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]  # unannotated
 
 
 def _ssl_context(config: Any, default_ssl_context_factory: Any) -> ssl.SSLContext:
@@ -63,11 +89,12 @@ class AuthbridgeServer(BaseApplication):  # type: ignore[misc]  # gunicorn is un
             "errorlog": "-",
             "loglevel": "info",
             "proc_name": "authbridge",
-            # Header caps: a request line or header beyond these is refused (400).
+            # Header caps: gunicorn answers 414 (request line) or 431 (header fields).
             "limit_request_line": 8190,
             "limit_request_fields": 64,
             "limit_request_field_size": 16384,
             "preload_app": False,
+            "child_exit": _child_exit,
         }
         if self.tls:
             options.update(
@@ -175,10 +202,47 @@ def _check_tls_files(settings: Settings) -> None:
             ) from e
 
 
+def metrics_directory() -> Path | None:
+    """Set up ``$PROMETHEUS_MULTIPROC_DIR`` for the workers; return it if made here (to remove).
+
+    An operator's directory is created if missing and emptied of a previous
+    run's files (stale counts would otherwise be summed in).
+    """
+    given = os.environ.get(metrics.MULTIPROC_ENV)
+    if given:
+        directory = Path(given)
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        for stale in directory.glob("*.db"):
+            stale.unlink()
+        made = None
+    else:
+        directory = made = Path(tempfile.mkdtemp(prefix="authbridge-metrics-"))  # 0700
+        os.environ[metrics.MULTIPROC_ENV] = str(directory)
+    metrics.enable_multiprocess()
+    return made
+
+
+def check_audit_log(settings: Settings) -> None:
+    """The audit log file can be appended to (created 0600 if missing)."""
+    if settings.audit_log is None:
+        return
+    try:
+        audit.AuditLog(settings.audit_log).close()
+    except OSError as e:
+        raise ConfigError(
+            f"cannot open the audit log {settings.audit_log}: {e.strerror}",
+            hint='point auditLog (AUTHBRIDGE_AUDIT_LOG) at a writable file, or "-" for stdout',
+        ) from e
+
+
 def serve(settings: Settings) -> None:
     """Run until SIGINT/SIGTERM (gunicorn handles both: graceful stop)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    audit_logger = logging.getLogger(audit.LOGGER)
+    audit_logger.propagate = False  # the AuditLog writes each line itself
+    audit_logger.addHandler(logging.NullHandler())
     tls = check_startup(settings)
+    check_audit_log(settings)
     if not tls:
         log.warning(INSECURE_BANNER)
     scheme = "https" if tls else "http"
@@ -190,4 +254,12 @@ def serve(settings: Settings) -> None:
         ", ".join(settings.cluster_ids),
         settings.workers,
     )
-    AuthbridgeServer(settings, tls=tls).run()
+    made = metrics_directory()
+    master = os.getpid()
+    try:
+        AuthbridgeServer(settings, tls=tls).run()
+    finally:
+        # Workers leave run() through SystemExit too (gunicorn forks inside it): only
+        # the master removes the directory, once every worker is gone.
+        if made is not None and os.getpid() == master:
+            shutil.rmtree(made, ignore_errors=True)

@@ -28,13 +28,14 @@ import time
 import uuid
 from typing import Any, Final
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response, current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from authbridge.errors import StoreUnavailable
 from authbridge.review import describe_clusters, review_token, verify_answer
 from authbridge.web import metrics
 from authbridge.web.context import Services, services
+from authbridge.web.limits import oversized, read_body
 from authbridge.web.review import MAX_TOKEN_CHARS
 from authbridge.web.webhook import (
     RequestFailed,
@@ -59,9 +60,12 @@ def _bad(message: str, reason: str = metrics.BAD_REQUEST) -> RequestFailed:
 def _json_body() -> dict[str, Any]:
     """The JSON object in the body, {} when there is no body."""
     try:
-        raw = request.get_data(cache=False)
+        raw = read_body(request)
     except RequestEntityTooLarge:
-        raise RequestFailed(413, "the body is over the limit", metrics.BODY_TOO_LARGE) from None
+        limit = current_app.config.get("MAX_CONTENT_LENGTH")
+        raise RequestFailed(
+            413, f"the body is over the limit of {limit} bytes", metrics.BODY_TOO_LARGE
+        ) from None
     if not raw.strip():
         return {}
     try:
@@ -84,6 +88,10 @@ def _bearer() -> str | None:
 
 
 def _token_and_cluster(svc: Services) -> tuple[str, str | None]:
+    problem = oversized(request)  # 413 / 431, here rather than before the view: audited
+    if problem is not None and problem.code is not None:
+        reason = metrics.BODY_TOO_LARGE if problem.code == 413 else metrics.BAD_REQUEST
+        raise RequestFailed(problem.code, str(problem.description), reason)
     if "token" in request.args:
         raise _bad("do not put the token in the URL; send it in the Authorization header")
     body = _json_body() if request.method == "POST" else {}
@@ -134,7 +142,7 @@ def verify() -> Response:
             mapping_note=note,
         )
     except RequestFailed as failure:
-        metrics.observe_verify("error", failure.reason)
+        metrics.observe_verify("error", failure.reason, time.perf_counter() - started)
         audit(
             "verify",
             request_id=request_id,
@@ -145,7 +153,7 @@ def verify() -> Response:
         )
         return error_response(failure)
     except StoreUnavailable:
-        metrics.observe_verify("error", metrics.STORE_UNAVAILABLE)
+        metrics.observe_verify("error", metrics.STORE_UNAVAILABLE, time.perf_counter() - started)
         audit(
             "verify",
             request_id=request_id,
@@ -159,7 +167,7 @@ def verify() -> Response:
             )
         )
     outcome: metrics.Outcome = "allowed" if review.authenticated else "denied"
-    metrics.observe_verify(outcome, review.reason)
+    metrics.observe_verify(outcome, review.reason, time.perf_counter() - started)
     audit(
         "verify",
         request_id=request_id,

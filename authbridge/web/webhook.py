@@ -20,8 +20,8 @@ What it answers (every verdict is HTTP 200, as aws-iam-authenticator's
     audit log, the ``reason`` metric label and ``/verify``, never to the
     caller. The answer has the ``apiVersion`` and ``kind`` of the request
     (``authentication.k8s.io/v1`` or ``v1beta1``). A body that is not a
-    TokenReview is 400, a body over 64 KiB 413, and an internal failure
-    (store down) 503 with ``Retry-After``, which the
+    TokenReview is 400, a body over ``maxRequestBytes`` (64 KiB) 413, and an
+    internal failure (store down) 503 with ``Retry-After``, which the
     kube-apiserver retries (k8s.io/apiserver ``util/webhook.DefaultShouldRetry``
     retries a 5xx that suggests a delay).
 
@@ -62,8 +62,9 @@ Cache
     recommends 10 s).
 
 Audit
-    One JSON line per decision on the ``authbridge.audit`` logger: time,
-    event, request id, client address, caller certificate CN, clusters,
+    One JSON line per decision through the app's :class:`~authbridge.audit.AuditLog`
+    (the ``auditLog`` setting; also on the ``authbridge.audit`` logger): time,
+    event, request id, client address, caller certificate CN, clusters, audience,
     principal (ARN, canonical ARN, id, session, access key id), username, groups, outcome,
     reason and detail, cache hit. Never the token or any part of it.
 """
@@ -78,17 +79,18 @@ import time
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any, Final, NotRequired, TypedDict
+from typing import Any, Final
 
 from flask import Blueprint, Flask, Response, current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from authbridge import audit as audit_trail
 from authbridge.errors import StoreUnavailable
 from authbridge.mapping.model import Mapping
 from authbridge.review import Review, review_token
 from authbridge.web import metrics
 from authbridge.web.context import Services, services
+from authbridge.web.limits import read_body
 from authbridge.web.peer import PeerCert, client_certificate
 from authbridge.web.review import (
     BadTokenReview,
@@ -99,7 +101,6 @@ from authbridge.web.review import (
 )
 
 log = logging.getLogger(__name__)
-audit_log = logging.getLogger("authbridge.audit")
 
 bp = Blueprint("webhook", __name__)
 
@@ -112,29 +113,6 @@ NO_CLIENT_CA_WARNING: Final = (
     "no client CA is configured (clientCAFile): any client may call /authenticate and"
     " tokens for every configured cluster are accepted; configure one outside development"
 )
-
-
-class AuditRecord(TypedDict):
-    """One line of the audit log (JSON). Never the token."""
-
-    time: str
-    event: str  # "tokenreview" or "verify"
-    request_id: str
-    client: str | None
-    caller: str | None  # CN of the client certificate
-    clusters: list[str]
-    arn: str | None  # the session ARN for role sessions
-    canonical_arn: str | None  # the user or role ARN
-    principal_id: str | None
-    session: str | None
-    access_key_id: str | None
-    username: str | None
-    groups: list[str] | None
-    outcome: metrics.Outcome
-    reason: str
-    detail: NotRequired[str]
-    cache_hit: NotRequired[bool]
-    duration_ms: NotRequired[float]
 
 
 class RequestFailed(Exception):
@@ -249,12 +227,6 @@ def state() -> WebhookState:
 # --------------------------------------------------------------------------- helpers
 
 
-def _utc(ts: float) -> str:
-    """``2026-11-22T00:15:00.123Z``."""
-    stamp = datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")
-    return stamp.replace("+00:00", "Z")
-
-
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     response = Response(
         json.dumps(body, ensure_ascii=False), status=status, mimetype="application/json"
@@ -278,12 +250,21 @@ def current_mapping(svc: Services) -> tuple[Mapping, int, str | None]:
     """
     holder = svc.mapping
     mapping = holder.current()
+    metrics.observe_mapping(holder)
     note = None if holder.ready else NO_MAPPING_NOTE
     return mapping, holder.version, note
 
 
+def audit_writer() -> audit_trail.AuditLog:
+    """The audit log of the app handling the current request."""
+    writer = current_app.extensions.get(audit_trail.EXTENSION)
+    if not isinstance(writer, audit_trail.AuditLog):
+        raise RuntimeError("the app was not built by authbridge.web.create_app")
+    return writer
+
+
 def audit(
-    event: str,
+    event: audit_trail.Event,
     *,
     request_id: str,
     outcome: metrics.Outcome,
@@ -298,32 +279,28 @@ def audit(
     """Write one audit line. Only values derived from a review, never the token."""
     ident = review.identity if review is not None else None
     user = review.user if review is not None else None
-    record: AuditRecord = {
-        "time": _utc(time.time()),
-        "event": event,
-        "request_id": request_id,
-        "client": request.remote_addr,
-        "caller": caller.common_name if caller is not None else None,
-        "clusters": list(review.clusters if review is not None and review.clusters else clusters),
-        "arn": ident.arn if ident else None,
-        "canonical_arn": ident.canonical_arn if ident else None,
-        "principal_id": ident.principal_id if ident else None,
-        "session": ident.session_name if ident else None,
-        "access_key_id": ident.access_key_id if ident else None,
-        "username": user.username if user else None,
-        "groups": list(user.groups) if user else None,
-        "outcome": outcome,
-        "reason": reason,
-    }
-    shown = detail if detail is not None else review.detail if review is not None else None
-    if shown:
-        record["detail"] = shown
-    if cache_hit is not None:
-        record["cache_hit"] = cache_hit
-    if started is not None:
-        record["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
-    level = logging.WARNING if outcome == "error" else logging.INFO
-    audit_log.log(level, json.dumps(record, ensure_ascii=True))
+    audit_writer().write(
+        audit_trail.record(
+            event,
+            request_id=request_id,
+            client=request.remote_addr,
+            outcome=outcome,
+            reason=reason,
+            caller=caller.common_name if caller is not None else None,
+            clusters=review.clusters if review is not None and review.clusters else clusters,
+            audience=review.clusters if review is not None and review.clusters else None,
+            arn=ident.arn if ident else None,
+            canonical_arn=ident.canonical_arn if ident else None,
+            principal_id=ident.principal_id if ident else None,
+            session=ident.session_name if ident else None,
+            access_key_id=ident.access_key_id if ident else None,
+            username=user.username if user else None,
+            groups=user.groups if user else None,
+            detail=detail if detail is not None else review.detail if review is not None else None,
+            cache_hit=cache_hit,
+            started=started,
+        )
+    )
 
 
 def served_clusters(
@@ -383,7 +360,7 @@ def authenticate() -> Response:
     try:
         clusters = served_clusters(svc, caller, webhook)
         try:
-            review_request: ReviewRequest = parse_request(request.get_data(cache=False))
+            review_request: ReviewRequest = parse_request(read_body(request))
         except RequestEntityTooLarge:
             limit = current_app.config.get("MAX_CONTENT_LENGTH")
             raise RequestFailed(

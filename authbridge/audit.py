@@ -1,0 +1,304 @@
+"""The audit log: one JSON line per token issued and per authentication decision.
+
+Flask-free: the web layer builds a record with :func:`record` from values it
+has already decided on (a verified identity, a fixed reason label) and hands
+it to the app's :class:`AuditLog`, which owns the destination.
+
+A line (every key is always there, ``null`` when not known)::
+
+    time           2026-11-22T00:15:00.123Z (UTC, milliseconds)
+    event          token_issued | tokenreview | verify | introspect | revoke
+    request_id     a UUID per request
+    client         the peer address
+    caller         who called: the webhook's client-certificate CN, or the access key
+                   id a client authenticated with at introspection / revocation
+    clusters       the clusters the caller speaks for / asked about
+    audience       the token's audiences among the served clusters
+    arn            the principal ARN (a session ARN for role sessions)
+    canonical_arn  the user or role ARN
+    principal_id   the unique id (AIDA…, or AROA…:session)
+    session        the role session name
+    access_key_id  the access key (public; never its secret)
+    username       the Kubernetes username, groups its groups
+    outcome        allowed | denied | error
+    reason         ok, a token error code (expired, bad_signature, …), not_mapped, an
+                   RFC 6749 error code (invalid_client, …) or a request-level reason
+
+and, when they apply, ``grant`` (client_credentials | token_exchange),
+``source_arn`` (the user a role session was exchanged from), ``jti`` (a
+token's id: not a credential), ``detail`` (the reason in words), ``cache_hit``,
+``duration_ms`` and ``redacted`` (below).
+
+Never a token or a secret. Records are built only from verified identities,
+fixed labels and error messages that authbridge keeps free of secrets; and as
+defence in depth :func:`scrub` drops any string field that looks like a JWT
+(three base64url segments joined by dots, over 40 characters) or an access-key
+secret (exactly 40 base64url characters), keeps the line, and names the
+dropped fields in ``redacted``.
+
+Destination: ``-`` is stdout; anything else is a file, created 0600 and
+opened with ``O_APPEND``. Every line goes out in one ``write(2)``, so lines
+of several threads and several gunicorn workers never interleave (on a
+local file system O_APPEND writes are atomic with respect to each other; a
+pipe keeps writes up to PIPE_BUF, 4096 bytes, whole). Before each write the
+path is checked (as :class:`logging.handlers.WatchedFileHandler` does) and
+reopened when logrotate moved it away. A failed write is logged once per
+distinct error and never fails the request.
+
+Every line is also emitted, as its JSON text, on the ``authbridge.audit``
+logger (WARNING for ``outcome: error``, else INFO) for in-process observers;
+``authbridge serve`` stops that logger from propagating so the line is not
+printed twice.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final, Literal, NotRequired, TypedDict
+
+__all__ = [
+    "STDOUT",
+    "AuditLine",
+    "AuditLog",
+    "Event",
+    "Outcome",
+    "looks_secret",
+    "record",
+    "scrub",
+]
+
+EXTENSION: Final = "authbridge.audit"  # where create_app keeps the app's AuditLog
+STDOUT: Final = "-"
+LOGGER: Final = "authbridge.audit"  # every line, as its JSON text
+# Problems writing the log: not a child of LOGGER, which `serve` keeps from propagating.
+ERRORS_LOGGER: Final = "authbridge.auditlog"
+
+Event = Literal["token_issued", "tokenreview", "verify", "introspect", "revoke"]
+Outcome = Literal["allowed", "denied", "error"]
+
+# A compact JWS/JWT: three base64url runs joined by dots (RFC 7515 §7.1). Anything that
+# holds one over 40 characters long is refused, wherever it appears in a value.
+_JWT_SHAPE: Final = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
+_JWT_MIN_CHARS: Final = 41
+# An access-key secret: 30 random bytes as base64url, exactly 40 characters
+# (authbridge.iam.credentials.new_secret).
+_SECRET_SHAPE: Final = re.compile(r"(?<![A-Za-z0-9_-])[A-Za-z0-9_-]{40}(?![A-Za-z0-9_-])")
+
+
+def looks_secret(value: str) -> bool:
+    """Whether ``value`` holds something shaped like a JWT or an access-key secret."""
+    if any(len(m.group()) >= _JWT_MIN_CHARS for m in _JWT_SHAPE.finditer(value)):
+        return True
+    return _SECRET_SHAPE.search(value) is not None
+
+
+def _tainted(value: object) -> bool:
+    if isinstance(value, str):
+        return looks_secret(value)
+    if isinstance(value, Mapping):
+        return any(_tainted(k) or _tainted(v) for k, v in value.items())
+    if isinstance(value, Iterable) and not isinstance(value, bytes | bytearray):
+        return any(_tainted(v) for v in value)
+    return False
+
+
+def scrub(line: Mapping[str, Any]) -> dict[str, Any]:
+    """``line`` without the fields that look like a token or a secret, which ``redacted`` names.
+
+    Fixed fields (``time``, ``event``, ``outcome``, ``reason``) are never
+    dropped, only replaced by ``"redacted"``: the line stays parseable.
+    """
+    clean: dict[str, Any] = {}
+    redacted: list[str] = []
+    for key, value in line.items():
+        if key == "redacted":
+            continue
+        if _tainted(key) or _tainted(value):
+            redacted.append(key if not looks_secret(key) else "?")
+            if key in ("time", "event", "outcome", "reason"):
+                clean[key] = "redacted"
+            continue
+        clean[key] = value
+    if redacted:
+        clean["redacted"] = redacted
+    return clean
+
+
+def utc(ts: float) -> str:
+    """``2026-11-22T00:15:00.123Z``."""
+    stamp = datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")
+    return stamp.replace("+00:00", "Z")
+
+
+class AuditLine(TypedDict):
+    """One line of the audit log (see the module docstring for each field)."""
+
+    time: str
+    event: Event
+    request_id: str
+    client: str | None
+    caller: str | None
+    clusters: list[str]
+    audience: list[str] | None
+    arn: str | None
+    canonical_arn: str | None
+    principal_id: str | None
+    session: str | None
+    access_key_id: str | None
+    username: str | None
+    groups: list[str] | None
+    outcome: Outcome
+    reason: str
+    grant: NotRequired[str]
+    source_arn: NotRequired[str]
+    jti: NotRequired[str]
+    detail: NotRequired[str]
+    cache_hit: NotRequired[bool]
+    duration_ms: NotRequired[float]
+
+
+def record(
+    event: Event,
+    *,
+    request_id: str,
+    client: str | None,
+    outcome: Outcome,
+    reason: str,
+    now: float | None = None,
+    caller: str | None = None,
+    clusters: Sequence[str] = (),
+    audience: Sequence[str] | None = None,
+    arn: str | None = None,
+    canonical_arn: str | None = None,
+    principal_id: str | None = None,
+    session: str | None = None,
+    access_key_id: str | None = None,
+    username: str | None = None,
+    groups: Sequence[str] | None = None,
+    grant: str | None = None,
+    source_arn: str | None = None,
+    jti: str | None = None,
+    detail: str | None = None,
+    cache_hit: bool | None = None,
+    started: float | None = None,
+) -> AuditLine:
+    """One audit line; ``started`` (a ``time.perf_counter()``) gives ``duration_ms``."""
+    line: AuditLine = {
+        "time": utc(time.time() if now is None else now),
+        "event": event,
+        "request_id": request_id,
+        "client": client,
+        "caller": caller,
+        "clusters": list(clusters),
+        "audience": list(audience) if audience is not None else None,
+        "arn": arn,
+        "canonical_arn": canonical_arn,
+        "principal_id": principal_id,
+        "session": session,
+        "access_key_id": access_key_id,
+        "username": username,
+        "groups": list(groups) if groups is not None else None,
+        "outcome": outcome,
+        "reason": reason,
+    }
+    if grant is not None:
+        line["grant"] = grant
+    if source_arn is not None:
+        line["source_arn"] = source_arn
+    if jti is not None:
+        line["jti"] = jti
+    if detail:
+        line["detail"] = detail
+    if cache_hit is not None:
+        line["cache_hit"] = cache_hit
+    if started is not None:
+        line["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
+    return line
+
+
+class AuditLog:
+    """Appends audit lines to stdout or a file (see the module docstring)."""
+
+    def __init__(self, destination: Path | str | None = STDOUT) -> None:
+        self.destination = STDOUT if destination in (None, STDOUT) else Path(str(destination))
+        self._lock = threading.Lock()
+        self._fd: int | None = None
+        self._stat: tuple[int, int] | None = None
+        self._last_error: str | None = None
+        self._log = logging.getLogger(LOGGER)
+        if isinstance(self.destination, Path):
+            with self._lock:
+                self._open(self.destination)  # fails now, not at the first line
+
+    def __repr__(self) -> str:
+        return f"AuditLog({str(self.destination)!r})"
+
+    @property
+    def to_stdout(self) -> bool:
+        return self.destination == STDOUT
+
+    def _open(self, path: Path) -> int:
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
+        fd = os.open(path, flags, 0o600)
+        st = os.fstat(fd)
+        if self._fd is not None:
+            os.close(self._fd)
+        self._fd, self._stat = fd, (st.st_dev, st.st_ino)
+        return fd
+
+    def _file_fd(self, path: Path) -> int:
+        """The open file, reopened when the path now names another file (log rotation)."""
+        try:
+            st = os.stat(path)
+            current: tuple[int, int] | None = (st.st_dev, st.st_ino)
+        except FileNotFoundError:
+            current = None
+        if self._fd is None or current != self._stat:
+            return self._open(path)
+        return self._fd
+
+    def write(self, line: Mapping[str, Any]) -> None:
+        """Scrub ``line``, then write it as one JSON line in one ``write(2)``."""
+        clean = scrub(line)
+        text = json.dumps(clean, ensure_ascii=True, separators=(",", ":"))
+        level = logging.WARNING if clean.get("outcome") == "error" else logging.INFO
+        self._log.log(level, text)
+        data = (text + "\n").encode("ascii")
+        with self._lock:
+            try:
+                if isinstance(self.destination, Path):
+                    fd = self._file_fd(self.destination)
+                else:
+                    fd = 1  # stdout, whatever sys.stdout is now
+                written = os.write(fd, data)
+                while written < len(data):  # a pipe or signal cut it short: rare
+                    written += os.write(fd, data[written:])
+            except OSError as e:
+                message = f"cannot write the audit log {self.destination}: {e.strerror or e}"
+                if message != self._last_error:
+                    self._last_error = message
+                    logging.getLogger(ERRORS_LOGGER).error("%s", message)
+            else:
+                self._last_error = None
+
+    def close(self) -> None:
+        with self._lock:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+
+    def __del__(self) -> None:
+        fd = getattr(self, "_fd", None)
+        if fd is not None:
+            try:
+                os.close(fd)
+            except OSError:  # already closed; nothing to release
+                pass

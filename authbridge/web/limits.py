@@ -1,0 +1,397 @@
+"""Abuse limits of the web app: failed client authentication (429) and request sizes (413, 431).
+
+Failed client authentication
+    ``/oauth2/token``, ``/oauth2/introspect`` and ``/oauth2/revoke`` authenticate
+    access keys as OAuth clients (RFC 6749 §2.3). Every failed attempt is charged
+    to the client address and, when the request names a well-formed access key id
+    (``AKIA`` + 16 base32 characters; no other id can ever authenticate), to that
+    id, whether or not it exists. While either is out of attempts, a request
+    from that address or naming that id is answered HTTP 429 with
+    ``Retry-After: <seconds>`` and ``{"error": "too_many_requests",
+    "error_description": …}`` **before any secret is looked at**: the right
+    secret is refused too until the wait is over, so sending guesses faster
+    gains nothing. A legitimate client waits ``Retry-After`` and tries again.
+
+    Each limit is a token bucket (the GCRA form: one timestamp per key) of ``N``
+    attempts that refills at ``N`` a minute: a burst of ``N`` failures, then one
+    more every ``60/N`` seconds; a minute without failures fills it again. Only
+    failures are charged, when they are known, so any number of concurrent
+    successful requests from one address (CI runners behind one NAT) pass; the
+    price is that failures already in flight when a bucket empties are still
+    checked, so a burst can overshoot ``N`` by the requests in flight (bounded by
+    the worker's threads). A
+    success clears the bucket of its access key id (its holder is not held to
+    earlier typos) but not the address's: an attacker holding one valid key
+    must not be able to refill their address's bucket while guessing others.
+
+    The buckets live in each worker. So that an instance allows about ``N`` in
+    total whichever worker a connection lands on, each worker allows
+    ``max(1, N // workers)``; every replica counts on its own (``R`` replicas:
+    ``R × N``). Each worker tracks at most :data:`MAX_TRACKED` ids and as many
+    addresses (about 7 MB at most), least recently charged dropped first: an
+    attacker must fail that many other ids within a minute to make one
+    forgotten, which buys ``N`` more guesses.
+
+    Trade-off: an access key id is not a secret (it is in tokens and logs), so
+    whoever knows one can keep it refused by sending wrong secrets;
+    ``failedAuthPerKeyPerMinute: 0`` turns the per-key limit off (guessing is
+    then limited per address only; a 240-bit secret is out of reach either
+    way), and a new access key has a new id.
+
+Client address
+    The TCP peer (``REMOTE_ADDR``); an IPv6 peer counts as its /64 (one host
+    usually holds a whole /64) and an IPv4-mapped IPv6 address as the IPv4
+    address. ``X-Forwarded-For`` is read only when the peer is in
+    ``trustedProxies`` (default: none); then the client is the right-most hop
+    that is not itself a trusted proxy. Behind an ingress controller or a
+    load balancer that hides client addresses, every client shares one
+    address: set ``trustedProxies`` to the proxies' CIDRs (if they send
+    ``X-Forwarded-For``), or ``failedAuthPerAddressPerMinute: 0``. Whoever
+    holds many addresses (an IPv6 /48 holds 65536 /64s) is held back by the
+    per-key limit, not this one.
+
+Request sizes
+    A body over ``maxRequestBytes`` (default 64 KiB) is refused with 413 on
+    every endpoint, before the view runs: a declared ``Content-Length`` at
+    once, a chunked body once the cap is read (:func:`read_body`). An
+    ``Authorization`` header over :data:`MAX_AUTHORIZATION_CHARS` is refused
+    with 431 (RFC 6585 §5, what gunicorn answers for its own header limits).
+    The webhook and ``/verify`` check both themselves (:func:`oversized`,
+    :func:`read_body`), so that the refusal gets their audit line and JSON
+    form. gunicorn refuses earlier what never reaches the app: a request line
+    over 8190 bytes (414), more than 64 header fields or one over 16384 bytes
+    (431), each with gunicorn's own ``text/html`` body.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import math
+import threading
+from collections import OrderedDict
+from collections.abc import Hashable, Iterable
+from dataclasses import dataclass
+from typing import Final
+
+from flask import Flask, Request, current_app, request
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge, RequestHeaderFieldsTooLarge
+
+from authbridge.iam.credentials import looks_like_access_key_id
+from authbridge.settings import Settings
+
+log = logging.getLogger(__name__)
+
+EXTENSION: Final = "authbridge.limits"
+WINDOW_SECONDS: Final = 60.0  # the "minute" of failedAuthPer…PerMinute
+MAX_TRACKED: Final = 20_000  # access key ids, and as many addresses, per worker (~4 MB each)
+# The longest bearer token /verify and the webhook look at (web.review.MAX_TOKEN_CHARS;
+# authbridge's own are at most 8 KiB). Under gunicorn, limit_request_field_size (16384
+# bytes for the whole header line) refuses a little earlier, with the same 431.
+MAX_AUTHORIZATION_CHARS: Final = 16 * 1024
+MAX_FORWARDED_HOPS: Final = 16  # X-Forwarded-For entries looked at, right to left
+# Blueprints whose views check body and header sizes themselves (see the module docstring).
+SELF_CHECKING_BLUEPRINTS: Final = frozenset({"webhook", "verify"})
+# Float slack: N charges of 60/N s must fit in 60 s, with epoch seconds (ulp ~ 2e-7).
+_SLACK = 1e-3
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+class TooManyFailedAttempts(Exception):
+    """429: this client address or access key id is out of failed attempts for now."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(
+            "too many failed client authentications from this address or for this access key;"
+            f" retry after {retry_after} s"
+        )
+        self.retry_after = retry_after
+
+
+# --------------------------------------------------------------------------- the buckets
+
+
+class FailureLimiter:
+    """Token buckets of ``per_minute`` attempts, one per key, at most ``max_entries`` kept.
+
+    GCRA: a key's state is the time its bucket is full again; a charge moves
+    it ``window / per_minute`` later, and is refused when that would be more
+    than ``window`` ahead of now. A key whose bucket is full is
+    not stored. ``per_minute == 0`` allows everything.
+    """
+
+    def __init__(
+        self,
+        per_minute: int,
+        *,
+        window: float = WINDOW_SECONDS,
+        max_entries: int = MAX_TRACKED,
+    ) -> None:
+        self.per_minute = per_minute
+        self.window = window
+        self.max_entries = max_entries
+        self.interval = window / per_minute if per_minute > 0 else 0.0
+        self._full_at: OrderedDict[Hashable, float] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @property
+    def enabled(self) -> bool:
+        return self.per_minute > 0
+
+    def _full_at_now(self, key: Hashable, now: float) -> float:
+        """When the bucket of ``key`` is full (≥ now); the lock is held."""
+        full_at = self._full_at.get(key)
+        if full_at is None:
+            return now
+        if full_at <= now:
+            del self._full_at[key]
+            return now
+        # A wall clock that stepped back must not stretch a wait beyond one window.
+        return min(full_at, now + self.window)
+
+    def _wait(self, full_at: float, now: float) -> float:
+        over = full_at + self.interval - now - self.window
+        return over if over > _SLACK else 0.0
+
+    def wait(self, key: Hashable, now: float) -> float:
+        """Seconds until ``key`` may be charged again (0.0: now)."""
+        if not self.enabled:
+            return 0.0
+        with self._lock:
+            return self._wait(self._full_at_now(key, now), now)
+
+    def charge(self, key: Hashable, now: float) -> float:
+        """Take one attempt: 0.0 when taken, else the seconds to wait (nothing taken)."""
+        if not self.enabled:
+            return 0.0
+        with self._lock:
+            full_at = self._full_at_now(key, now)
+            wait = self._wait(full_at, now)
+            if wait:
+                return wait
+            self._full_at[key] = full_at + self.interval
+            self._full_at.move_to_end(key)
+            while len(self._full_at) > self.max_entries:
+                self._full_at.popitem(last=False)
+        return 0.0
+
+    def refund(self, key: Hashable, now: float) -> None:
+        """Give back one attempt taken by :meth:`charge`."""
+        with self._lock:
+            full_at = self._full_at.get(key)
+            if full_at is None:
+                return
+            if full_at - self.interval <= now:
+                del self._full_at[key]
+            else:
+                self._full_at[key] = full_at - self.interval
+
+    def reset(self, key: Hashable) -> None:
+        """Fill the bucket of ``key``."""
+        with self._lock:
+            self._full_at.pop(key, None)
+
+    def __len__(self) -> int:
+        return len(self._full_at)
+
+
+def per_worker(per_instance: int, workers: int) -> int:
+    """A worker's share of an instance-wide limit: at least 1, 0 only when off."""
+    if per_instance <= 0:
+        return 0
+    return max(1, per_instance // max(1, workers))
+
+
+@dataclass
+class Attempt:
+    """One client authentication, allowed to start; charged only if it fails."""
+
+    limits: ClientAuthLimits
+    address: str | None
+    key_id: str | None
+    now: float
+
+    def failed(self) -> None:
+        """The credentials were refused: charge the address and the key id."""
+        limits = self.limits
+        if self.address is not None:
+            limits.by_address.charge(self.address, self.now)
+        if self.key_id is not None:
+            limits.by_key.charge(self.key_id, self.now)
+        if self.key_id is not None and limits.by_key.wait(self.key_id, self.now):
+            log.warning(
+                "access key %s is out of failed client authentications for now: further"
+                " attempts are refused with 429 (failedAuthPerKeyPerMinute)",
+                self.key_id,
+            )
+        if self.address is not None and limits.by_address.wait(self.address, self.now):
+            log.warning(
+                "client address %s is out of failed client authentications for now: further"
+                " attempts are refused with 429 (failedAuthPerAddressPerMinute)",
+                self.address,
+            )
+
+    def succeeded(self) -> None:
+        """The client authenticated: its key id starts afresh (the address does not)."""
+        if self.key_id is not None:
+            self.limits.by_key.reset(self.key_id)
+
+    def abandoned(self) -> None:
+        """Neither failed nor succeeded (e.g. the store was unavailable): nothing is charged."""
+
+
+class ClientAuthLimits:
+    """The two limits of one worker: per access key id and per client address."""
+
+    def __init__(
+        self,
+        per_key: int,
+        per_address: int,
+        *,
+        workers: int = 1,
+        trusted_proxies: tuple[Network, ...] = (),
+        max_entries: int = MAX_TRACKED,
+    ) -> None:
+        self.trusted_proxies = trusted_proxies
+        self.by_key = FailureLimiter(per_worker(per_key, workers), max_entries=max_entries)
+        self.by_address = FailureLimiter(per_worker(per_address, workers), max_entries=max_entries)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ClientAuthLimits:
+        return cls(
+            settings.failed_auth_per_key_per_minute,
+            settings.failed_auth_per_address_per_minute,
+            workers=settings.workers,
+            trusted_proxies=settings.trusted_proxies,
+        )
+
+    def begin(self, address: str | None, client_id: str | None, now: float) -> Attempt:
+        """Let an attempt start, or raise :class:`TooManyFailedAttempts` before any secret is read.
+
+        ``client_id`` is the id the request names, unchecked; only a well-formed
+        access key id is counted per key.
+        """
+        key_id = client_id if client_id and looks_like_access_key_id(client_id) else None
+        longest = max(
+            self.by_key.wait(key_id, now) if key_id is not None else 0.0,
+            self.by_address.wait(address, now) if address is not None else 0.0,
+        )
+        if longest:
+            raise TooManyFailedAttempts(retry_after_seconds(longest))
+        return Attempt(self, address, key_id, now)
+
+
+def retry_after_seconds(wait: float) -> int:
+    """``Retry-After`` (RFC 9110 §10.2.3): whole seconds, rounded up, at least 1."""
+    return max(1, math.ceil(wait - _SLACK))
+
+
+# --------------------------------------------------------------------------- addresses
+
+
+def _address(text: str) -> Address | None:
+    """An address from REMOTE_ADDR or an X-Forwarded-For hop (``[v6]:port``, ``v4:port`` too)."""
+    text = text.strip()
+    if text.startswith("["):
+        text = text[1:].partition("]")[0]
+    elif text.count(":") == 1:
+        text = text.partition(":")[0]
+    try:
+        addr = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        return addr.ipv4_mapped
+    return addr
+
+
+def _trusted(addr: Address, proxies: Iterable[Network]) -> bool:
+    return any(addr.version == net.version and addr in net for net in proxies)
+
+
+def client_address(
+    peer: str | None, forwarded_for: Iterable[str], trusted_proxies: tuple[Network, ...]
+) -> str | None:
+    """The address the per-address limit counts (see the module docstring); None if unknown.
+
+    ``forwarded_for``: the values of every ``X-Forwarded-For`` header, in order.
+    """
+    addr = _address(peer) if peer else None
+    if addr is None:
+        return None
+    if trusted_proxies and _trusted(addr, trusted_proxies):
+        hops = [hop for value in forwarded_for for hop in value.split(",")]
+        for hop in reversed(hops[-MAX_FORWARDED_HOPS:]):
+            previous = _address(hop)
+            if previous is None:
+                break  # garbage from further left: the last trusted hop is the client
+            addr = previous
+            if not _trusted(addr, trusted_proxies):
+                break
+    if isinstance(addr, ipaddress.IPv6Address):
+        return str(ipaddress.IPv6Network((addr, 64), strict=False))
+    return str(addr)
+
+
+# --------------------------------------------------------------------------- the app
+
+
+def install(app: Flask, settings: Settings) -> ClientAuthLimits:
+    """Set the body cap, refuse oversized requests early, and keep this worker's limits."""
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
+    limits = ClientAuthLimits.from_settings(settings)
+    app.extensions[EXTENSION] = limits
+    app.before_request(check_request_size)
+    return limits
+
+
+def oversized(req: Request) -> HTTPException | None:
+    """413 for a declared body over the cap, 431 for an oversized Authorization header."""
+    limit = req.max_content_length
+    if limit is not None and req.content_length is not None and req.content_length > limit:
+        return RequestEntityTooLarge(f"the request body is over the limit of {limit} bytes")
+    authorization = req.headers.get("Authorization")
+    if authorization is not None and len(authorization) > MAX_AUTHORIZATION_CHARS:
+        return RequestHeaderFieldsTooLarge(
+            f"the Authorization header is over the limit of {MAX_AUTHORIZATION_CHARS} characters"
+        )
+    return None
+
+
+def read_body(req: Request) -> bytes:
+    """The body (kept for form parsing); :exc:`RequestEntityTooLarge` when it is over the cap.
+
+    Werkzeug refuses a declared ``Content-Length`` over the cap, but reads a
+    chunked body only up to the cap and silently drops the rest; one byte more
+    from the server's stream tells the two apart.
+    """
+    data = req.get_data(cache=True)
+    limit = req.max_content_length
+    if limit is not None and len(data) >= limit and req.environ["wsgi.input"].read(1):
+        raise RequestEntityTooLarge(f"the request body is over the limit of {limit} bytes")
+    return data
+
+
+def check_request_size() -> None:
+    """Before every view but the self-checking ones: refuse what :func:`oversized` finds,
+    and a chunked body over the cap (read here, so the view parses what was checked)."""
+    if request.blueprint in SELF_CHECKING_BLUEPRINTS:
+        return
+    problem = oversized(request)
+    if problem is not None:
+        raise problem
+    if request.content_length is None and request.environ.get("wsgi.input_terminated"):
+        read_body(request)
+
+
+def begin_client_authentication(client_id: str | None, now: float) -> Attempt:
+    """For the current request: charge an attempt or raise :class:`TooManyFailedAttempts`."""
+    limits = current_app.extensions.get(EXTENSION)
+    if not isinstance(limits, ClientAuthLimits):
+        raise RuntimeError("the app was not built by authbridge.web.create_app")
+    address = client_address(
+        request.remote_addr, request.headers.getlist("X-Forwarded-For"), limits.trusted_proxies
+    )
+    return limits.begin(address, client_id, now)
