@@ -28,7 +28,6 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hmac
-import ipaddress
 import json
 import os
 import re
@@ -50,11 +49,9 @@ from urllib.parse import parse_qsl, unquote_plus
 import jwt
 import pytest
 import yaml
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives.asymmetric import rsa
 
+from authbridge import pki as authbridge_pki
 from tests.test_cli import AUTHBRIDGE, TIMEOUT, Cli, Result, clean_env
 
 ACCOUNT = "111122223333"
@@ -101,85 +98,18 @@ class Pki:
     key_file: Path
 
 
-def _name(cn: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-
-
-def _ca(cn: str) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(_name(cn))
-        .issuer_name(_name(cn))
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(hours=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    return key, cert
-
-
-def _pem(cert: x509.Certificate) -> bytes:
-    return cert.public_bytes(serialization.Encoding.PEM)
-
-
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    """A throwaway CA and serving certificate for 127.0.0.1, from authbridge's own PKI."""
     d = tmp_path_factory.mktemp("pki")
-    ca_key, ca = _ca("authbridge test CA")
-    _, other = _ca("some other CA")
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(_name("127.0.0.1"))
-        .issuer_name(ca.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(hours=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
-        )
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
+    ca = authbridge_pki.new_ca("authbridge test CA")
+    other = authbridge_pki.new_ca("some other CA")
+    server = authbridge_pki.issue_server_cert(ca, hostnames=[], ips=["127.0.0.1"])
     pki = Pki(d / "ca.crt", d / "other-ca.crt", d / "server.crt", d / "server.key")
-    pki.ca_file.write_bytes(_pem(ca))
-    pki.other_ca_file.write_bytes(_pem(other))
-    pki.cert_file.write_bytes(_pem(cert))
-    pki.key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
+    pki.ca_file.write_bytes(ca.cert_pem)
+    pki.other_ca_file.write_bytes(other.cert_pem)
+    pki.cert_file.write_bytes(server.cert_pem)
+    pki.key_file.write_bytes(server.key_pem)
     return pki
 
 
