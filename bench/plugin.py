@@ -1,0 +1,160 @@
+"""``authbridge token`` as kubectl runs it: a fresh process per call, timed end to end.
+
+Compared, each as N fresh processes run one after another (wall time from
+``fork`` to exit, as kubectl waits for it):
+
+* ``python -c pass``: the interpreter's own start, the floor for any Python plugin;
+* ``authbridge token`` answered from its cache (the common case: kubectl runs
+  the plugin before every request);
+* ``authbridge token --no-cache``: a fresh mint from the running server;
+* ``aws eks get-token`` when ``aws`` is installed: what EKS users run today
+  (it presigns an STS URL locally, no network; fake credentials suffice).
+
+:func:`cached_imports` lists which heavy modules the cached path imports
+(``python -X importtime``): it must load no Flask, kubernetes client or store.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench._setup import AUTHBRIDGE, CLUSTER, AccessKey, Server, clean_env
+from bench.loadgen import percentile
+
+# Module prefixes the cached path must not import (the issue's rule), and ones worth seeing.
+FORBIDDEN = ("flask", "werkzeug", "kubernetes", "authbridge.store", "sqlite3", "psycopg")
+HEAVY = ("cryptography", "jwt", "ssl", "urllib.request", "yaml", "authlib", "gunicorn")
+
+
+@dataclass(frozen=True)
+class Timing:
+    name: str
+    runs: int
+    median: float  # seconds
+    p90: float
+    best: float
+
+
+def _time(
+    name: str, argv: list[str], env: dict[str, str], cwd: Path, runs: int, budget: float
+) -> Timing:
+    walls: list[float] = []
+    deadline = time.monotonic() + budget
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        proc = subprocess.run(
+            argv,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+        walls.append(time.perf_counter() - t0)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{name} failed: {proc.stderr.decode(errors='replace').strip()}")
+        if time.monotonic() > deadline:
+            break
+    return Timing(
+        name=name,
+        runs=len(walls),
+        median=statistics.median(walls),
+        p90=percentile(walls, 90),
+        best=min(walls),
+    )
+
+
+def _plugin_env(server: Server, key: AccessKey, home: Path) -> dict[str, str]:
+    return clean_env(
+        HOME=str(home),
+        AUTHBRIDGE_ACCESS_KEY_ID=key.access_key_id,
+        AUTHBRIDGE_SECRET_ACCESS_KEY=key.secret,
+        AUTHBRIDGE_ENDPOINT=server.url,
+        AUTHBRIDGE_CA_FILE=str(server.ca_file),
+        AUTHBRIDGE_CLUSTER_ID=CLUSTER,
+    )
+
+
+def _aws() -> str | None:
+    """The real ``aws`` executable; a pyenv shim (a bash script) is resolved first."""
+    found = shutil.which("aws")
+    if found is None:
+        return None
+    if "/.pyenv/shims/" in found and shutil.which("pyenv"):
+        proc = subprocess.run(
+            ["pyenv", "which", "aws"], capture_output=True, text=True, timeout=30, check=False
+        )
+        if proc.returncode == 0 and proc.stdout.strip():
+            return proc.stdout.strip()
+    return found
+
+
+def run(server: Server, *, runs: int, budget: float) -> tuple[list[Timing], dict[str, str]]:
+    """The timings, and notes (what was compared, which binary)."""
+    home = server.root / "plugin-home"
+    home.mkdir(exist_ok=True)
+    key = server.keys[0]
+    env = _plugin_env(server, key, home)
+    notes: dict[str, str] = {}
+    python = sys.executable
+    out = [_time("python -c pass", [python, "-c", "pass"], env, home, runs, budget)]
+
+    token = [AUTHBRIDGE, "token"]
+    first = subprocess.run(token, cwd=home, env=env, capture_output=True, timeout=60, check=False)
+    if first.returncode != 0:
+        raise RuntimeError(f"authbridge token failed: {first.stderr.decode(errors='replace')}")
+    out.append(_time("authbridge token (cached)", token, env, home, runs, budget))
+    out.append(
+        _time("authbridge token --no-cache (mint)", [*token, "--no-cache"], env, home, runs, budget)
+    )
+
+    aws = _aws()
+    if aws is None:
+        notes["aws"] = "aws not on PATH: skipped"
+    else:
+        notes["aws"] = aws
+        aws_env = clean_env(
+            HOME=str(home),
+            AWS_ACCESS_KEY_ID="AKIAIOSFODNN7EXAMPLE",
+            AWS_SECRET_ACCESS_KEY="wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",  # noqa: S106 - AWS's doc example
+            AWS_CONFIG_FILE=os.devnull,
+            AWS_SHARED_CREDENTIALS_FILE=os.devnull,
+            AWS_EC2_METADATA_DISABLED="true",
+        )
+        argv = [aws, "eks", "get-token", "--region", "us-east-1", "--cluster-name", "x"]
+        out.append(_time("aws eks get-token", argv, aws_env, home, max(3, runs // 2), budget))
+    return out, notes
+
+
+def cached_imports(server: Server) -> tuple[list[str], list[str]]:
+    """(forbidden, heavy) top-level modules the cached path imports, from ``-X importtime``."""
+    home = server.root / "plugin-home"
+    env = _plugin_env(server, server.keys[0], home)
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", AUTHBRIDGE, "token"],
+        cwd=home,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"authbridge token failed: {proc.stderr.strip()[-500:]}")
+    modules = set()
+    for line in proc.stderr.splitlines():
+        if line.startswith("import time:") and "|" in line:
+            modules.add(line.rsplit("|", 1)[1].strip())
+
+    forbidden = sorted(
+        m for m in modules if m in FORBIDDEN or m.startswith(tuple(p + "." for p in FORBIDDEN))
+    )
+    return forbidden, sorted(m for m in modules if m in HEAVY)
