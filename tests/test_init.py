@@ -34,6 +34,22 @@ def _init(cwd: Path, args: str = "") -> dict[str, object]:
     return json.loads(run_cli(cwd, f"-o json init {args}"))  # type: ignore[no-any-return]
 
 
+def _init_refused(cwd: Path, args: str) -> subprocess.CompletedProcess[str]:
+    """Run `authbridge init ARGS` expecting a refusal; nothing may have been written."""
+    proc = subprocess.run(
+        [AUTHBRIDGE, "init", *shlex.split(args)],
+        cwd=cwd,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+    assert not (cwd / "keys").exists()
+    return proc
+
+
 def _mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
@@ -134,16 +150,7 @@ def test_commands_read_the_config_init_wrote(tmp_path: Path) -> None:
     ],
 )
 def test_bad_input_is_refused_before_writing(tmp_path: Path, args: str, says: str) -> None:
-    proc = subprocess.run(
-        [AUTHBRIDGE, "init", *shlex.split(args)],
-        cwd=tmp_path,
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        stdin=subprocess.DEVNULL,
-    )
+    proc = _init_refused(tmp_path, args)
     assert proc.returncode == 1, proc
     assert proc.stderr.startswith("authbridge: ") and says in proc.stderr
     assert proc.stderr.count("\n") == 1
@@ -188,16 +195,7 @@ def test_one_client_certificate_per_apiserver(tmp_path: Path) -> None:
     ],
 )
 def test_bad_apiserver_clients_are_refused(tmp_path: Path, args: str, says: str) -> None:
-    proc = subprocess.run(
-        [AUTHBRIDGE, "init", *shlex.split(args)],
-        cwd=tmp_path,
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        stdin=subprocess.DEVNULL,
-    )
+    proc = _init_refused(tmp_path, args)
     assert proc.returncode in (1, 2), proc
     assert says in proc.stderr
     assert not (tmp_path / "keys").exists()
