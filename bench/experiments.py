@@ -13,6 +13,11 @@
     instead of Python's 5 ms (``sys.setswitchinterval`` before the fork): how
     much of the tail latency is threads waiting for the GIL.
 
+``.venv/bin/python -m bench.experiments coalesce``
+    The default server against the same with gunicorn patched (in the bench's
+    server process only) to send each answer's headers and body in one write
+    instead of two.
+
 ``.venv/bin/python -m bench.experiments cold-cache``
     The same webhook request in-process (Flask test client, real store, keys
     and mapping), CPU time per request with the caches hot (back to back) and
@@ -20,7 +25,17 @@
     requests, as the server's other threads, the load generator and the
     kernel's TLS/TCP work do between two requests of one worker thread).
 
-Both are bounded (about a minute each) and clean up after themselves.
+``.venv/bin/python -m bench.experiments hot-path``
+    In-process prototypes of the recommended webhook fixes beside today's calls:
+    signature check through PyJWT vs cryptography directly; the four store
+    reads of a review vs one statement; the audit line's scrub.
+
+``.venv/bin/python -m bench.experiments plugin-floor``
+    Fresh-process wall times of the parts of a cached ``authbridge token``:
+    the interpreter with and without site-packages, click, the client modules,
+    the whole CLI.
+
+All are bounded (about a minute each) and clean up after themselves.
 """
 
 from __future__ import annotations
@@ -34,6 +49,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from bench import _setup, inprocess, loadgen
 from bench._setup import API_AUDIENCES, CLUSTER
@@ -42,9 +58,62 @@ from bench.loadgen import Target, build_request, percentile
 # (workers, threads, GIL switch interval in s); (2, 4, 0.005) is what `authbridge serve` runs.
 THREAD_VARIANTS = ((2, 4, 0.005), (2, 2, 0.005), (2, 1, 0.005), (4, 1, 0.005))
 SWITCH_VARIANTS = ((2, 4, 0.005), (2, 4, 0.001))
+# (workers, threads, switch, coalesce headers and body into one send)
+COALESCE_VARIANTS = ((2, 4, 0.005, False), (2, 4, 0.005, True))
 
 
-def _serve(root: Path, port: int, workers: int, threads: int, switch: float) -> None:
+def _coalesce_header_and_body() -> None:
+    """Patch gunicorn (in this process only) to send the headers with the first body bytes.
+
+    gunicorn's ``Response.write`` sends the status line and headers, then the
+    body, in two ``sendall`` calls: two TLS records and, with TCP_NODELAY, two
+    TCP segments and two wake-ups of the client per small answer.
+    """
+    from gunicorn import util
+    from gunicorn.http import wsgi
+
+    resp = wsgi.Response
+    if not all(hasattr(resp, a) for a in ("_emit_body", "default_headers", "close")):
+        raise SystemExit("gunicorn's Response changed: update the coalesce experiment")
+    original_close = resp.close
+
+    def flush(self: Any) -> None:
+        pending = getattr(self, "_pending_head", None)
+        if pending is not None:
+            self._pending_head = None
+            util.write(self.sock, pending)
+
+    def send_headers(self: Any) -> None:  # gunicorn 27's, but kept until the body is written
+        if self.headers_sent:
+            return
+        tosend = self.default_headers()
+        tosend.extend(["%s: %s\r\n" % (k, v) for k, v in self.headers])  # noqa: UP031 - as gunicorn
+        self._pending_head = util.to_bytestring("%s\r\n" % "".join(tosend), "latin-1")  # noqa: UP031
+        self.headers_sent = True
+
+    def emit_body(self: Any, data: bytes) -> None:
+        pending = getattr(self, "_pending_head", None)
+        if pending is not None and not self.chunked:
+            self._pending_head = None
+            util.write(self.sock, pending + data)
+            return
+        flush(self)
+        util.write(self.sock, data, self.chunked)
+
+    def close(self: Any) -> None:
+        if not self.headers_sent:
+            send_headers(self)
+        flush(self)
+        original_close(self)
+
+    resp.send_headers = send_headers  # type: ignore[method-assign]
+    resp._emit_body = emit_body  # type: ignore[method-assign]
+    resp.close = close  # type: ignore[method-assign]
+
+
+def _serve(
+    root: Path, port: int, workers: int, threads: int, switch: float, coalesce: bool = False
+) -> None:
     """Run in the child: `authbridge serve` (its own function) with ``threads`` per worker.
 
     ``switch`` is the GIL switch interval (seconds; Python's default is 0.005),
@@ -64,6 +133,8 @@ def _serve(root: Path, port: int, workers: int, threads: int, switch: float) -> 
         raise SystemExit("authbridge.web.server.THREADS_PER_WORKER is gone: update the experiment")
     server.THREADS_PER_WORKER = threads  # read by AuthbridgeServer.load_config
     sys.setswitchinterval(switch)
+    if coalesce:
+        _coalesce_header_and_body()
     server.serve(settings)
 
 
@@ -86,7 +157,7 @@ def _allowed(status: int, body: bytes) -> bool:
     return status == 200 and b'"authenticated": true' in body
 
 
-def threads(variants: tuple[tuple[int, int, float], ...], rounds: int = 2) -> None:
+def threads(variants: tuple[tuple[Any, ...], ...], rounds: int = 2) -> None:
     root = Path(tempfile.mkdtemp(prefix="authbridge-bench-x-"))
     try:
         keys, role_arn, port = _setup.setup(root, users=4)
@@ -99,7 +170,8 @@ def threads(variants: tuple[tuple[int, int, float], ...], rounds: int = 2) -> No
         )
         n = 0
         for _ in range(rounds):  # interleaved rounds: the machine may be shared
-            for workers, nthreads, switch in variants:
+            for workers, nthreads, switch, *more in variants:
+                coalesce = bool(more and more[0])
                 mine = tokens[n * per : (n + 1) * per]
                 n += 1
                 vport = _setup.free_port()
@@ -107,7 +179,8 @@ def threads(variants: tuple[tuple[int, int, float], ...], rounds: int = 2) -> No
                 with log.open("wb") as sink:
                     proc = subprocess.Popen(
                         [sys.executable, "-m", "bench.experiments", "_serve", str(root)]
-                        + [str(vport), str(workers), str(nthreads), str(switch)],
+                        + [str(vport), str(workers), str(nthreads), str(switch)]
+                        + (["coalesce"] if coalesce else []),
                         cwd=Path(__file__).resolve().parent.parent,
                         env=_setup.clean_env(HOME=str(root)),
                         stdout=sink,
@@ -116,7 +189,8 @@ def threads(variants: tuple[tuple[int, int, float], ...], rounds: int = 2) -> No
                     )
                 srv = _setup.Server(root, vport, proc, log, keys, role_arn)
                 try:
-                    _run_variant(srv, f"{workers} x {nthreads}, {switch * 1000:g} ms", mine)
+                    label = f"{workers} x {nthreads}, {switch * 1000:g} ms"
+                    _run_variant(srv, label + (", coalesced" if coalesce else ""), mine)
                 finally:
                     os.killpg(proc.pid, signal.SIGTERM)
                     proc.wait(timeout=30)
@@ -205,7 +279,7 @@ def _run_variant(srv: _setup.Server, label: str, tokens: list[str]) -> None:
         return percentile(res.latencies, q) * 1000
 
     print(
-        f"{label:29s} | {d.rate:5.0f}/s {p(d, 50):5.1f} {p(d, 99):5.1f} ms,"
+        f"{label:39s} | {d.rate:5.0f}/s {p(d, 50):5.1f} {p(d, 99):5.1f} ms,"
         f" {server_cpu / max(d.count, 1) * 1e6:5.0f} µs, {other:4.2f}"
         f" | {o.rate:4.0f}/s {p(o, 50):6.2f} {p(o, 99):7.2f} ms | {r.rate:5.0f}/s"
         + (f"  ({bad} failed answers)" if bad else ""),
@@ -273,14 +347,188 @@ def cold_cache() -> None:
         shutil.rmtree(root, ignore_errors=True)
 
 
+def hot_path() -> None:
+    """What the recommended fixes would save, each measured in-process on the real data.
+
+    Prototypes, not authbridge code: each line times today's call beside a
+    leaner equivalent on the same token, store and record.
+    """
+    import base64
+    import sqlite3
+
+    import jwt
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    from authbridge import audit
+    from authbridge.iam.credentials import load_or_create_pepper
+    from authbridge.keys import KeyDirectory
+    from authbridge.settings import load_settings
+    from authbridge.store import open_store
+
+    root = Path(tempfile.mkdtemp(prefix="authbridge-bench-x-"))
+    try:
+        keys, _, port = _setup.setup(root, users=4)
+        issuer = f"https://127.0.0.1:{port}"
+        tokens = inprocess.mint_tokens(root / "keys", issuer, keys, 2000, processes=1)
+        keyset = KeyDirectory(root / "keys").load()
+        key = keyset.signing_key(time.time())
+
+        def rate(fn: Any, items: list[Any], seconds: float = 1.5) -> float:
+            n, t0 = 0, time.perf_counter()
+            while time.perf_counter() - t0 < seconds:
+                for item in items[:500]:
+                    fn(item)
+                n += min(500, len(items))
+            return n / (time.perf_counter() - t0)
+
+        def b64(seg: str) -> bytes:
+            return base64.urlsafe_b64decode(seg + "=" * (-len(seg) % 4))
+
+        def pyjwt(tok: str) -> object:
+            return jwt.decode(  # as tokens.verify calls it: the signature, no claim checks
+                tok,
+                key.public_key,
+                algorithms=[key.alg],
+                options={"verify_signature": True, "verify_aud": False, "verify_exp": False},
+            )
+
+        def direct(tok: str) -> object:
+            # What tokens.verify has once _parse_compact split and decoded the segments.
+            h, p, s = tok.split(".")
+            key.public_key.verify(  # type: ignore[call-arg]
+                b64(s), f"{h}.{p}".encode(), padding.PKCS1v15(), hashes.SHA256()
+            )
+            return json.loads(b64(p))
+
+        print("signature + payload of one token (today: jwt.decode inside tokens.verify):")
+        print(f"  PyJWT jwt.decode, signature only     {rate(pyjwt, tokens):8.0f}/s")
+        print(f"  cryptography verify + json.loads    {rate(direct, tokens):8.0f}/s")
+
+        settings = load_settings(env={}, config_file=root / "keys" / "authbridge.yaml", cwd=root)
+        store = open_store(
+            settings.store,
+            pepper=lambda: load_or_create_pepper(settings.pepper_file, create=False),
+            partition=settings.partition,
+            migrate=False,
+        )
+        k = keys[0]
+
+        def four(_: object) -> object:  # what review_token asks the store today
+            store.is_token_revoked("some-jti")
+            store.check_principal(k.user_id, k.access_key_id)
+            user = store.get_user_by_id(k.user_id)
+            return store.list_groups_for_user(user.account_id, user.name)
+
+        db = sqlite3.connect(str(root / "data" / "authbridge.db"), isolation_level=None)
+        one_sql = (
+            "SELECT (SELECT 1 FROM revoked_tokens WHERE jti = ?), u.enabled, u.account_id,"
+            " u.name, (SELECT status FROM iam_access_keys WHERE access_key_id = ?"
+            " AND user_id = u.user_id), (SELECT group_concat(g.path || g.name, ',')"
+            " FROM iam_group_members m JOIN iam_groups g ON g.group_id = m.group_id"
+            " WHERE m.user_id = u.user_id) FROM iam_users u WHERE u.user_id = ?"
+        )
+
+        def one(_: object) -> object:
+            return db.execute(one_sql, ("some-jti", k.access_key_id, k.user_id)).fetchall()
+
+        print("store reads per review (revocation, principal, user, groups):")
+        print(f"  today: 4 calls, 4 transactions       {rate(four, [None] * 500):8.0f}/s")
+        print(f"  one statement, no transaction        {rate(one, [None] * 500):8.0f}/s")
+        store.close()
+        db.close()
+
+        try:  # a realistic line; the audit API is young, so a change skips this part
+            arn = k.user_arn
+            line: Any = audit.record(
+                "tokenreview",
+                request_id="2f1e6c1e-5b1a-4d55-8a55-0d6c7f6f6a11",
+                client="127.0.0.1",
+                outcome="allowed",
+                reason="ok",
+                caller=_setup.CALLER,
+                clusters=[CLUSTER],
+                audience=[CLUSTER],
+                arn=arn,
+                canonical_arn=arn,
+                principal_id=k.user_id,
+                access_key_id=k.access_key_id,
+                username=arn,
+                groups=["authbridge:devs"],
+                cache_hit=False,
+            )
+        except (AttributeError, TypeError) as e:
+            print(f"audit line: skipped ({e})")
+        else:
+
+            def dumps(r: Any) -> str:
+                return json.dumps(r, separators=(",", ":"))
+
+            print("audit line (one per request):")
+            print(f"  audit.scrub                         {rate(audit.scrub, [line] * 500):8.0f}/s")
+            print(f"  json.dumps of the line              {rate(dumps, [line] * 500):8.0f}/s")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def plugin_floor(runs: int = 15) -> None:
+    """Wall time of fresh processes: what the cached `authbridge token` path costs, by part."""
+    import statistics
+
+    py = sys.executable
+    cases = {
+        "python -c pass": [py, "-c", "pass"],
+        "python -S -c pass (no site-packages .pth)": [py, "-S", "-c", "pass"],
+        "python -c 'import os, json, hashlib, time' (a stdlib-only fast path)": [
+            py,
+            "-c",
+            "import os, json, hashlib, time",
+        ],
+        "python -c 'import click'": [py, "-c", "import click"],
+        "python -c 'import authbridge.client.config, .cache, .exec_credential'": [
+            py,
+            "-c",
+            "import authbridge.client.config, authbridge.client.cache,"
+            " authbridge.client.exec_credential",
+        ],
+        "python -c 'import authbridge.cli.main' (every subcommand)": [
+            py,
+            "-c",
+            "import authbridge.cli.main",
+        ],
+    }
+    with tempfile.TemporaryDirectory(prefix="authbridge-bench-x-") as tmp:
+        # A bytecode cache, as an installed authbridge has (see bench/plugin.py).
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+        env["PYTHONPYCACHEPREFIX"] = tmp
+        for name, argv in cases.items():
+            subprocess.run(argv, check=True, capture_output=True, timeout=60, env=env)
+            walls = []
+            for _ in range(runs):
+                t0 = time.perf_counter()
+                subprocess.run(argv, check=True, capture_output=True, timeout=60, env=env)
+                walls.append(time.perf_counter() - t0)
+            print(f"  {statistics.median(walls) * 1000:6.1f} ms  {name}", flush=True)
+
+
 def main(argv: list[str]) -> int:
     if argv[:1] == ["_serve"]:
-        _serve(Path(argv[1]), int(argv[2]), int(argv[3]), int(argv[4]), float(argv[5]))
+        _serve(
+            Path(argv[1]),
+            int(argv[2]),
+            int(argv[3]),
+            int(argv[4]),
+            float(argv[5]),
+            coalesce=argv[6:7] == ["coalesce"],
+        )
         return 0
     names = {
         "threads": lambda: threads(THREAD_VARIANTS),
         "gil-switch": lambda: threads(SWITCH_VARIANTS),
+        "coalesce": lambda: threads(COALESCE_VARIANTS, rounds=3),
         "cold-cache": cold_cache,
+        "hot-path": hot_path,
+        "plugin-floor": plugin_floor,
     }
     if not argv or argv[0] not in names:
         print(f"usage: python -m bench.experiments {{{'|'.join(names)}}}", file=sys.stderr)

@@ -34,6 +34,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator
@@ -214,6 +215,35 @@ class Run:
             for line in profiling.report(name, rec.files, top=self.args.top):
                 self.say(line)
 
+    @contextmanager
+    def connection_split(self, after: float = 2.0) -> Iterator[dict[str, int]]:
+        """Established client connections per gunicorn worker, sampled ``after`` s into a phase.
+
+        Keep-alive connections stay with the worker that accepted them, and each
+        worker is one process (one GIL): the split bounds what each must serve.
+        """
+        split: dict[str, int] = {}
+        ss = shutil.which("ss")
+
+        def sample() -> None:
+            time.sleep(after)
+            if ss is None:
+                return
+            out = subprocess.run(
+                [ss, "-tnpH", "state", "established", f"( sport = :{self.server.port} )"],
+                capture_output=True,
+                text=True,
+                timeout=10,
+                check=False,
+            ).stdout
+            for pid in re.findall(r"pid=(\d+)", out):
+                split[pid] = split.get(pid, 0) + 1
+
+        thread = threading.Thread(target=sample, daemon=True)
+        thread.start()
+        yield split
+        thread.join(timeout=15)
+
     def audit_counts(self, offset: int) -> dict[str, int]:
         """Decisions the audit log recorded since ``offset``: allowed, denied, cache hits."""
         with self.server.log.open("rb") as f:
@@ -362,19 +392,24 @@ class Run:
     def webhook_max(self, name: str, tokens: list[str], label: str) -> dict[str, Any]:
         requests = [self.review_body(t) for t in tokens]
         with self.accounted() as acct, self.profiled(name, self.seconds):
-            r = loadgen.closed_loop(
-                self.apiserver,
-                requests,
-                concurrency=WEBHOOK_CONCURRENCY,
-                processes=GEN_PROCESSES,
-                duration=self.seconds,
-                max_requests=len(requests) if len(requests) > 1 else 10_000_000,
-                check=self.allowed,
-                warmup=self.healthz,
-            )
+            with self.connection_split() as split:
+                r = loadgen.closed_loop(
+                    self.apiserver,
+                    requests,
+                    concurrency=WEBHOOK_CONCURRENCY,
+                    processes=GEN_PROCESSES,
+                    duration=self.seconds,
+                    max_requests=len(requests) if len(requests) > 1 else 10_000_000,
+                    check=self.allowed,
+                    warmup=self.healthz,
+                )
         fig = self.describe(r, acct, label)
         fig["audit"] = self.audit_counts(int(acct["log0"]))
-        self.say(f"    audit log: {fig['audit']}")
+        fig["connections_per_worker"] = sorted(split.values(), reverse=True)
+        self.say(
+            f"    audit log: {fig['audit']}; connections per worker:"
+            f" {fig['connections_per_worker'] or 'n/a'}"
+        )
         if len(requests) > 1 and r.count >= len(requests):
             self.say("    (ran out of distinct tokens before the time was up: rate still valid)")
         return fig
@@ -402,7 +437,7 @@ class Run:
             f" {LATENCY_CONNECTIONS} connections, distinct tokens, {self.seconds:.0f} s)"
         )
         requests = [self.review_body(t) for t in tokens]
-        with self.accounted() as acct:
+        with self.accounted() as acct, self.connection_split() as split:
             r = loadgen.open_loop(
                 self.apiserver,
                 requests,
@@ -417,9 +452,14 @@ class Run:
         fig["service_p99_ms"] = round(percentile(r.service, 99) * 1000, 2)
         fig["late_sends"] = r.late
         fig["audit"] = self.audit_counts(int(acct["log0"]))
+        fig["connections_per_worker"] = sorted(split.values(), reverse=True)
         self.say(
             f"    from the actual send: p50 {fig['service_p50_ms']} ms, p99"
             f" {fig['service_p99_ms']} ms; sent >1 ms late: {r.late}; audit log: {fig['audit']}"
+        )
+        self.say(
+            f"    connections per worker: {fig['connections_per_worker'] or 'n/a'} (keep-alive"
+            " connections stay with the worker that accepted them; each worker is one GIL)"
         )
         self.figures["webhook_latency"] = fig
         self.check(
@@ -538,7 +578,12 @@ class Run:
     def exec_plugin(self) -> None:
         runs = self.args.plugin_runs
         self.say(f"\n## `authbridge token` as kubectl runs it: {runs} fresh processes each")
+        self.wait_for_quiet()
+        busy0, srv0, t0 = machine_busy(), self.server.cpu_seconds(), time.monotonic()
         timings, notes = plugin.run(self.server, runs=runs, budget=15.0)
+        wall = time.monotonic() - t0
+        # Plugin processes and the server (minting) are ours; the rest is other processes.
+        other_busy = machine_busy() - busy0 - (self.server.cpu_seconds() - srv0)
         base = timings[0].median
         rows = {}
         for t in timings:
@@ -552,7 +597,13 @@ class Run:
                 f"  {t.name:38s} median {t.median * 1000:7.1f} ms  p90 {t.p90 * 1000:7.1f} ms"
                 f"  best {t.best * 1000:7.1f} ms  ({t.runs} runs; {t.median / base:.1f}x python)"
             )
+        self.say(
+            f"  (all CPU but the server's during this section: {other_busy / wall:.2f} cores,"
+            " the plugin processes included: one runs at a time, so ~1 core is the norm)"
+        )
         self.say(f"  aws: {notes['aws']}")
+        if "bytecode" in notes:
+            self.say(f"  note: {notes['bytecode']}")
         forbidden, heavy = plugin.cached_imports(self.server)
         self.say(f"  cached path imports (-X importtime): forbidden {forbidden or 'none'};")
         self.say(f"    of {', '.join(plugin.HEAVY)}: {heavy or 'none'}")
