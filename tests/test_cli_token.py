@@ -19,8 +19,9 @@ flags) and usage errors with exit 2; ``configure`` (secret from stdin only,
 0600 file in a 0700 directory, other profiles and comments kept, a 0644 file
 replaced with a warning); ``kubeconfig`` parsed with YAML field by field;
 break-glass ``--local`` (verified with the key set, logged without the token,
-never cached); and that the cached path imports no heavy module
-(``-X importtime``).
+never cached); that the cached path imports no heavy module
+(``-X importtime``); and the lazy subcommands: importing the CLI loads no
+command module, each loads under its own name, ``--help`` lists them all.
 """
 
 from __future__ import annotations
@@ -1050,3 +1051,42 @@ def test_cached_path_imports_nothing_heavy(t: Env) -> None:
     # A module-level import of one of these in anything authbridge.cli.main imports
     # (every command module) lands on kubectl's hot path: import it inside the command.
     assert heavy == [], f"the cached `authbridge token` path imported {heavy}"
+
+
+# -- lazy subcommands --------------------------------------------------------------------------
+
+_LOADED_COMMANDS = """\
+import sys
+from authbridge.cli.main import COMMANDS
+modules = {spec.partition(":")[0] for spec in COMMANDS.values()}
+print(sorted(m for m in modules if m in sys.modules))
+"""
+
+
+def test_importing_the_cli_loads_no_subcommand_module() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", _LOADED_COMMANDS],
+        env=clean_env(),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=True,
+    )
+    assert proc.stdout.strip() == "[]"
+
+
+def test_every_lazy_subcommand_loads_under_its_name_and_help_lists_them_all() -> None:
+    from click.testing import CliRunner
+
+    from authbridge.cli.main import COMMANDS, main
+
+    for name in COMMANDS:
+        command = main.commands[name]
+        assert command.name == name, COMMANDS[name]
+        assert command.get_short_help_str()
+    assert sorted(main.commands) == sorted(COMMANDS)
+    listed = CliRunner().invoke(main, ["--help"], env={}).output.split("Commands:\n", 1)[1]
+    assert sorted(line.split()[0] for line in listed.splitlines() if line.strip()) == sorted(
+        COMMANDS
+    )

@@ -7,33 +7,28 @@ Unexpected exceptions print one line naming the exception type; with
 
 This module must stay cheap to import: the store, database drivers, Flask,
 the kubernetes client and cryptography are imported only by the commands that
-use them (check with ``python -X importtime -c "import authbridge.cli.main"``).
+use them (check with ``python -X importtime -c "import authbridge.cli.main"``),
+and each subcommand's module only when that command runs or ``--help`` lists
+it (:data:`COMMANDS`), so ``authbridge token`` loads ``authbridge.cli.token``
+and no other command. The console script enters through
+:mod:`authbridge.cli.entry`, which answers a cached ``authbridge token``
+before this module (and click) is imported at all.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
+from collections.abc import Iterator, Mapping, MutableMapping
 from pathlib import Path
 from typing import Any, NoReturn, cast
 
 import click
 
 from authbridge import __version__
-from authbridge.cli.apiserver_config import apiserver_config
-from authbridge.cli.configure import configure
 from authbridge.cli.context import OUTPUT_FORMATS, App, OutputFormat
-from authbridge.cli.iam import iam
-from authbridge.cli.init import init
-from authbridge.cli.keys import keys
-from authbridge.cli.kubeconfig import kubeconfig
-from authbridge.cli.mapping import mapping
 from authbridge.cli.output import one_line
-from authbridge.cli.quickstart import quickstart
-from authbridge.cli.rbac import rbac
-from authbridge.cli.serve import serve
-from authbridge.cli.token import token
-from authbridge.cli.verify import verify
 from authbridge.errors import (
     AuthbridgeError,
     EntityAlreadyExists,
@@ -58,6 +53,22 @@ _DEFAULT_HINTS: dict[type[AuthbridgeError], str] = {
     " or arn:<partition>:iam::<account>:root",
 }
 _NOT_UTF8 = "authbridge.cli.not_utf8"
+
+# Every subcommand: name -> "module:attribute", imported on first use (see _LazyCommands).
+COMMANDS: dict[str, str] = {
+    "init": "authbridge.cli.init:init",
+    "iam": "authbridge.cli.iam:iam",
+    "quickstart": "authbridge.cli.quickstart:quickstart",
+    "serve": "authbridge.cli.serve:serve",
+    "keys": "authbridge.cli.keys:keys",
+    "configure": "authbridge.cli.configure:configure",
+    "token": "authbridge.cli.token:token",
+    "kubeconfig": "authbridge.cli.kubeconfig:kubeconfig",
+    "mapping": "authbridge.cli.mapping:mapping",
+    "verify": "authbridge.cli.verify:verify",
+    "rbac": "authbridge.cli.rbac:rbac",
+    "apiserver-config": "authbridge.cli.apiserver_config:apiserver_config",
+}
 
 
 def _debug() -> bool:
@@ -93,6 +104,43 @@ def _os_error_message(e: OSError) -> str:
     if e.filename is not None:
         return f"cannot use {e.filename}: {what}; check that the path exists and is accessible"
     return f"{what}; check the paths and permissions authbridge uses"
+
+
+class _LazyCommands(MutableMapping[str, click.Command]):
+    """A group's ``commands`` that imports each command when it is first looked up.
+
+    click's documented LazyGroup pattern (a name -> ``"module:attr"`` map, the
+    module imported when the command is wanted), placed in the mapping that
+    :class:`click.Group` already consults (``get_command``, ``list_commands``,
+    the "did you mean" suggestions) rather than in overrides of those methods,
+    so code that walks ``group.commands`` (the README and deploy checks) sees
+    every command too. Listing names imports nothing; a lookup imports one
+    module; ``--help`` looks up every command for its short help.
+    """
+
+    def __init__(self, specs: Mapping[str, str]) -> None:
+        self._entries: dict[str, click.Command | str] = dict(specs)
+
+    def __getitem__(self, name: str) -> click.Command:
+        entry = self._entries[name]
+        if isinstance(entry, str):
+            module, _, attr = entry.partition(":")
+            entry = self._entries[name] = cast(
+                click.Command, getattr(importlib.import_module(module), attr)
+            )
+        return entry
+
+    def __setitem__(self, name: str, command: click.Command) -> None:
+        self._entries[name] = command
+
+    def __delitem__(self, name: str) -> None:
+        del self._entries[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
 
 
 class _Main(click.Group):
@@ -135,7 +183,11 @@ class _Main(click.Group):
             _fail(f"internal error ({type(e).__name__}); run with {DEBUG_ENV}=1 for a traceback")
 
 
-@click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=_Main,
+    commands=_LazyCommands(COMMANDS),
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.option(
     "--config",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -213,17 +265,3 @@ def main(
         env=os.environ,
         output=cast(OutputFormat, output or "text"),
     )
-
-
-main.add_command(init)
-main.add_command(iam)
-main.add_command(quickstart)
-main.add_command(serve)
-main.add_command(keys)
-main.add_command(configure)
-main.add_command(token)
-main.add_command(kubeconfig)
-main.add_command(mapping)
-main.add_command(verify)
-main.add_command(rbac)
-main.add_command(apiserver_config)
