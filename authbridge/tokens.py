@@ -2,7 +2,11 @@
 
 Nothing here does I/O. Keys come in as a loaded :class:`~authbridge.keys.KeySet`
 (so no key is parsed per call), the clock comes in as ``now``, and revocation
-and principal status come in as callbacks.
+and principal status come in as callbacks, or are handed to :func:`check_status`
+by a caller that reads both at once.
+
+The signature is checked with ``cryptography`` on the segments
+:func:`verify` has already split and strictly decoded; PyJWT only mints.
 
 A token is a compact JWS (RFC 7515 §7.1) carrying a JWT (RFC 7519)::
 
@@ -20,6 +24,7 @@ label for logs and metrics):
     kid missing or not published at ``now``            TokenUnknownKey
     alg is not the algorithm of that key               TokenAlgorithmRefused
     signature                                          TokenBadSignature
+    payload not a JSON object, or a claim name twice   TokenMalformed
     claim missing or of the wrong type, iss, lifetime  TokenClaimsInvalid
     aud names none of the accepted audiences           TokenWrongAudience
     exp (+ leeway) passed                              TokenExpired
@@ -46,6 +51,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import jwt
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from authbridge.errors import (
     TokenAlgorithmRefused,
@@ -59,7 +68,7 @@ from authbridge.errors import (
     TokenUnknownKey,
     TokenWrongAudience,
 )
-from authbridge.keys import ALGORITHMS, KeySet
+from authbridge.keys import ALGORITHMS, KeySet, SigningKey
 
 __all__ = [
     "DEFAULT_LIFETIME",
@@ -70,6 +79,7 @@ __all__ = [
     "MintedToken",
     "Principal",
     "VerifiedToken",
+    "check_status",
     "mint",
     "verify",
 ]
@@ -100,6 +110,12 @@ _TIME_CLAIMS = ("exp", "iat", "nbf")
 # RFC 7515 §2: base64url without padding. The signature segment may be empty
 # (an unsecured JWS, RFC 7515 §A.5) so that `alg: none` is refused as such.
 _SEGMENT_RE = re.compile(r"[A-Za-z0-9_-]*")
+
+# RFC 7518 §3.3 (RS256) and §3.4 (ES256): stateless parameter objects, made once.
+_PKCS1V15 = padding.PKCS1v15()
+_SHA256 = hashes.SHA256()
+_ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
+_P256_COORDINATE = 32  # bytes of R and of S in an ES256 signature (RFC 7518 §3.4)
 
 # Reasons a ``check_principal`` hook may give, in words for people.
 _REFUSALS = {
@@ -173,15 +189,22 @@ def _b64url_decode(segment: str) -> bytes:
     return data
 
 
+class _DuplicateMember(ValueError):
+    """A JSON object names a member twice."""
+
+
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    # RFC 7515 §5.2 lets a verifier reject duplicate header names; we do, so what
-    # we check is exactly what PyJWT (which keeps the last one) acts on.
-    out: dict[str, Any] = {}
-    for name, value in pairs:
-        if name in out:
-            raise ValueError(f"duplicate member {name!r}")
-        out[name] = value
+    # RFC 7515 §5.2 (header) and RFC 7519 §4 (claims) let a verifier reject
+    # duplicate names; we do, so no two parsers can disagree on which one counts.
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        raise _DuplicateMember("duplicate member")
     return out
+
+
+# One decoder for every header and payload: json.loads(..., object_pairs_hook=...)
+# would build a new one per call.
+_JSON = json.JSONDecoder(object_pairs_hook=_no_duplicates)
 
 
 def _show(value: object) -> str:
@@ -294,8 +317,12 @@ def mint(
 # --------------------------------------------------------------------------- verify
 
 
-def _parse_compact(token: str) -> dict[str, Any]:
-    """The JOSE header of a compact JWS (RFC 7515 §7.1), after checking its shape."""
+def _parse_compact(token: str) -> tuple[dict[str, Any], bytes, bytes, bytes]:
+    """A compact JWS (RFC 7515 §7.1) after checking its shape, each segment decoded once.
+
+    Returns the JOSE header, the payload and signature bytes, and the signing
+    input: the ASCII bytes of ``header.payload`` exactly as received (RFC 7515 §5.2).
+    """
     if token.lstrip().startswith("{"):
         raise TokenMalformed(
             "JWS JSON serialization is not accepted (RFC 7515 §7.2)",
@@ -306,19 +333,70 @@ def _parse_compact(token: str) -> dict[str, Any]:
         raise TokenMalformed(
             f"not a compact JWS: {len(segments)} segments instead of 3 (RFC 7515 §7.1)"
         )
-    if not segments[0] or not segments[1]:
+    header_b64, payload_b64, signature_b64 = segments
+    if not header_b64 or not payload_b64:
         raise TokenMalformed("not a compact JWS: empty header or payload (RFC 7515 §7.1)")
     try:
-        raw = [_b64url_decode(s) for s in segments]
+        raw_header = _b64url_decode(header_b64)
+        payload = _b64url_decode(payload_b64)
+        signature = _b64url_decode(signature_b64)
     except (ValueError, binascii.Error) as e:
         raise TokenMalformed("not a compact JWS: a segment is not base64url (RFC 7515 §2)") from e
     try:
-        header = json.loads(raw[0].decode("utf-8"), object_pairs_hook=_no_duplicates)
+        header = _JSON.decode(raw_header.decode("utf-8"))
     except (ValueError, RecursionError) as e:  # UnicodeDecodeError is a ValueError
         raise TokenMalformed("the JOSE header is not valid JSON (RFC 7515 §4)") from e
     if not isinstance(header, dict):
         raise TokenMalformed("the JOSE header is not a JSON object (RFC 7515 §4)")
-    return header
+    # The caller checked the token is ASCII, so this is the received text byte for byte.
+    signing_input = token[: len(header_b64) + 1 + len(payload_b64)].encode("ascii")
+    return header, payload, signature, signing_input
+
+
+def _check_signature(key: SigningKey, signing_input: bytes, signature: bytes) -> None:
+    """RFC 7515 §5.2 step 8 with ``key`` and only its own algorithm, or a TokenError.
+
+    The key's type is checked against the algorithm here too (an RSA key for
+    RS256, a P-256 key for ES256), so no key can ever be used under an
+    algorithm of another kind, whatever the key set holds.
+    """
+    public_key = key.public_key
+    try:
+        if key.alg == "RS256" and isinstance(public_key, rsa.RSAPublicKey):
+            public_key.verify(signature, signing_input, _PKCS1V15, _SHA256)
+        elif (
+            key.alg == "ES256"
+            and isinstance(public_key, ec.EllipticCurvePublicKey)
+            and isinstance(public_key.curve, ec.SECP256R1)
+        ):
+            # RFC 7518 §3.4: R || S, each exactly 32 bytes; anything else (a DER
+            # signature included) is not an ES256 signature.
+            if len(signature) != 2 * _P256_COORDINATE:
+                raise InvalidSignature("not 64 bytes")
+            der = encode_dss_signature(
+                int.from_bytes(signature[:_P256_COORDINATE], "big"),
+                int.from_bytes(signature[_P256_COORDINATE:], "big"),
+            )
+            public_key.verify(der, signing_input, _ECDSA_SHA256)
+        else:
+            raise TokenAlgorithmRefused(f"algorithm {key.alg} refused for key {key.kid}")
+    except InvalidSignature as e:
+        raise TokenBadSignature(f"the signature does not verify with key {key.kid}") from e
+
+
+def _parse_claims(payload: bytes) -> dict[str, Any]:
+    """The JWT claims set (RFC 7519 §7.2 step 10): a JSON object, each name once."""
+    try:
+        claims = _JSON.decode(payload.decode("utf-8"))
+    except _DuplicateMember as e:
+        # RFC 7519 §4: a parser must reject duplicates or keep the last one; we
+        # reject, as for the header.
+        raise TokenMalformed("the token payload repeats a claim name (RFC 7519 §4)") from e
+    except (ValueError, RecursionError) as e:  # UnicodeDecodeError is a ValueError
+        raise TokenMalformed("the token payload is not a JSON object (RFC 7519 §7.2)") from e
+    if not isinstance(claims, dict):
+        raise TokenMalformed("the token payload is not a JSON object (RFC 7519 §7.2)")
+    return claims
 
 
 def _claim_problem(claims: Mapping[str, Any]) -> str | None:
@@ -388,7 +466,7 @@ def verify(
     if not token.isascii():
         raise TokenMalformed("not a compact JWS: non-ASCII characters (RFC 7515 §7.1)")
 
-    header = _parse_compact(token)
+    header, payload, signature, signing_input = _parse_compact(token)
 
     # RFC 7515 §4.1.11: an extension we do not understand must make us refuse,
     # and we understand none (so not RFC 7797 b64 either).
@@ -425,35 +503,10 @@ def verify(
     if alg != key.alg:
         raise TokenAlgorithmRefused(f"kid {key.kid} is an {key.alg} key; the token says {alg}")
 
-    # One signature check, with the loaded key object and only its algorithm.
-    try:
-        claims = jwt.decode(
-            token,
-            key.public_key,
-            algorithms=[key.alg],
-            # Signature only: every claim is checked below, in the documented
-            # order, by code that does not depend on PyJWT's defaults.
-            options={
-                "verify_signature": True,
-                "verify_exp": False,
-                "verify_nbf": False,
-                "verify_iat": False,
-                "verify_aud": False,
-                "verify_iss": False,
-                "verify_sub": False,
-                "verify_jti": False,
-                "require": [],
-            },
-        )
-    except jwt.InvalidSignatureError as e:
-        raise TokenBadSignature(f"the signature does not verify with key {key.kid}") from e
-    except jwt.InvalidAlgorithmError as e:
-        raise TokenAlgorithmRefused(f"algorithm {alg} refused for key {key.kid}") from e
-    except jwt.DecodeError as e:
-        raise TokenMalformed("the token payload is not a JSON object (RFC 7519 §7.2)") from e
-    except jwt.PyJWTError as e:
-        # Anything else PyJWT finds wrong; its message may quote the token, so not shown.
-        raise TokenMalformed("the token is malformed") from e
+    # One signature check, with the loaded key object and only its algorithm;
+    # the claims are read only from a payload that it covers.
+    _check_signature(key, signing_input, signature)
+    claims = _parse_claims(payload)
 
     problem = _claim_problem(claims)
     if problem:
@@ -499,7 +552,7 @@ def verify(
 
     jti: str = claims["jti"]
     if is_revoked is not None and is_revoked(jti):
-        raise TokenRevoked(f"token {jti} has been revoked", hint="get a new token")
+        raise _revoked(jti)
 
     principal = Principal(
         arn=claims["arn"],
@@ -512,10 +565,7 @@ def verify(
     if check_principal is not None:
         refusal = check_principal(principal.principal_id, principal.access_key_id)
         if refusal:
-            reason = _REFUSALS.get(refusal, refusal.replace("_", " "))
-            raise TokenPrincipalRefused(
-                f"principal {principal.principal_id} refused ({refusal}): {reason}"
-            )
+            raise _refused(principal.principal_id, refusal)
 
     return VerifiedToken(
         claims=claims,
@@ -527,3 +577,26 @@ def verify(
         issued_at=math.floor(iat),
         jti=jti,
     )
+
+
+def check_status(verified: VerifiedToken, *, revoked: bool, refusal: str | None) -> None:
+    """The last two checks of :func:`verify`, on a status the caller read itself.
+
+    For a caller that reads revocation and principal status in one go after
+    :func:`verify` without hooks passed: raises exactly what ``verify`` with
+    ``is_revoked`` and ``check_principal`` answering ``revoked`` and
+    ``refusal`` would have raised, in the same order.
+    """
+    if revoked:
+        raise _revoked(verified.jti)
+    if refusal:
+        raise _refused(verified.principal.principal_id, refusal)
+
+
+def _revoked(jti: str) -> TokenRevoked:
+    return TokenRevoked(f"token {jti} has been revoked", hint="get a new token")
+
+
+def _refused(principal_id: str, refusal: str) -> TokenPrincipalRefused:
+    reason = _REFUSALS.get(refusal, refusal.replace("_", " "))
+    return TokenPrincipalRefused(f"principal {principal_id} refused ({refusal}): {reason}")

@@ -12,22 +12,34 @@ payload and signature; wrong issuer (incl. trailing slash); missing and wrong
 audience; expiry and nbf at the leeway boundary; oversized tokens; JWS JSON
 serialization and other non-compact shapes; each required claim missing;
 revoked jti; disabled principal; crit header; claim type confusion; foreign
-typ; duplicate header members; keys embedded in the header are ignored.
+typ; duplicate header members; keys embedded in the header are ignored; an
+ES256 signature of the wrong length (DER included); an RS256 signature over
+another spelling of the header; duplicate claim names; payloads that are not a
+JSON object (checked only once the signature holds); a key whose type does not
+fit the algorithm it is listed under; and PyJWT as an oracle: over a table of
+well-formed tokens with good and bad signatures, verify accepts exactly what
+``jwt.decode`` with the same key and algorithm accepts.
 """
 
 from __future__ import annotations
 
 import base64
+import copy
 import dataclasses
 import hashlib
 import hmac
 import json
+from collections.abc import Callable
 from typing import Any
 
+import jwt
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from cryptography.hazmat.primitives.asymmetric.utils import (
+    decode_dss_signature,
+    encode_dss_signature,
+)
 
 from authbridge.errors import (
     TokenAlgorithmRefused,
@@ -570,3 +582,262 @@ def test_disabled_principal_refused(keys: KeySet, rsa_key: SigningKey) -> None:
     assert check(other, keys, check_principal=check_principal).principal.principal_id == (
         "AIDAEXAMPLEBOB0000001"
     )
+
+
+# --------------------------------------------------------------------------- signature bytes
+
+P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+
+
+def raw_es256(r: int, s: int) -> bytes:
+    return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+
+
+def test_es256_signature_of_wrong_length_refused(keys: KeySet, ec_key: SigningKey) -> None:
+    # RFC 7518 §3.4: R || S, 32 bytes each. The same (r, s) spelled any other
+    # way is refused: DER (what cryptography itself produces), or one byte
+    # more or less, although each still carries the right numbers.
+    header, payload, signature = valid_token(ec_key).split(".")
+    raw = unb64(signature)
+    r, s = int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big")
+    for bad in (
+        encode_dss_signature(r, s),  # DER
+        b"\x00" + raw,  # 65 bytes: the numbers are unchanged
+        raw[:-1],  # 63
+        raw[:32],  # R alone
+        r.to_bytes(33, "big") + s.to_bytes(33, "big"),  # 66: each number padded
+        raw + raw,  # 128
+        b"",
+    ):
+        assert len(bad) != 64
+        with pytest.raises(TokenBadSignature):
+            check(f"{header}.{payload}.{b64(bad)}", keys)
+    assert check(f"{header}.{payload}.{b64(raw_es256(r, s))}", keys).kid == ec_key.kid
+
+
+def test_rs256_signature_over_another_header_spelling_refused(
+    keys: KeySet, rsa_key: SigningKey
+) -> None:
+    # The signature covers the header *as sent* (RFC 7515 §5.2), not the JSON
+    # it decodes to: the same header spelled with another member order or with
+    # spaces is another signing input.
+    header = header_for(rsa_key)
+    payload = segment(good_claims())
+    signed = f"{segment(header)}.{payload}"
+    signature = b64(sign_with(rsa_key.private_key, signed.encode()))
+    assert check(f"{signed}.{signature}", keys).kid == rsa_key.kid
+    respelled = (
+        b64(json.dumps(dict(reversed(header.items())), separators=(",", ":")).encode()),
+        b64(json.dumps(header).encode()),  # ", " and ": "
+        b64(json.dumps(header, separators=(",", ":")).encode() + b" "),
+    )
+    for other in respelled:
+        assert json.loads(unb64(other)) == header and other != segment(header)
+        with pytest.raises(TokenBadSignature):
+            check(f"{other}.{payload}.{signature}", keys)
+    # And the other way round: a signature over a respelled header does not
+    # vouch for the canonical one.
+    moved = b64(sign_with(rsa_key.private_key, f"{respelled[0]}.{payload}".encode()))
+    with pytest.raises(TokenBadSignature):
+        check(f"{signed}.{moved}", keys)
+
+
+def raw_claims_token(key: SigningKey, raw_claims: bytes) -> str:
+    """A token whose payload is ``raw_claims`` verbatim, correctly signed by ``key``."""
+    signing_input = f"{segment(header_for(key))}.{b64(raw_claims)}"
+    return f"{signing_input}.{b64(sign_with(key.private_key, signing_input.encode()))}"
+
+
+@pytest.mark.parametrize("claim", ["sub", "aud", "principal_id", "exp"])
+def test_duplicate_claim_names_refused(keys: KeySet, rsa_key: SigningKey, claim: str) -> None:
+    # RFC 7519 §4: reject, or keep the last. Keeping one would let two parsers
+    # (ours, a log reader's, the kube-apiserver's in JWT mode) disagree on who
+    # the token is for, so it is refused, even correctly signed.
+    good = json.dumps(good_claims(), separators=(",", ":"))
+    forged = {"sub": '"arn:aws:iam::111122223333:role/Admin"', "aud": '"staging"'}
+    extra = forged.get(claim, json.dumps(good_claims()[claim]))
+    token = raw_claims_token(rsa_key, f'{good[:-1]},"{claim}":{extra}}}'.encode())
+    with pytest.raises(TokenMalformed, match="repeats a claim name"):
+        check(token, keys)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        pytest.param(json.dumps([good_claims()]).encode(), id="array-of-the-claims"),
+        pytest.param(b"[]", id="empty-array"),
+        pytest.param(b'"claims"', id="string"),
+        pytest.param(b"42", id="number"),
+        pytest.param(b"null", id="null"),
+        pytest.param(b"{", id="not-json"),
+        pytest.param(b"\xff\xfe{}", id="not-utf-8"),
+        pytest.param(json.dumps(good_claims()).encode("utf-16"), id="utf-16"),
+    ],
+)
+def test_payload_json_array_or_other_non_object_refused(
+    keys: KeySet, rsa_key: SigningKey, raw: bytes
+) -> None:
+    token = raw_claims_token(rsa_key, raw)
+    with pytest.raises(TokenMalformed, match="payload is not a JSON object"):
+        check(token, keys)
+    # The payload is only read once the signature holds: unsigned, it is a bad signature.
+    h, p, s = token.split(".")
+    with pytest.raises(TokenBadSignature):
+        check(f"{h}.{p}.{b64(unb64(s)[::-1])}", keys)
+
+
+def mislabelled(key: SigningKey, **fields: Any) -> SigningKey:
+    """``key`` with some fields changed past SigningKey's own checks (which refuse that)."""
+    twin = copy.copy(key)
+    for name, value in fields.items():
+        object.__setattr__(twin, name, value)
+    return twin
+
+
+def test_key_of_another_type_than_its_alg_is_never_used(
+    rsa_key: SigningKey, ec_key: SigningKey
+) -> None:
+    # SigningKey refuses to pair a key with an algorithm of another kind; if a
+    # key set held one anyway, verify refuses before any signature math.
+    rsa_as_es = mislabelled(rsa_key, alg="ES256")
+    token = forge(header_for(rsa_as_es), good_claims(), ec_key.private_key)
+    with pytest.raises(TokenAlgorithmRefused, match=f"refused for key {rsa_key.kid}"):
+        check(token, KeySet((rsa_as_es,), max_token_lifetime=MAX_LIFETIME))
+
+    ec_as_rs = mislabelled(ec_key, alg="RS256")
+    token = forge(header_for(ec_as_rs), good_claims(), rsa_key.private_key)
+    with pytest.raises(TokenAlgorithmRefused, match=f"refused for key {ec_key.kid}"):
+        check(token, KeySet((ec_as_rs,), max_token_lifetime=MAX_LIFETIME))
+
+    # ES256 is P-256 only: a P-384 key under the ES256 label is not used either.
+    p384 = ec.generate_private_key(ec.SECP384R1())
+    wrong_curve = mislabelled(ec_key, private_key=p384, public_key=p384.public_key())
+    signing_input = f"{segment(header_for(wrong_curve))}.{segment(good_claims())}"
+    r, s = decode_dss_signature(p384.sign(signing_input.encode(), ec.ECDSA(hashes.SHA256())))
+    token = f"{signing_input}.{b64(r.to_bytes(48, 'big') + s.to_bytes(48, 'big'))}"
+    with pytest.raises(TokenAlgorithmRefused, match=f"refused for key {ec_key.kid}"):
+        check(token, KeySet((wrong_curve,), max_token_lifetime=MAX_LIFETIME))
+
+
+# --------------------------------------------------------------------------- PyJWT as an oracle
+
+
+Signer = Callable[[str, str, bytes], bytes]  # (header_b64, payload_b64, valid signature)
+
+
+def flipped(sig: bytes, at: int) -> bytes:
+    out = bytearray(sig)
+    out[at] ^= 0x01
+    return bytes(out)
+
+
+def signature_table(key: SigningKey, other: Any) -> dict[str, Signer]:
+    """Signatures for a token of ``key``: good ones, bad ones, and near misses."""
+
+    def signed_by(private_key: Any, what: Callable[[str, str], bytes]) -> Signer:
+        return lambda h, p, sig: sign_with(private_key, what(h, p))
+
+    table: dict[str, Signer] = {
+        "valid": lambda h, p, sig: sig,
+        "valid-resigned": signed_by(key.private_key, lambda h, p: f"{h}.{p}".encode()),
+        "flip-first": lambda h, p, sig: flipped(sig, 0),
+        "flip-middle": lambda h, p, sig: flipped(sig, len(sig) // 2),
+        "flip-last": lambda h, p, sig: flipped(sig, -1),
+        "truncated": lambda h, p, sig: sig[:-1],
+        "extended": lambda h, p, sig: sig + b"\x00",
+        "zero-prefixed": lambda h, p, sig: b"\x00" + sig,
+        "empty": lambda h, p, sig: b"",
+        "zeros": lambda h, p, sig: bytes(len(sig)),
+        "ones": lambda h, p, sig: b"\xff" * len(sig),
+        "another-key": signed_by(other, lambda h, p: f"{h}.{p}".encode()),
+        "over-payload-only": signed_by(key.private_key, lambda h, p: p.encode()),
+        "over-decoded-json": signed_by(key.private_key, lambda h, p: unb64(h) + unb64(p)),
+        "over-padded-header": signed_by(key.private_key, lambda h, p: f"{h}=.{p}".encode()),
+    }
+    if isinstance(key.private_key, rsa.RSAPrivateKey):
+        rsa_private = key.private_key
+        n = rsa_private.public_key().public_numbers().n
+        pss = padding.PSS(padding.MGF1(hashes.SHA256()), padding.PSS.MAX_LENGTH)
+        table["pss"] = lambda h, p, sig: rsa_private.sign(f"{h}.{p}".encode(), pss, hashes.SHA256())
+        table["sha384"] = lambda h, p, sig: rsa_private.sign(
+            f"{h}.{p}".encode(), padding.PKCS1v15(), hashes.SHA384()
+        )
+        table["modulus"] = lambda h, p, sig: n.to_bytes(256, "big")
+    else:
+        assert isinstance(key.private_key, ec.EllipticCurvePrivateKey)
+        ec_private = key.private_key
+
+        def r_of(sig: bytes) -> int:
+            return int.from_bytes(sig[:32], "big")
+
+        def s_of(sig: bytes) -> int:
+            return int.from_bytes(sig[32:], "big")
+
+        table["high-s"] = lambda h, p, sig: raw_es256(r_of(sig), P256_ORDER - s_of(sig))
+        table["swapped"] = lambda h, p, sig: raw_es256(s_of(sig), r_of(sig))
+        table["r-zero"] = lambda h, p, sig: raw_es256(0, s_of(sig))
+        table["s-zero"] = lambda h, p, sig: raw_es256(r_of(sig), 0)
+        table["r-is-order"] = lambda h, p, sig: raw_es256(P256_ORDER, s_of(sig))
+        table["s-is-order"] = lambda h, p, sig: raw_es256(r_of(sig), P256_ORDER)
+        table["der"] = lambda h, p, sig: encode_dss_signature(r_of(sig), s_of(sig))
+        table["sha384"] = lambda h, p, sig: raw_es256(
+            *decode_dss_signature(ec_private.sign(f"{h}.{p}".encode(), ec.ECDSA(hashes.SHA384())))
+        )
+    return table
+
+
+def pyjwt_accepts(token: str, key: SigningKey) -> bool:
+    try:
+        jwt.decode(
+            token,
+            key.public_key,
+            algorithms=[key.alg],
+            options={
+                "verify_signature": True,
+                "verify_exp": False,
+                "verify_nbf": False,
+                "verify_iat": False,
+                "verify_aud": False,
+                "verify_iss": False,
+                "verify_sub": False,
+                "verify_jti": False,
+                "require": [],
+            },
+        )
+    except jwt.InvalidSignatureError:
+        return False
+    return True
+
+
+def authbridge_accepts(token: str, keys: KeySet) -> bool:
+    try:
+        check(token, keys)
+    except TokenBadSignature:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("which", ["rsa", "ec"])
+def test_signature_verdicts_match_pyjwt(
+    keys: KeySet,
+    rsa_key: SigningKey,
+    ec_key: SigningKey,
+    attacker_key: rsa.RSAPrivateKey,
+    which: str,
+) -> None:
+    # PyJWT verified signatures before; for the signature alone it is the
+    # oracle. Every token here is well-formed (strict base64url, good claims),
+    # so each side either accepts it or refuses it as a bad signature, and
+    # the two must agree on every row.
+    key = rsa_key if which == "rsa" else ec_key
+    other = attacker_key if which == "rsa" else ec.generate_private_key(ec.SECP256R1())
+    header, payload, signature = valid_token(key).split(".")
+    verdicts = {}
+    for name, make in signature_table(key, other).items():
+        token = f"{header}.{payload}.{b64(make(header, payload, unb64(signature)))}"
+        ours, theirs = authbridge_accepts(token, keys), pyjwt_accepts(token, key)
+        assert ours == theirs, f"{name}: authbridge {ours}, PyJWT {theirs}"
+        verdicts[name] = ours
+    # ECDSA signatures are malleable: (r, n - s) verifies as well as (r, s).
+    expected = {"valid", "valid-resigned"} | ({"high-s"} if which == "ec" else set())
+    assert {name for name, ok in verdicts.items() if ok} == expected

@@ -9,7 +9,8 @@ Covers:
 - mint's argument rules: extra_claims cannot override authbridge claims,
   lifetime capped by the key set, no oversized tokens;
 - verify's argument rules: leeway 0..60, at least one audience;
-- the revocation and principal hooks get the right arguments;
+- the revocation and principal hooks get the right arguments; check_status
+  (status read by the caller) refuses exactly as the hooks do;
 - keys from a KeyDirectory work end to end;
 - nothing secret in reprs; error codes are the reason labels.
 
@@ -33,6 +34,7 @@ from authbridge.tokens import (
     REGISTERED_CLAIMS,
     MintedToken,
     Principal,
+    check_status,
     mint,
     verify,
 )
@@ -314,6 +316,38 @@ def test_principal_refusal_messages(rsa_keys: KeySet, refusal: str, words: str) 
         check(minted.token, rsa_keys, check_principal=lambda p, k: refusal)
     assert words in str(err.value) and refusal in str(err.value)
     assert err.value.code == "disabled"
+
+
+@pytest.mark.parametrize(
+    ("revoked", "refusal"),
+    [(False, None), (True, None), (False, "user_disabled"), (True, "access_key_deleted")],
+)
+def test_check_status_refuses_as_the_hooks_do(
+    rsa_keys: KeySet, revoked: bool, refusal: str | None
+) -> None:
+    minted = mint(USER, keys=rsa_keys, issuer=ISSUER, audience="prod", now=NOW)
+    verified = check(minted.token, rsa_keys)  # no hooks: signature, claims, times
+    try:
+        check(
+            minted.token,
+            rsa_keys,
+            is_revoked=lambda jti: revoked,
+            check_principal=lambda p, k: refusal,
+        )
+    except TokenError as e:
+        expected: TokenError | None = e
+    else:
+        expected = None
+    if expected is None:
+        check_status(verified, revoked=revoked, refusal=refusal)
+        return
+    with pytest.raises(type(expected)) as err:
+        check_status(verified, revoked=revoked, refusal=refusal)
+    assert (err.value.code, err.value.message, err.value.hint) == (
+        expected.code,
+        expected.message,
+        expected.hint,
+    )
 
 
 # --------------------------------------------------------------------------- no secrets
