@@ -16,21 +16,32 @@ valid JSON of the right types and consistent. Anything else is a miss, and the
 next write replaces it. Files are opened relative to a directory descriptor
 (``O_NOFOLLOW``), so the checks and the use are of the same objects.
 Writes are atomic: a 0600 temp file in the same directory, fsync, rename.
+Reading (key, checks, decoding, the refresh rule) lives in
+:mod:`authbridge.client.fastpath`, which answers a cache hit before click loads.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeGuard
 
 from authbridge.client.exec_credential import REFRESH_MARGIN, rfc3339
+
+# The rules `authbridge token`'s stdlib-only fast path applies too: shared, not copied.
+from authbridge.client.fastpath import (
+    CACHE_DIR_FLAGS,
+    MAX_ENTRY_BYTES,
+    cache_directory,
+    cache_key,
+    parse_entry,
+    read_entry,
+    usable,
+)
 
 __all__ = [
     "MAX_ENTRY_BYTES",
@@ -41,10 +52,6 @@ __all__ = [
     "decode_entry",
     "encode_entry",
 ]
-
-MAX_ENTRY_BYTES = 16 * 1024
-_MAX_TOKEN = 8192  # authbridge.tokens.MAX_TOKEN_SIZE
-_O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 class CacheError(Exception):
@@ -58,62 +65,13 @@ class CachedToken:
 
     def usable(self, now: float) -> bool:
         """Whether to hand it out at ``now``: until :data:`REFRESH_MARGIN` s before exp."""
-        return now < self.expires_at - REFRESH_MARGIN
-
-
-def cache_key(
-    *,
-    endpoint: str,
-    profile: str,
-    access_key_id: str,
-    cluster_id: str,
-    role: str | None,
-    session_name: str | None,
-    duration: int | None,
-) -> str:
-    """The file name (hex SHA-256) for a token request."""
-    material = json.dumps(
-        [
-            "authbridge-token-v1",
-            endpoint,
-            profile,
-            access_key_id,
-            cluster_id,
-            role or "",
-            session_name or "",
-            duration or 0,
-        ],
-        separators=(",", ":"),
-    )
-    return hashlib.sha256(material.encode("utf-8")).hexdigest()
-
-
-def _is_token(value: object) -> TypeGuard[str]:
-    return (
-        isinstance(value, str)
-        and 0 < len(value) <= _MAX_TOKEN
-        and value.isascii()
-        and value.isprintable()
-        and " " not in value
-    )
+        return usable(self.expires_at, now)
 
 
 def decode_entry(data: bytes) -> CachedToken | None:
     """The entry in ``data``, or ``None`` for anything we would not have written."""
-    if len(data) > MAX_ENTRY_BYTES:
-        return None
-    try:
-        doc = json.loads(data)
-    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
-        return None
-    if not isinstance(doc, dict) or set(doc) != {"token", "expiresAt", "expirationTimestamp"}:
-        return None
-    token, expires_at, shown = doc["token"], doc["expiresAt"], doc["expirationTimestamp"]
-    if not _is_token(token) or isinstance(expires_at, bool) or not isinstance(expires_at, int):
-        return None
-    if not 0 < expires_at < 2**40 or shown != rfc3339(expires_at - REFRESH_MARGIN):
-        return None
-    return CachedToken(token, expires_at)
+    parsed = parse_entry(data)
+    return None if parsed is None else CachedToken(*parsed)
 
 
 def encode_entry(entry: CachedToken) -> bytes:
@@ -133,52 +91,13 @@ class TokenCache:
 
     @classmethod
     def default(cls, env: Mapping[str, str]) -> TokenCache:
-        home = env.get("HOME") or os.path.expanduser("~")
-        return cls(Path(home) / ".kube" / "cache" / "authbridge")
-
-    def _open_dir(self) -> int | None:
-        """A descriptor of the directory if it is ours and only we can write it."""
-        try:
-            fd = os.open(self.directory, _O_DIR)
-        except OSError:
-            return None
-        st = os.fstat(fd)
-        if st.st_uid != os.getuid() or st.st_mode & 0o022:
-            os.close(fd)
-            return None
-        return fd
+        return cls(Path(cache_directory(env)))
 
     def get(self, key: str, now: float) -> CachedToken | None:
         """The entry for ``key`` if it is trustworthy and still usable at ``now``."""
-        dir_fd = self._open_dir()
-        if dir_fd is None:
+        data = read_entry(self.directory, key)
+        if data is None:
             return None
-        try:
-            try:
-                # O_NOFOLLOW: a symlink is refused (ELOOP); O_NONBLOCK: a FIFO cannot hang us.
-                fd = os.open(
-                    f"{key}.json",
-                    os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
-                    dir_fd=dir_fd,
-                )
-            except OSError:
-                return None
-            try:
-                st = os.fstat(fd)
-                if (
-                    not stat.S_ISREG(st.st_mode)
-                    or st.st_uid != os.getuid()
-                    or st.st_mode & 0o077
-                    or st.st_size > MAX_ENTRY_BYTES
-                ):
-                    return None
-                data = os.read(fd, MAX_ENTRY_BYTES + 1)
-            except OSError:
-                return None
-            finally:
-                os.close(fd)
-        finally:
-            os.close(dir_fd)
         entry = decode_entry(data)
         return entry if entry is not None and entry.usable(now) else None
 
@@ -186,7 +105,7 @@ class TokenCache:
         """Store ``entry`` for ``key``, replacing whatever was there (symlink included)."""
         try:
             os.makedirs(self.directory, mode=0o700, exist_ok=True)
-            dir_fd = os.open(self.directory, _O_DIR)
+            dir_fd = os.open(self.directory, CACHE_DIR_FLAGS)
         except OSError as e:
             raise CacheError(f"cannot use {self.directory}: {e.strerror}") from e
         try:

@@ -38,6 +38,9 @@ from authbridge.client.credentials import (
     read_credentials,
 )
 from authbridge.client.errors import CredentialsError
+
+# Shared with `authbridge token`'s stdlib-only fast path, which copies this module's checks.
+from authbridge.client.fastpath import ENV
 from authbridge.errors import InputError
 
 __all__ = [
@@ -53,15 +56,6 @@ __all__ = [
     "check_session_name",
     "resolve",
 ]
-
-ENV = {
-    "profile": "AUTHBRIDGE_PROFILE",
-    "endpoint": "AUTHBRIDGE_ENDPOINT",
-    "access_key_id": "AUTHBRIDGE_ACCESS_KEY_ID",
-    "secret_access_key": "AUTHBRIDGE_SECRET_ACCESS_KEY",
-    "ca_file": "AUTHBRIDGE_CA_FILE",
-    "cluster_id": "AUTHBRIDGE_CLUSTER_ID",
-}
 
 # authbridge.iam.credentials: "AKIA" + 16 characters of the RFC 4648 base32 alphabet.
 _ACCESS_KEY_ID = re.compile(r"AKIA[A-Z2-7]{16}", re.ASCII)
