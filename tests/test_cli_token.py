@@ -86,6 +86,19 @@ HEAVY = (
     "http.client",
     "authbridge.client.issuer",
 )
+# What the cached path must not even reach: click, the command tree, the click path's client
+# modules, and the standard library they need.
+SLOW_PATH = (
+    "click",
+    "authbridge.cli.main",
+    "authbridge.cli.token",
+    "authbridge.client.config",
+    "authbridge.client.cache",
+    "authbridge.client.exec_credential",
+    "dataclasses",
+    "inspect",
+    "typing",
+)
 
 
 # -- a throwaway PKI ------------------------------------------------------------------------
@@ -1046,11 +1059,15 @@ def test_cached_path_imports_nothing_heavy(t: Env) -> None:
         for line in proc.stderr.splitlines()
         if line.startswith("import time:")
     }
-    assert "authbridge.client.cache" in imported  # the measurement saw our modules
+    assert "authbridge.client.fastpath" in imported  # the measurement saw our modules
     heavy = sorted(m for m in imported if m in HEAVY or m.split(".")[0] in HEAVY)
     # A module-level import of one of these in anything authbridge.cli.main imports
     # (every command module) lands on kubectl's hot path: import it inside the command.
     assert heavy == [], f"the cached `authbridge token` path imported {heavy}"
+    # Answered by the stdlib-only fast path, before click and the command tree load
+    # (pathlib and re: see tests/test_client_fastpath.py, run without site).
+    slow = sorted(m for m in imported if m.split(".")[0] in SLOW_PATH or m in SLOW_PATH)
+    assert slow == [], f"the cached `authbridge token` path imported {slow}"
 
 
 # -- lazy subcommands --------------------------------------------------------------------------
