@@ -2,7 +2,11 @@
 
 Modules:
 
+* :mod:`.entry` - the console script: answers a cached ``authbridge token``
+  (through :mod:`authbridge.client.fastpath`) before click is imported, else
+  runs :mod:`.main`;
 * :mod:`.main` - the ``authbridge`` group, global options, error handling;
+  each subcommand's module is imported only when that command is used;
 * :mod:`.context` - the per-invocation :class:`~.context.App` (settings, store,
   output format), all built on first use so ``--help`` never touches disk;
 * :mod:`.output` - JSON (AWS CLI shapes) and aligned text rendering;
