@@ -6,12 +6,14 @@ same code in-process. :func:`review_token` takes the token, the store, the key
 set, the issuer policy, the current mapping and the clusters the caller may
 speak for, and returns a :class:`Review`:
 
-1. :func:`authbridge.sts.verify_token` with ``audiences`` = those clusters:
-   signature, issuer, ``aud`` names one of them, lifetime, revocation, and the
-   principal's and access key's status, all read from the store now;
+1. :func:`authbridge.sts.verify_token_facts` with ``audiences`` = those
+   clusters: signature, issuer, ``aud`` names one of them, lifetime, then
+   revocation and the principal's and access key's status, read from the
+   store now, in one read (``Store.review_facts``) that also gives an IAM
+   user's groups;
 2. the mapping, if it names a ``clusterID``, applies only to tokens for that
    cluster;
-3. for an IAM user, its groups are read from the store (``mapGroups``);
+3. for an IAM user, its groups (``mapGroups``) are those of that same read;
 4. :func:`authbridge.mapping.resolve.resolve` maps the identity to a username
    and groups, or says no rule matched.
 
@@ -47,8 +49,8 @@ from authbridge.keys import KeySet
 from authbridge.mapping.model import Identity, KubeIdentity, MatchedRule
 from authbridge.mapping.model import Mapping as MappingFile
 from authbridge.mapping.resolve import resolve
-from authbridge.store.base import Store
-from authbridge.sts import IssuerPolicy, verify_token
+from authbridge.store.base import ReviewFacts, Store
+from authbridge.sts import IssuerPolicy, verify_token_facts
 from authbridge.tokens import MAX_TOKEN_SIZE, Principal
 
 __all__ = [
@@ -281,13 +283,17 @@ def _principal_detail(store: Store, claims: Mapping[str, Any]) -> str | None:
     arn = _shown(claims.get("sub")) or _shown(claims.get("arn")) or "the principal"
     if not isinstance(principal_id, str):
         return None
-    refusal = store.check_principal(principal_id, key_id if isinstance(key_id, str) else None)
+    jti = claims.get("jti")
+    facts = store.review_facts(
+        jti if isinstance(jti, str) else "",
+        principal_id,
+        key_id if isinstance(key_id, str) else None,
+    )
+    refusal = facts.refusal
     if refusal == "user_disabled":
-        try:
-            name = store.get_user_by_id(principal_id).name
-        except NoSuchEntity:
+        if facts.user_name is None:
             return f"{arn} no longer exists"
-        return f"user {name} is disabled"
+        return f"user {facts.user_name} is disabled"
     if refusal == "access_key_inactive":
         return f"access key {_shown(key_id)} is inactive"
     if refusal == "access_key_deleted":
@@ -388,7 +394,9 @@ def review_token(
     if not clusters:
         raise ValueError("review_token needs at least one cluster to check the audience against")
     try:
-        verified = verify_token(store, keys, policy, token, audiences=clusters, now=now)
+        verified, facts = verify_token_facts(
+            store, keys, policy, token, audiences=clusters, now=now
+        )
     except TokenError as e:
         info = unverified_info(token)
         return Review(
@@ -417,6 +425,7 @@ def review_token(
         policy=policy,
         mapping=mapping,
         mapping_note=mapping_note,
+        facts=facts,
     )
     return replace(mapped, expires_at=verified.expires_at, token=info)
 
@@ -429,6 +438,7 @@ def map_identity(
     policy: IssuerPolicy,
     mapping: MappingFile,
     mapping_note: str | None = None,
+    facts: ReviewFacts | None = None,
 ) -> Review:
     """Steps 2-4 of the module doc: the Kubernetes user of a verified ``identity``.
 
@@ -437,6 +447,8 @@ def map_identity(
     token endpoint runs it at mint time for the requested audience, so the
     ``k8s_*`` claims are exactly what the webhook would answer for that token.
     The :class:`Review` has no token information (the caller adds it).
+    ``facts``, the store's ``review_facts`` for ``identity`` read while
+    verifying its token, gives the user's groups without asking the store again.
     Raises ``StoreUnavailable`` when the store cannot be asked.
     """
     refused = Review(
@@ -457,11 +469,20 @@ def map_identity(
 
     group_arns: list[str] = []
     if _is_user(identity, policy.partition):
-        try:
-            user = store.get_user_by_id(identity.principal_id)
-        except NoSuchEntity:  # deleted between the token check and now
-            return replace(refused, reason="disabled", detail=f"{identity.arn} no longer exists")
-        group_arns = [g.arn for g in store.list_groups_for_user(user.account_id, user.name)]
+        if facts is not None:
+            if facts.user_name is None:  # a user ARN whose principal id is no user
+                return replace(
+                    refused, reason="disabled", detail=f"{identity.arn} no longer exists"
+                )
+            group_arns = list(facts.group_arns)
+        else:
+            try:
+                user = store.get_user_by_id(identity.principal_id)
+            except NoSuchEntity:  # deleted between the token check and now
+                return replace(
+                    refused, reason="disabled", detail=f"{identity.arn} no longer exists"
+                )
+            group_arns = [g.arn for g in store.list_groups_for_user(user.account_id, user.name)]
 
     resolution = resolve(mapping, identity, group_arns)
     if resolution.user is None:

@@ -10,7 +10,9 @@ Flask here; the web layer only translates requests and these exceptions.
   role's trust names the user, one of its groups or its account (the RFC 8693
   token exchange).
 * :func:`verify_token` - every check :func:`authbridge.tokens.verify` makes,
-  with revocation and principal status read from the store.
+  with revocation and principal status read from the store;
+  :func:`verify_token_facts` also returns what that read found (the user and
+  its groups), so a review asks the store once.
 * :func:`revoke_token` - record a token's ``jti`` as revoked until it expires.
 
 The mint functions take an optional ``kube_claims`` hook (``embedKubernetesClaims``):
@@ -35,9 +37,10 @@ The credential (access key, or ``subject_token``) is checked first, so a caller
 who cannot authenticate learns nothing about clusters or roles. After that the
 checks run in the order the exceptions below are listed per function.
 
-Revocation bound: :func:`verify_token` asks the store on every call, so a
-revocation (or a disabled user, or an inactive access key) takes effect at once
-in every worker and every replica that shares the store.
+Revocation bound: :func:`verify_token` asks the store on every call (one read,
+``Store.review_facts``), so a revocation (or a disabled user, or an inactive
+access key) takes effect at once in every worker and every replica that shares
+the store.
 
 Decisions:
 
@@ -82,8 +85,16 @@ from authbridge.iam import names
 from authbridge.iam.model import AccessKey, Role, User
 from authbridge.keys import KeySet
 from authbridge.settings import Settings
-from authbridge.store.base import Store
-from authbridge.tokens import MAX_LEEWAY, MintedToken, Principal, VerifiedToken, mint, verify
+from authbridge.store.base import ReviewFacts, Store
+from authbridge.tokens import (
+    MAX_LEEWAY,
+    MintedToken,
+    Principal,
+    VerifiedToken,
+    check_status,
+    mint,
+    verify,
+)
 
 __all__ = [
     "MAX_DURATION_DIGITS",
@@ -105,6 +116,7 @@ __all__ = [
     "revoke_token",
     "session_token",
     "verify_token",
+    "verify_token_facts",
 ]
 
 MIN_DURATION: Final = names.MIN_SESSION_DURATION  # seconds, the shortest token STS issues
@@ -525,15 +537,36 @@ def verify_token(
 
     ``audiences`` defaults to every served cluster. Raises a TokenError.
     """
-    return verify(
+    return verify_token_facts(store, keys, policy, token, audiences=audiences, now=now)[0]
+
+
+def verify_token_facts(
+    store: Store,
+    keys: KeySet,
+    policy: IssuerPolicy,
+    token: str,
+    *,
+    audiences: Collection[str] | None = None,
+    now: float,
+) -> tuple[VerifiedToken, ReviewFacts]:
+    """:func:`verify_token`, also returning the store's facts it decided on.
+
+    The token's own checks come first, as always; then one store read gives
+    the revocation and principal status (refused in that order, with the
+    messages :func:`authbridge.tokens.verify`'s hooks give) and, for an IAM
+    user, its name and groups. Raises a TokenError.
+    """
+    verified = verify(
         token,
         keys=keys,
         issuer=policy.issuer,
         audiences=policy.cluster_ids if audiences is None else audiences,
         now=now,
-        is_revoked=store.is_token_revoked,
-        check_principal=store.check_principal,
     )
+    principal = verified.principal
+    facts = store.review_facts(verified.jti, principal.principal_id, principal.access_key_id)
+    check_status(verified, revoked=facts.revoked, refusal=facts.refusal)
+    return verified, facts
 
 
 def revoke_token(

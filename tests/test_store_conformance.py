@@ -5,14 +5,19 @@ Covers: migrations (fresh, idempotent, too-new schema), accounts, users
 --force), groups and membership, roles with trust stored by unique id (deleted
 and re-created principals), access keys (secret shown once, only a keyed hash
 stored, two-key limit, status, last used, constant-time refusal for every bad
-case), the principal check used by token verification, and revocation with
-purge. Every refusal is checked for its error class and a message that names
-the thing and what to do.
+case), the principal check used by token verification, revocation with
+purge, and review_facts (one read per token review): the same answers as the
+four reads it replaces for revoked and unknown jtis, disabled, deleted and
+re-created users, inactive, deleted and foreign access keys, live and deleted
+roles, users in no, one and several groups (names in any case, paths), the
+store's partition, all in one statement. Every refusal is checked for its
+error class and a message that names the thing and what to do.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -29,6 +34,7 @@ from authbridge.errors import (
 )
 from authbridge.iam.credentials import Pepper
 from authbridge.store import SqlStore, open_store
+from authbridge.store.base import ReviewFacts
 from authbridge.store.migrations import LATEST_VERSION
 from tests.conftest import ACCOUNT, OTHER_ACCOUNT
 
@@ -436,3 +442,168 @@ def test_revocation_and_purge(store: SqlStore) -> None:
     assert store.is_token_revoked("jti-1") and not store.is_token_revoked("jti-old")
     with pytest.raises(InputError):
         store.revoke_token("", now)
+
+
+# -- review facts (one read per token review) ---------------------------------------------
+
+
+def facts(
+    store: SqlStore, jti: str, principal_id: str, access_key_id: str | None = None
+) -> ReviewFacts:
+    """``review_facts``, checked against the four reads it stands for."""
+    got = store.review_facts(jti, principal_id, access_key_id)
+    assert got.revoked is store.is_token_revoked(jti)
+    assert got.refusal == store.check_principal(principal_id, access_key_id)
+    try:
+        user = store.get_user_by_id(principal_id)
+    except NoSuchEntity:
+        assert (got.user_name, got.group_arns) == (None, ())
+    else:
+        groups = store.list_groups_for_user(user.account_id, user.name)
+        assert (got.user_name, got.group_arns) == (user.name, tuple(g.arn for g in groups))
+    return got
+
+
+def test_review_facts_revocation(store: SqlStore) -> None:
+    u = store.create_user(ACCOUNT, "alice")
+    now = datetime.now(UTC)
+    store.revoke_token("jti-1", now + timedelta(minutes=15))
+    store.revoke_token("jti-old", now - timedelta(minutes=1))
+    assert facts(store, "jti-1", u.user_id).revoked is True
+    assert facts(store, "jti-2", u.user_id).revoked is False  # unknown jti
+    assert facts(store, "JTI-1", u.user_id).revoked is False  # jtis compare exactly
+    assert facts(store, "jti-1", "AIDA" + "Z" * 17).revoked is True  # whoever the principal
+    assert facts(store, "jti-old", u.user_id).revoked is True  # until purged
+    store.purge_revoked_tokens(now)
+    assert facts(store, "jti-old", u.user_id).revoked is False
+    assert facts(store, "", u.user_id).revoked is False
+    assert facts(store, "x" * 5000, u.user_id).revoked is False
+
+
+def test_review_facts_user_and_access_key_status(store: SqlStore) -> None:
+    u = store.create_user(ACCOUNT, "alice")
+    key_id = store.create_access_key(ACCOUNT, "alice").key.access_key_id
+    assert facts(store, "j", u.user_id, key_id) == ReviewFacts(False, None, "alice", ())
+    assert facts(store, "j", u.user_id).refusal is None  # a token not minted from a key
+    store.update_access_key(key_id, "Inactive")
+    assert facts(store, "j", u.user_id, key_id).refusal == "access_key_inactive"
+    assert facts(store, "j", u.user_id).refusal is None
+    store.set_user_enabled(ACCOUNT, "ALICE", False)
+    disabled = facts(store, "j", u.user_id, key_id)
+    assert disabled.refusal == "user_disabled"  # before the key's own status
+    assert disabled.user_name == "alice"
+    store.set_user_enabled(ACCOUNT, "alice", True)
+    store.delete_access_key(key_id)
+    assert facts(store, "j", u.user_id, key_id).refusal == "access_key_deleted"
+    assert facts(store, "j", u.user_id, "AKIA" + "Z" * 16).refusal == "access_key_deleted"
+    # A key of another user does not vouch for this one.
+    store.create_user(ACCOUNT, "bob")
+    bob_key = store.create_access_key(ACCOUNT, "bob").key.access_key_id
+    assert facts(store, "j", u.user_id, bob_key).refusal == "access_key_deleted"
+
+
+def test_review_facts_deleted_and_recreated_user(store: SqlStore) -> None:
+    old = store.create_user(ACCOUNT, "alice")
+    key_id = store.create_access_key(ACCOUNT, "alice").key.access_key_id
+    store.create_group(ACCOUNT, "devs")
+    store.add_user_to_group(ACCOUNT, "devs", "alice")
+    store.delete_user(ACCOUNT, "alice", force=True)
+    assert facts(store, "j", old.user_id, key_id) == ReviewFacts(False, "principal_deleted")
+    new = store.create_user(ACCOUNT, "alice")
+    store.add_user_to_group(ACCOUNT, "devs", "alice")
+    # The same ARN, another principal: the old token's facts stay those of nobody.
+    assert facts(store, "j", old.user_id).refusal == "principal_deleted"
+    assert facts(store, "j", old.user_id).group_arns == ()
+    assert facts(store, "j", new.user_id).group_arns == (f"arn:aws:iam::{ACCOUNT}:group/devs",)
+
+
+def test_review_facts_role_sessions(store: SqlStore) -> None:
+    u = store.create_user(ACCOUNT, "alice")
+    role = store.create_role(ACCOUNT, "Admin", trust=[u.arn], path="/platform/")
+    session = f"{role.role_id}:alice@example.com"
+    assert facts(store, "j", session) == ReviewFacts(False, None, None, ())
+    assert facts(store, "j", role.role_id).refusal is None
+    # A role session carries no access key; one named anyway changes nothing, as before.
+    assert facts(store, "j", session, "AKIA" + "Z" * 16).refusal is None
+    store.delete_role(ACCOUNT, "admin")
+    assert facts(store, "j", session).refusal == "principal_deleted"
+    for odd in ("AROA" + "Z" * 17 + ":s", "AIDA" + "Z" * 17, "something-else", "", "x" * 5000):
+        assert facts(store, "j", odd) == ReviewFacts(False, "principal_deleted")
+
+
+def test_review_facts_groups(store: SqlStore) -> None:
+    u = store.create_user(ACCOUNT, "Alice")
+    other = store.create_user(ACCOUNT, "bob")
+    assert facts(store, "j", u.user_id) == ReviewFacts(False, None, "Alice", ())
+    store.create_group(ACCOUNT, "devs")
+    store.add_user_to_group(ACCOUNT, "DEVS", "alice")  # names in any case
+    assert facts(store, "j", u.user_id).group_arns == (f"arn:aws:iam::{ACCOUNT}:group/devs",)
+    store.create_group(ACCOUNT, "beta", path="/eng/")
+    store.create_group(ACCOUNT, "Alpha")
+    store.create_group(ACCOUNT, "CHARLIE", path="/ops/x/")
+    store.create_group(ACCOUNT, "zeta")  # bob's only
+    for group in ("beta", "alpha", "Charlie"):
+        store.add_user_to_group(ACCOUNT, group, "ALICE")
+    store.add_user_to_group(ACCOUNT, "zeta", "bob")
+    # By name, case-insensitively, as list_groups_for_user; paths in the ARNs.
+    assert facts(store, "j", u.user_id).group_arns == (
+        f"arn:aws:iam::{ACCOUNT}:group/Alpha",
+        f"arn:aws:iam::{ACCOUNT}:group/eng/beta",
+        f"arn:aws:iam::{ACCOUNT}:group/ops/x/CHARLIE",
+        f"arn:aws:iam::{ACCOUNT}:group/devs",
+    )
+    assert facts(store, "j", other.user_id).group_arns == (f"arn:aws:iam::{ACCOUNT}:group/zeta",)
+    store.remove_user_from_group(ACCOUNT, "Beta", "alice")
+    store.delete_group(ACCOUNT, "alpha", force=True)
+    assert facts(store, "j", u.user_id).group_arns == (
+        f"arn:aws:iam::{ACCOUNT}:group/ops/x/CHARLIE",
+        f"arn:aws:iam::{ACCOUNT}:group/devs",
+    )
+    # Disabled or with a refused key, the user's groups are still reported.
+    key_id = store.create_access_key(ACCOUNT, "alice").key.access_key_id
+    store.update_access_key(key_id, "Inactive")
+    assert len(facts(store, "j", u.user_id, key_id).group_arns) == 2
+
+
+def test_review_facts_group_arns_use_the_store_partition(empty_dsn: str, pepper: Pepper) -> None:
+    s = open_store(empty_dsn, pepper=pepper, partition="aws-cn")
+    try:
+        s.create_account(ACCOUNT)
+        u = s.create_user(ACCOUNT, "alice")
+        s.create_group(ACCOUNT, "devs", path="/eng/")
+        s.add_user_to_group(ACCOUNT, "devs", "alice")
+        assert facts(s, "j", u.user_id).group_arns == (f"arn:aws-cn:iam::{ACCOUNT}:group/eng/devs",)
+    finally:
+        s.close()
+
+
+class _CountingDriver:
+    """The store's driver, recording which of its methods are called."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.calls: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self.inner, name)
+        if not callable(value):
+            return value
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            self.calls.append(name)
+            return value(*args, **kwargs)
+
+        return call
+
+
+def test_review_facts_is_one_statement(store: SqlStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    u = store.create_user(ACCOUNT, "alice")
+    key_id = store.create_access_key(ACCOUNT, "alice").key.access_key_id
+    for group in ("a", "b", "c"):
+        store.create_group(ACCOUNT, group)
+        store.add_user_to_group(ACCOUNT, group, "alice")
+    driver = _CountingDriver(store._db)
+    monkeypatch.setattr(store, "_db", driver)
+    assert len(store.review_facts("j", u.user_id, key_id).group_arns) == 3
+    # No BEGIN/COMMIT around it: on PostgreSQL, one round trip.
+    assert driver.calls == ["query"]

@@ -17,6 +17,7 @@ Every method is one transaction: it either happens whole or not at all.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Protocol
 
@@ -35,6 +36,23 @@ MAX_ACCESS_KEYS_PER_USER = 2
 PrincipalRefusal = Literal[
     "principal_deleted", "user_disabled", "access_key_deleted", "access_key_inactive"
 ]
+
+
+@dataclass(frozen=True)
+class ReviewFacts:
+    """Everything reviewing one verified token asks the store, read at one instant.
+
+    ``revoked`` is :meth:`Store.is_token_revoked` of the token's ``jti`` and
+    ``refusal`` is :meth:`Store.check_principal`'s answer. When the principal
+    id is the unique id of an existing IAM user, ``user_name`` is its name and
+    ``group_arns`` the ARNs of its groups, in :meth:`Store.list_groups_for_user`
+    order (by name, case-insensitively); otherwise ``None`` and ``()``.
+    """
+
+    revoked: bool
+    refusal: PrincipalRefusal | None
+    user_name: str | None = None
+    group_arns: tuple[str, ...] = ()
 
 
 class Store(Protocol):
@@ -150,6 +168,18 @@ class Store(Protocol):
 
         ``principal_id`` is a user id (``AIDA…``) or a role session
         (``AROA…:session``); a principal that no longer exists is refused.
+        """
+        ...
+
+    def review_facts(
+        self, jti: str, principal_id: str, access_key_id: str | None = None
+    ) -> ReviewFacts:
+        """Revocation, principal status and the user's groups in one read.
+
+        The same answers as ``is_token_revoked(jti)``, ``check_principal(
+        principal_id, access_key_id)``, ``get_user_by_id(principal_id)`` and
+        ``list_groups_for_user`` of that user, taken from one snapshot of the
+        store (one statement; on PostgreSQL, one round trip).
         """
         ...
 

@@ -79,11 +79,25 @@ class PostgresDriver:
             with conn.transaction(), conn.cursor() as cur:
                 yield _Cursor(cur)
         except psycopg.OperationalError as e:
-            self._local.conn = None
-            raise StoreUnavailable(
-                f"PostgreSQL connection failed: {type(e).__name__}",
-                hint="check that the server is up; the operation was not applied",
-            ) from e
+            raise self._failed(e) from e
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """One read-only statement on the autocommit connection: no BEGIN/COMMIT, so
+        one round trip; the statement is its own transaction and sees one snapshot."""
+        conn = self._conn()
+        try:
+            with conn.cursor() as cur:
+                cur.execute(_to_pg(sql), tuple(params))
+                return list(cur.fetchall())
+        except psycopg.OperationalError as e:
+            raise self._failed(e) from e
+
+    def _failed(self, e: psycopg.OperationalError) -> StoreUnavailable:
+        self._local.conn = None
+        return StoreUnavailable(
+            f"PostgreSQL connection failed: {type(e).__name__}",
+            hint="check that the server is up; the operation was not applied",
+        )
 
     def lock_for_migration(self, cur: Any) -> None:
         cur.execute("SELECT pg_advisory_xact_lock(?)", (MIGRATION_LOCK_ID,))

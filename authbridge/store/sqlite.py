@@ -92,6 +92,18 @@ class SqliteDriver:
         else:
             conn.execute("COMMIT")
 
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """One read-only statement in autocommit mode: SQLite runs it in one read
+        transaction of its own, so it sees one snapshot, without BEGIN/COMMIT."""
+        conn = self._conn()
+        try:
+            return conn.execute(sql, tuple(params)).fetchall()
+        except sqlite3.OperationalError as e:
+            raise StoreUnavailable(
+                f"the SQLite database {self.path} is busy or unreadable: {e}",
+                hint="another process may hold a long write lock; try again",
+            ) from e
+
     def lock_for_migration(self, cur: Any) -> None:
         """BEGIN IMMEDIATE already excludes other writers."""
 
