@@ -26,6 +26,7 @@ import logging
 import multiprocessing
 import stat
 import threading
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -263,3 +264,49 @@ def test_the_audit_log_setting(tmp_path: Path) -> None:
     conf.write_text("auditLog: audit.jsonl\n")
     assert load_settings({}, {}, conf, cwd=tmp_path).audit_log == conf_dir / "audit.jsonl"
     assert load_settings({"audit_log": "-"}, {}, conf, cwd=tmp_path).audit_log is None
+
+
+# -- request ids ---------------------------------------------------------------------------
+
+
+def test_request_ids_are_version_4_uuids_unique_per_request_and_per_process() -> None:
+    ids = [audit.new_request_id() for _ in range(2000)]
+    assert len(set(ids)) == len(ids)
+    for value in ids[:50]:
+        parsed = uuid.UUID(value)
+        assert str(parsed) == value and parsed.version == 4
+        assert parsed.variant == uuid.RFC_4122
+
+    # A forked worker draws its own prefix: two workers never hand out the same id.
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(1) as pool:
+        child = pool.apply(audit.new_request_id)
+    assert child[:24] != ids[0][:24]
+
+
+def test_a_line_with_a_secret_anywhere_takes_the_precise_scrub() -> None:
+    # The whole-line pre-check must flag every line scrub() would change, including
+    # values whose JSON escapes touch the secret (\n before it, é after it).
+    secret = "A" * 40
+    jwt_like = "eyJhbGciOiJSUzI1NiJ9.eyJpc3MiOiJodHRwczovL2EifQ.c2lnbmF0dXJl"
+    for value in (
+        secret,
+        f"x\n{secret}",
+        f"{secret}\u00e9",
+        f"see {jwt_like} here",
+        f"\t{jwt_like}",
+        ["ok", secret],
+        {"nested": jwt_like},
+    ):
+        line = {"time": "t", "event": "verify", "outcome": "denied", "reason": "r", "detail": value}
+        assert audit.scrub(line) != line  # scrub drops it ...
+        assert audit._suspect(json.dumps(line, ensure_ascii=True, separators=(",", ":")))
+    ordinary = {
+        "time": "2026-11-22T00:15:00.123Z",
+        "client": "127.0.0.1",
+        "request_id": audit.new_request_id(),
+        "arn": "arn:aws:iam::111122223333:user/team/alice",
+        "jti": "uYv5Yp5_bPb-TmlO64-5oQ",
+        "duration_ms": 0.689,
+    }
+    assert not audit._suspect(json.dumps(ordinary, separators=(",", ":")))

@@ -73,7 +73,6 @@ import binascii
 import logging
 import re
 import time
-import uuid
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -798,7 +797,7 @@ def _account(response: Response) -> Response:
     audit_writer().write(
         audit.record(
             event,
-            request_id=str(uuid.uuid4()),
+            request_id=audit.new_request_id(),
             client=flask_request.remote_addr,
             outcome=outcome,
             reason=reason,

@@ -25,12 +25,12 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from typing import Any, Final
 
 from flask import Blueprint, Response, current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from authbridge import audit as audit_trail
 from authbridge.errors import StoreUnavailable
 from authbridge.review import describe_clusters, review_token, verify_answer
 from authbridge.web import metrics
@@ -39,10 +39,11 @@ from authbridge.web.limits import oversized, read_body
 from authbridge.web.review import MAX_TOKEN_CHARS
 from authbridge.web.webhook import (
     RequestFailed,
-    audit,
+    conclude,
     current_mapping,
     error_response,
     json_response,
+    store_unavailable,
 )
 
 bp = Blueprint("verify", __name__)
@@ -125,56 +126,44 @@ def _token_and_cluster(svc: Services) -> tuple[str, str | None]:
 @bp.route(VERIFY_PATH, methods=["GET", "POST"])
 def verify() -> Response:
     started = time.perf_counter()
-    request_id = str(uuid.uuid4())
+    request_id = audit_trail.new_request_id()
     svc = services()
     try:
         token, cluster = _token_and_cluster(svc)
         clusters = (cluster,) if cluster is not None else svc.settings.cluster_ids
         mapping, _version, note = current_mapping(svc)
-        review = review_token(
-            token,
-            store=svc.store,
-            keys=svc.keys(),
-            policy=svc.policy,
-            mapping=mapping,
-            clusters=clusters,
-            now=svc.clock(),
-            mapping_note=note,
-        )
+        try:
+            review = review_token(
+                token,
+                store=svc.store,
+                keys=svc.keys(),
+                policy=svc.policy,
+                mapping=mapping,
+                clusters=clusters,
+                now=svc.clock(),
+                mapping_note=note,
+            )
+        except StoreUnavailable:
+            raise store_unavailable(request_id) from None
     except RequestFailed as failure:
-        metrics.observe_verify("error", failure.reason, time.perf_counter() - started)
-        audit(
+        conclude(
             "verify",
+            metrics.observe_verify,
             request_id=request_id,
+            started=started,
             outcome="error",
             reason=failure.reason,
-            detail=failure.message,
-            started=started,
+            detail=failure.message if failure.status != 503 else None,
         )
         return error_response(failure)
-    except StoreUnavailable:
-        metrics.observe_verify("error", metrics.STORE_UNAVAILABLE, time.perf_counter() - started)
-        audit(
-            "verify",
-            request_id=request_id,
-            outcome="error",
-            reason=metrics.STORE_UNAVAILABLE,
-            started=started,
-        )
-        return error_response(
-            RequestFailed(
-                503, "the IAM store is unavailable; retry shortly", metrics.STORE_UNAVAILABLE
-            )
-        )
-    outcome: metrics.Outcome = "allowed" if review.authenticated else "denied"
-    metrics.observe_verify(outcome, review.reason, time.perf_counter() - started)
-    audit(
+    conclude(
         "verify",
+        metrics.observe_verify,
         request_id=request_id,
-        outcome=outcome,
+        started=started,
+        outcome="allowed" if review.authenticated else "denied",
         reason=review.reason,
         clusters=clusters,
         review=review,
-        started=started,
     )
     return json_response(verify_answer(review))

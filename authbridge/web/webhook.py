@@ -76,8 +76,8 @@ import json
 import logging
 import threading
 import time
-import uuid
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -349,10 +349,33 @@ def _status(review: Review, spec_audiences: tuple[str, ...]) -> TokenReviewStatu
 # --------------------------------------------------------------------------- view
 
 
+def conclude(
+    event: audit_trail.Event,
+    observe: Callable[[metrics.Outcome, str, float], None],
+    *,
+    request_id: str,
+    started: float,
+    outcome: metrics.Outcome,
+    reason: str,
+    **fields: Any,
+) -> None:
+    """The last step of ``/authenticate`` and ``/verify``: count the answer, audit it."""
+    observe(outcome, reason, time.perf_counter() - started)
+    audit(event, request_id=request_id, outcome=outcome, reason=reason, started=started, **fields)
+
+
+def store_unavailable(request_id: str) -> RequestFailed:
+    """The 503 for a store that cannot be asked (logged here, with its cause)."""
+    log.warning("request %s: the IAM store is unavailable", request_id, exc_info=True)
+    return RequestFailed(
+        503, "the IAM store is unavailable; retry shortly", metrics.STORE_UNAVAILABLE
+    )
+
+
 @bp.post(AUTHENTICATE_PATH)
 def authenticate() -> Response:
     started = time.perf_counter()
-    request_id = str(uuid.uuid4())
+    request_id = audit_trail.new_request_id()
     svc = services()
     webhook = state()
     caller = client_certificate(request.environ)
@@ -369,63 +392,49 @@ def authenticate() -> Response:
         except BadTokenReview as e:
             raise RequestFailed(400, f"not a TokenReview: {e}", metrics.BAD_REQUEST) from None
         mapping, version, note = current_mapping(svc)
-        response = _decide(svc, webhook, review_request, clusters, mapping, version, note)
+        try:
+            review, status, hit = _decide(
+                svc, webhook, review_request, clusters, mapping, version, note
+            )
+        except StoreUnavailable:
+            raise store_unavailable(request_id) from None
     except RequestFailed as failure:
-        metrics.observe_review("error", failure.reason, time.perf_counter() - started)
-        audit(
+        conclude(
             "tokenreview",
+            metrics.observe_review,
             request_id=request_id,
+            started=started,
             outcome="error",
             reason=failure.reason,
             caller=caller,
             clusters=clusters,
-            detail=failure.message,
-            started=started,
+            detail=failure.message if failure.status != 503 else None,
         )
         return error_response(failure)
-    except StoreUnavailable:
-        metrics.observe_review("error", metrics.STORE_UNAVAILABLE, time.perf_counter() - started)
-        log.warning("TokenReview %s: the IAM store is unavailable", request_id, exc_info=True)
-        audit(
-            "tokenreview",
-            request_id=request_id,
-            outcome="error",
-            reason=metrics.STORE_UNAVAILABLE,
-            caller=caller,
-            clusters=clusters,
-            started=started,
-        )
-        return error_response(
-            RequestFailed(
-                503, "the IAM store is unavailable; retry shortly", metrics.STORE_UNAVAILABLE
-            )
-        )
     except Exception:
-        metrics.observe_review("error", metrics.INTERNAL, time.perf_counter() - started)
-        audit(
+        conclude(
             "tokenreview",
+            metrics.observe_review,
             request_id=request_id,
+            started=started,
             outcome="error",
             reason=metrics.INTERNAL,
             caller=caller,
             clusters=clusters,
-            started=started,
         )
         raise  # the app's error handler logs it and answers 500
 
-    review, status, hit = response
-    outcome: metrics.Outcome = "allowed" if review.authenticated else "denied"
-    metrics.observe_review(outcome, review.reason, time.perf_counter() - started)
-    audit(
+    conclude(
         "tokenreview",
+        metrics.observe_review,
         request_id=request_id,
-        outcome=outcome,
+        started=started,
+        outcome="allowed" if review.authenticated else "denied",
         reason=review.reason,
         caller=caller,
         clusters=clusters,
         review=review,
         cache_hit=hit,
-        started=started,
     )
     return json_response(answer(review_request.api_version, status))
 
