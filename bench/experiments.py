@@ -60,6 +60,9 @@ THREAD_VARIANTS = ((2, 4, 0.005), (2, 2, 0.005), (2, 1, 0.005), (4, 1, 0.005))
 SWITCH_VARIANTS = ((2, 4, 0.005), (2, 4, 0.001))
 # (workers, threads, switch, coalesce headers and body into one send)
 COALESCE_VARIANTS = ((2, 4, 0.005, False), (2, 4, 0.005, True))
+# (workers, threads, switch, coalesce, gunicorn worker class)
+EVENT_LOOP = "authbridge.web.worker.EventLoopWorker"  # what `authbridge serve` runs
+WORKER_VARIANTS = ((2, 4, 0.005, False, "gthread"), (2, 4, 0.005, False, EVENT_LOOP))
 
 
 def _coalesce_header_and_body() -> None:
@@ -112,7 +115,13 @@ def _coalesce_header_and_body() -> None:
 
 
 def _serve(
-    root: Path, port: int, workers: int, threads: int, switch: float, coalesce: bool = False
+    root: Path,
+    port: int,
+    workers: int,
+    threads: int,
+    switch: float,
+    coalesce: bool = False,
+    worker_class: str | None = None,
 ) -> None:
     """Run in the child: `authbridge serve` (its own function) with ``threads`` per worker.
 
@@ -132,6 +141,8 @@ def _serve(
     if not hasattr(server, "THREADS_PER_WORKER"):
         raise SystemExit("authbridge.web.server.THREADS_PER_WORKER is gone: update the experiment")
     server.THREADS_PER_WORKER = threads  # read by AuthbridgeServer.load_config
+    if worker_class is not None:
+        server.WORKER_CLASS = worker_class
     sys.setswitchinterval(switch)
     if coalesce:
         _coalesce_header_and_body()
@@ -172,6 +183,7 @@ def threads(variants: tuple[tuple[Any, ...], ...], rounds: int = 2) -> None:
         for _ in range(rounds):  # interleaved rounds: the machine may be shared
             for workers, nthreads, switch, *more in variants:
                 coalesce = bool(more and more[0])
+                worker_class = more[1] if len(more) > 1 else None
                 mine = tokens[n * per : (n + 1) * per]
                 n += 1
                 vport = _setup.free_port()
@@ -180,7 +192,8 @@ def threads(variants: tuple[tuple[Any, ...], ...], rounds: int = 2) -> None:
                     proc = subprocess.Popen(
                         [sys.executable, "-m", "bench.experiments", "_serve", str(root)]
                         + [str(vport), str(workers), str(nthreads), str(switch)]
-                        + (["coalesce"] if coalesce else []),
+                        + (["coalesce" if coalesce else "-"])
+                        + ([worker_class] if worker_class else []),
                         cwd=Path(__file__).resolve().parent.parent,
                         env=_setup.clean_env(HOME=str(root)),
                         stdout=sink,
@@ -190,6 +203,8 @@ def threads(variants: tuple[tuple[Any, ...], ...], rounds: int = 2) -> None:
                 srv = _setup.Server(root, vport, proc, log, keys, role_arn)
                 try:
                     label = f"{workers} x {nthreads}, {switch * 1000:g} ms"
+                    if worker_class:
+                        label = f"{worker_class.rsplit('.', 1)[-1][:16]} {workers}x{nthreads}"
                     _run_variant(srv, label + (", coalesced" if coalesce else ""), mine)
                 finally:
                     os.killpg(proc.pid, signal.SIGTERM)
@@ -520,12 +535,14 @@ def main(argv: list[str]) -> int:
             int(argv[4]),
             float(argv[5]),
             coalesce=argv[6:7] == ["coalesce"],
+            worker_class=argv[7] if len(argv) > 7 else None,
         )
         return 0
     names = {
         "threads": lambda: threads(THREAD_VARIANTS),
         "gil-switch": lambda: threads(SWITCH_VARIANTS),
         "coalesce": lambda: threads(COALESCE_VARIANTS, rounds=3),
+        "worker": lambda: threads(WORKER_VARIANTS, rounds=2),
         "cold-cache": cold_cache,
         "hot-path": hot_path,
         "plugin-floor": plugin_floor,

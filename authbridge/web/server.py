@@ -6,9 +6,11 @@ line); then each worker, after the fork, opens its own store connection and
 its own :class:`~authbridge.keys.KeyRing`, which reloads ``keys/`` when it
 changes on disk — that is how a rotation reaches every worker.
 
-Workers are gthread (threads share a worker's store connection per thread)
-so HTTP keep-alive works: the kube-apiserver keeps its webhook connection open.
-TLS is 1.2 or newer. With a client CA configured, client certificates are
+Workers are :class:`authbridge.web.worker.EventLoopWorker`: one event loop
+per process, HTTP keep-alive (the kube-apiserver keeps its webhook connections
+open), gunicorn's HTTP/1.1 parsing, no thread hand-off per request; each
+worker answers one request at a time, so ``workers`` is the concurrency (see
+that module for why, and for its limits). TLS is 1.2 or newer. With a client CA configured, client certificates are
 requested (and verified against it) but optional at the TLS layer, because
 people and ``curl`` reach ``/verify`` and ``/oauth2/token`` without one; the
 routes that need one (``/authenticate``) check it themselves.
@@ -47,7 +49,9 @@ from authbridge.web import metrics
 
 log = logging.getLogger("authbridge.serve")
 
-THREADS_PER_WORKER = 4
+THREADS_PER_WORKER = 4  # used only when WORKER_CLASS is "gthread" (bench experiments)
+WORKER_CLASS = "authbridge.web.worker.EventLoopWorker"
+CONNECTIONS_PER_WORKER = 512  # beyond this a worker stops accepting (the others take them)
 KEEPALIVE_SECONDS = 75  # longer than the kube-apiserver's idle connection reuse
 REQUEST_TIMEOUT_SECONDS = 30
 INSECURE_BANNER = (
@@ -80,8 +84,9 @@ class AuthbridgeServer(BaseApplication):  # type: ignore[misc]  # gunicorn is un
         options: dict[str, Any] = {
             "bind": [s.bind],
             "workers": s.workers,
-            "worker_class": "gthread",
+            "worker_class": WORKER_CLASS,
             "threads": THREADS_PER_WORKER,
+            "worker_connections": CONNECTIONS_PER_WORKER,
             "keepalive": KEEPALIVE_SECONDS,
             "timeout": REQUEST_TIMEOUT_SECONDS,
             "graceful_timeout": 10,

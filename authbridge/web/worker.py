@@ -1,0 +1,589 @@
+"""The gunicorn worker ``authbridge serve`` runs: one event loop per process, no thread hand-offs.
+
+Why not gthread
+    gunicorn's ``gthread`` worker parks idle keep-alive connections in a poller
+    thread and, for every request, hands the connection to a pool thread and
+    back: two thread wake-ups, a pipe write and two ``epoll_ctl`` calls a
+    request, each paying for the GIL. The webhook's load is exactly that case
+    (a few long-lived kube-apiserver connections carrying many small requests),
+    and the hand-offs were a fifth of the server's CPU and most of its tail
+    latency (bench/RESULTS.md). Work per request is CPU (a signature check,
+    one store read): threads of one process only take turns at it anyway.
+
+How it works
+    One thread runs a ``selectors`` loop over the listening sockets and every
+    connection, with non-blocking TLS. Bytes are read as they arrive; once a
+    whole request is buffered (head and body) it is parsed with gunicorn's own
+    HTTP/1.1 parser, turned into a WSGI environ by gunicorn's ``wsgi.create``
+    and run through the app in place; the answer is buffered and written as
+    the socket accepts it. Protocol rules (request-line and header limits,
+    ``Transfer-Encoding``, keep-alive, ``Expect: 100-continue``, error pages)
+    are therefore gunicorn's, only the I/O is different.
+
+    Each request runs to completion before the loop looks at the next, so a
+    slow store query delays the other connections of the same worker (as in
+    gunicorn's ``sync`` worker). Reviews and token requests are short; with a
+    remote PostgreSQL run more workers than cores (``workers``).
+
+Limits (every one bounded, none waits for a client)
+    * a request head is limited by gunicorn's ``limit_request_*`` settings;
+      a body is buffered up to the app's ``maxRequestBytes`` only: a longer
+      declared ``Content-Length`` goes to the app at once with no body, so the
+      app answers as for any oversized body (401 for a caller without a
+      certificate first, else 413) without the body ever being read, and a
+      chunked body that keeps coming past 2 × the cap gets gunicorn's 413;
+    * a request must arrive completely within ``timeout`` seconds of its first
+      byte, the TLS handshake too; an idle keep-alive connection closes after
+      ``keepalive`` seconds; an answer the client does not read within
+      ``timeout`` seconds closes the connection;
+    * at ``worker_connections`` connections the worker stops accepting (the
+      listen backlog and the other workers take the rest).
+
+Stopping (SIGTERM)
+    No new connections; a request already arriving is answered; idle
+    connections close at once, or after :data:`STOP_LINGER_SECONDS` when they
+    may have a request in flight; the worker exits when all are closed or
+    after ``graceful_timeout``.
+
+TLS
+    The server context is built once per worker and built again when the
+    certificate, key or client CA file changes (checked at most once a second
+    when a connection arrives), so a renewed serving certificate is used
+    without a restart. TLS renegotiation is refused. The verified client
+    certificate of a connection is decoded once, not per request.
+
+HTTP/2 is not offered (``authbridge serve`` never enables it).
+"""
+
+from __future__ import annotations
+
+import errno
+import io
+import os
+import selectors
+import socket
+import ssl
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, Final
+
+from gunicorn import sock as gunicorn_sock
+from gunicorn.http import errors as http_errors
+from gunicorn.http import wsgi
+from gunicorn.http.body import Body
+from gunicorn.http.message import Request
+from gunicorn.http.unreader import IterUnreader
+from gunicorn.workers import base
+
+MAX_BODY_BYTES: Final = 1024 * 1024  # the body cap when the app has no settings (tests)
+STOP_LINGER_SECONDS: Final = 2.0
+NOTIFY_EVERY_SECONDS: Final = 1.0
+SWEEP_EVERY_SECONDS: Final = 0.5
+RECV_BYTES: Final = 65536
+CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+_READ: Final = selectors.EVENT_READ
+_WRITE: Final = selectors.EVENT_WRITE
+
+
+class _Incomplete(Exception):
+    """The buffered bytes do not hold a whole request yet."""
+
+
+class _Answer:
+    """What ``wsgi.create`` takes as the socket: collects the answer, knows the peer.
+
+    gunicorn's response writes with ``sendall``; here that appends to the
+    connection's output buffer, which the loop writes without blocking. The
+    app reads the TLS client certificate through ``environ["gunicorn.socket"]``
+    (``authbridge.web.peer``): it is taken from the TLS socket once per
+    connection.
+    """
+
+    __slots__ = ("_conn",)
+
+    def __init__(self, conn: _Connection) -> None:
+        self._conn = conn
+
+    def sendall(self, data: bytes) -> None:
+        if data:
+            self._conn.out.append(bytes(data))
+
+    def send(self, data: bytes) -> int:
+        if bytes(data) == CONTINUE:
+            return len(data)  # the loop answered Expect: 100-continue when it was due
+        self.sendall(data)
+        return len(data)
+
+    def gettimeout(self) -> float:
+        return 0.0
+
+    def setblocking(self, flag: bool) -> None:
+        return None
+
+    def getpeercert(self, binary_form: bool = False) -> Any:
+        return self._conn.peer_cert(binary_form)
+
+
+class _Connection:
+    __slots__ = (
+        "sock",
+        "client",
+        "server",
+        "handshaken",
+        "inbuf",
+        "out",
+        "close_after",
+        "continued",
+        "deadline",
+        "requests",
+        "events",
+        "answer",
+        "_cert",
+        "_cert_der",
+    )
+
+    def __init__(self, sock: socket.socket, client: Any, server: Any) -> None:
+        self.sock = sock
+        self.client = client
+        self.server = server
+        self.handshaken = False
+        self.inbuf = bytearray()
+        self.out: list[bytes] = []
+        self.close_after = False  # close once ``out`` is written
+        self.continued = False  # 100 Continue sent for the request being read
+        self.deadline = 0.0
+        self.requests = 0
+        self.events = 0
+        self.answer = _Answer(self)
+        self._cert: Any = None
+        self._cert_der: Any = None
+
+    def peer_cert(self, binary_form: bool) -> Any:
+        getpeercert = getattr(self.sock, "getpeercert", None)
+        if getpeercert is None:
+            raise AttributeError("getpeercert")
+        if binary_form:
+            if self._cert_der is None:
+                self._cert_der = getpeercert(True)
+            return self._cert_der
+        if self._cert is None:
+            self._cert = getpeercert()
+        return self._cert
+
+
+class EventLoopWorker(base.Worker):  # type: ignore[misc]  # gunicorn is untyped
+    """gunicorn worker: a single-threaded event loop (see the module docstring)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.selector: selectors.BaseSelector | None = None
+        self.connections: dict[int, _Connection] = {}
+        self.accepting = False
+        self._tls: ssl.SSLContext | None = None
+        self._tls_stamp: tuple[float, ...] = ()
+        self._tls_checked = -1.0
+        self._last_notify = 0.0
+        self._last_sweep = 0.0
+        # The app's body cap (maxRequestBytes): no longer body is buffered for it.
+        settings = getattr(self.app, "settings", None)
+        self.body_limit: int = getattr(settings, "max_request_bytes", MAX_BODY_BYTES)
+
+    # -- process life --------------------------------------------------------------------------
+
+    def init_process(self) -> None:
+        # Made here, after the fork: an epoll descriptor must not be shared by workers.
+        self.selector = selectors.DefaultSelector()
+        super().init_process()
+
+    def _sel(self) -> selectors.BaseSelector:
+        if self.selector is None:
+            raise RuntimeError("the worker's event loop runs only after init_process")
+        return self.selector
+
+    def handle_exit(self, sig: Any, frame: Any) -> None:
+        self.alive = False
+        try:
+            os.write(self.PIPE[1], b"\x00")  # wake the loop
+        except OSError:
+            pass
+
+    def run(self) -> None:
+        self._sel().register(self.PIPE[0], _READ, self._wake)
+        for listener in self.sockets:
+            listener.setblocking(False)
+        while self.alive:
+            self._maybe_notify()
+            self._set_accepting(len(self.connections) < self.cfg.worker_connections)
+            self._poll(1.0)
+            if self.ppid != os.getppid():
+                self.log.info("Parent changed, shutting down: %s", self)
+                break
+        self._stop()
+
+    def _stop(self) -> None:
+        self._set_accepting(False)
+        now = time.monotonic()
+        for conn in list(self.connections.values()):
+            if not conn.inbuf and not conn.out:
+                if conn.requests == 0 and conn.handshaken:
+                    self._close(conn)  # nothing asked yet: nothing in flight
+                else:
+                    conn.deadline = min(conn.deadline, now + STOP_LINGER_SECONDS)
+        stop_at = now + self.cfg.graceful_timeout
+        while self.connections and time.monotonic() < stop_at:
+            self._maybe_notify()
+            self._poll(0.2)
+        for conn in list(self.connections.values()):
+            self._close(conn)
+        for listener in self.sockets:
+            listener.close()
+
+    def _maybe_notify(self) -> None:
+        now = time.monotonic()
+        if now - self._last_notify >= NOTIFY_EVERY_SECONDS:
+            self._last_notify = now
+            self.notify()
+
+    def _wake(self, fileobj: Any, mask: int) -> None:
+        try:
+            while os.read(self.PIPE[0], 4096):
+                pass
+        except OSError:
+            pass
+
+    def _poll(self, timeout: float) -> None:
+        try:
+            ready = self._sel().select(timeout)
+        except InterruptedError:
+            ready = []
+        for key, mask in ready:
+            callback: Callable[[Any, int], None] = key.data
+            callback(key.fileobj, mask)
+        now = time.monotonic()
+        if now - self._last_sweep >= SWEEP_EVERY_SECONDS:
+            self._last_sweep = now
+            for conn in [c for c in self.connections.values() if c.deadline <= now]:
+                self.log.debug("closing connection from %s: timed out", conn.client)
+                self._close(conn)
+
+    # -- accepting -----------------------------------------------------------------------------
+
+    def _set_accepting(self, enabled: bool) -> None:
+        if enabled == self.accepting:
+            return
+        for listener in self.sockets:
+            if enabled:
+                self._sel().register(listener, _READ, self._accept)
+            else:
+                self._sel().unregister(listener)
+        self.accepting = enabled
+
+    def _accept(self, listener: Any, mask: int) -> None:
+        for _ in range(16):  # a few at a time: the others still get served
+            if len(self.connections) >= self.cfg.worker_connections:
+                return
+            try:
+                raw, addr = listener.accept()
+            except BlockingIOError:
+                return
+            except OSError as e:
+                if e.errno in (errno.ECONNABORTED, errno.EMFILE, errno.ENFILE, errno.ENOBUFS):
+                    self.log.warning("accept failed: %s", e)
+                    return
+                raise
+            raw.setblocking(False)
+            if raw.family in (socket.AF_INET, socket.AF_INET6):
+                raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock: socket.socket = raw
+            if self.cfg.is_ssl:
+                try:
+                    sock = self._tls_context().wrap_socket(
+                        raw,
+                        server_side=True,
+                        do_handshake_on_connect=False,
+                        suppress_ragged_eofs=self.cfg.suppress_ragged_eofs,
+                    )
+                except (OSError, ssl.SSLError) as e:
+                    self.log.warning("cannot start TLS on a connection: %s", e)
+                    raw.close()
+                    continue
+            conn = _Connection(sock, addr, listener.getsockname())
+            conn.handshaken = not self.cfg.is_ssl
+            conn.deadline = time.monotonic() + self.cfg.timeout
+            self.connections[sock.fileno()] = conn
+            self._want(conn, _READ)
+            self._on_event(conn, _READ)  # the client may have sent already
+
+    def _tls_context(self) -> ssl.SSLContext:
+        now = time.monotonic()
+        if self._tls is None or now - self._tls_checked >= 1.0:
+            self._tls_checked = now
+            paths = (self.cfg.certfile, self.cfg.keyfile, self.cfg.ca_certs)
+            stamp = tuple(_mtime(p) for p in paths)
+            if self._tls is None or stamp != self._tls_stamp:
+                context = gunicorn_sock.ssl_context(self.cfg)
+                context.options |= getattr(ssl, "OP_NO_RENEGOTIATION", 0)
+                self._tls, self._tls_stamp = context, stamp
+        return self._tls
+
+    # -- a connection --------------------------------------------------------------------------
+
+    def _want(self, conn: _Connection, events: int) -> None:
+        if conn.events == events:
+            return
+        if conn.events == 0:
+            self._sel().register(conn.sock, events, lambda _f, m, c=conn: self._on_event(c, m))
+        else:
+            self._sel().modify(conn.sock, events, lambda _f, m, c=conn: self._on_event(c, m))
+        conn.events = events
+
+    def _close(self, conn: _Connection) -> None:
+        fd = conn.sock.fileno()
+        if conn.events and self.selector is not None:
+            try:
+                self.selector.unregister(conn.sock)
+            except (KeyError, ValueError):
+                pass
+        conn.events = 0
+        self.connections.pop(fd, None)
+        try:
+            conn.sock.close()
+        except OSError:
+            pass
+
+    def _on_event(self, conn: _Connection, mask: int) -> None:
+        try:
+            if not conn.handshaken:
+                if not self._handshake(conn):
+                    return
+            if conn.out:
+                if not self._flush(conn):
+                    return
+                if conn.close_after:
+                    self._close(conn)
+                    return
+            if not self._read(conn):
+                return
+            self._serve_buffered(conn)
+            if conn.out and not self._flush(conn):
+                return
+            if conn.close_after and not conn.out:
+                self._close(conn)
+        except OSError as e:
+            if e.errno not in (None, errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN):
+                self.log.debug("connection from %s failed: %s", conn.client, e)
+            self._close(conn)
+
+    def _handshake(self, conn: _Connection) -> bool:
+        sock = conn.sock
+        if not isinstance(sock, ssl.SSLSocket):
+            conn.handshaken = True
+            return True
+        try:
+            sock.do_handshake()
+        except ssl.SSLWantReadError:
+            self._want(conn, _READ)
+            return False
+        except ssl.SSLWantWriteError:
+            self._want(conn, _WRITE)
+            return False
+        except (ssl.SSLError, OSError) as e:
+            self.log.debug("TLS handshake with %s failed: %s", conn.client, e)
+            self._close(conn)
+            return False
+        conn.handshaken = True
+        self._want(conn, _READ)
+        return True
+
+    def _read(self, conn: _Connection) -> bool:
+        """Read what is there; False when the connection is gone or waits to write."""
+        if conn.close_after:
+            return True
+        limit = _head_limit(self.cfg) + 2 * self.body_limit + 1024
+        while True:
+            try:
+                data = conn.sock.recv(RECV_BYTES)
+            except (ssl.SSLWantReadError, BlockingIOError):
+                return True
+            except ssl.SSLWantWriteError:
+                self._want(conn, _WRITE)
+                return False
+            except ssl.SSLError as e:
+                self.log.debug("TLS error from %s: %s", conn.client, e)
+                self._close(conn)
+                return False
+            if not data:
+                self._close(conn)
+                return False
+            if not conn.inbuf:
+                conn.deadline = time.monotonic() + self.cfg.timeout  # a request started
+            conn.inbuf += data
+            if len(conn.inbuf) > limit:
+                return True  # _serve_buffered answers 413 or 431 and closes
+            if len(data) < RECV_BYTES and not (
+                isinstance(conn.sock, ssl.SSLSocket) and conn.sock.pending()
+            ):
+                return True
+
+    def _flush(self, conn: _Connection) -> bool:
+        """Write the buffered answer; False when the socket is full (wait) or gone."""
+        data = b"".join(conn.out) if len(conn.out) > 1 else conn.out[0]
+        conn.out.clear()
+        view = memoryview(data)
+        while view:
+            try:
+                sent = conn.sock.send(view)
+            except (ssl.SSLWantWriteError, BlockingIOError):
+                conn.out.append(bytes(view))
+                self._want(conn, _WRITE)
+                conn.deadline = time.monotonic() + self.cfg.timeout
+                return False
+            except ssl.SSLWantReadError:
+                conn.out.append(bytes(view))
+                self._want(conn, _READ)
+                return False
+            view = view[sent:]
+        self._want(conn, _READ)
+        conn.deadline = time.monotonic() + (self.cfg.keepalive if self.alive else 0)
+        if not self.alive:
+            conn.close_after = True
+        return True
+
+    # -- requests ------------------------------------------------------------------------------
+
+    def _serve_buffered(self, conn: _Connection) -> None:
+        """Answer every whole request in the buffer (pipelining), in order."""
+        while conn.inbuf and not conn.close_after:
+            try:
+                req, used, cut = self._parse(conn)
+            except _Incomplete:
+                return
+            except (StopIteration, http_errors.NoMoreData):
+                return
+            except _TooLarge:
+                self._refuse(conn, 413, "Request Entity Too Large", "the body is too large")
+                return
+            except Exception as e:  # a request gunicorn's parser refuses: 400, 431, 501 ...
+                self.handle_error(None, conn.answer, conn.client, e)
+                conn.close_after = True
+                conn.inbuf.clear()
+                return
+            del conn.inbuf[:used]
+            conn.continued = False
+            conn.requests += 1
+            self._run_app(conn, req)
+            if cut:
+                conn.close_after = True  # the rest of that body is still on its way
+                conn.inbuf.clear()
+
+    def _parse(self, conn: _Connection) -> tuple[Request, int, bool]:
+        """The first whole request in the buffer, the bytes it used, and whether it was cut.
+
+        A body declared over the app's cap is not waited for: the request goes to
+        the app with its head and no body, so the app answers as it does for any
+        oversized body (after checking the caller), and the connection closes.
+        """
+        buf = bytes(conn.inbuf)
+        if b"\r\n\r\n" not in buf and b"\n\n" not in buf:
+            if len(buf) > _head_limit(self.cfg):
+                raise http_errors.LimitRequestHeaders("the request head is too large")
+            raise _Incomplete()
+        unreader = IterUnreader([buf])
+        req = Request(self.cfg, unreader, conn.client, conn.requests + 1)
+        head = len(buf) - len(unreader.buf.getvalue())
+        length = getattr(req.body.reader, "length", None)  # Content-Length; None if chunked
+        if isinstance(length, int) and length > self.body_limit:
+            req.body = Body(io.BytesIO(b""))
+            return req, len(buf), True
+        try:
+            body = req.body.read()
+        except http_errors.NoMoreData:
+            if len(buf) - head > 2 * self.body_limit + 1024:
+                raise _TooLarge() from None  # a chunked body that does not end in time
+            self._continue(conn, req)
+            raise _Incomplete() from None
+        if isinstance(length, int) and len(body) < length:
+            self._continue(conn, req)
+            raise _Incomplete()
+        rest = unreader.buf.getvalue()
+        req.body = Body(io.BytesIO(body))
+        return req, len(buf) - len(rest), False
+
+    def _continue(self, conn: _Connection, req: Request) -> None:
+        if getattr(req, "_expected_100_continue", False) and not conn.continued:
+            conn.continued = True
+            conn.out.append(CONTINUE)
+
+    def _refuse(self, conn: _Connection, status: int, reason: str, message: str) -> None:
+        from gunicorn import util
+
+        util.write_error(conn.answer, status, reason, message)
+        conn.close_after = True
+        conn.inbuf.clear()
+
+    def _run_app(self, conn: _Connection, req: Request) -> None:
+        environ: dict[str, Any] = {}
+        resp = None
+        started = datetime.now()
+        mark = len(conn.out)  # answers to earlier pipelined requests stay
+        try:
+            self.cfg.pre_request(self, req)
+            resp, environ = wsgi.create(req, conn.answer, conn.client, conn.server, self.cfg)
+            environ["wsgi.multithread"] = False
+            self.nr += 1
+            if self.nr >= self.max_requests:
+                if self.alive:
+                    self.log.info("Autorestarting worker after current request.")
+                    self.alive = False
+            if not self.alive or not self.cfg.keepalive:
+                resp.force_close()
+            respiter = self.wsgi(environ, resp.start_response)
+            if not self.alive:  # stopped while the app ran (Flask has not sent headers yet)
+                resp.force_close()
+            try:
+                for item in respiter:
+                    resp.write(item)
+                resp.close()
+            finally:
+                self.log.access(resp, req, environ, datetime.now() - started)
+                close = getattr(respiter, "close", None)
+                if close is not None:
+                    close()
+            if resp.should_close():
+                conn.close_after = True
+        except Exception as e:
+            # Nothing of this answer reached the client yet (it is written when
+            # complete): drop what the app produced and answer 500 instead.
+            conn.close_after = True
+            del conn.out[mark:]
+            self.handle_error(req, conn.answer, conn.client, e)
+        finally:
+            try:
+                self.cfg.post_request(self, req, environ, resp)
+            except Exception:
+                self.log.exception("Exception in post_request hook")
+
+
+class _TooLarge(Exception):
+    """A chunked request body keeps coming past what is buffered for it."""
+
+
+def _head_limit(cfg: Any) -> int:
+    line = cfg.limit_request_line or 8190
+    fields = cfg.limit_request_fields or 100
+    size = cfg.limit_request_field_size or 8190
+    return line + fields * (size + 2) + 4
+
+
+def _mtime(path: str | None) -> float:
+    if not path:
+        return 0.0
+    try:
+        return os.stat(path).st_mtime
+    except OSError:
+        return 0.0
+
+
+__all__ = ["MAX_BODY_BYTES", "EventLoopWorker"]

@@ -1,0 +1,426 @@
+"""authbridge's gunicorn worker (:mod:`authbridge.web.worker`) over real sockets.
+
+A real gunicorn master runs the worker (``tests/worker_server.py``) with a
+tiny WSGI app and short limits (``timeout`` 2 s, ``keepalive`` 1 s), over
+TLS with optional client certificates, and once over plain HTTP. Every test
+speaks raw HTTP/1.1 bytes, so what is checked is the wire: keep-alive,
+pipelining, bodies that arrive in pieces, ``Expect: 100-continue``, a slow
+client that must not hold up the others, the timeouts, an app that raises,
+oversized heads and bodies, the client certificate the app sees, a renewed
+serving certificate, the connection cap, and a graceful stop.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from authbridge import pki
+from tests.serving import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+TIMEOUT = 2  # the worker's request timeout, seconds
+KEEPALIVE = 1  # its idle keep-alive, seconds
+
+
+@dataclass
+class Served:
+    port: int
+    proc: subprocess.Popen[bytes]
+    tls_dir: Path | None
+    ca: pki.CertKey | None
+    log: Path
+
+    def connect(self, cert: pki.CertKey | None = None) -> socket.socket:
+        raw = socket.create_connection(("127.0.0.1", self.port), timeout=10)
+        if self.tls_dir is None:
+            return raw
+        ctx = ssl.create_default_context(cafile=str(self.tls_dir / "ca.crt"))
+        if cert is not None:
+            (self.tls_dir / "client.crt").write_bytes(cert.cert_pem)
+            (self.tls_dir / "client.key").write_bytes(cert.key_pem)
+            ctx.load_cert_chain(self.tls_dir / "client.crt", self.tls_dir / "client.key")
+        return ctx.wrap_socket(raw, server_hostname="127.0.0.1")
+
+
+def _start(tmp: Path, tls: bool) -> Served:
+    port = free_port()
+    tls_dir: Path | None = None
+    ca = None
+    if tls:
+        tls_dir = tmp / "tls"
+        tls_dir.mkdir()
+        ca = pki.new_ca("worker test CA")
+        leaf = pki.issue_server_cert(ca)
+        (tls_dir / "ca.crt").write_bytes(ca.cert_pem)
+        (tls_dir / "server.crt").write_bytes(leaf.cert_pem)
+        (tls_dir / "server.key").write_bytes(leaf.key_pem)
+    log = tmp / "server.log"
+    with log.open("wb") as sink:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.worker_server", str(port)]
+            + [str(tls_dir) if tls_dir else "-", str(TIMEOUT), str(KEEPALIVE)],
+            cwd=ROOT,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    served = Served(port, proc, tls_dir, ca, log)
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            with served.connect() as s:
+                s.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                if read_all(s).startswith(b"HTTP/1.1 200"):
+                    return served
+        except OSError:
+            pass
+        if time.monotonic() > deadline or proc.poll() is not None:
+            raise RuntimeError("the test server did not start:\n" + log.read_text()[-3000:])
+        time.sleep(0.1)
+
+
+def _stop(served: Served) -> None:
+    if served.proc.poll() is None:
+        os.killpg(served.proc.pid, signal.SIGTERM)
+        try:
+            served.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(served.proc.pid, signal.SIGKILL)
+            served.proc.wait()
+
+
+@pytest.fixture(scope="module")
+def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    served = _start(tmp_path_factory.mktemp("worker-tls"), tls=True)
+    yield served
+    _stop(served)
+
+
+@pytest.fixture(scope="module")
+def plain_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    served = _start(tmp_path_factory.mktemp("worker-plain"), tls=False)
+    yield served
+    _stop(served)
+
+
+def read_all(sock: socket.socket) -> bytes:
+    """Everything until the server closes the connection."""
+    chunks = []
+    while chunk := sock.recv(65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def read_answer(sock: socket.socket, buffered: bytearray) -> tuple[int, dict[str, str], bytes]:
+    """One answer (status, headers, body) framed by Content-Length; ``buffered`` carries over."""
+    while b"\r\n\r\n" not in buffered:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError(f"closed before an answer; got {bytes(buffered)!r}")
+        buffered += chunk
+    head, _, rest = bytes(buffered).partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+    length = int(headers.get("content-length", "0"))
+    while len(rest) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("closed mid-answer")
+        rest += chunk
+    buffered[:] = rest[length:]
+    return status, headers, rest[:length]
+
+
+def closed_by_server(sock: socket.socket, within: float) -> bool:
+    sock.settimeout(within)
+    try:
+        return sock.recv(1) == b""
+    except TimeoutError:
+        return False
+    except (ConnectionResetError, ssl.SSLError):
+        return True
+
+
+# -- the ordinary path ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("which", ["tls_server", "plain_server"])
+def test_keep_alive_serves_many_requests_on_one_connection(
+    which: str, request: pytest.FixtureRequest
+) -> None:
+    served: Served = request.getfixturevalue(which)
+    with served.connect() as s:
+        buffered = bytearray()
+        for i in range(50):
+            body = f"request {i}".encode()
+            s.sendall(
+                b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+            )
+            status, headers, answer = read_answer(s, buffered)
+            assert (status, answer) == (200, body)
+            assert headers.get("connection", "").lower() != "close"
+
+
+def test_pipelined_requests_are_answered_in_order(tls_server: Served) -> None:
+    requests = b"".join(
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\n%d" % i for i in range(5)
+    )
+    with tls_server.connect() as s:
+        s.sendall(requests + b"GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        buffered = bytearray()
+        answers = [read_answer(s, buffered)[2] for _ in range(6)]
+        assert answers == [b"0", b"1", b"2", b"3", b"4", b"hello"]
+        assert closed_by_server(s, within=2)
+
+
+def test_a_request_arriving_in_pieces_is_answered_once_whole(tls_server: Served) -> None:
+    body = b"a" * 3000
+    request = b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3000\r\n\r\n" + body
+    with tls_server.connect() as s:
+        for i in range(0, len(request), 700):
+            s.sendall(request[i : i + 700])
+            time.sleep(0.02)
+        status, _, answer = read_answer(s, bytearray())
+    assert (status, answer) == (200, body)
+
+
+def test_a_chunked_body_reaches_the_app_whole(tls_server: Served) -> None:
+    with tls_server.connect() as s:
+        s.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+        s.sendall(b"5\r\nhello\r\n")
+        time.sleep(0.05)
+        s.sendall(b"6\r\n world\r\n0\r\n\r\n")
+        status, _, answer = read_answer(s, bytearray())
+    assert (status, answer) == (200, b"hello world")
+
+
+def test_expect_100_continue_gets_its_interim_answer_before_the_body(tls_server: Served) -> None:
+    with tls_server.connect() as s:
+        s.sendall(
+            b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n"
+        )
+        s.settimeout(5)
+        interim = s.recv(65536)
+        assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"
+        s.sendall(b"body")
+        status, _, answer = read_answer(s, bytearray())
+    assert (status, answer) == (200, b"body")
+
+
+def test_a_large_answer_is_written_whole(tls_server: Served) -> None:
+    with tls_server.connect() as s:
+        s.sendall(b"GET /big?n=3000000 HTTP/1.1\r\nHost: x\r\n\r\n")
+        time.sleep(0.3)  # the worker fills the socket and waits for it to drain
+        status, _, answer = read_answer(s, bytearray())
+    assert status == 200 and answer == b"x" * 3_000_000
+
+
+# -- clients that misbehave ----------------------------------------------------------------
+
+
+def test_a_slow_client_does_not_hold_up_the_others(tls_server: Served) -> None:
+    with tls_server.connect() as slow, tls_server.connect() as fast:
+        slow.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc")
+        started = time.monotonic()
+        fast.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        status, _, answer = read_answer(fast, bytearray())
+        assert (status, answer) == (200, b"hello")
+        assert time.monotonic() - started < 1.0
+
+
+def test_a_request_that_stalls_is_dropped_after_the_timeout(tls_server: Served) -> None:
+    with tls_server.connect() as s:
+        s.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc")
+        started = time.monotonic()
+        assert closed_by_server(s, within=TIMEOUT + 3)
+        assert TIMEOUT - 0.5 <= time.monotonic() - started <= TIMEOUT + 2
+
+
+def test_a_connection_that_never_starts_tls_is_dropped_after_the_timeout(
+    tls_server: Served,
+) -> None:
+    with socket.create_connection(("127.0.0.1", tls_server.port), timeout=10) as raw:
+        started = time.monotonic()
+        assert closed_by_server(raw, within=TIMEOUT + 3)  # type: ignore[arg-type]
+        assert time.monotonic() - started <= TIMEOUT + 2
+
+
+def test_an_idle_keep_alive_connection_is_closed(tls_server: Served) -> None:
+    with tls_server.connect() as s:
+        s.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert read_answer(s, bytearray())[0] == 200
+        started = time.monotonic()
+        assert closed_by_server(s, within=KEEPALIVE + 3)
+        assert time.monotonic() - started <= KEEPALIVE + 2
+
+
+def test_garbage_gets_400_and_the_connection_closes(tls_server: Served) -> None:
+    with tls_server.connect() as s:
+        s.sendall(b"\x00\x01 not http\r\n\r\n")
+        answer = read_all(s)
+    assert answer.startswith(b"HTTP/1.1 400 Bad Request")
+
+
+def test_too_many_header_fields_get_431(tls_server: Served) -> None:
+    fields = b"".join(b"X-H%d: v\r\n" % n for n in range(30))
+    with tls_server.connect() as s:
+        s.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\n" + fields + b"\r\n")
+        assert read_all(s).startswith(b"HTTP/1.1 431")
+
+
+def test_an_endless_head_gets_an_error_not_unbounded_memory(tls_server: Served) -> None:
+    with tls_server.connect() as s:
+        s.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\nX-A: " + b"a" * 200_000)
+        answer = read_all(s)
+    assert answer.startswith((b"HTTP/1.1 400", b"HTTP/1.1 431")), answer[:100]
+
+
+def test_a_declared_body_over_the_cap_goes_to_the_app_without_waiting(tls_server: Served) -> None:
+    # The body is announced and never sent: the app answers from the head alone.
+    with tls_server.connect() as s:
+        s.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n")
+        answer = read_all(s)
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:100]
+
+
+def test_an_endless_chunked_body_gets_413(tls_server: Served) -> None:
+    chunk = b"1000\r\n" + b"a" * 4096 + b"\r\n"
+    with tls_server.connect() as s:
+        s.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+        try:
+            for _ in range(3):  # 12 KiB: over twice the app's 4 KiB cap
+                s.sendall(chunk)
+        except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
+            pass
+        answer = read_all(s)
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:100]
+
+
+# -- the app -------------------------------------------------------------------------------
+
+
+def test_an_app_that_raises_gets_500_after_the_earlier_answers(tls_server: Served) -> None:
+    with tls_server.connect() as s:
+        s.sendall(
+            b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\nGET /boom HTTP/1.1\r\nHost: x\r\n\r\n"
+            b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n"
+        )
+        answer = read_all(s)
+    assert answer.startswith(b"HTTP/1.1 200 OK")
+    assert answer.count(b"HTTP/1.1 ") == 2 and b"HTTP/1.1 500 Internal Server Error" in answer
+    assert "RuntimeError: boom" in tls_server.log.read_text()
+
+
+def test_the_app_sees_the_verified_client_certificate(tls_server: Served) -> None:
+    assert tls_server.ca is not None
+    cert = pki.issue_client_cert(tls_server.ca, common_name="kube-apiserver", organization="prod")
+    with tls_server.connect(cert) as s:
+        buffered = bytearray()
+        for _ in range(2):  # decoded once per connection; the same on every request
+            s.sendall(b"GET /peer HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert read_answer(s, buffered)[2] == b'["kube-apiserver", ["prod"]]'
+    with tls_server.connect() as s:
+        s.sendall(b"GET /peer HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert read_all(s).endswith(b"null")
+
+
+def test_a_certificate_from_another_ca_fails_the_handshake(tls_server: Served) -> None:
+    other = pki.issue_client_cert(pki.new_ca("someone else"), common_name="intruder")
+    with pytest.raises((ssl.SSLError, ConnectionResetError, BrokenPipeError)):
+        with tls_server.connect(other) as s:
+            s.sendall(b"GET /peer HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert read_all(s) == b""
+            raise ConnectionResetError("closed without an answer")
+
+
+def test_a_renewed_serving_certificate_is_used_for_new_connections(tls_server: Served) -> None:
+    assert tls_server.tls_dir is not None and tls_server.ca is not None
+    renewed = pki.issue_server_cert(tls_server.ca, hostnames=("renewed.test",))
+    old_cert = (tls_server.tls_dir / "server.crt").read_bytes()
+    old_key = (tls_server.tls_dir / "server.key").read_bytes()
+    try:
+        (tls_server.tls_dir / "server.key").write_bytes(renewed.key_pem)
+        (tls_server.tls_dir / "server.crt").write_bytes(renewed.cert_pem)
+        time.sleep(1.2)  # the worker looks at the files at most once a second
+        deadline = time.monotonic() + 5
+        while True:
+            with tls_server.connect() as s:
+                der = s.getpeercert(binary_form=True)
+                s.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                assert read_all(s).startswith(b"HTTP/1.1 200")
+            if der == ssl.PEM_cert_to_DER_cert(renewed.cert_pem.decode()):
+                break
+            assert time.monotonic() < deadline, "the renewed certificate was never served"
+            time.sleep(0.3)
+    finally:
+        (tls_server.tls_dir / "server.key").write_bytes(old_key)
+        (tls_server.tls_dir / "server.crt").write_bytes(old_cert)
+
+
+def test_a_slow_app_request_delays_only_its_worker_not_the_answer(tls_server: Served) -> None:
+    # One worker runs one request at a time: the next waits, and is then answered.
+    with tls_server.connect() as a, tls_server.connect() as b:
+        a.sendall(b"GET /sleep?s=0.5 HTTP/1.1\r\nHost: x\r\n\r\n")
+        time.sleep(0.05)
+        b.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert read_answer(a, bytearray())[2] == b"slept"
+        assert read_answer(b, bytearray())[2] == b"hello"
+
+
+def test_connections_over_the_cap_wait_in_the_backlog(tls_server: Served) -> None:
+    held = [tls_server.connect() for _ in range(8)]  # worker_connections = 8
+    try:
+        for s in held:
+            s.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert read_answer(s, bytearray())[0] == 200
+        raw = socket.create_connection(("127.0.0.1", tls_server.port), timeout=10)
+        raw.settimeout(0.5)
+        extra = ssl.create_default_context(
+            cafile=str(tls_server.tls_dir / "ca.crt") if tls_server.tls_dir else None
+        ).wrap_socket(raw, server_hostname="127.0.0.1", do_handshake_on_connect=False)
+        with pytest.raises((TimeoutError, ssl.SSLError)):
+            extra.do_handshake()  # not accepted while 8 are open
+        for s in held:
+            s.close()
+        held.clear()
+        extra.settimeout(10)
+        extra.do_handshake()  # idle ones closed (keep-alive), so it is accepted now
+        extra.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert read_all(extra).startswith(b"HTTP/1.1 200")
+        extra.close()
+    finally:
+        for s in held:
+            s.close()
+
+
+# -- stopping ------------------------------------------------------------------------------
+
+
+def test_sigterm_answers_the_request_in_flight_and_stops(tmp_path: Path) -> None:
+    served = _start(tmp_path, tls=True)
+    try:
+        with served.connect() as busy, served.connect() as idle:
+            idle.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert read_answer(idle, bytearray())[0] == 200
+            busy.sendall(b"GET /sleep?s=1 HTTP/1.1\r\nHost: x\r\n\r\n")
+            time.sleep(0.2)
+            os.killpg(served.proc.pid, signal.SIGTERM)
+            status, headers, body = read_answer(busy, bytearray())
+            assert (status, body) == (200, b"slept")
+            assert headers.get("connection", "").lower() == "close"
+            assert closed_by_server(idle, within=5)
+        assert served.proc.wait(timeout=15) == 0
+    finally:
+        _stop(served)

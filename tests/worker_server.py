@@ -1,0 +1,101 @@
+"""A gunicorn server with authbridge's worker and a tiny WSGI app, for tests/test_worker.py.
+
+Run as ``python -m tests.worker_server PORT TLS_DIR|- TIMEOUT KEEPALIVE``:
+gunicorn's master with one :class:`authbridge.web.worker.EventLoopWorker`,
+on 127.0.0.1:PORT, over TLS with the files in TLS_DIR (``server.crt``,
+``server.key``, ``ca.crt`` for optional client certificates) or plain HTTP
+with ``-``. Short ``timeout`` and ``keepalive`` make the limits testable.
+
+Routes: ``/hello`` (200 "hello"), ``/echo`` (the body back, with its length),
+``/boom`` (the app raises), ``/sleep?s=0.5`` (blocks the worker that long),
+``/peer`` (the client certificate's subject as the app sees it),
+``/big?n=N`` (N bytes).
+"""
+
+from __future__ import annotations
+
+import json
+import ssl
+import sys
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from gunicorn.app.base import BaseApplication
+
+from authbridge.web.peer import client_certificate
+
+MAX_BODY = 4096  # the app's body cap, as authbridge's maxRequestBytes
+
+
+def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    path = environ["PATH_INFO"]
+    if path == "/boom":
+        raise RuntimeError("boom")
+    if path == "/sleep":
+        time.sleep(float(environ.get("QUERY_STRING", "s=0.5").split("=")[1]))
+        body = b"slept"
+    elif path == "/echo":
+        declared = int(environ.get("CONTENT_LENGTH") or 0)
+        if declared > MAX_BODY:
+            start_response("413 Payload Too Large", [("Content-Length", "8")])
+            return [b"too big\n"]
+        body = environ["wsgi.input"].read()
+    elif path == "/peer":
+        peer = client_certificate(environ)
+        body = json.dumps(None if peer is None else [peer.common_name, peer.organizations]).encode()
+    elif path == "/big":
+        body = b"x" * int(environ["QUERY_STRING"].split("=")[1])
+    else:
+        body = b"hello"
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+class Settings:
+    max_request_bytes = MAX_BODY
+
+
+class Server(BaseApplication):  # type: ignore[misc]  # gunicorn is untyped
+    def __init__(self, port: int, tls_dir: str, timeout: int, keepalive: int) -> None:
+        self.port, self.tls_dir, self.timeout_s, self.keepalive_s = (
+            port,
+            tls_dir,
+            timeout,
+            keepalive,
+        )
+        self.settings = Settings()
+        super().__init__()
+
+    def load_config(self) -> None:
+        options: dict[str, Any] = {
+            "bind": [f"127.0.0.1:{self.port}"],
+            "workers": 1,
+            "worker_class": "authbridge.web.worker.EventLoopWorker",
+            "worker_connections": 8,
+            "timeout": self.timeout_s,
+            "keepalive": self.keepalive_s,
+            "graceful_timeout": 5,
+            "limit_request_fields": 20,
+            "loglevel": "info",
+            "errorlog": "-",
+        }
+        if self.tls_dir != "-":
+            options.update(
+                certfile=f"{self.tls_dir}/server.crt",
+                keyfile=f"{self.tls_dir}/server.key",
+                ca_certs=f"{self.tls_dir}/ca.crt",
+                cert_reqs=ssl.CERT_OPTIONAL,
+            )
+        if "control_socket_disable" in self.cfg.settings:
+            options["control_socket_disable"] = True
+        for key, value in options.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Any:
+        return app
+
+
+if __name__ == "__main__":
+    port, tls_dir, timeout, keepalive = sys.argv[1:5]
+    Server(int(port), tls_dir, int(timeout), int(keepalive)).run()
