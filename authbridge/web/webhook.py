@@ -79,7 +79,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from flask import Blueprint, Flask, Response, current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -87,16 +87,16 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from authbridge import audit as audit_trail
 from authbridge.errors import StoreUnavailable
 from authbridge.mapping.model import Mapping
-from authbridge.review import Review, review_token
+from authbridge.review import REASON_OK, Review, review_token
 from authbridge.web import metrics
 from authbridge.web.context import Services, services
 from authbridge.web.limits import read_body
 from authbridge.web.peer import PeerCert, client_certificate
 from authbridge.web.review import (
+    KIND,
     BadTokenReview,
     ReviewRequest,
     TokenReviewStatus,
-    answer,
     parse_request,
 )
 
@@ -128,21 +128,65 @@ class RequestFailed(Exception):
 # --------------------------------------------------------------------------- cache
 
 
-@dataclass(frozen=True)
-class CachedVerdict:
-    status: TokenReviewStatus
-    review: Review
-    expires_at: float  # wall-clock seconds
+class ReviewFields(NamedTuple):
+    """What the audit line says about a reviewed token (never the token)."""
+
+    arn: str | None = None
+    canonical_arn: str | None = None
+    principal_id: str | None = None
+    session: str | None = None
+    access_key_id: str | None = None
+    username: str | None = None
+    groups: tuple[str, ...] | None = None
+    clusters: tuple[str, ...] = ()  # the token's audiences among the clusters asked about
+    detail: str | None = None
+
+    @classmethod
+    def of(cls, review: Review) -> ReviewFields:
+        ident, user = review.identity, review.user
+        return cls(
+            arn=ident.arn if ident else None,
+            canonical_arn=ident.canonical_arn if ident else None,
+            principal_id=ident.principal_id if ident else None,
+            session=ident.session_name if ident else None,
+            access_key_id=ident.access_key_id if ident else None,
+            username=user.username if user else None,
+            groups=tuple(user.groups) if user else None,
+            clusters=tuple(review.clusters),
+            detail=review.detail,
+        )
+
+
+class Verdict(NamedTuple):
+    """The answer to one TokenReview: its ``status`` as JSON text, and what to audit."""
+
+    authenticated: bool
+    reason: str
+    status_json: str
+    fields: ReviewFields
+    cache_hit: bool
+
+
+# A cached verdict is a plain tuple (expiry, status JSON, fields as a plain tuple of
+# strings): CPython's collector stops tracking tuples that hold only strings and
+# numbers, so thousands of cached verdicts add nothing to a full collection. Cached
+# as objects (dataclasses, dicts, lists), 10,000 of them made every full collection
+# a 30-80 ms pause of the whole worker (bench/RESULTS.md).
+_Entry = tuple[float, str, tuple[Any, ...]]
+_Key = tuple[bytes, tuple[str, ...], tuple[str, ...]]
 
 
 class VerdictCache:
-    """A bounded LRU of positive verdicts that forgets everything when the mapping changes."""
+    """A bounded LRU of positive verdicts that forgets everything when the mapping changes.
+
+    Expired entries leave as new ones come in (from the least recently used
+    end), so the cache holds about ``rate × ttl`` verdicts, not ``size``.
+    """
 
     def __init__(self, size: int, ttl: int) -> None:
         self.size = size
         self.ttl = ttl
-        self._entries: OrderedDict[tuple[bytes, tuple[str, ...], tuple[str, ...]], CachedVerdict]
-        self._entries = OrderedDict()
+        self._entries: OrderedDict[_Key, _Entry] = OrderedDict()
         self._version: int | None = None
         self._lock = threading.Lock()
 
@@ -151,9 +195,7 @@ class VerdictCache:
         return self.size > 0 and self.ttl > 0
 
     @staticmethod
-    def key(
-        token: str, audiences: tuple[str, ...], clusters: tuple[str, ...]
-    ) -> tuple[bytes, tuple[str, ...], tuple[str, ...]]:
+    def key(token: str, audiences: tuple[str, ...], clusters: tuple[str, ...]) -> _Key:
         digest = hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
         return digest, tuple(sorted(set(audiences))), tuple(sorted(set(clusters)))
 
@@ -162,40 +204,37 @@ class VerdictCache:
             self._entries.clear()
             self._version = version
 
-    def get(
-        self, key: tuple[bytes, tuple[str, ...], tuple[str, ...]], *, now: float, version: int
-    ) -> CachedVerdict | None:
+    def get(self, key: _Key, *, now: float, version: int) -> Verdict | None:
         with self._lock:
             self._sync(version)
             entry = self._entries.get(key)
             if entry is None:
                 return None
-            if now >= entry.expires_at:
+            expires_at, status_json, fields = entry
+            if now >= expires_at:
                 del self._entries[key]
                 return None
             self._entries.move_to_end(key)
-            return entry
+        return Verdict(True, REASON_OK, status_json, ReviewFields(*fields), True)
 
     def put(
-        self,
-        key: tuple[bytes, tuple[str, ...], tuple[str, ...]],
-        status: TokenReviewStatus,
-        review: Review,
-        *,
-        now: float,
-        version: int,
+        self, key: _Key, verdict: Verdict, *, expires_at: int | None, now: float, version: int
     ) -> None:
-        if not self.enabled or review.expires_at is None:
+        if not self.enabled or expires_at is None or not verdict.authenticated:
             return
-        expires_at = min(float(review.expires_at), now + self.ttl)
-        if expires_at <= now:
+        until = min(float(expires_at), now + self.ttl)
+        if until <= now:
             return
         with self._lock:
             self._sync(version)
-            self._entries[key] = CachedVerdict(status, review, expires_at)
+            self._entries[key] = (until, verdict.status_json, tuple(verdict.fields))
             self._entries.move_to_end(key)
-            while len(self._entries) > self.size:
-                self._entries.popitem(last=False)
+            entries = self._entries
+            while entries:
+                oldest = next(iter(entries.values()))
+                if len(entries) <= self.size and oldest[0] > now:
+                    break
+                entries.popitem(last=False)
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -237,6 +276,18 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
     return response
 
 
+def json_text_response(text: str, status: int = 200) -> Response:
+    response = Response(text, status=status, mimetype="application/json")
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def answer_json(api_version: str, status_json: str) -> str:
+    """``json.dumps(answer(api_version, status))``, from the status already serialized."""
+    head = json.dumps({"apiVersion": api_version, "kind": KIND})
+    return f'{head[:-1]}, "status": {status_json}}}'
+
+
 def error_response(failure: RequestFailed) -> Response:
     headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if failure.status == 503 else None
     return json_response({"error": failure.message}, failure.status, headers)
@@ -272,13 +323,14 @@ def audit(
     caller: PeerCert | None = None,
     clusters: tuple[str, ...] = (),
     review: Review | None = None,
+    fields: ReviewFields | None = None,
     detail: str | None = None,
     cache_hit: bool | None = None,
     started: float | None = None,
 ) -> None:
     """Write one audit line. Only values derived from a review, never the token."""
-    ident = review.identity if review is not None else None
-    user = review.user if review is not None else None
+    if fields is None:
+        fields = ReviewFields.of(review) if review is not None else ReviewFields()
     audit_writer().write(
         audit_trail.record(
             event,
@@ -287,16 +339,16 @@ def audit(
             outcome=outcome,
             reason=reason,
             caller=caller.common_name if caller is not None else None,
-            clusters=review.clusters if review is not None and review.clusters else clusters,
-            audience=review.clusters if review is not None and review.clusters else None,
-            arn=ident.arn if ident else None,
-            canonical_arn=ident.canonical_arn if ident else None,
-            principal_id=ident.principal_id if ident else None,
-            session=ident.session_name if ident else None,
-            access_key_id=ident.access_key_id if ident else None,
-            username=user.username if user else None,
-            groups=user.groups if user else None,
-            detail=detail if detail is not None else review.detail if review is not None else None,
+            clusters=fields.clusters or clusters,
+            audience=fields.clusters or None,
+            arn=fields.arn,
+            canonical_arn=fields.canonical_arn,
+            principal_id=fields.principal_id,
+            session=fields.session,
+            access_key_id=fields.access_key_id,
+            username=fields.username,
+            groups=fields.groups,
+            detail=detail if detail is not None else fields.detail,
             cache_hit=cache_hit,
             started=started,
         )
@@ -393,9 +445,7 @@ def authenticate() -> Response:
             raise RequestFailed(400, f"not a TokenReview: {e}", metrics.BAD_REQUEST) from None
         mapping, version, note = current_mapping(svc)
         try:
-            review, status, hit = _decide(
-                svc, webhook, review_request, clusters, mapping, version, note
-            )
+            verdict = _decide(svc, webhook, review_request, clusters, mapping, version, note)
         except StoreUnavailable:
             raise store_unavailable(request_id) from None
     except RequestFailed as failure:
@@ -429,14 +479,14 @@ def authenticate() -> Response:
         metrics.observe_review,
         request_id=request_id,
         started=started,
-        outcome="allowed" if review.authenticated else "denied",
-        reason=review.reason,
+        outcome="allowed" if verdict.authenticated else "denied",
+        reason=verdict.reason,
         caller=caller,
         clusters=clusters,
-        review=review,
-        cache_hit=hit,
+        fields=verdict.fields,
+        cache_hit=verdict.cache_hit,
     )
-    return json_response(answer(review_request.api_version, status))
+    return json_text_response(answer_json(review_request.api_version, verdict.status_json))
 
 
 def _decide(
@@ -447,7 +497,7 @@ def _decide(
     mapping: Mapping,
     version: int,
     note: str | None,
-) -> tuple[Review, TokenReviewStatus, bool]:
+) -> Verdict:
     """The verdict: from the cache, or reviewed now (and cached when positive)."""
     cache = webhook.cache
     now = svc.clock()
@@ -456,7 +506,7 @@ def _decide(
         hit = cache.get(key, now=now, version=version)
         metrics.CACHE.labels(result="hit" if hit else "miss").inc()
         if hit is not None:
-            return hit.review, hit.status, True
+            return hit
     review = review_token(
         req.token,
         store=svc.store,
@@ -467,7 +517,13 @@ def _decide(
         now=now,
         mapping_note=note,
     )
-    status = _status(review, req.audiences)
-    if key is not None and review.authenticated:
-        cache.put(key, status, review, now=now, version=version)
-    return review, status, False
+    verdict = Verdict(
+        review.authenticated,
+        review.reason,
+        json.dumps(_status(review, req.audiences), ensure_ascii=False),
+        ReviewFields.of(review),
+        False,
+    )
+    if key is not None:
+        cache.put(key, verdict, expires_at=review.expires_at, now=now, version=version)
+    return verdict

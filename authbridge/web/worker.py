@@ -45,6 +45,12 @@ Stopping (SIGTERM)
     may have a request in flight; the worker exits when all are closed or
     after ``graceful_timeout``.
 
+Pauses
+    A full garbage collection stops the worker for as long as it takes to scan
+    every tracked object. What the worker loaded before serving is frozen
+    (``gc.freeze``) so collections scan only what requests create; the webhook
+    keeps its verdict cache in a shape the collector does not track.
+
 TLS
     The server context is built once per worker and built again when the
     certificate, key or client CA file changes (checked at most once a second
@@ -58,6 +64,7 @@ HTTP/2 is not offered (``authbridge serve`` never enables it).
 from __future__ import annotations
 
 import errno
+import gc
 import io
 import os
 import selectors
@@ -210,6 +217,11 @@ class EventLoopWorker(base.Worker):  # type: ignore[misc]  # gunicorn is untyped
             pass
 
     def run(self) -> None:
+        # The app is loaded: what exists now (modules, the app, its keys and mapping)
+        # lives as long as the worker. Frozen, it is left out of every full collection,
+        # which otherwise scans it all and pauses every connection of the worker.
+        gc.collect()
+        gc.freeze()
         self._sel().register(self.PIPE[0], _READ, self._wake)
         for listener in self.sockets:
             listener.setblocking(False)
