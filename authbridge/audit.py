@@ -96,9 +96,12 @@ _JWT_MIN_CHARS: Final = 41
 _SECRET_SHAPE: Final = re.compile(r"(?<![A-Za-z0-9_-])[A-Za-z0-9_-]{40}(?![A-Za-z0-9_-])")
 
 
-# Any run of 40 token characters: with _JWT_SHAPE, a cheap test of a whole serialized
-# line that every line holding something scrub() would drop also passes (see _suspect).
-_TOKEN_RUN: Final = re.compile(r"[A-Za-z0-9_-]{40}")
+# For _suspect: every base64url character and the dot become "a", everything else a space.
+_RUNS: Final = {
+    c: ("a" if chr(c).isascii() and (chr(c).isalnum() or chr(c) in "_-.") else " ")
+    for c in range(128)
+}
+_LONG_RUN: Final = "a" * 40
 
 
 def looks_secret(value: str) -> bool:
@@ -111,15 +114,15 @@ def looks_secret(value: str) -> bool:
 def _suspect(text: str) -> bool:
     """Whether the serialized line ``text`` may hold something :func:`scrub` would drop.
 
-    A superset of :func:`looks_secret` over every key and string of the line:
-    JSON keeps base64url characters and dots as they are, and an escape
-    (``\\n``, ``\\u00e9``) starts with a backslash, so it can only lengthen a
-    run, never split one or add a dot. Lines it clears skip the field-by-field
-    scrub; the few it flags get it.
+    True when ``text`` has a run of 40 or more base64url characters and dots:
+    a secret (40 base64url characters) and a JWT (over 40, with two dots) both
+    make one. JSON keeps those characters as they are, and an escape (``\\n``,
+    ``\\u00e9``) starts with a backslash, so it can only lengthen a run, never
+    split one: a superset of :func:`looks_secret` over every key and string of
+    the line. Lines it clears skip the field-by-field scrub; the few it flags
+    (a long host name in a detail, say) get it. Two C-speed string operations.
     """
-    if _TOKEN_RUN.search(text):
-        return True
-    return any(len(m.group()) >= _JWT_MIN_CHARS for m in _JWT_SHAPE.finditer(text))
+    return _LONG_RUN in text.translate(_RUNS)
 
 
 def _tainted(value: object) -> bool:
