@@ -59,7 +59,7 @@ WEBHOOK_CONCURRENCY = 16  # connections, as a busy kube-apiserver keeps open
 GEN_PROCESSES = 2  # load generator processes (threads within each: one per connection)
 LATENCY_CONNECTIONS = 32  # enough that requests queue in the server, not in the client
 TOKEN_CONCURRENCY = 16
-DISTINCT_PER_SECOND = 2500  # distinct tokens per second of the max-rate phase (count-bounded)
+DISTINCT_PER_SECOND = 4500  # enough distinct tokens for 10 s at ~1.5x the target
 WARMUP_REQUESTS = 600
 QUIET_CORES = 0.25  # a phase waits until other processes use less CPU than this
 
