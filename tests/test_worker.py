@@ -295,6 +295,20 @@ def test_a_declared_body_over_the_cap_goes_to_the_app_without_waiting(tls_server
     assert answer.startswith(b"HTTP/1.1 413"), answer[:100]
 
 
+def test_a_refused_body_sent_whole_still_lets_the_client_read_the_answer(
+    tls_server: Served,
+) -> None:
+    # The app answers from the head; the worker reads and drops the rest of the body
+    # before closing, so no reset destroys the answer in the client's buffer.
+    for _ in range(5):
+        with tls_server.connect() as s:
+            s.sendall(
+                b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 200000\r\n\r\n" + b"a" * 200_000
+            )
+            answer = read_all(s)
+        assert answer.startswith(b"HTTP/1.1 413") and b"Connection: close" in answer
+
+
 def test_an_endless_chunked_body_gets_413(tls_server: Served) -> None:
     chunk = b"1000\r\n" + b"a" * 4096 + b"\r\n"
     with tls_server.connect() as s:

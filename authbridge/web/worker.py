@@ -85,6 +85,8 @@ from gunicorn.workers import base
 
 MAX_BODY_BYTES: Final = 1024 * 1024  # the body cap when the app has no settings (tests)
 STOP_LINGER_SECONDS: Final = 2.0
+DRAIN_MAX_BYTES: Final = 1024 * 1024  # of a refused body, read and dropped before closing
+DRAIN_SECONDS: Final = 2.0  # ... for at most this long
 NOTIFY_EVERY_SECONDS: Final = 1.0
 SWEEP_EVERY_SECONDS: Final = 0.5
 RECV_BYTES: Final = 65536
@@ -142,6 +144,7 @@ class _Connection:
         "inbuf",
         "out",
         "close_after",
+        "drain",
         "continued",
         "deadline",
         "requests",
@@ -159,6 +162,7 @@ class _Connection:
         self.inbuf = bytearray()
         self.out: list[bytes] = []
         self.close_after = False  # close once ``out`` is written
+        self.drain = 0  # bytes of a refused body to read and drop before closing
         self.continued = False  # 100 Continue sent for the request being read
         self.deadline = 0.0
         self.requests = 0
@@ -370,18 +374,15 @@ class EventLoopWorker(base.Worker):  # type: ignore[misc]  # gunicorn is untyped
             if not conn.handshaken:
                 if not self._handshake(conn):
                     return
-            if conn.out:
-                if not self._flush(conn):
-                    return
-                if conn.close_after:
-                    self._close(conn)
-                    return
-            if not self._read(conn):
-                return
-            self._serve_buffered(conn)
             if conn.out and not self._flush(conn):
                 return
-            if conn.close_after and not conn.out:
+            if not conn.close_after:
+                if not self._read(conn):
+                    return
+                self._serve_buffered(conn)
+                if conn.out and not self._flush(conn):
+                    return
+            if conn.close_after and not conn.out and not self._draining(conn):
                 self._close(conn)
         except OSError as e:
             if e.errno not in (None, errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN):
@@ -439,6 +440,27 @@ class EventLoopWorker(base.Worker):  # type: ignore[misc]  # gunicorn is untyped
             ):
                 return True
 
+    def _draining(self, conn: _Connection) -> bool:
+        """Drop what is left of a body the app refused unread; True while more is due.
+
+        Closing with unread bytes in the socket makes the kernel send a reset,
+        which can destroy the answer before the client reads it (as gunicorn's
+        own ``finish_body`` avoids). At most :data:`DRAIN_MAX_BYTES`, for at most
+        :data:`DRAIN_SECONDS`; then the connection closes whatever is left.
+        """
+        while conn.drain > 0:
+            try:
+                data = conn.sock.recv(min(RECV_BYTES, conn.drain))
+            except (ssl.SSLWantReadError, BlockingIOError):
+                self._want(conn, _READ)
+                return True
+            except (ssl.SSLError, OSError):
+                return False
+            if not data:
+                return False
+            conn.drain -= len(data)
+        return False
+
     def _flush(self, conn: _Connection) -> bool:
         """Write the buffered answer; False when the socket is full (wait) or gone."""
         data = b"".join(conn.out) if len(conn.out) > 1 else conn.out[0]
@@ -458,9 +480,10 @@ class EventLoopWorker(base.Worker):  # type: ignore[misc]  # gunicorn is untyped
                 return False
             view = view[sent:]
         self._want(conn, _READ)
-        conn.deadline = time.monotonic() + (self.cfg.keepalive if self.alive else 0)
         if not self.alive:
             conn.close_after = True
+        elif not conn.close_after:  # idle now: the keep-alive limit applies
+            conn.deadline = time.monotonic() + self.cfg.keepalive
         return True
 
     # -- requests ------------------------------------------------------------------------------
@@ -485,13 +508,17 @@ class EventLoopWorker(base.Worker):  # type: ignore[misc]  # gunicorn is untyped
             del conn.inbuf[:used]
             conn.continued = False
             conn.requests += 1
-            self._run_app(conn, req)
-            if cut:
-                conn.close_after = True  # the rest of that body is still on its way
+            self._run_app(conn, req, force_close=cut is not None)
+            if cut is not None:
+                # The rest of that body is still on its way: drop it, then close.
+                conn.close_after = True
+                conn.drain = cut if cut <= DRAIN_MAX_BYTES else 0
+                conn.deadline = time.monotonic() + min(self.cfg.timeout, DRAIN_SECONDS)
                 conn.inbuf.clear()
 
-    def _parse(self, conn: _Connection) -> tuple[Request, int, bool]:
-        """The first whole request in the buffer, the bytes it used, and whether it was cut.
+    def _parse(self, conn: _Connection) -> tuple[Request, int, int | None]:
+        """The first whole request in the buffer, the bytes it used, and how many of its
+        body bytes are still to come when it goes to the app without its body (else None).
 
         A body declared over the app's cap is not waited for: the request goes to
         the app with its head and no body, so the app answers as it does for any
@@ -508,7 +535,7 @@ class EventLoopWorker(base.Worker):  # type: ignore[misc]  # gunicorn is untyped
         length = getattr(req.body.reader, "length", None)  # Content-Length; None if chunked
         if isinstance(length, int) and length > self.body_limit:
             req.body = Body(io.BytesIO(b""))
-            return req, len(buf), True
+            return req, len(buf), max(0, length - (len(buf) - head))
         try:
             body = req.body.read()
         except http_errors.NoMoreData:
@@ -521,7 +548,7 @@ class EventLoopWorker(base.Worker):  # type: ignore[misc]  # gunicorn is untyped
             raise _Incomplete()
         rest = unreader.buf.getvalue()
         req.body = Body(io.BytesIO(body))
-        return req, len(buf) - len(rest), False
+        return req, len(buf) - len(rest), None
 
     def _continue(self, conn: _Connection, req: Request) -> None:
         if getattr(req, "_expected_100_continue", False) and not conn.continued:
@@ -535,7 +562,7 @@ class EventLoopWorker(base.Worker):  # type: ignore[misc]  # gunicorn is untyped
         conn.close_after = True
         conn.inbuf.clear()
 
-    def _run_app(self, conn: _Connection, req: Request) -> None:
+    def _run_app(self, conn: _Connection, req: Request, *, force_close: bool = False) -> None:
         environ: dict[str, Any] = {}
         resp = None
         started = datetime.now()
@@ -549,7 +576,7 @@ class EventLoopWorker(base.Worker):  # type: ignore[misc]  # gunicorn is untyped
                 if self.alive:
                     self.log.info("Autorestarting worker after current request.")
                     self.alive = False
-            if not self.alive or not self.cfg.keepalive:
+            if force_close or not self.alive or not self.cfg.keepalive:
                 resp.force_close()
             respiter = self.wsgi(environ, resp.start_response)
             if not self.alive:  # stopped while the app ran (Flask has not sent headers yet)
