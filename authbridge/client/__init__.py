@@ -2,6 +2,9 @@
 
 Modules, cheapest first (``authbridge token`` runs before every kubectl request):
 
+* :mod:`.fastpath` - the rules of a cached token (cache key and file checks,
+  ``KUBERNETES_EXEC_INFO``, the ExecCredential), standard library only: the
+  console script answers a plain cache hit with it before click loads;
 * :mod:`.errors` - CredentialsError, IssuerError, IssuerRefused;
 * :mod:`.exec_credential` - the kubectl ExecCredential and ``KUBERNETES_EXEC_INFO``;
 * :mod:`.credentials` - the ``~/.authbridge/credentials`` file (strict INI profiles);
@@ -10,5 +13,5 @@ Modules, cheapest first (``authbridge token`` runs before every kubectl request)
 * :mod:`.issuer` - ``POST /oauth2/token`` over verified TLS (urllib, ssl: minting only);
 * :mod:`.break_glass` - ``token --local``: sign with ``keys/`` (store, keys, tokens).
 
-The first five import only the standard library; nothing here imports click.
+The first six import only the standard library; nothing here imports click.
 """
