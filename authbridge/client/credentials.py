@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from authbridge.client.errors import CredentialsError
+from authbridge.client.fastpath import read_at_most
 
 __all__ = [
     "CREDENTIALS_ENV",
@@ -154,22 +155,15 @@ def read_credentials_text(path: Path, *, private: bool = True) -> tuple[str, int
                 f" (mode {mode:04o}); it holds a secret",
                 hint=f"run `chmod 600 {path}`",
             )
-        chunks: list[bytes] = []
-        size = 0
-        while size <= MAX_CREDENTIALS_BYTES:
-            chunk = os.read(fd, MAX_CREDENTIALS_BYTES + 1 - size)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
+        data = read_at_most(fd, MAX_CREDENTIALS_BYTES)
     except OSError as e:
         raise CredentialsError(f"cannot read credentials file {path}: {e.strerror}") from e
     finally:
         os.close(fd)
-    if size > MAX_CREDENTIALS_BYTES:
+    if len(data) > MAX_CREDENTIALS_BYTES:
         raise _error(path, f"is larger than {MAX_CREDENTIALS_BYTES // 1024} KiB")
     try:
-        return b"".join(chunks).decode("utf-8"), mode
+        return data.decode("utf-8"), mode
     except UnicodeDecodeError as e:
         raise _error(path, "is not UTF-8 text") from e
 

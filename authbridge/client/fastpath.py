@@ -190,7 +190,21 @@ def read_entry(directory: str | os.PathLike[str], key: str) -> bytes | None:
         os.close(dir_fd)
 
 
-def _is_token(value: object) -> TypeGuard[str]:
+def read_at_most(fd: int, limit: int) -> bytes:
+    """What ``fd`` holds, read up to ``limit + 1`` bytes: longer than ``limit`` means too big."""
+    chunks: list[bytes] = []
+    size = 0
+    while size <= limit:
+        chunk = os.read(fd, limit + 1 - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
+def is_token(value: object) -> TypeGuard[str]:
+    """Whether ``value`` can be a bearer token: ASCII, printable, no space, 1-8192 chars."""
     return (
         isinstance(value, str)
         and 0 < len(value) <= _MAX_TOKEN
@@ -211,7 +225,7 @@ def parse_entry(data: bytes) -> tuple[str, int] | None:
     if not isinstance(doc, dict) or set(doc) != {"token", "expiresAt", "expirationTimestamp"}:
         return None
     token, expires_at, shown = doc["token"], doc["expiresAt"], doc["expirationTimestamp"]
-    if not _is_token(token) or isinstance(expires_at, bool) or not isinstance(expires_at, int):
+    if not is_token(token) or isinstance(expires_at, bool) or not isinstance(expires_at, int):
         return None
     if not 0 < expires_at < 2**40 or shown != rfc3339(expires_at - REFRESH_MARGIN):
         return None
@@ -555,19 +569,12 @@ def _read_profiles(path: str) -> dict[str, dict[str, str]] | None:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode) or st.st_mode & 0o077:
             raise _Fallback
-        chunks: list[bytes] = []
-        size = 0
-        while size <= _MAX_CREDENTIALS_BYTES:
-            chunk = os.read(fd, _MAX_CREDENTIALS_BYTES + 1 - size)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
+        data = read_at_most(fd, _MAX_CREDENTIALS_BYTES)
     finally:
         os.close(fd)
-    if size > _MAX_CREDENTIALS_BYTES:
+    if len(data) > _MAX_CREDENTIALS_BYTES:
         raise _Fallback
-    profiles = parse_profiles(b"".join(chunks).decode("utf-8"))
+    profiles = parse_profiles(data.decode("utf-8"))
     if profiles is None:
         raise _Fallback
     return profiles

@@ -40,11 +40,12 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
-from typing import IO, Any, NoReturn, TypeGuard
+from typing import IO, Any, NoReturn
 from urllib.parse import quote_plus, urlencode
 
 from authbridge import __version__
 from authbridge.client.errors import IssuerError, IssuerRefused
+from authbridge.client.fastpath import is_token
 
 __all__ = [
     "GRANT_CLIENT_CREDENTIALS",
@@ -123,16 +124,6 @@ def jwt_exp(token: str) -> int | None:
     return int(exp)
 
 
-def _is_token(value: object) -> TypeGuard[str]:
-    return (
-        isinstance(value, str)
-        and 0 < len(value) <= _MAX_TOKEN
-        and value.isascii()
-        and value.isprintable()
-        and " " not in value
-    )
-
-
 def _is_error_code(value: object) -> bool:
     # RFC 6749 §5.2: error is %x20-21 / %x23-5B / %x5D-7E.
     return (
@@ -154,7 +145,7 @@ def parse_success(body: bytes, sent_at: float, endpoint: str) -> IssuedToken:
     if not isinstance(doc, dict):
         raise IssuerError(f"the issuer at {endpoint} answered with a non-object", hint=check)
     token = doc.get("access_token")
-    if not _is_token(token):
+    if not is_token(token):
         raise IssuerError(f"the issuer at {endpoint} answered without a usable access_token")
     token_type = doc.get("token_type")
     # RFC 6749 §5.1: token_type is case-insensitive.

@@ -10,8 +10,9 @@ Workers are :class:`authbridge.web.worker.EventLoopWorker`: one event loop
 per process, HTTP keep-alive (the kube-apiserver keeps its webhook connections
 open), gunicorn's HTTP/1.1 parsing, no thread hand-off per request; each
 worker answers one request at a time, so ``workers`` is the concurrency (see
-that module for why, and for its limits). TLS is 1.2 or newer. With a client CA configured, client certificates are
-requested (and verified against it) but optional at the TLS layer, because
+that module for why, and for its limits). TLS is 1.2 or newer. With a client
+CA configured, client certificates are requested (and verified against it)
+but optional at the TLS layer, because
 people and ``curl`` reach ``/verify`` and ``/oauth2/token`` without one; the
 routes that need one (``/authenticate``) check it themselves.
 
