@@ -182,10 +182,18 @@ def new_request_id() -> str:
     return f"{_ID_PREFIX}{next(_ID_COUNTER) & 0xFFFFFFFFFFFF:012x}"
 
 
+_SECOND: list[tuple[Any, str]] = [(None, "")]  # the last whole second, formatted (one slot)
+
+
 def utc(ts: float) -> str:
-    """``2026-11-22T00:15:00.123Z``."""
-    stamp = datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")
-    return stamp.replace("+00:00", "Z")
+    """``2026-11-22T00:15:00.123Z`` (milliseconds truncated, as ``isoformat`` does)."""
+    m = datetime.fromtimestamp(ts, UTC)
+    second = (m.year, m.month, m.day, m.hour, m.minute, m.second)
+    cached_second, text = _SECOND[0]  # one read: threads may replace the slot meanwhile
+    if cached_second != second:
+        text = m.strftime("%Y-%m-%dT%H:%M:%S")
+        _SECOND[0] = (second, text)
+    return f"{text}.{m.microsecond // 1000:03d}Z"
 
 
 class AuditLine(TypedDict):

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import math
 from collections.abc import Collection, Mapping
@@ -362,8 +363,13 @@ def identity_of(principal: Principal) -> Identity:
 def _is_user(identity: Identity, partition: str) -> bool:
     if identity.session_name is not None:
         return False
+    return _is_user_arn(identity.arn, partition)
+
+
+@functools.lru_cache(maxsize=4096)  # a review per request, for the same few principals
+def _is_user_arn(arn: str, partition: str) -> bool:
     try:
-        parsed = arns.parse_principal(identity.arn, partitions=arns.KNOWN_PARTITIONS | {partition})
+        parsed = arns.parse_principal(arn, partitions=arns.KNOWN_PARTITIONS | {partition})
     except MalformedArn:
         return False
     return parsed.kind == "user"

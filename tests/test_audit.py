@@ -337,3 +337,22 @@ def test_the_whole_line_pre_check_never_misses_what_scrub_drops() -> None:
             flagged += 1
             assert audit._suspect(text), value
     assert flagged > 100  # the table did exercise the dropping side
+
+
+def test_utc_is_isoformat_with_milliseconds_whatever_the_order_of_calls() -> None:
+    # utc() keeps the last formatted second: rounding up to the next second, going
+    # back in time and negative times must still give what isoformat gives.
+    import random
+    from datetime import UTC, datetime
+
+    def reference(ts: float) -> str:
+        stamp = datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")
+        return stamp.replace("+00:00", "Z")
+
+    rng = random.Random(7)  # noqa: S311 - reproducible test data, not a secret
+    base = 1763771700.0
+    times = [base + 0.5, base + 0.9999999, base + 0.5, -1.5, -0.0001, 0.0, base + 86400 * 31]
+    times += [base + rng.uniform(0, 3) for _ in range(3000)]
+    times += [rng.uniform(-1e9, 4e9) for _ in range(3000)]
+    for ts in times:
+        assert audit.utc(ts) == reference(ts), ts

@@ -99,6 +99,9 @@ class AuthbridgeServer(BaseApplication):  # type: ignore[misc]  # gunicorn is un
             "limit_request_line": 8190,
             "limit_request_fields": 64,
             "limit_request_field_size": 16384,
+            # authbridge terminates TLS itself and reads X-Forwarded-For only from its
+            # own trustedProxies: gunicorn need not look at forwarded headers at all.
+            "forwarded_allow_ips": "",
             "preload_app": False,
             "child_exit": _child_exit,
         }

@@ -504,7 +504,7 @@ def _decide(
     key = VerdictCache.key(req.token, req.audiences, clusters) if cache.enabled else None
     if key is not None:
         hit = cache.get(key, now=now, version=version)
-        metrics.CACHE.labels(result="hit" if hit else "miss").inc()
+        metrics.child(metrics.CACHE, "hit" if hit else "miss").inc()
         if hit is not None:
             return hit
     review = review_token(
