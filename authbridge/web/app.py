@@ -90,4 +90,5 @@ def create_app(
     app.register_blueprint(verify.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(metrics.bp)
+    webhook.install_fast_path(app)  # POST /authenticate without Flask's request machinery
     return app

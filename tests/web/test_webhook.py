@@ -742,3 +742,78 @@ def test_no_header_stands_in_for_a_certificate(client: FlaskClient, world: World
     forged = {"authbridge.peer_cert": "O=prod", "Authbridge-Peer-Cert": "O=prod"}
     response = client.post("/authenticate", json=body, headers=forged)
     assert response.status_code == 401
+
+
+# --------------------------------------------------------------------------- the fast path
+
+
+def test_the_fast_path_and_the_flask_view_answer_alike(
+    build: Callable[..., Flask], app_store: SqlStore, world: World
+) -> None:
+    # create_app answers POST /authenticate without Flask (webhook.FastPath); the Flask
+    # view (what an app without it runs) must give the same status, headers and body.
+    from werkzeug.test import Client
+
+    from authbridge.web.webhook import FastPath
+
+    store = FlakyStore(app_store)
+    app = build(store=store)
+    fast_path = app.wsgi_app
+    assert isinstance(fast_path, FastPath)
+    clients = {"fast path": app.test_client(), "flask view": Client(fast_path.next)}
+    token = user_token(clients["fast path"], world.alice_key)
+    cases: list[tuple[str, dict[str, Any]]] = [
+        (json.dumps({"apiVersion": V1, "kind": "TokenReview", "spec": {"token": t}}), cert)
+        for t in (token, "garbage")
+        for cert in (PROD, STAGING, {})
+    ]
+    cases += [
+        (json.dumps({"apiVersion": "v0", "kind": "TokenReview", "spec": {"token": token}}), PROD),
+        ("[1, 2", PROD),
+        ("x" * 70_000, PROD),
+    ]
+    for down in (False, True):
+        store.down = down
+        for data, cert in cases:
+            answers = {}
+            for name, client in clients.items():
+                r = client.post(
+                    "/authenticate", data=data, content_type="application/json", environ_base=cert
+                )
+                answers[name] = (
+                    r.status_code,
+                    r.headers.get("Content-Type"),
+                    r.headers.get("Cache-Control"),
+                    r.headers.get("Retry-After"),
+                    r.get_json(),
+                )
+            assert answers["fast path"] == answers["flask view"], (data[:80], cert, down)
+
+
+def test_other_methods_on_authenticate_still_get_flasks_405(client: FlaskClient) -> None:
+    response = client.get("/authenticate")
+    assert response.status_code == 405 and "POST" in response.headers["Allow"]
+
+
+def test_an_unexpected_failure_on_the_fast_path_is_a_logged_500(
+    build: Callable[..., Flask],
+    world: World,
+    audit_records: Callable[[], list[dict[str, Any]]],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from authbridge.web import webhook
+
+    client = build().test_client()
+    token = user_token(client, world.alice_key)
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(webhook, "review_token", broken)
+    response = review(client, token)
+    assert response.status_code == 500
+    assert response.get_json()["error"] == "server_error"
+    assert response.headers["Cache-Control"] == "no-store"
+    assert any("request failed: KeyError" in r.getMessage() for r in caplog.records)
+    assert last_decision(audit_records)["reason"] == metrics.INTERNAL
