@@ -185,6 +185,21 @@ def test_pipelined_requests_are_answered_in_order(tls_server: Served) -> None:
         assert closed_by_server(s, within=2)
 
 
+def test_many_pipelined_requests_are_all_answered_in_batches(tls_server: Served) -> None:
+    # More than one batch (MAX_PIPELINED) sent at once, then nothing more: every one
+    # is answered although no new bytes arrive to wake the worker.
+    count = 100
+    requests = b"".join(
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%d" % (len(b"%d" % i), i)
+        for i in range(count)
+    )
+    with tls_server.connect() as s:
+        s.sendall(requests)
+        buffered = bytearray()
+        answers = [read_answer(s, buffered)[2] for _ in range(count)]
+    assert answers == [b"%d" % i for i in range(count)]
+
+
 def test_a_request_arriving_in_pieces_is_answered_once_whole(tls_server: Served) -> None:
     body = b"a" * 3000
     request = b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3000\r\n\r\n" + body

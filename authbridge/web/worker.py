@@ -90,6 +90,7 @@ DRAIN_SECONDS: Final = 2.0  # ... for at most this long
 NOTIFY_EVERY_SECONDS: Final = 1.0
 SWEEP_EVERY_SECONDS: Final = 0.5
 RECV_BYTES: Final = 65536
+MAX_PIPELINED: Final = 32  # answers buffered for one connection before they are written
 CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 _READ: Final = selectors.EVENT_READ
@@ -138,6 +139,7 @@ class _Answer:
 class _Connection:
     __slots__ = (
         "sock",
+        "fd",
         "client",
         "server",
         "handshaken",
@@ -156,6 +158,7 @@ class _Connection:
 
     def __init__(self, sock: socket.socket, client: Any, server: Any) -> None:
         self.sock = sock
+        self.fd = sock.fileno()  # kept: a closed socket says -1
         self.client = client
         self.server = server
         self.handshaken = False
@@ -328,7 +331,7 @@ class EventLoopWorker(base.Worker):  # type: ignore[misc]  # gunicorn is untyped
             conn = _Connection(sock, addr, listener.getsockname())
             conn.handshaken = not self.cfg.is_ssl
             conn.deadline = time.monotonic() + self.cfg.timeout
-            self.connections[sock.fileno()] = conn
+            self.connections[conn.fd] = conn
             self._want(conn, _READ)
             self._on_event(conn, _READ)  # the client may have sent already
 
@@ -356,7 +359,7 @@ class EventLoopWorker(base.Worker):  # type: ignore[misc]  # gunicorn is untyped
         conn.events = events
 
     def _close(self, conn: _Connection) -> None:
-        fd = conn.sock.fileno()
+        fd = conn.fd
         if conn.events and self.selector is not None:
             try:
                 self.selector.unregister(conn.sock)
@@ -379,9 +382,14 @@ class EventLoopWorker(base.Worker):  # type: ignore[misc]  # gunicorn is untyped
             if not conn.close_after:
                 if not self._read(conn):
                     return
-                self._serve_buffered(conn)
-                if conn.out and not self._flush(conn):
-                    return
+                while True:
+                    served = conn.requests
+                    self._serve_buffered(conn)
+                    if conn.out and not self._flush(conn):
+                        return  # the socket is full: the rest when it drains
+                    if conn.requests == served or not conn.inbuf or conn.close_after:
+                        break  # nothing more whole in the buffer (or closing)
+                    # a batch of pipelined requests answered: serve what is still buffered
             if conn.close_after and not conn.out and not self._draining(conn):
                 self._close(conn)
         except OSError as e:
@@ -490,7 +498,9 @@ class EventLoopWorker(base.Worker):  # type: ignore[misc]  # gunicorn is untyped
 
     def _serve_buffered(self, conn: _Connection) -> None:
         """Answer every whole request in the buffer (pipelining), in order."""
-        while conn.inbuf and not conn.close_after:
+        # Pipelined requests are answered a batch at a time: a client that sends many
+        # and reads nothing fills its socket, and the rest waits until it reads.
+        while conn.inbuf and not conn.close_after and len(conn.out) < MAX_PIPELINED:
             try:
                 req, used, cut = self._parse(conn)
             except _Incomplete:
