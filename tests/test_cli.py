@@ -516,19 +516,24 @@ def test_unexpected_errors_are_one_line_unless_debugging(cli: Cli) -> None:
     assert "Traceback" in debug.stderr and "boom: s3cr3t-detail" in debug.stderr
 
 
-def test_importing_the_cli_loads_no_store_driver_or_web_stack() -> None:
-    heavy = ["authbridge.store", "sqlite3", "psycopg", "flask", "kubernetes", "cryptography"]
-    code = f"import sys, authbridge.cli.main; print([m for m in {heavy!r} if m in sys.modules])"
+def python_prints(code: str, *flags: str, env: dict[str, str] | None = None) -> str:
+    """What a fresh ``python [flags] -c code`` prints (it must succeed), stripped."""
     proc = subprocess.run(
-        [sys.executable, "-c", code],
-        env=clean_env(),
+        [sys.executable, *flags, "-c", code],
+        env=env if env is not None else clean_env(),
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
         timeout=TIMEOUT,
         check=True,
     )
-    assert proc.stdout.strip() == "[]"
+    return proc.stdout.strip()
+
+
+def test_importing_the_cli_loads_no_store_driver_or_web_stack() -> None:
+    heavy = ["authbridge.store", "sqlite3", "psycopg", "flask", "kubernetes", "cryptography"]
+    code = f"import sys, authbridge.cli.main; print([m for m in {heavy!r} if m in sys.modules])"
+    assert python_prints(code) == "[]"
 
 
 def test_default_config_name_matches_settings() -> None:

@@ -47,7 +47,7 @@ from authbridge.client.cache import CachedToken, TokenCache, cache_key
 from authbridge.client.exec_credential import API_VERSIONS
 from authbridge.errors import AuthbridgeError
 from authbridge.tokens import MAX_TOKEN_SIZE
-from tests.test_cli import AUTHBRIDGE, TIMEOUT
+from tests.test_cli import AUTHBRIDGE, TIMEOUT, python_prints
 
 KEY_ID = "AKIAALICEALICEALICE2"
 OTHER_KEY_ID = "AKIABOBBOBBOBBOBBOB2"
@@ -756,13 +756,4 @@ def test_the_fast_path_modules_import_no_click() -> None:
         f"print(sorted(m for m in sys.modules if m.split('.')[0] in {NEVER!r}))\n"
     )
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
-    proc = subprocess.run(
-        [sys.executable, "-S", "-c", code],
-        env=env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        check=True,
-    )
-    assert proc.stdout.strip() == "[]"
+    assert python_prints(code, "-S", env=env) == "[]"
