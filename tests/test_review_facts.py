@@ -28,7 +28,7 @@ from authbridge.review import Review, map_identity, review_token
 from authbridge.store import SqlStore
 from authbridge.store.base import ReviewFacts
 from authbridge.sts import IssuerPolicy, assume_role, get_session_token
-from tests.conftest import ACCOUNT
+from tests.conftest import ACCOUNT, CallRecorder
 
 NOW = 1_800_000_000.0
 POLICY = IssuerPolicy(
@@ -56,24 +56,12 @@ mapGroups:
 )
 
 
-class CountingStore:
+class CountingStore(CallRecorder):
     """The real store, recording the name of every method called on it."""
 
     def __init__(self, inner: SqlStore) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.partition = inner.partition
-        self.calls: list[str] = []
-
-    def __getattr__(self, name: str) -> Any:
-        value = getattr(self.inner, name)
-        if not callable(value):
-            return value
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            self.calls.append(name)
-            return value(*args, **kwargs)
-
-        return call
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,6 @@ error class and a message that names the thing and what to do.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 
@@ -36,7 +35,7 @@ from authbridge.iam.credentials import Pepper
 from authbridge.store import SqlStore, open_store
 from authbridge.store.base import ReviewFacts
 from authbridge.store.migrations import LATEST_VERSION
-from tests.conftest import ACCOUNT, OTHER_ACCOUNT
+from tests.conftest import ACCOUNT, OTHER_ACCOUNT, CallRecorder
 
 # -- migrations --------------------------------------------------------------------
 
@@ -577,23 +576,7 @@ def test_review_facts_group_arns_use_the_store_partition(empty_dsn: str, pepper:
         s.close()
 
 
-class _CountingDriver:
-    """The store's driver, recording which of its methods are called."""
-
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-        self.calls: list[str] = []
-
-    def __getattr__(self, name: str) -> Any:
-        value = getattr(self.inner, name)
-        if not callable(value):
-            return value
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            self.calls.append(name)
-            return value(*args, **kwargs)
-
-        return call
+_CountingDriver = CallRecorder  # the store's driver, recording which methods are called
 
 
 def test_review_facts_is_one_statement(store: SqlStore, monkeypatch: pytest.MonkeyPatch) -> None:
