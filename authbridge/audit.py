@@ -9,7 +9,7 @@ A line (every key is always there, ``null`` when not known)::
     time           2026-11-22T00:15:00.123Z (UTC, milliseconds)
     event          token_issued | tokenreview | verify | introspect | revoke
     request_id     a UUID per request
-    client         the peer address
+    client         the peer address, or behind trustedProxies the client they forwarded for
     caller         who called: the webhook's client-certificate CN, or the access key
                    id a client authenticated with at introspection / revocation
     clusters       the clusters the caller speaks for / asked about

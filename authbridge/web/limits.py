@@ -70,9 +70,9 @@ import logging
 import math
 import threading
 from collections import OrderedDict
-from collections.abc import Hashable, Iterable
+from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from flask import Flask, Request, current_app, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge, RequestHeaderFieldsTooLarge
@@ -318,6 +318,26 @@ def client_address(
 
     ``forwarded_for``: the values of every ``X-Forwarded-For`` header, in order.
     """
+    addr = _origin(peer, forwarded_for, trusted_proxies)
+    if addr is None:
+        return None
+    if isinstance(addr, ipaddress.IPv6Address):
+        return str(ipaddress.IPv6Network((addr, 64), strict=False))
+    return str(addr)
+
+
+def audit_client(environ: Mapping[str, Any], trusted_proxies: tuple[Network, ...]) -> str | None:
+    """The client address an audit line names: the peer, or through ``trustedProxies``
+    the client they forwarded for (as :func:`client_address` finds it, not bucketed)."""
+    peer = environ.get("REMOTE_ADDR")
+    forwarded = environ.get("HTTP_X_FORWARDED_FOR")
+    addr = _origin(peer, [forwarded] if forwarded else [], trusted_proxies)
+    return str(addr) if addr is not None else peer
+
+
+def _origin(
+    peer: str | None, forwarded_for: Iterable[str], trusted_proxies: tuple[Network, ...]
+) -> Address | None:
     addr = _address(peer) if peer else None
     if addr is None:
         return None
@@ -330,9 +350,7 @@ def client_address(
             addr = previous
             if not _trusted(addr, trusted_proxies):
                 break
-    if isinstance(addr, ipaddress.IPv6Address):
-        return str(ipaddress.IPv6Network((addr, 64), strict=False))
-    return str(addr)
+    return addr
 
 
 # --------------------------------------------------------------------------- the app

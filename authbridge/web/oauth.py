@@ -798,7 +798,7 @@ def _account(response: Response) -> Response:
         audit.record(
             event,
             request_id=audit.new_request_id(),
-            client=flask_request.remote_addr,
+            client=limits.audit_client(flask_request.environ, svc.settings.trusted_proxies),
             outcome=outcome,
             reason=reason,
             started=note.started,

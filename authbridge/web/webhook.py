@@ -98,7 +98,8 @@ from authbridge.mapping.model import Mapping
 from authbridge.review import REASON_OK, Review, review_token
 from authbridge.web import errors, metrics
 from authbridge.web.context import EXTENSION as CONTEXT_EXTENSION
-from authbridge.web.context import Services
+from authbridge.web.context import Services, services
+from authbridge.web.limits import audit_client
 from authbridge.web.peer import PeerCert, client_certificate
 from authbridge.web.review import (
     KIND,
@@ -337,15 +338,17 @@ def audit(
     started: float | None = None,
     environ: Mapping_[str, Any] | None = None,
     writer: audit_trail.AuditLog | None = None,
+    svc: Services | None = None,
 ) -> None:
     """Write one audit line. Only values derived from a review, never the token.
 
-    Outside a Flask request, ``environ`` (the WSGI environ: the client address)
-    and ``writer`` (the app's audit log) say what the request context would.
+    Outside a Flask request, ``environ`` (the WSGI environ: the client address),
+    ``writer`` (the app's audit log) and ``svc`` say what the request context would.
     """
     if fields is None:
         fields = ReviewFields.of(review) if review is not None else ReviewFields()
-    client = (environ if environ is not None else request.environ).get("REMOTE_ADDR")
+    trusted = (svc if svc is not None else services()).settings.trusted_proxies
+    client = audit_client(environ if environ is not None else request.environ, trusted)
     (writer if writer is not None else audit_writer()).write(
         audit_trail.record(
             event,
@@ -497,7 +500,7 @@ def answer_review(hook: Webhook, environ: Mapping_[str, Any]) -> Answer:
     svc, webhook = hook.svc, hook.state
     caller = client_certificate(environ)
     clusters: tuple[str, ...] = ()
-    where = {"environ": environ, "writer": hook.audit}
+    where = {"environ": environ, "writer": hook.audit, "svc": svc}
     try:
         clusters = served_clusters(svc, caller, webhook)
         try:

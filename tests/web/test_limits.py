@@ -286,6 +286,47 @@ def test_x_forwarded_for_only_from_trusted_proxies(
     assert_limited(post(key_auth(world.bob_key), "198.51.100.99", "203.0.113.5"), 2)
 
 
+def test_audit_lines_name_the_client_a_trusted_proxy_forwarded_for(
+    build: Callable[..., FlaskClient], world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The token endpoint (a Flask view), /verify (Flask) and /authenticate (the WSGI
+    # fast path) all name the same client: the peer, or who a trusted proxy names.
+    import json
+    import logging
+
+    caplog.set_level(logging.INFO, logger="authbridge.audit")
+    client = build(trusted_proxies="10.0.0.0/8")
+    proxied = {"REMOTE_ADDR": "10.1.2.3"}
+    hop = {"X-Forwarded-For": "2001:db8::7, 10.9.9.9"}
+
+    def last_client(event: str) -> str | None:
+        lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "authbridge.audit"]
+        value: str | None = [line for line in lines if line["event"] == event][-1]["client"]
+        return value
+
+    token = client.post(
+        "/oauth2/token",
+        data=CLIENT_CREDENTIALS,
+        headers={**key_auth(world.bob_key), **hop},
+        environ_base=proxied,
+    ).get_json()["access_token"]
+    assert last_client("token_issued") == "2001:db8::7"
+    client.post("/verify", json={"token": token}, headers=hop, environ_base=proxied)
+    assert last_client("verify") == "2001:db8::7"
+    review = {
+        "apiVersion": "authentication.k8s.io/v1",
+        "kind": "TokenReview",
+        "spec": {"token": token},
+    }
+    client.post("/authenticate", json=review, headers=hop, environ_base=proxied)
+    assert last_client("tokenreview") == "2001:db8::7"
+    # A peer that is no trusted proxy is named itself, whatever it forwards.
+    client.post(
+        "/verify", json={"token": token}, headers=hop, environ_base={"REMOTE_ADDR": "203.0.113.5"}
+    )
+    assert last_client("verify") == "203.0.113.5"
+
+
 @pytest.mark.parametrize(
     ("peer", "forwarded", "expected"),
     [
