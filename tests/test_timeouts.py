@@ -12,10 +12,12 @@ POST {endpoint}/verify                  cli/verify.py (``authbridge         10 s
 Kubernetes API (every REST call)        kube.py (``rbac apply``, the        5 s connect, 30 s
                                         reconciler)                         each read
 PostgreSQL connect                      store/postgres.py                   10 s
-PostgreSQL statements                   the store DSN                       none unless the DSN
-                                                                            sets one: ``options=
+PostgreSQL statements                   store/postgres.py                   10 s (the DSN may set
+                                                                            its own: ``options=
                                                                             -c statement_timeout
-                                                                            =5000``
+                                                                            =5000``)
+PostgreSQL server gone silently         store/postgres.py                   15 s TCP user timeout,
+                                                                            keepalives
 SQLite lock wait                        store/sqlite.py                     30 s busy timeout
 ======================================  ==================================  ===================
 
@@ -233,6 +235,29 @@ def test_a_statement_timeout_in_the_dsn_stops_a_long_statement() -> None:
             cur.execute("SELECT pg_sleep(5)")
     with driver.transaction(write=False) as cur:  # the next statement gets a new connection
         assert cur.execute("SELECT 1") == [(1,)]
+    driver.close()
+
+
+def test_postgres_timeouts_default_and_the_dsn_wins() -> None:
+    default = postgres.connection_params("postgresql://authbridge@db.internal/iam")
+    assert default["connect_timeout"] == 10 and default["tcp_user_timeout"] == 15_000
+    assert default["options"] == "-c statement_timeout=10000"
+    assert default["keepalives"] == 1
+    own = postgres.connection_params(
+        "postgresql://authbridge@db.internal/iam?connect_timeout=3&tcp_user_timeout=500"
+        "&options=-c%20search_path%3Dx%20-c%20statement_timeout%3D200"
+    )
+    assert own["connect_timeout"] == "3" and own["tcp_user_timeout"] == "500"
+    assert own["options"] == "-c search_path=x -c statement_timeout=200"
+    other = postgres.connection_params("host=db dbname=iam options='-c search_path=x'")
+    assert other["options"] == "-c search_path=x -c statement_timeout=10000"
+
+
+@pytest.mark.postgres
+def test_connections_get_the_default_statement_timeout() -> None:
+    driver = postgres.PostgresDriver(postgres_dsn())
+    with driver.transaction(write=False) as cur:
+        assert cur.execute("SHOW statement_timeout") == [("10s",)]
     driver.close()
 
 

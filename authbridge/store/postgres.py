@@ -15,11 +15,38 @@ from typing import Any
 
 import psycopg
 from psycopg import errors as pg_errors
+from psycopg.conninfo import conninfo_to_dict
 
 from authbridge.errors import StoreUnavailable
 
 CONNECT_TIMEOUT_SECONDS = 10
+# A statement (or a lock wait) that runs longer fails with StoreUnavailable (503 to a
+# caller) instead of holding the worker: `authbridge serve` answers one request at a
+# time per worker, so a stuck query would stall every connection of that worker.
+STATEMENT_TIMEOUT_MS = 10_000
+# A server that vanishes (no RST: a dead node, a dropped route) is noticed within this
+# long while data is unacknowledged, and idle connections are probed by TCP keepalives.
+TCP_USER_TIMEOUT_MS = 15_000
 MIGRATION_LOCK_ID = 0x61757468627264  # "authbrd"
+
+
+def connection_params(dsn: str) -> dict[str, Any]:
+    """libpq parameters for ``dsn``, with authbridge's timeouts where the DSN sets none.
+
+    Whatever the DSN says wins (``connect_timeout``, ``tcp_user_timeout``,
+    ``keepalives*``, a ``statement_timeout`` in ``options``).
+    """
+    params: dict[str, Any] = dict(conninfo_to_dict(dsn))
+    params.setdefault("connect_timeout", CONNECT_TIMEOUT_SECONDS)
+    params.setdefault("tcp_user_timeout", TCP_USER_TIMEOUT_MS)
+    params.setdefault("keepalives", 1)
+    params.setdefault("keepalives_idle", 30)
+    params.setdefault("keepalives_interval", 10)
+    params.setdefault("keepalives_count", 3)
+    options = str(params.get("options") or "")
+    if "statement_timeout" not in options:
+        params["options"] = f"{options} -c statement_timeout={STATEMENT_TIMEOUT_MS}".strip()
+    return params
 
 
 def _to_pg(sql: str) -> str:
@@ -56,9 +83,7 @@ class PostgresDriver:
         conn: psycopg.Connection[Any] | None = getattr(self._local, "conn", None)
         if conn is None or conn.closed:
             try:
-                conn = psycopg.connect(
-                    self._dsn, connect_timeout=CONNECT_TIMEOUT_SECONDS, autocommit=True
-                )
+                conn = psycopg.connect(**connection_params(self._dsn), autocommit=True)
             except psycopg.Error as e:
                 # psycopg's message can quote the DSN; keep only its first line, which
                 # names the host and the failure, never the password.
