@@ -146,6 +146,7 @@ class _Connection:
         "inbuf",
         "out",
         "close_after",
+        "eof",
         "drain",
         "continued",
         "deadline",
@@ -165,6 +166,7 @@ class _Connection:
         self.inbuf = bytearray()
         self.out: list[bytes] = []
         self.close_after = False  # close once ``out`` is written
+        self.eof = False  # the client sent its last byte
         self.drain = 0  # bytes of a refused body to read and drop before closing
         self.continued = False  # 100 Continue sent for the request being read
         self.deadline = 0.0
@@ -390,6 +392,8 @@ class EventLoopWorker(base.Worker):  # type: ignore[misc]  # gunicorn is untyped
                     if conn.requests == served or not conn.inbuf or conn.close_after:
                         break  # nothing more whole in the buffer (or closing)
                     # a batch of pipelined requests answered: serve what is still buffered
+            if conn.eof and not conn.out:
+                conn.close_after = True  # nothing more can come: whatever is left is cut
             if conn.close_after and not conn.out and not self._draining(conn):
                 self._close(conn)
         except OSError as e:
@@ -436,8 +440,13 @@ class EventLoopWorker(base.Worker):  # type: ignore[misc]  # gunicorn is untyped
                 self._close(conn)
                 return False
             if not data:
-                self._close(conn)
-                return False
+                # The client is done sending (a half-close, or gone): what it sent
+                # whole is still answered, then the connection closes.
+                if not conn.inbuf:
+                    self._close(conn)
+                    return False
+                conn.eof = True
+                return True
             if not conn.inbuf:
                 conn.deadline = time.monotonic() + self.cfg.timeout  # a request started
             conn.inbuf += data
