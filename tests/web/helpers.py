@@ -10,6 +10,7 @@ import jwt
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
+from authbridge.errors import StoreUnavailable
 from authbridge.iam.model import Group, NewAccessKey, Role, User
 from authbridge.store import SqlStore
 from tests.conftest import ACCOUNT
@@ -154,3 +155,28 @@ def claims_of(token: str) -> dict[str, Any]:
     """The claims, unverified (for looking; verification is tested separately)."""
     claims: dict[str, Any] = jwt.decode(token, options={"verify_signature": False})
     return claims
+
+
+class FlakyStore:
+    """The real store, or StoreUnavailable from every call while ``down``.
+
+    The failure's message holds a DSN with a password, as a driver's might:
+    tests check it never reaches an answer or a log.
+    """
+
+    def __init__(self, inner: SqlStore) -> None:
+        self.inner = inner
+        self.partition = inner.partition
+        self.down = False
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self.inner, name)
+        if not callable(value):
+            return value
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            if self.down:
+                raise StoreUnavailable("cannot reach postgresql://admin:hunter2@db/iam")
+            return value(*args, **kwargs)
+
+        return call

@@ -35,7 +35,7 @@ from flask.testing import FlaskClient
 from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.parser import text_string_to_metric_families
 
-from authbridge.errors import ConfigError, NoSuchEntity, StoreUnavailable
+from authbridge.errors import ConfigError, NoSuchEntity
 from authbridge.keys import KeyDirectory, KeyRing
 from authbridge.mapping.holder import MappingHolder
 from authbridge.settings import Settings
@@ -45,6 +45,7 @@ from tests.conftest import ACCOUNT
 from tests.web.helpers import (
     TOKEN_EXCHANGE,
     Clock,
+    FlakyStore,
     World,
     basic,
     exchange,
@@ -302,31 +303,10 @@ def test_a_retired_key_has_no_age_series(
 # --------------------------------------------------------------------------- the store
 
 
-class Flaky:
-    """The real store, or StoreUnavailable from every call while ``down``."""
-
-    def __init__(self, inner: SqlStore) -> None:
-        self.inner = inner
-        self.partition = inner.partition
-        self.down = False
-
-    def __getattr__(self, name: str) -> Any:
-        value = getattr(self.inner, name)
-        if not callable(value):
-            return value
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            if self.down:
-                raise StoreUnavailable("cannot reach the database")
-            return value(*args, **kwargs)
-
-        return call
-
-
 def test_store_calls_are_timed_and_failures_counted(
     make_app: Callable[..., Flask], app_store: SqlStore, world: World
 ) -> None:
-    store = Flaky(app_store)
+    store = FlakyStore(app_store)
     client = make_app(store=store).test_client()
     op = "authenticate_access_key"
     delta = Delta(

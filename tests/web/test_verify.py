@@ -30,13 +30,12 @@ from authbridge.keys import KeyRing, KeySet, generate_signing_key
 from authbridge.store import SqlStore
 from authbridge.tokens import Principal, mint
 from tests.conftest import ACCOUNT
-from tests.web.helpers import ISSUER, Clock, World, exchange, user_token
+from tests.web.helpers import ISSUER, Clock, FlakyStore, World, exchange, user_token
 from tests.web.test_webhook import (  # the same app, mapping and store double
     ADMIN_ARN,
     ALICE_ARN,
     BOB_ARN,
     DEVS_ARN,
-    FlakyStore,
     build,
     holder,
     sample,

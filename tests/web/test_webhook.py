@@ -40,7 +40,6 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from authbridge.errors import StoreUnavailable
 from authbridge.keys import KeyRing
 from authbridge.mapping.holder import MappingHolder
 from authbridge.settings import Settings
@@ -50,7 +49,7 @@ from authbridge.web.peer import PeerCert, client_certificate
 from authbridge.web.webhook import NO_CLIENT_CA_WARNING, REFUSED
 from tests.conftest import ACCOUNT, OTHER_ACCOUNT
 from tests.web.conftest import make_settings
-from tests.web.helpers import Clock, World, exchange, user_token
+from tests.web.helpers import Clock, FlakyStore, World, exchange, user_token
 
 ALICE_ARN = f"arn:aws:iam::{ACCOUNT}:user/team/alice"
 BOB_ARN = f"arn:aws:iam::{ACCOUNT}:user/bob"
@@ -585,27 +584,6 @@ def test_ttl_zero_turns_the_cache_off(
 
 
 # --------------------------------------------------------------------------- failures
-
-
-class FlakyStore:
-    """The real store, or StoreUnavailable from every call while ``down``."""
-
-    def __init__(self, inner: SqlStore) -> None:
-        self.inner = inner
-        self.partition = inner.partition
-        self.down = False
-
-    def __getattr__(self, name: str) -> Any:
-        value = getattr(self.inner, name)
-        if not callable(value):
-            return value
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            if self.down:
-                raise StoreUnavailable("cannot reach postgresql://admin:hunter2@db/iam")
-            return value(*args, **kwargs)
-
-        return call
 
 
 def test_store_down_is_503_with_retry_after(
