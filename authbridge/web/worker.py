@@ -76,6 +76,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from gunicorn import sock as gunicorn_sock
+from gunicorn import util as gunicorn_util
 from gunicorn.http import errors as http_errors
 from gunicorn.http import wsgi
 from gunicorn.http.body import Body
@@ -575,9 +576,7 @@ class EventLoopWorker(base.Worker):  # type: ignore[misc]  # gunicorn is untyped
             conn.out.append(CONTINUE)
 
     def _refuse(self, conn: _Connection, status: int, reason: str, message: str) -> None:
-        from gunicorn import util
-
-        util.write_error(conn.answer, status, reason, message)
+        gunicorn_util.write_error(conn.answer, status, reason, message)
         conn.close_after = True
         conn.inbuf.clear()
 
