@@ -392,6 +392,31 @@ def read_body(req: Request) -> bytes:
     return data
 
 
+def read_wsgi_body(environ: Mapping[str, Any], limit: int | None) -> bytes:
+    """:func:`read_body` for a bare WSGI environ (no Flask request), read as werkzeug would.
+
+    A declared ``Content-Length`` over ``limit`` is refused before reading; a
+    body without one is read only when the server marks the input terminated
+    (chunked), one byte past the cap telling an oversized body apart.
+    """
+    stream = environ.get("wsgi.input")
+    declared = environ.get("CONTENT_LENGTH")
+    length = int(declared) if declared and declared.isdigit() else None
+    too_large = RequestEntityTooLarge(f"the request body is over the limit of {limit} bytes")
+    if stream is None:
+        return b""
+    if length is not None:
+        if limit is not None and length > limit:
+            raise too_large
+        return bytes(stream.read(length))
+    if not environ.get("wsgi.input_terminated"):
+        return b""  # no length and no end: werkzeug reads nothing either
+    data = bytes(stream.read(limit + 1 if limit is not None else -1))
+    if limit is not None and len(data) > limit:
+        raise too_large
+    return data
+
+
 def check_request_size() -> None:
     """Before every view but the self-checking ones: refuse what :func:`oversized` finds,
     and a chunked body over the cap (read here, so the view parses what was checked)."""

@@ -91,6 +91,7 @@ from http import HTTPStatus
 from typing import Any, Final, NamedTuple
 
 from flask import Blueprint, Flask, Response, current_app, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from authbridge import audit as audit_trail
 from authbridge.errors import StoreUnavailable
@@ -99,7 +100,7 @@ from authbridge.review import REASON_OK, Review, review_token
 from authbridge.web import errors, metrics
 from authbridge.web.context import EXTENSION as CONTEXT_EXTENSION
 from authbridge.web.context import Services, services
-from authbridge.web.limits import audit_client
+from authbridge.web.limits import audit_client, read_wsgi_body
 from authbridge.web.peer import PeerCert, client_certificate
 from authbridge.web.review import (
     KIND,
@@ -263,13 +264,6 @@ def install(app: Flask, svc: Services) -> WebhookState:
     )
     app.extensions[EXTENSION] = state
     return state
-
-
-def state() -> WebhookState:
-    value = current_app.extensions.get(EXTENSION)
-    if not isinstance(value, WebhookState):
-        raise RuntimeError("the app was not built by authbridge.web.create_app")
-    return value
 
 
 # --------------------------------------------------------------------------- helpers
@@ -467,28 +461,6 @@ class Webhook:
 Answer = tuple[int, str, list[tuple[str, str]]]  # status, JSON body, extra headers
 
 
-def _read_body(environ: Mapping_[str, Any], limit: int | None) -> bytes:
-    """The request body, as werkzeug reads it; 413 (RequestFailed) when over ``limit``."""
-    stream = environ.get("wsgi.input")
-    declared = environ.get("CONTENT_LENGTH")
-    length = int(declared) if declared and declared.isdigit() else None
-    too_large = RequestFailed(
-        413, f"the body is over the limit of {limit} bytes", metrics.BODY_TOO_LARGE
-    )
-    if stream is None:
-        return b""
-    if length is not None:
-        if limit is not None and length > limit:
-            raise too_large
-        return bytes(stream.read(length))
-    if not environ.get("wsgi.input_terminated"):
-        return b""  # no length and no end: werkzeug reads nothing either
-    data = bytes(stream.read(limit + 1 if limit is not None else -1))
-    if limit is not None and len(data) > limit:
-        raise too_large
-    return data
-
-
 def answer_review(hook: Webhook, environ: Mapping_[str, Any]) -> Answer:
     """``POST /authenticate``, Flask-free: the answer to the TokenReview in ``environ``.
 
@@ -504,7 +476,11 @@ def answer_review(hook: Webhook, environ: Mapping_[str, Any]) -> Answer:
     try:
         clusters = served_clusters(svc, caller, webhook)
         try:
-            review_request: ReviewRequest = parse_request(_read_body(environ, hook.max_body))
+            review_request: ReviewRequest = parse_request(read_wsgi_body(environ, hook.max_body))
+        except RequestEntityTooLarge:
+            raise RequestFailed(
+                413, f"the body is over the limit of {hook.max_body} bytes", metrics.BODY_TOO_LARGE
+            ) from None
         except BadTokenReview as e:
             raise RequestFailed(400, f"not a TokenReview: {e}", metrics.BAD_REQUEST) from None
         mapping, version, note = current_mapping(svc)
