@@ -15,9 +15,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from authbridge.iam.credentials import Pepper
 from authbridge.store import SqlStore, open_store
+
+# Property tests run in the normal suite: bounded examples, no wall-clock deadline
+# (the suite shares 2 cores), no example database written into the work tree.
+settings.register_profile(
+    "authbridge",
+    max_examples=150,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.load_profile("authbridge")
 
 PG_DSN_ENV = "AUTHBRIDGE_TEST_POSTGRES_DSN"
 ACCOUNT = "111122223333"
