@@ -22,13 +22,16 @@ from tests.conftest import ACCOUNT
 
 USERS = 40
 KEY_ATTEMPTS = 2
+BARRIER_SECONDS = 180
 
 
 def _writer(dsn: str, pepper: bytes, start: Any, results: Any) -> None:
     store = open_store(dsn, pepper=Pepper(pepper))
     created, already, keys, limited = 0, 0, 0, 0
-    start.wait(30)
     try:
+        # Spawned interpreters import the store before the race starts; on a
+        # loaded machine that takes long, so the barrier waits generously.
+        start.wait(BARRIER_SECONDS)
         for i in range(USERS):
             try:
                 store.create_user(ACCOUNT, f"user{i}")
@@ -37,7 +40,7 @@ def _writer(dsn: str, pepper: bytes, start: Any, results: Any) -> None:
                 already += 1
             store.add_user_to_group(ACCOUNT, "everyone", f"user{i}")
             store.revoke_token(f"jti-{i}", datetime.now(UTC) + timedelta(minutes=5))
-        start.wait(30)  # line both up again so the key-limit checks really race
+        start.wait(BARRIER_SECONDS)  # line both up again so the key-limit checks really race
         for i in range(USERS):
             for _ in range(KEY_ATTEMPTS):
                 try:
@@ -45,6 +48,9 @@ def _writer(dsn: str, pepper: bytes, start: Any, results: Any) -> None:
                     keys += 1
                 except LimitExceeded:
                     limited += 1
+    except BaseException as e:  # report it: a silent child would only time out the parent
+        results.put(f"{type(e).__name__}: {e}")
+        raise
     finally:
         store.close()
     results.put((created, already, keys, limited))
@@ -61,7 +67,9 @@ def test_two_processes_writing_at_once(store: SqlStore, backend: str, pepper: Pe
     ]
     for p in procs:
         p.start()
-    outcomes = [results.get(timeout=120) for _ in procs]
+    outcomes = [results.get(timeout=2 * BARRIER_SECONDS + 60) for _ in procs]
+    failed = [o for o in outcomes if isinstance(o, str)]
+    assert not failed, f"a writer failed: {failed}"
     for p in procs:
         p.join(30)
         assert p.exitcode == 0
