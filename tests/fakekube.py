@@ -66,8 +66,10 @@ ClusterRole): when given, every request is authorized against them like the
 RBAC authorizer does (403 Forbidden with the real message otherwise), and
 creating or updating a binding also needs ``bind`` on the role it references,
 as the API server's escalation check does for a subject that does not hold
-the role's permissions itself.
+the role's permissions itself (ClusterRole writes get no escalation check
+here: authbridge never writes ClusterRoles).
 
+:meth:`FakeKube.role_rules` reads a ClusterRole's current rules;
 :meth:`FakeKube.allowed` answers as a SubjectAccessReview would for any user and
 groups: the RBAC authorizer over the stored bindings and ClusterRoles (not
 ``rules``, which stand for the reconciler's own permissions). So a test can apply
