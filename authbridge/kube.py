@@ -30,8 +30,15 @@ fields authbridge manages.
 Every call has a timeout (5 s to connect, 30 s to read), and every failure
 becomes a :class:`~authbridge.rbac.reconcile.KubeApiError` subclass (raised
 ``from`` the client's exception) whose message names the call and the object
-and says what to do. Writes pass ``dryRun=All`` when asked
-(``--dry-run=server``): the server checks everything and stores nothing.
+and says what to do. A 404 that no kube-apiserver gives (on a list, or
+without a ``kind: Status`` body) is checked with discovery (GET /api): a
+server that does not answer it like one is "not a Kubernetes API server"
+(:class:`~authbridge.rbac.reconcile.KubeUnavailable`, reason NotKubernetes,
+naming the kubeconfig's cluster.server), never "deleted meanwhile"; a
+kube-apiserver that answers it but not the list "does not serve" that
+resource (:class:`~authbridge.rbac.reconcile.KubeNotFound`, reason NotServed).
+Writes pass ``dryRun=All`` when asked (``--dry-run=server``): the server checks
+everything and stores nothing.
 """
 
 from __future__ import annotations
@@ -81,6 +88,10 @@ _PERMISSION_HINT: Final = (
     " or run as a user who may"
 )
 _AGAIN_HINT: Final = "run apply again: it re-reads the cluster and converges"
+_NOT_KUBERNETES_HINT: Final = (
+    "check the kubeconfig's cluster.server (`authbridge kubeconfig --server` writes it),"
+    " or pass --kubeconfig/--context naming the cluster's kube-apiserver"
+)
 # How the API server words a refused escalation (pkg/registry/rbac/validation).
 _ESCALATION: Final = "attempting to grant RBAC permissions not currently held"
 _MAX_SERVER_MESSAGE: Final = 400
@@ -423,6 +434,10 @@ class KubeAdapter:
             finally:
                 response.release_conn()
         except ApiException as e:
+            if e.status == 404 and (ref is None or not _is_status(e)):
+                missing = self._not_served(e, verb, group, plural, what, ref)
+                if missing is not None:
+                    raise missing from e
             raise _api_error(e, verb, group, plural, what, ref, self.server, role) from e
         except (urllib3.exceptions.HTTPError, OSError) as e:
             raise KubeUnavailable(
@@ -463,6 +478,74 @@ class KubeAdapter:
                 hint="check that the kubeconfig points at a kube-apiserver",
             )
         return doc
+
+    def _not_served(
+        self,
+        e: ApiException,
+        verb: str,
+        group: str,
+        plural: str,
+        what: str,
+        ref: ObjectRef | None,
+    ) -> KubeApiError | None:
+        """The error for a 404 no kube-apiserver gives about an object: on a list (a
+        collection it serves is never missing) or without a ``kind: Status`` body.
+
+        Asks discovery (GET /api, which every kube-apiserver answers with APIVersions, or
+        refuses with a Status) whether this is a Kubernetes API server at all; None when
+        it is and ``ref`` names an object (then the 404 means what it says)."""
+        probe = self._probe_discovery()
+        fields: dict[str, Any] = {
+            "status": 404,
+            "verb": verb,
+            "group": group,
+            "resource": plural,
+            "ref": ref,
+        }
+        if probe is None:
+            if ref is not None:
+                return None
+            _, message = _status(e)
+            said = f": {message}" if message else ""
+            return KubeNotFound(
+                f"the API server at {self.server} does not serve {plural} (API group"
+                f" {group or 'core'}): {verb} {what} answered 404{said}",
+                reason="NotServed",
+                hint="check that the kubeconfig's cluster.server is the kube-apiserver itself,"
+                " not a URL below it or a proxy in front of it",
+                **fields,
+            )
+        return KubeUnavailable(
+            f"{self.source} is not a Kubernetes API server (GET /api answered {probe};"
+            f" {verb} {what} answered 404)",
+            reason="NotKubernetes",
+            hint=_NOT_KUBERNETES_HINT,
+            **fields,
+        )
+
+    def _probe_discovery(self) -> str | None:
+        """None when GET /api answers like a kube-apiserver; else what it answered."""
+        try:
+            response = client.CoreApi(self._client).get_api_versions(
+                _preload_content=False, _request_timeout=self._timeout
+            )
+            try:
+                raw = response.data
+            finally:
+                response.release_conn()
+        except ApiException as e:
+            status = int(e.status or 0)
+            # Discovery refused (credentials, RBAC) in a Status body: a kube-apiserver.
+            return None if status in (401, 403) and _is_status(e) else str(status)
+        except (urllib3.exceptions.HTTPError, OSError) as e:
+            return f"nothing: {_one_line(str(e)) or type(e).__name__}"
+        try:
+            doc = json.loads(raw or b"null")
+        except ValueError:
+            doc = None
+        if isinstance(doc, dict) and doc.get("kind") == "APIVersions":
+            return None
+        return "200 with no APIVersions document"
 
 
 def _configuration() -> Any:
@@ -533,6 +616,15 @@ def _status(e: ApiException) -> tuple[str, str]:
     elif isinstance(e.body, str):
         message = e.body[:300]
     return reason, _one_line(message)
+
+
+def _is_status(e: ApiException) -> bool:
+    """Whether the error's body is a ``kind: Status`` document (as every kube-apiserver error)."""
+    try:
+        body = json.loads(e.body) if e.body else None
+    except (TypeError, ValueError):
+        return False
+    return isinstance(body, dict) and body.get("kind") == "Status"
 
 
 def _api_error(

@@ -12,6 +12,7 @@ Served (everything else is 404 NotFound, as for an unknown resource)::
     /api/v1/namespaces[/{name}]                           list, get, create
     /api/v1/serviceaccounts                               list (all namespaces)
     /api/v1/namespaces/{ns}/serviceaccounts[/{name}]      list, get, create, update, delete
+    /apis/rbac.authorization.k8s.io/v1/clusterroles[/{name}]
     /apis/rbac.authorization.k8s.io/v1/clusterrolebindings[/{name}]
                                                           list, get, create, update, delete
     /apis/rbac.authorization.k8s.io/v1/rolebindings       list (all namespaces)
@@ -40,7 +41,22 @@ Kubernetes semantics kept (each one something a reconciler can get wrong):
 * ``labelSelector`` (``k=v``, ``k==v``, ``k!=v``, ``k``, ``!k``, comma = and);
   ``limit``/``continue`` paging; list items carry no ``kind``/``apiVersion``
   (the real server leaves them out of list items too);
-* ``dryRun=All`` on POST/PUT/DELETE: everything is checked, nothing stored.
+* ``dryRun=All`` on POST/PUT/DELETE: everything is checked, nothing stored;
+* the bootstrap ClusterRoles a kube-apiserver seeds (:func:`bootstrap_cluster_roles`):
+  ``cluster-admin``, and ``admin``/``edit``/``view`` with an ``aggregationRule`` and
+  no rules of their own, plus the ``system:aggregate-to-{admin,edit,view}`` roles
+  labelled ``rbac.authorization.k8s.io/aggregate-to-*: "true"`` that hold the rules
+  (edit is labelled aggregate-to-admin, view aggregate-to-edit); ClusterRole
+  validation (verbs required; resources with apiGroups, or nonResourceURLs, not both;
+  a valid ``clusterRoleSelectors`` label selector);
+* kube-controller-manager's clusterrole-aggregation controller: an aggregated
+  ClusterRole's rules are the union of the rules of the ClusterRoles its selectors
+  match, kept current on every create, update and delete of a ClusterRole (also
+  through :meth:`FakeKube.put`/:meth:`FakeKube.remove`); rules a client writes to an
+  aggregated role are overwritten right after its write (the answer to that PUT
+  still shows them, as the real server's does). Synchronous, not eventual.
+  ``FakeKube(aggregation=False)`` is a bare kube-apiserver without the controller:
+  admin, edit and view then grant nothing, as in a cluster where it never ran.
 
 Test controls: :meth:`FakeKube.fail_next` (answer the next matching request
 with an error status, e.g. 409/403/500 in the middle of an apply),
@@ -50,7 +66,14 @@ ClusterRole): when given, every request is authorized against them like the
 RBAC authorizer does (403 Forbidden with the real message otherwise), and
 creating or updating a binding also needs ``bind`` on the role it references,
 as the API server's escalation check does for a subject that does not hold
-the role's permissions itself.
+the role's permissions itself (ClusterRole writes get no escalation check
+here: authbridge never writes ClusterRoles).
+
+:meth:`FakeKube.role_rules` reads a ClusterRole's current rules;
+:meth:`FakeKube.allowed` answers as a SubjectAccessReview would for any user and
+groups: the RBAC authorizer over the stored bindings and ClusterRoles (not
+``rules``, which stand for the reconciler's own permissions). So a test can apply
+the mapping as the reconciler and then ask what a mapped user may do.
 
 Every request is recorded in :attr:`FakeKube.requests` with its RBAC
 attributes ``(apiGroup, resource, verb)`` (get, list, watch, create, update,
@@ -107,6 +130,9 @@ NAMESPACES = Resource("namespaces", "", "Namespace", namespaced=False, create_on
 SERVICE_ACCOUNTS = Resource(
     "serviceaccounts", "", "ServiceAccount", namespaced=True, create_on_update=False
 )
+CLUSTER_ROLES = Resource(
+    "clusterroles", RBAC_GROUP, "ClusterRole", namespaced=False, create_on_update=True
+)
 CLUSTER_ROLE_BINDINGS = Resource(
     "clusterrolebindings", RBAC_GROUP, "ClusterRoleBinding", namespaced=False, create_on_update=True
 )
@@ -114,7 +140,8 @@ ROLE_BINDINGS = Resource(
     "rolebindings", RBAC_GROUP, "RoleBinding", namespaced=True, create_on_update=True
 )
 RESOURCES = {
-    r.kind: r for r in (NAMESPACES, SERVICE_ACCOUNTS, CLUSTER_ROLE_BINDINGS, ROLE_BINDINGS)
+    r.kind: r
+    for r in (NAMESPACES, SERVICE_ACCOUNTS, CLUSTER_ROLES, CLUSTER_ROLE_BINDINGS, ROLE_BINDINGS)
 }
 _BY_PATH = {(r.group, r.name): r for r in RESOURCES.values()}
 
@@ -219,7 +246,7 @@ _LABEL_NAME = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
 def _name_problems(resource: Resource, name: str) -> list[str]:
     if not name:
         return ["metadata.name: Required value: name or generateName is required"]
-    if resource in (CLUSTER_ROLE_BINDINGS, ROLE_BINDINGS):
+    if resource in (CLUSTER_ROLES, CLUSTER_ROLE_BINDINGS, ROLE_BINDINGS):
         # RBAC names are path segment names (ValidatePathSegmentName).
         if name in (".", "..") or "/" in name or "%" in name:
             return [f"metadata.name: Invalid value: \"{name}\": may not contain '/' or '%'"]
@@ -299,6 +326,97 @@ def _binding_problems(resource: Resource, obj: dict[str, Any]) -> list[str]:
     return problems
 
 
+def _role_problems(obj: dict[str, Any]) -> list[str]:
+    """ValidateClusterRole: every rule needs verbs and either resources (with apiGroups) or
+    nonResourceURLs, never both; an aggregationRule needs a valid clusterRoleSelector."""
+    problems = []
+    rules = obj.get("rules") or []
+    if not isinstance(rules, list):
+        return ["rules: Invalid value: must be a list"]
+    for i, rule in enumerate(rules):
+        where = f"rules[{i}]"
+        if not isinstance(rule, dict):
+            problems.append(f"{where}: Invalid value: must be an object")
+            continue
+        if not rule.get("verbs"):
+            problems.append(f"{where}.verbs: Required value: verbs must contain at least one value")
+        if rule.get("nonResourceURLs"):
+            if rule.get("apiGroups") or rule.get("resources"):
+                problems.append(
+                    f"{where}.nonResourceURLs: Invalid value: rules cannot apply to both regular"
+                    " resources and non-resource URLs"
+                )
+            continue
+        if not rule.get("apiGroups"):
+            problems.append(
+                f"{where}.apiGroups: Required value: resource rules must supply at least one api"
+                " group"
+            )
+        if not rule.get("resources"):
+            problems.append(
+                f"{where}.resources: Required value: resource rules must supply at least one"
+                " resource"
+            )
+    aggregation = obj.get("aggregationRule")
+    if aggregation is not None:
+        selectors = aggregation.get("clusterRoleSelectors") if isinstance(aggregation, dict) else 0
+        if not isinstance(selectors, list) or not selectors:
+            problems.append(
+                "aggregationRule.clusterRoleSelectors: Required value: at least one"
+                " clusterRoleSelector required if aggregationRule is non-nil"
+            )
+        else:
+            for i, selector in enumerate(selectors):
+                try:
+                    _label_selector(selector)
+                except ValueError as e:
+                    problems.append(
+                        f"aggregationRule.clusterRoleSelectors[{i}]: Invalid value: {e}"
+                    )
+    return problems
+
+
+def _label_selector(selector: Any) -> Callable[[dict[str, str]], bool]:
+    """A metav1.LabelSelector (matchLabels and matchExpressions: In, NotIn, Exists,
+    DoesNotExist; all ANDed) as a predicate on labels; ValueError when malformed."""
+    if not isinstance(selector, dict):
+        raise ValueError("a label selector must be an object")
+    match_labels = selector.get("matchLabels") or {}
+    if not isinstance(match_labels, dict):
+        raise ValueError("matchLabels must be a map of strings")
+    terms: list[tuple[str, str, list[str]]] = [
+        ("In", str(k), [str(v)]) for k, v in match_labels.items()
+    ]
+    for expression in selector.get("matchExpressions") or []:
+        if not isinstance(expression, dict):
+            raise ValueError("a matchExpressions entry must be an object")
+        key, op = expression.get("key"), expression.get("operator")
+        values = expression.get("values") or []
+        if not key or not isinstance(values, list):
+            raise ValueError("a matchExpressions entry needs a key and a list of values")
+        if op in ("In", "NotIn") and not values:
+            raise ValueError(f"values: Required value: for 'in', 'notin' operators ({key})")
+        if op in ("Exists", "DoesNotExist") and values:
+            raise ValueError(f"values: Forbidden: for 'exists', 'doesnotexist' operators ({key})")
+        if op not in ("In", "NotIn", "Exists", "DoesNotExist"):
+            raise ValueError(f'operator: Invalid value: "{op}": not a valid selector operator')
+        terms.append((str(op), str(key), [str(v) for v in values]))
+
+    def matches(labels: dict[str, str]) -> bool:
+        for op, key, values in terms:
+            ok = {
+                "In": key in labels and labels[key] in values,
+                "NotIn": labels.get(key) not in values,
+                "Exists": key in labels,
+                "DoesNotExist": key not in labels,
+            }[op]
+            if not ok:
+                return False
+        return True
+
+    return matches
+
+
 def _selector(text: str) -> Callable[[dict[str, str]], bool]:
     """A label selector (equality-based, plus existence) as a predicate on labels."""
     tests: list[Callable[[dict[str, str]], bool]] = []
@@ -333,14 +451,207 @@ def _selector(text: str) -> Callable[[dict[str, str]], bool]:
 def _rule_allows(
     rule: dict[str, Any], group: str, resource: str, verb: str, name: str | None
 ) -> bool:
+    """RuleAllows: ``resource`` may name a subresource (``pods/log``), which a rule's
+    ``*/log`` matches too."""
+
     def has(key: str, value: str) -> bool:
         values = rule.get(key) or []
         return "*" in values or value in values
 
-    if not (has("apiGroups", group) and has("resources", resource) and has("verbs", verb)):
+    resources = rule.get("resources") or []
+    _, slash, sub = resource.partition("/")
+    resource_ok = has("resources", resource) or bool(slash and f"*/{sub}" in resources)
+    if not (has("apiGroups", group) and resource_ok and has("verbs", verb)):
         return False
     names = rule.get("resourceNames") or []
     return not names or (name is not None and name in names)
+
+
+def _subject_matches(
+    subject: dict[str, Any], user: str, groups: Iterable[str], binding_namespace: str | None
+) -> bool:
+    """appliesToUser: a ServiceAccount subject without a namespace is in the binding's."""
+    kind, name = subject.get("kind"), subject.get("name")
+    if kind == "User":
+        return name == user
+    if kind == "Group":
+        return name in set(groups)
+    if kind == "ServiceAccount":
+        namespace = subject.get("namespace") or binding_namespace
+        return user == f"system:serviceaccount:{namespace}:{name}"
+    return False
+
+
+# -- the bootstrap ClusterRoles (plugin/pkg/auth/authorizer/rbac/bootstrappolicy/policy.go) -----
+
+AGGREGATE_TO = "rbac.authorization.k8s.io/aggregate-to-"
+_READ = ["get", "list", "watch"]
+_WRITE = ["create", "delete", "deletecollection", "patch", "update"]
+
+
+def _rule(verbs: list[str], group: str, *resources: str) -> dict[str, Any]:
+    return {"apiGroups": [group], "resources": list(resources), "verbs": list(verbs)}
+
+
+# What the built-in view, edit and admin aggregate, as kube-apiserver v1.30+ seeds it.
+AGGREGATE_TO_VIEW_RULES: list[dict[str, Any]] = [
+    _rule(
+        _READ,
+        "",
+        "pods",
+        "replicationcontrollers",
+        "replicationcontrollers/scale",
+        "serviceaccounts",
+        "services",
+        "services/status",
+        "endpoints",
+        "persistentvolumeclaims",
+        "persistentvolumeclaims/status",
+        "configmaps",
+    ),
+    _rule(
+        _READ,
+        "",
+        "limitranges",
+        "resourcequotas",
+        "bindings",
+        "events",
+        "pods/status",
+        "resourcequotas/status",
+        "namespaces/status",
+        "replicationcontrollers/status",
+        "pods/log",
+    ),
+    _rule(_READ, "", "namespaces"),
+    _rule(_READ, "discovery.k8s.io", "endpointslices"),
+    _rule(
+        _READ,
+        "apps",
+        "controllerrevisions",
+        "statefulsets",
+        "statefulsets/status",
+        "statefulsets/scale",
+        "daemonsets",
+        "daemonsets/status",
+        "deployments",
+        "deployments/status",
+        "deployments/scale",
+        "replicasets",
+        "replicasets/status",
+        "replicasets/scale",
+    ),
+    _rule(_READ, "autoscaling", "horizontalpodautoscalers", "horizontalpodautoscalers/status"),
+    _rule(_READ, "batch", "jobs", "cronjobs", "cronjobs/status", "jobs/status"),
+    _rule(_READ, "policy", "poddisruptionbudgets", "poddisruptionbudgets/status"),
+    _rule(_READ, "networking.k8s.io", "networkpolicies", "ingresses", "ingresses/status"),
+]
+AGGREGATE_TO_EDIT_RULES: list[dict[str, Any]] = [
+    _rule(
+        _READ,
+        "",
+        "pods/attach",
+        "pods/proxy",
+        "pods/exec",
+        "pods/portforward",
+        "secrets",
+        "services/proxy",
+    ),
+    _rule(["impersonate"], "", "serviceaccounts"),
+    _rule(_WRITE, "", "pods", "pods/attach", "pods/proxy", "pods/exec", "pods/portforward"),
+    _rule(["create"], "", "pods/eviction"),
+    _rule(
+        _WRITE,
+        "",
+        "replicationcontrollers",
+        "replicationcontrollers/scale",
+        "serviceaccounts",
+        "services",
+        "services/proxy",
+        "persistentvolumeclaims",
+        "configmaps",
+        "secrets",
+        "events",
+    ),
+    _rule(["create"], "", "serviceaccounts/token"),
+    _rule(
+        _WRITE,
+        "apps",
+        "statefulsets",
+        "statefulsets/scale",
+        "daemonsets",
+        "deployments",
+        "deployments/scale",
+        "deployments/rollback",
+        "replicasets",
+        "replicasets/scale",
+    ),
+    _rule(_WRITE, "autoscaling", "horizontalpodautoscalers"),
+    _rule(_WRITE, "batch", "jobs", "cronjobs"),
+    _rule(_WRITE, "policy", "poddisruptionbudgets"),
+    _rule(_WRITE, "networking.k8s.io", "networkpolicies", "ingresses"),
+    _rule([*_READ, *_WRITE], "coordination.k8s.io", "leases"),
+]
+AGGREGATE_TO_ADMIN_RULES: list[dict[str, Any]] = [
+    _rule(["create"], "authorization.k8s.io", "localsubjectaccessreviews"),
+    _rule([*_READ, *_WRITE], RBAC_GROUP, "rolebindings", "roles"),
+]
+
+
+def _bootstrap_role(
+    name: str,
+    rules: list[dict[str, Any]],
+    *,
+    labels: dict[str, str] | None = None,
+    aggregates: str | None = None,
+) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "kind": "ClusterRole",
+        "metadata": {
+            "name": name,
+            "labels": {"kubernetes.io/bootstrapping": "rbac-defaults", **(labels or {})},
+            "annotations": {"rbac.authorization.kubernetes.io/autoupdate": "true"},
+        },
+        "rules": copy.deepcopy(rules),
+    }
+    if aggregates is not None:
+        doc["aggregationRule"] = {
+            "clusterRoleSelectors": [{"matchLabels": {AGGREGATE_TO + aggregates: "true"}}]
+        }
+    return doc
+
+
+def bootstrap_cluster_roles() -> list[dict[str, Any]]:
+    """cluster-admin, and the aggregated admin / edit / view with the ``system:aggregate-to-*``
+    roles they select, as kube-apiserver creates them: admin, edit and view with empty rules
+    (the aggregation controller of kube-controller-manager fills them), edit labelled
+    aggregate-to-admin and view aggregate-to-edit, so admin ⊇ edit ⊇ view."""
+    return [
+        _bootstrap_role(
+            "cluster-admin",
+            [
+                {"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]},
+                {"nonResourceURLs": ["*"], "verbs": ["*"]},
+            ],
+        ),
+        _bootstrap_role("admin", [], aggregates="admin"),
+        _bootstrap_role("edit", [], labels={AGGREGATE_TO + "admin": "true"}, aggregates="edit"),
+        _bootstrap_role("view", [], labels={AGGREGATE_TO + "edit": "true"}, aggregates="view"),
+        _bootstrap_role(
+            "system:aggregate-to-admin",
+            AGGREGATE_TO_ADMIN_RULES,
+            labels={AGGREGATE_TO + "admin": "true"},
+        ),
+        _bootstrap_role(
+            "system:aggregate-to-edit",
+            AGGREGATE_TO_EDIT_RULES,
+            labels={AGGREGATE_TO + "edit": "true"},
+        ),
+        _bootstrap_role(
+            "system:aggregate-to-view",
+            AGGREGATE_TO_VIEW_RULES,
+            labels={AGGREGATE_TO + "view": "true"},
+        ),
+    ]
 
 
 class FakeKube:
@@ -352,8 +663,10 @@ class FakeKube:
         namespaces: Iterable[str] = ("default", "kube-system"),
         rules: list[dict[str, Any]] | None = None,
         user: str = "system:serviceaccount:authbridge:authbridge",
+        aggregation: bool = True,
     ) -> None:
         self._lock = threading.RLock()
+        self.aggregation = aggregation
         self._objects: dict[tuple[str, str, str], dict[str, Any]] = {}  # (resource, ns, name)
         self._revision = 100
         self._faults: list[_Fault] = []
@@ -366,6 +679,8 @@ class FakeKube:
         self._thread: threading.Thread | None = None
         for ns in namespaces:
             self.add_namespace(ns)
+        for role in bootstrap_cluster_roles():
+            self.put(role)
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> FakeKube:
@@ -491,7 +806,10 @@ class FakeKube:
             meta["creationTimestamp"] = old["metadata"]["creationTimestamp"] if old else _now()
             meta["resourceVersion"] = str(self._revision)
             self._objects[(resource.name, ns, meta["name"])] = obj
-            return copy.deepcopy(obj)
+            stored = copy.deepcopy(obj)
+            if resource is CLUSTER_ROLES:
+                self._aggregate()
+            return stored
 
     def get(self, kind: str, name: str, namespace: str | None = None) -> dict[str, Any] | None:
         resource = RESOURCES[kind]
@@ -503,6 +821,53 @@ class FakeKube:
         with self._lock:
             del self._objects[(RESOURCES[kind].name, namespace or "", name)]
             self._revision += 1
+            if RESOURCES[kind] is CLUSTER_ROLES:
+                self._aggregate()
+
+    def role_rules(self, cluster_role: str) -> list[dict[str, Any]]:
+        """The stored ``rules`` of ClusterRole ``cluster_role`` ([] when it does not exist)."""
+        role = self.get("ClusterRole", cluster_role)
+        return list(role.get("rules") or []) if role is not None else []
+
+    # -- the RBAC authorizer, for any user (what a SubjectAccessReview answers) -------------
+    def allowed(
+        self,
+        user: str,
+        groups: Iterable[str] = (),
+        *,
+        verb: str,
+        resource: str,
+        group: str = "",
+        namespace: str | None = None,
+        name: str | None = None,
+    ) -> bool:
+        """May ``user`` in ``groups`` do that, by the stored ClusterRoleBindings, RoleBindings
+        (in ``namespace``) and the ClusterRoles they reference? As the RBAC authorizer
+        decides it: the union of every matching binding's rules, nothing else (no
+        system:masters shortcut, no Roles: the fake stores none, so a RoleBinding to a
+        Role grants nothing)."""
+        groups = list(groups)
+        with self._lock:
+            for (kind, ns, _), binding in self._objects.items():
+                if kind == CLUSTER_ROLE_BINDINGS.name:
+                    scope: str | None = None
+                elif kind == ROLE_BINDINGS.name and namespace is not None and ns == namespace:
+                    scope = ns
+                else:
+                    continue
+                if not any(
+                    isinstance(subject, dict) and _subject_matches(subject, user, groups, scope)
+                    for subject in binding.get("subjects") or []
+                ):
+                    continue
+                ref = binding.get("roleRef") or {}
+                if ref.get("kind") != "ClusterRole":
+                    continue
+                role = self._objects.get((CLUSTER_ROLES.name, "", str(ref.get("name"))))
+                for rule in (role or {}).get("rules") or []:
+                    if _rule_allows(rule, group, resource, verb, name):
+                        return True
+        return False
 
     def objects(self, kind: str) -> list[dict[str, Any]]:
         resource = RESOURCES[kind]
@@ -626,6 +991,53 @@ class FakeKube:
             f' "{ref["name"]}" and may not bind it',
             {"name": name, "group": resource.group, "kind": resource.name},
         )
+
+    # -- the clusterrole-aggregation controller of kube-controller-manager ----------------------
+    def _aggregate(self) -> None:
+        """syncClusterRole for every ClusterRole with an aggregationRule, to a fixed point.
+
+        Its rules become, selector by selector, the rules of every other ClusterRole the
+        selector matches (by name), each rule once; a changed role is written (a new
+        resourceVersion), which re-queues the roles that select it (admin selects edit).
+        Synchronous, as if the controller were instantaneous; off (``aggregation=False``),
+        admin, edit and view keep the empty rules a bare kube-apiserver gives them.
+        """
+        if not self.aggregation:
+            return
+        with self._lock:
+            for _ in range(len(self._objects) + 1):  # a chain converges within its length
+                changed = False
+                roles = {
+                    key[2]: obj
+                    for key, obj in self._objects.items()
+                    if key[0] == CLUSTER_ROLES.name
+                }
+                for name in sorted(roles):
+                    role = roles[name]
+                    aggregation = role.get("aggregationRule")
+                    if not isinstance(aggregation, dict):
+                        continue
+                    rules: list[dict[str, Any]] = []
+                    for selector in aggregation.get("clusterRoleSelectors") or []:
+                        try:
+                            match = _label_selector(selector)
+                        except ValueError:
+                            continue  # the controller logs a bad selector and skips it
+                        for other in sorted(roles):
+                            labels = roles[other]["metadata"].get("labels") or {}
+                            if other == name or not match(labels):
+                                continue
+                            for rule in roles[other].get("rules") or []:
+                                if rule not in rules:
+                                    rules.append(copy.deepcopy(rule))
+                    if rules != (role.get("rules") or []):
+                        self._revision += 1
+                        role["rules"] = rules
+                        role["metadata"]["resourceVersion"] = str(self._revision)
+                        changed = True
+                if not changed:
+                    return
+            raise AssertionError("ClusterRole aggregation does not converge")
 
     # -- the verbs ---------------------------------------------------------------------------
     def _serve(
@@ -760,6 +1172,8 @@ class FakeKube:
         problems += _label_problems(meta.get("labels"))
         if resource in (CLUSTER_ROLE_BINDINGS, ROLE_BINDINGS):
             problems += _binding_problems(resource, obj)
+        if resource is CLUSTER_ROLES:
+            problems += _role_problems(obj)
         if problems:
             shown = meta.get("name") or ""
             raise ApiError(
@@ -819,6 +1233,8 @@ class FakeKube:
             self._revision += 1
             meta["resourceVersion"] = str(self._revision)
             self._objects[key] = copy.deepcopy(obj)
+            if resource is CLUSTER_ROLES:
+                self._aggregate()
             return obj
 
     def _update(
@@ -841,6 +1257,8 @@ class FakeKube:
                     self._revision += 1
                     meta["resourceVersion"] = str(self._revision)
                     self._objects[key] = copy.deepcopy(obj)
+                    if resource is CLUSTER_ROLES:
+                        self._aggregate()
                 return 201, obj
             wanted = meta.get("resourceVersion")
             if wanted and wanted != old["metadata"]["resourceVersion"]:
@@ -892,6 +1310,8 @@ class FakeKube:
             self._revision += 1
             meta["resourceVersion"] = str(self._revision)
             self._objects[key] = copy.deepcopy(obj)
+            if resource is CLUSTER_ROLES:
+                self._aggregate()  # a client's rules on an aggregated role are overwritten
             return 200, obj
 
     def _delete(
@@ -921,6 +1341,8 @@ class FakeKube:
             if not dry_run:
                 del self._objects[key]
                 self._revision += 1
+                if resource is CLUSTER_ROLES:
+                    self._aggregate()
         return {
             "kind": "Status",
             "apiVersion": "v1",
@@ -974,7 +1396,7 @@ _DISCOVERY: dict[str, Callable[[], dict[str, Any]]] = {
     },
     "/api/v1": lambda: _resource_list("v1", (NAMESPACES, SERVICE_ACCOUNTS)),
     f"/apis/{RBAC_VERSION}": lambda: _resource_list(
-        RBAC_VERSION, (CLUSTER_ROLE_BINDINGS, ROLE_BINDINGS)
+        RBAC_VERSION, (CLUSTER_ROLES, CLUSTER_ROLE_BINDINGS, ROLE_BINDINGS)
     ),
 }
 
@@ -1036,4 +1458,4 @@ def running(**kwargs: Any) -> Iterator[FakeKube]:
         fake.stop()
 
 
-__all__ = ["RESOURCES", "FakeKube", "Request", "running"]
+__all__ = ["AGGREGATE_TO", "RESOURCES", "FakeKube", "Request", "bootstrap_cluster_roles", "running"]

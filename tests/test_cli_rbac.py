@@ -17,8 +17,12 @@ Covers:
 * refusals, one line on stderr and exit 1: the lockout guard (naming the
   entry; ``--allow-lockout`` applies), a name taken by an unmanaged object, an
   API error mid-apply (stdout keeps what was done; a re-run converges), an
-  unreachable server, a missing mapping file; an invalid mapping prints the
-  ``mapping check`` report (several lines) and touches no cluster;
+  unreachable server, a missing mapping file; a URL that is not a Kubernetes
+  API server (404 to the list and to discovery, over real TLS) is named so,
+  with the kubeconfig and cluster.server to check, never "deleted meanwhile"
+  (plan, apply, apply --dry-run=server); a kube-apiserver that does not serve
+  a resource says so; an invalid mapping prints the ``mapping check`` report
+  (several lines) and touches no cluster;
 * ``-o json``: render prints a v1 List, plan and apply one document each;
 * watch: reconciles at start and on a mapping change, stops on SIGTERM with exit 0;
 * importing the CLI loads neither the kubernetes client nor the RBAC code.
@@ -31,16 +35,21 @@ import os
 import queue
 import shutil
 import signal
+import ssl
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
+from authbridge import pki
 from authbridge.kube import KubeAdapter
 from authbridge.rbac.desired import desired_state
 from authbridge.rbac.policies import (
@@ -68,6 +77,7 @@ from tests.test_kube_reconcile import (
     unmanaged,
 )
 
+RBAC = "rbac.authorization.k8s.io"
 RULES = cluster_role_rules(RECONCILER_RBAC_FILE.read_text(encoding="utf-8"), RECONCILER_ROLE)
 ALL = {
     f"ClusterRoleBinding {CRB_ADMINS}",
@@ -329,6 +339,115 @@ def test_unreachable_cluster_and_missing_mapping(cli: Cli, tmp_path: Path) -> No
         f"rbac plan --kubeconfig {dead}",
         "cannot reach the API server at http://127.0.0.1:9 to list namespaces",
     )
+
+
+class _NotFound(BaseHTTPRequestHandler):
+    """What a web server that is not a kube-apiserver answers: 404, Go's plain text."""
+
+    paths: list[str]
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self.paths.append(self.path)
+        data = b"404 page not found\n"
+        self.send_response(404)
+        self.send_header("Content-Type", "text/plain; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+@contextmanager
+def not_kubernetes(tmp_path: Path) -> Iterator[tuple[Path, list[str]]]:
+    """An HTTPS server on 127.0.0.1 answering 404 to everything (real TLS, its own CA),
+    and a kubeconfig pointing at it; yields the kubeconfig and the paths requested."""
+    ca = pki.new_ca("not-kubernetes CA")
+    leaf = pki.issue_server_cert(ca, hostnames=["localhost"], ips=["127.0.0.1"])
+    for name, data in (
+        ("ca.crt", ca.cert_pem),
+        ("tls.crt", leaf.cert_pem),
+        ("tls.key", leaf.key_pem),
+    ):
+        (tmp_path / name).write_bytes(data)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(str(tmp_path / "tls.crt"), str(tmp_path / "tls.key"))
+    paths: list[str] = []
+
+    class Handler(_NotFound):
+        pass
+
+    Handler.paths = paths
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    kubeconfig = tmp_path / "web-kubeconfig"
+    kubeconfig.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [
+                    {
+                        "name": "web",
+                        "cluster": {
+                            "server": f"https://127.0.0.1:{httpd.server_address[1]}",
+                            "certificate-authority": str(tmp_path / "ca.crt"),
+                        },
+                    }
+                ],
+                "users": [{"name": "web", "user": {"token": "not-a-secret"}}],
+                "contexts": [{"name": "web", "context": {"cluster": "web", "user": "web"}}],
+                "current-context": "web",
+            }
+        )
+    )
+    try:
+        yield kubeconfig, paths
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=10)
+
+
+def test_a_server_that_is_not_kubernetes_is_named_so_not_deleted_meanwhile(
+    cli: Cli, tmp_path: Path
+) -> None:
+    with not_kubernetes(tmp_path) as (kubeconfig, paths):
+        for command in ("plan", "apply", "apply --prune --dry-run=server"):
+            line = cli.fails(
+                f"rbac {command} --kubeconfig {kubeconfig}",
+                f"({kubeconfig}) is not a Kubernetes API server (GET /api answered 404;"
+                " list namespaces answered 404)",
+                "check the kubeconfig's cluster.server",
+                "--kubeconfig/--context",
+            )
+            assert "deleted meanwhile" not in line and "run apply again" not in line
+            assert line.startswith("https://127.0.0.1:")
+    assert paths[:2] == ["/api/v1/namespaces?limit=500", "/api/"]  # the list, then discovery
+    assert len(paths) == 6  # nothing else was tried
+
+
+def test_a_kubernetes_server_without_the_resource_says_it_does_not_serve_it(
+    cli: Cli, kube: FakeKube
+) -> None:
+    kube.fail_next(
+        "GET",
+        f"^/apis/{RBAC}/v1/clusterrolebindings$",
+        404,
+        message="the server could not find the requested resource",
+    )
+    line = cli.fails(
+        "rbac plan",
+        f"does not serve clusterrolebindings (API group {RBAC}): list ClusterRoleBindings"
+        " labelled app.kubernetes.io/managed-by=authbridge answered 404: the server could not"
+        " find the requested resource",
+        "not a URL below it or a proxy in front of it",
+    )
+    assert "deleted meanwhile" not in line and "not a Kubernetes API server" not in line
+    assert kube.requests[-1].path == "/api/"  # discovery was asked, and answered
 
 
 def test_invalid_mapping_is_reported_like_mapping_check(cli: Cli, kube: FakeKube) -> None:

@@ -12,21 +12,29 @@ on a DELETE precondition, and create of an existing name, are KubeConflict;
 ``dry_run`` sends dryRun=All and changes nothing; every failure is wrapped
 into the KubeApiError subclass of its status with a message that names the
 call and object and says what to do (401, 403, escalation 403, 404, 409, 422,
-500, unreachable, timeout). And the fake itself, over raw HTTP: Status bodies,
+500, unreachable, timeout); a 404 from a server that is not Kubernetes (plain
+text, discovery 404 too) is "not a Kubernetes API server", never an absent
+object, while a kube-apiserver's 404 for an object still is (no discovery asked);
+an error body counts as a Status exactly when it is one (property). And the
+fake itself, over raw HTTP: Status bodies,
 defaulting, validation, selectors, list shapes, create-on-update.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from kubernetes.client.exceptions import ApiException
 
 from authbridge.errors import ConfigError
-from authbridge.kube import MANAGED_SELECTOR, KubeAdapter
+from authbridge.kube import MANAGED_SELECTOR, KubeAdapter, _is_status
 from authbridge.rbac.model import MANAGED_BY_LABEL, MANAGED_BY_VALUE, KubeObject, ObjectRef
 from authbridge.rbac.policies import RECONCILER_RBAC_FILE, RECONCILER_ROLE, cluster_role_rules
 from authbridge.rbac.reconcile import (
@@ -40,6 +48,7 @@ from authbridge.rbac.reconcile import (
 )
 from tests.fakekube import FakeKube
 from tests.serving import free_port
+from tests.test_cli_rbac import not_kubernetes
 
 RBAC = "rbac.authorization.k8s.io"
 MANAGED = {MANAGED_BY_LABEL: MANAGED_BY_VALUE}
@@ -364,6 +373,59 @@ def test_list_errors_name_the_list(fake: FakeKube, adapter: KubeAdapter) -> None
         "ServiceAccounts labelled app.kubernetes.io/managed-by=authbridge in all namespaces",
     )
     assert e.ref is None
+
+
+def test_a_404_from_a_server_that_is_not_kubernetes_is_never_taken_as_absent(
+    tmp_path: Path,
+) -> None:
+    """get() maps a kube-apiserver's 404 to "no such object"; a web server's 404 is not one."""
+    with not_kubernetes(tmp_path) as (kubeconfig, paths):
+        adapter = KubeAdapter.from_kubeconfig(kubeconfig)
+        try:
+            e = expect(
+                KubeUnavailable,
+                lambda: adapter.get(ObjectRef("ClusterRoleBinding", "x", None)),
+                "is not a Kubernetes API server (GET /api answered 404; get ClusterRoleBinding x"
+                " answered 404)",
+                "cluster.server",
+            )
+        finally:
+            adapter.close()
+    assert (e.status, e.reason, e.verb, e.resource) == (
+        404,
+        "NotKubernetes",
+        "get",
+        "clusterrolebindings",
+    )
+    assert paths == [f"/apis/{RBAC}/v1/clusterrolebindings/x", "/api/"]
+
+
+def test_a_kubernetes_404_for_an_object_still_means_absent(
+    fake: FakeKube, adapter: KubeAdapter
+) -> None:
+    assert adapter.get(ObjectRef("ClusterRoleBinding", "nope", None)) is None
+    assert [r.path for r in fake.requests] == [
+        f"/apis/{RBAC}/v1/clusterrolebindings/nope"
+    ]  # no probe
+
+
+@given(
+    st.one_of(
+        st.text(max_size=200),
+        st.dictionaries(st.text(max_size=8), st.text(max_size=8)).map(json.dumps),
+        st.none(),
+    )
+)
+def test_an_error_body_is_a_status_only_when_it_is_one(body: str | None) -> None:
+    e = ApiException(status=404, reason="Not Found")
+    e.body = body
+    try:
+        doc = json.loads(body) if body else None
+    except ValueError:
+        doc = None
+    assert _is_status(e) == (isinstance(doc, dict) and doc.get("kind") == "Status")
+    e.body = json.dumps({"kind": "Status", "code": 404, "message": body})
+    assert _is_status(e)
 
 
 def test_roleref_is_immutable_on_the_server(fake: FakeKube, adapter: KubeAdapter) -> None:

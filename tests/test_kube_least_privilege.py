@@ -13,6 +13,16 @@ request verbs used (so the list in ``authbridge/kube.py``'s docstring and the
 YAML cannot drift apart); every ClusterRole bound is one the reconciler may
 bind; and with a permission taken away the reconciler stops with a 403 that
 names the missing verb and resource and points at the file.
+
+And what the bindings it makes grant, through the fake's RBAC authorizer over
+the built-in ClusterRoles as kube-controller-manager aggregates them (the unit
+twins of the two end-to-end tests in tests/e2e/test_rbac_apiserver.py, same
+mapping, same table): alice may exactly view in dev and edit in team-a; the
+assumed Admin session is cluster-admin; the deployer ServiceAccount edits ci
+only; the reconciler (its own rbac/authbridge-rbac.yaml, stored) binds but is
+no admin; prune takes away exactly the removed entry's access. Without the
+aggregation controller (a bare kube-apiserver) view and edit grant nothing, as
+the first end-to-end run against one found.
 """
 
 from __future__ import annotations
@@ -23,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from authbridge.kube import VERBS, KubeAdapter
 from authbridge.mapping import MappingHolder
@@ -36,6 +47,7 @@ from authbridge.rbac.policies import (
 )
 from authbridge.rbac.reconcile import KubeForbidden, plan_cluster, reconcile, watch
 from authbridge.rbac.render import render_yaml
+from tests.e2e.test_rbac_apiserver import ALICE, FULL, RECONCILER, WITHOUT_TEAM_EDIT
 from tests.fakekube import FakeKube
 from tests.test_kube_reconcile import (
     ADMINS,
@@ -48,6 +60,7 @@ from tests.test_kube_reconcile import (
     mapping,
 )
 
+RBAC_GROUP = "rbac.authorization.k8s.io"
 RULES = cluster_role_rules(RECONCILER_RBAC_FILE.read_text(encoding="utf-8"), RECONCILER_ROLE)
 
 
@@ -160,3 +173,92 @@ def test_a_missing_permission_is_named_with_the_fix(
     finally:
         adapter.close()
         fake.stop()
+
+
+# -- what the bindings grant (the unit twins of tests/e2e/test_rbac_apiserver.py) -----------------
+
+ALICE_GROUPS = ["authbridge:devs", "system:authenticated"]
+SA_GROUPS = ["system:serviceaccounts", "system:serviceaccounts:authbridge", "system:authenticated"]
+
+
+@pytest.fixture
+def applied(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[tuple[FakeKube, KubeAdapter]]:
+    """A cluster with the reconciler's own RBAC stored, and the e2e mapping applied as it."""
+    aggregation = getattr(request, "param", True)
+    fake = FakeKube(
+        namespaces=[*NAMESPACES, "authbridge"], rules=RULES, aggregation=aggregation
+    ).start()
+    for doc in yaml.safe_load_all(RECONCILER_RBAC_FILE.read_text(encoding="utf-8")):
+        if doc:
+            fake.put(doc)  # as the cluster admin applies it
+    adapter = KubeAdapter.from_kubeconfig(fake.write_kubeconfig(tmp_path / "kubeconfig"))
+    try:
+        result = reconcile(adapter, mapping(FULL), prune=True)
+        assert len(result.done) == 5
+        assert plan_cluster(adapter, mapping(FULL), prune=True).actions == ()
+        yield fake, adapter
+    finally:
+        adapter.close()
+        fake.stop()
+
+
+def test_apply_as_the_reconciler_grants_exactly_what_the_mapping_says(
+    applied: tuple[FakeKube, KubeAdapter],
+) -> None:
+    fake, _ = applied
+    for attributes, allowed in ALICE:
+        assert fake.allowed("alice", ALICE_GROUPS, **attributes) == allowed, attributes
+    admin = ("admin:e2e-rbac", ["authbridge:admins", "system:authenticated"])
+    assert fake.allowed(*admin, verb="delete", resource="namespaces")
+    assert fake.allowed(*admin, namespace="kube-system", verb="get", resource="secrets")
+    deployer = ("system:serviceaccount:ci:deployer", ["system:serviceaccounts"])
+    assert fake.allowed(*deployer, namespace="ci", verb="create", resource="pods")
+    assert not fake.allowed(*deployer, namespace="dev", verb="get", resource="pods")
+    # The reconciler binds, but is no admin itself.
+    assert not fake.allowed(RECONCILER, SA_GROUPS, namespace="dev", verb="get", resource="secrets")
+    assert not fake.allowed(RECONCILER, SA_GROUPS, verb="delete", resource="namespaces")
+    assert fake.allowed(
+        RECONCILER, SA_GROUPS, verb="list", group=RBAC_GROUP, resource="rolebindings"
+    )
+
+
+def test_prune_removes_exactly_the_removed_entry(applied: tuple[FakeKube, KubeAdapter]) -> None:
+    fake, adapter = applied
+    deploy = {"namespace": "team-a", "verb": "create", "group": "apps", "resource": "deployments"}
+    assert fake.allowed("alice", ALICE_GROUPS, **deploy)
+    kept = plan_cluster(adapter, mapping(WITHOUT_TEAM_EDIT), prune=False)
+    assert kept.actions == () and len(kept.orphans) == 1
+    pruned = reconcile(adapter, mapping(WITHOUT_TEAM_EDIT), prune=True)
+    assert [(a.op, str(a.ref)) for a in pruned.done] == [
+        ("delete", "RoleBinding team-a/authbridge-edit-authbridge-devs-2411f851")
+    ]
+    assert not fake.allowed("alice", ALICE_GROUPS, **deploy)
+    assert fake.allowed("alice", ALICE_GROUPS, namespace="dev", verb="get", resource="pods")
+    assert fake.get("ClusterRoleBinding", RECONCILER_ROLE) is not None  # unlabelled: kept
+
+
+@pytest.mark.parametrize("applied", [False], indirect=True)
+def test_without_the_aggregation_controller_view_and_edit_grant_nothing(
+    applied: tuple[FakeKube, KubeAdapter],
+) -> None:
+    """The first end-to-end run (a bare kube-apiserver): the bindings exist, the roles are empty."""
+    fake, _ = applied
+    bound = {
+        (o["metadata"]["namespace"], o["roleRef"]["name"]) for o in fake.objects("RoleBinding")
+    }
+    assert {("dev", "view"), ("team-a", "edit")} <= bound
+    assert not fake.allowed("alice", ALICE_GROUPS, namespace="dev", verb="get", resource="pods")
+    assert not fake.allowed(
+        "alice",
+        ALICE_GROUPS,
+        namespace="team-a",
+        verb="create",
+        group="apps",
+        resource="deployments",
+    )
+    admin = ("admin:e2e-rbac", ["authbridge:admins"])
+    assert fake.allowed(
+        *admin, verb="delete", resource="namespaces"
+    )  # cluster-admin is no aggregate

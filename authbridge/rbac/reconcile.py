@@ -44,7 +44,7 @@ call and the object, and a hint saying what to do)::
     │       ├── KubeNotFound            404
     │       ├── KubeConflict            409: changed or created by someone else meanwhile
     │       ├── KubeInvalid             400/422: the server refused the object
-    │       └── KubeUnavailable         unreachable, timeout, 5xx, 429
+    │       └── KubeUnavailable         unreachable, timeout, 5xx, 429, not a Kubernetes API server
     └── RbacError (authbridge.rbac.errors): PlanConflict, LockoutRefused, NameCollision
 """
 

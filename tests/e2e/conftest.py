@@ -10,6 +10,23 @@ writes the webhook kubeconfig, which goes to the kube-apiserver as
 ``--authentication-token-webhook-config-file`` unchanged. The cluster's own
 admin is a client certificate (O=system:masters) from a separate CA, used
 only to set the cluster up and to ask SubjectAccessReviews.
+
+A bare kube-apiserver leaves the built-in ClusterRoles admin, edit and view
+empty: kube-controller-manager's clusterrole-aggregation controller fills them
+from the ``system:aggregate-to-*`` roles, and in a real cluster it always runs.
+So when ``AUTHBRIDGE_E2E_CONTROLLER_MANAGER`` names the ``kube-controller-manager``
+binary (v1.28 or later: the controllers go by their canonical ``*-controller``
+names), it is started after the kube-apiserver is ready, as the same admin (a
+kubeconfig written for it), with the controllers clusterrole-aggregation,
+serviceaccount, serviceaccount-token (signing with the apiserver's
+service-account key), namespace and garbage-collector; the fixture waits for its
+/healthz (https, its certificate from the cluster CA) and then until admin, edit
+and view have rules (60 s each at most, failing with its log). Without it, the
+tests that need those roles take the ``aggregated_roles`` fixture and are skipped
+with the reason :data:`AGGREGATION_SKIP`; the rest run.
+
+``tests/e2e/test_harness.py`` checks the command lines and kubeconfig built here
+without any of the binaries.
 """
 
 from __future__ import annotations
@@ -23,12 +40,13 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -37,6 +55,21 @@ from tests.serving import LiveServer, free_port, start_server
 
 APISERVER_ENV = "AUTHBRIDGE_E2E_APISERVER"
 ETCD_ENV = "AUTHBRIDGE_E2E_ETCD"
+CONTROLLER_MANAGER_ENV = "AUTHBRIDGE_E2E_CONTROLLER_MANAGER"
+AGGREGATION_SKIP = (
+    f"needs {CONTROLLER_MANAGER_ENV}: built-in admin/edit/view are aggregated by"
+    " kube-controller-manager"
+)
+# Canonical names (cmd/kube-controller-manager/names, v1.28 and later; the old short
+# names such as clusterrole-aggregation are aliases).
+CONTROLLERS = (
+    "clusterrole-aggregation-controller",
+    "serviceaccount-controller",
+    "serviceaccount-token-controller",
+    "namespace-controller",
+    "garbage-collector-controller",
+)
+AGGREGATED_ROLES = ("admin", "edit", "view")
 
 E2E_MAPPING = """\
 clusterID: prod
@@ -57,6 +90,12 @@ bindings:
 """
 
 
+def _executable(name: str, path: str) -> str:
+    if not (os.path.isfile(path) and os.access(path, os.X_OK)) and not shutil.which(path):
+        pytest.fail(f"{name}={path} is not an executable file")
+    return path
+
+
 def binaries() -> tuple[str, str]:
     api, etcd = os.environ.get(APISERVER_ENV), os.environ.get(ETCD_ENV)
     if not api or not etcd:
@@ -64,12 +103,168 @@ def binaries() -> tuple[str, str]:
             f"end-to-end tests need {APISERVER_ENV} and {ETCD_ENV}: paths to the"
             " kube-apiserver and etcd binaries"
         )
-    for name, path in ((APISERVER_ENV, api), (ETCD_ENV, etcd)):
-        if not (os.path.isfile(path) and os.access(path, os.X_OK)):
-            found = shutil.which(path)
-            if not found:
-                pytest.fail(f"{name}={path} is not an executable file")
-    return api, etcd
+    return _executable(APISERVER_ENV, api), _executable(ETCD_ENV, etcd)
+
+
+def controller_manager_binary(env: Mapping[str, str] = os.environ) -> str | None:
+    """The kube-controller-manager binary ``AUTHBRIDGE_E2E_CONTROLLER_MANAGER`` names, if any."""
+    path = env.get(CONTROLLER_MANAGER_ENV)
+    return _executable(CONTROLLER_MANAGER_ENV, path) if path else None
+
+
+_FILES = {
+    "ca": "ca.crt",
+    "apiserver_cert": "apiserver.crt",
+    "apiserver_key": "apiserver.key",
+    "admin_cert": "admin.crt",
+    "admin_key": "admin.key",
+    "sa_key": "sa.key",  # signs service-account tokens (apiserver and controller-manager)
+    "sa_pub": "sa.pub",  # verifies them (apiserver)
+    "kcm_cert": "controller-manager.crt",  # kube-controller-manager's own serving certificate
+    "kcm_key": "controller-manager.key",
+    "kcm_kubeconfig": "controller-manager.kubeconfig",
+}
+
+
+@dataclass(frozen=True)
+class ClusterFiles:
+    """The cluster's key material, in one directory: what kube-apiserver and
+    kube-controller-manager must agree on (the CA, the service-account key pair)."""
+
+    ca: Path
+    apiserver_cert: Path
+    apiserver_key: Path
+    admin_cert: Path
+    admin_key: Path
+    sa_key: Path
+    sa_pub: Path
+    kcm_cert: Path
+    kcm_key: Path
+    kcm_kubeconfig: Path
+
+    @classmethod
+    def at(cls, root: Path) -> ClusterFiles:
+        return cls(**{name: root / file for name, file in _FILES.items()})
+
+
+def write_cluster_files(root: Path) -> ClusterFiles:
+    """A CA, serving certificates for kube-apiserver and kube-controller-manager, the admin
+    client certificate (O=system:masters) and the service-account key pair, mode 0600."""
+    ca = pki.new_ca("e2e cluster CA")
+    serving = pki.issue_server_cert(ca, hostnames=["localhost"], ips=["127.0.0.1"])
+    kcm = pki.issue_server_cert(ca, hostnames=["localhost"], ips=["127.0.0.1"])
+    admin = pki.issue_client_cert(ca, common_name="e2e-admin", organization="system:masters")
+    sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    data = {
+        "ca": ca.cert_pem,
+        "apiserver_cert": serving.cert_pem,
+        "apiserver_key": serving.key_pem,
+        "admin_cert": admin.cert_pem,
+        "admin_key": admin.key_pem,
+        "sa_key": sa_key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ),
+        "sa_pub": sa_key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        ),
+        "kcm_cert": kcm.cert_pem,
+        "kcm_key": kcm.key_pem,
+    }
+    files = ClusterFiles.at(root)
+    for name, content in data.items():
+        path = root / _FILES[name]
+        path.write_bytes(content)
+        path.chmod(0o600)
+    return files
+
+
+def apiserver_args(
+    binary: str, files: ClusterFiles, *, etcd_url: str, port: int, webhook: Path
+) -> list[str]:
+    return [
+        binary,
+        f"--etcd-servers={etcd_url}",
+        "--bind-address=127.0.0.1",
+        f"--secure-port={port}",
+        f"--tls-cert-file={files.apiserver_cert}",
+        f"--tls-private-key-file={files.apiserver_key}",
+        f"--client-ca-file={files.ca}",
+        "--service-account-issuer=https://kubernetes.default.svc",
+        f"--service-account-key-file={files.sa_pub}",
+        f"--service-account-signing-key-file={files.sa_key}",
+        "--service-cluster-ip-range=10.96.0.0/24",
+        "--authorization-mode=RBAC",
+        # What `authbridge init` prints, with a short cache so tests see changes.
+        f"--authentication-token-webhook-config-file={webhook}",
+        "--authentication-token-webhook-version=v1",
+        "--authentication-token-webhook-cache-ttl=1s",
+    ]
+
+
+def admin_kubeconfig(url: str, files: ClusterFiles) -> dict[str, Any]:
+    """A kubeconfig for the cluster admin's client certificate (kube-controller-manager's)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {"name": "e2e", "cluster": {"server": url, "certificate-authority": str(files.ca)}}
+        ],
+        "users": [
+            {
+                "name": "e2e-admin",
+                "user": {
+                    "client-certificate": str(files.admin_cert),
+                    "client-key": str(files.admin_key),
+                },
+            }
+        ],
+        "contexts": [{"name": "e2e-admin", "context": {"cluster": "e2e", "user": "e2e-admin"}}],
+        "current-context": "e2e-admin",
+    }
+
+
+def write_admin_kubeconfig(url: str, files: ClusterFiles) -> Path:
+    path = files.kcm_kubeconfig
+    path.write_text(yaml.safe_dump(admin_kubeconfig(url, files), sort_keys=False))
+    path.chmod(0o600)
+    return path
+
+
+def controller_manager_args(binary: str, files: ClusterFiles, *, port: int) -> list[str]:
+    """kube-controller-manager with just the controllers a real cluster needs here.
+
+    As the admin (no per-controller ServiceAccounts: --use-service-account-credentials=false),
+    one instance (no leader election), serving /healthz on 127.0.0.1:``port`` with a
+    certificate of the cluster CA. serviceaccount-token-controller signs with the key whose
+    public half is the apiserver's --service-account-key-file.
+    """
+    kubeconfig = files.kcm_kubeconfig
+    return [
+        binary,
+        f"--kubeconfig={kubeconfig}",
+        f"--authentication-kubeconfig={kubeconfig}",
+        f"--authorization-kubeconfig={kubeconfig}",
+        f"--controllers={','.join(CONTROLLERS)}",
+        f"--service-account-private-key-file={files.sa_key}",
+        f"--root-ca-file={files.ca}",
+        "--use-service-account-credentials=false",
+        "--leader-elect=false",
+        "--bind-address=127.0.0.1",
+        f"--secure-port={port}",
+        f"--tls-cert-file={files.kcm_cert}",
+        f"--tls-private-key-file={files.kcm_key}",
+    ]
+
+
+def roles_aggregated(get: Callable[[str], tuple[int, Any]]) -> bool:
+    """Whether every one of admin, edit and view has rules (``get``: one API GET)."""
+    for name in AGGREGATED_ROLES:
+        status, body = get(f"/apis/rbac.authorization.k8s.io/v1/clusterroles/{name}")
+        if status != 200 or not isinstance(body, dict) or not body.get("rules"):
+            return False
+    return True
 
 
 @dataclass
@@ -79,6 +274,7 @@ class Cluster:
     admin_cert: Path
     admin_key: Path
     authbridge: LiveServer
+    aggregation: bool = False  # kube-controller-manager runs: admin/edit/view have rules
 
     def _context(self, *, admin: bool) -> ssl.SSLContext:
         ctx = ssl.create_default_context(cafile=str(self.ca_file))
@@ -126,10 +322,23 @@ def _decode(raw: bytes) -> Any:
         return raw.decode(errors="replace")
 
 
-def _wait(check: Any, what: str, proc: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
+def require_aggregation(cluster: Cluster) -> None:
+    if not cluster.aggregation:
+        pytest.skip(AGGREGATION_SKIP)
+
+
+@pytest.fixture
+def aggregated_roles(cluster: Cluster) -> None:
+    """For tests that need the built-in admin/edit/view to grant what a real cluster's do."""
+    require_aggregation(cluster)
+
+
+def _wait(
+    check: Any, what: str, proc: subprocess.Popen[bytes] | None, log: Path, timeout: float
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if proc.poll() is not None:
+        if proc is not None and proc.poll() is not None:
             raise AssertionError(f"{what} exited:\n{log.read_text()[-4000:]}")
         try:
             if check():
@@ -152,6 +361,7 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 @pytest.fixture(scope="session")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     api_bin, etcd_bin = binaries()
+    kcm_bin = controller_manager_binary()  # checked before anything starts
     root = tmp_path_factory.mktemp("e2e")
     # authbridge first: the kube-apiserver reads the webhook kubeconfig init wrote.
     served = start_server(
@@ -163,28 +373,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 
     k8s = root / "k8s"
     k8s.mkdir()
-    ca = pki.new_ca("e2e cluster CA")
-    serving = pki.issue_server_cert(ca, hostnames=["localhost"], ips=["127.0.0.1"])
-    admin = pki.issue_client_cert(ca, common_name="e2e-admin", organization="system:masters")
-    files = {
-        "ca.crt": ca.cert_pem,
-        "apiserver.crt": serving.cert_pem,
-        "apiserver.key": serving.key_pem,
-        "admin.crt": admin.cert_pem,
-        "admin.key": admin.key_pem,
-    }
-    sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    files["sa.key"] = sa_key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    files["sa.pub"] = sa_key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    for name, data in files.items():
-        (k8s / name).write_bytes(data)
-        (k8s / name).chmod(0o600)
+    files = write_cluster_files(k8s)
 
     etcd_port, etcd_peer, api_port = free_port(), free_port(), free_port()
     etcd_log = k8s / "etcd.log"
@@ -208,33 +397,23 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     api_log = k8s / "apiserver.log"
     with api_log.open("wb") as sink:
         apiserver = subprocess.Popen(
-            [
+            apiserver_args(
                 api_bin,
-                f"--etcd-servers=http://127.0.0.1:{etcd_port}",
-                "--bind-address=127.0.0.1",
-                f"--secure-port={api_port}",
-                f"--tls-cert-file={k8s / 'apiserver.crt'}",
-                f"--tls-private-key-file={k8s / 'apiserver.key'}",
-                f"--client-ca-file={k8s / 'ca.crt'}",
-                "--service-account-issuer=https://kubernetes.default.svc",
-                f"--service-account-key-file={k8s / 'sa.pub'}",
-                f"--service-account-signing-key-file={k8s / 'sa.key'}",
-                "--service-cluster-ip-range=10.96.0.0/24",
-                "--authorization-mode=RBAC",
-                # What `authbridge init` prints, with a short cache so tests see changes.
-                f"--authentication-token-webhook-config-file={webhook}",
-                "--authentication-token-webhook-version=v1",
-                "--authentication-token-webhook-cache-ttl=1s",
-            ],
+                files,
+                etcd_url=f"http://127.0.0.1:{etcd_port}",
+                port=api_port,
+                webhook=webhook,
+            ),
             stdout=sink,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
         )
+    started = [etcd, apiserver]
     result = Cluster(
         url=f"https://127.0.0.1:{api_port}",
-        ca_file=k8s / "ca.crt",
-        admin_cert=k8s / "admin.crt",
-        admin_key=k8s / "admin.key",
+        ca_file=files.ca,
+        admin_cert=files.admin_cert,
+        admin_key=files.admin_key,
         authbridge=authbridge,
     )
     try:
@@ -245,8 +424,52 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             api_log,
             timeout=120,
         )
+        if kcm_bin is not None:
+            started.append(start_controller_manager(kcm_bin, result, files, k8s))
+            result.aggregation = True
         yield result
     finally:
-        _stop(apiserver)
-        _stop(etcd)
+        for proc in reversed(started):
+            _stop(proc)
         served.close()
+
+
+def start_controller_manager(
+    binary: str, cluster: Cluster, files: ClusterFiles, root: Path
+) -> subprocess.Popen[bytes]:
+    """kube-controller-manager as the admin; returns once /healthz answers and it has
+    aggregated admin, edit and view (bounded waits; the failure names its log)."""
+    write_admin_kubeconfig(cluster.url, files)
+    port = free_port()
+    log = root / "controller-manager.log"
+    with log.open("wb") as sink:
+        proc = subprocess.Popen(
+            controller_manager_args(binary, files, port=port),
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    healthz = f"https://127.0.0.1:{port}/healthz"
+    trust = ssl.create_default_context(cafile=str(files.ca))
+
+    def healthy() -> bool:
+        try:
+            with urllib.request.urlopen(healthz, context=trust, timeout=5) as resp:  # noqa: S310
+                return bool(resp.status == 200)
+        except urllib.error.HTTPError:
+            return False
+
+    try:
+        _wait(healthy, f"kube-controller-manager ({healthz})", proc, log, timeout=60)
+        _wait(
+            lambda: roles_aggregated(lambda path: cluster.call("GET", path)),
+            "kube-controller-manager's clusterrole-aggregation-controller (the rules of"
+            f" ClusterRoles {', '.join(AGGREGATED_ROLES)} are still empty)",
+            proc,
+            log,
+            timeout=60,
+        )
+    except BaseException:
+        _stop(proc)
+        raise
+    return proc
