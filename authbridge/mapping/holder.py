@@ -18,6 +18,8 @@ valid, content changed         the new one; ``version`` + 1                   Tr
 valid, same bytes (touch)      unchanged; ``version`` unchanged               True
 invalid / unreadable           the last good one; ``last_error`` says why,    True
                                logged once as a warning
+checking it fails (a bug)      the last good one, as for an invalid file;     True
+                               the traceback is logged
 deleted                        the last good one, never an empty mapping;     True
                                ``last_error`` says so
 missing/invalid, never loaded  an empty mapping (refuses everyone)            False
@@ -187,6 +189,18 @@ class MappingHolder:
             mapping = parse_mapping(data, str(self.path), partitions=self._partitions)
         except MappingError as e:
             self._invalid(e)
+            return False
+        except Exception as e:  # a bug in the checks, never a file's fault: keep serving
+            self._log.error(
+                "checking mapping file %s failed (internal error %s); please report it",
+                self.path,
+                type(e).__name__,
+                exc_info=True,
+            )
+            self._fail(
+                f"mapping file {self.path} could not be checked (internal error"
+                f" {type(e).__name__}){self._still_serving()}"
+            )
             return False
         self.loaded_at = self._wall_clock()
         self.last_error = None

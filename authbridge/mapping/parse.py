@@ -37,7 +37,10 @@ set allowReservedPrefixes: true on this entry if you mean it``):
   ``authbridge mapping import-aws-auth`` converts EKS spellings;
 * types: strings where strings are meant (``username: 123`` is refused, not
   turned into ``"123"``), lists where lists are meant, booleans for flags.
-  An empty section (``mapRoles:`` with nothing after it) is an empty list;
+  An empty section (``mapRoles:`` with nothing after it) is an empty list.
+  Dates, timestamps, numbers with a point and over-long integers are never
+  built (see :mod:`~authbridge.mapping.yamlsafe`): they are refused with the
+  text and line written (``got a date (2001-02-30, line 3)``);
 * ARNs parse with :func:`authbridge.arn.parse_principal` and are of the kind
   the section needs; within a section no two entries may name the same
   principal: ARNs compare case-insensitively, and role ARNs also with their
@@ -65,7 +68,6 @@ import difflib
 import os
 import re
 from collections.abc import Callable, Collection
-from datetime import date
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
@@ -172,21 +174,19 @@ def _kind(value: Any) -> str:
         return f"a boolean ({'true' if value else 'false'})"
     if isinstance(value, int):
         return f"an integer ({value})"
-    if isinstance(value, float):
-        return f"a number ({value})"
-    if isinstance(value, date):
-        return f"a date ({value.isoformat()})"
+    if isinstance(value, yamlsafe.Foreign):
+        return value.describe()
     if isinstance(value, str):
         return "a string"
     if isinstance(value, list):
         return "a list"
     if isinstance(value, dict):
         return "a mapping"
-    return type(value).__name__  # pragma: no cover - safe_load makes nothing else
+    return type(value).__name__  # pragma: no cover - yamlsafe.load makes nothing else
 
 
 def _quote_hint(value: Any) -> str:
-    scalar = isinstance(value, bool | int | float | date)
+    scalar = isinstance(value, bool | int | yamlsafe.Foreign)
     return "; quote it to make it a string" if scalar else ""
 
 
@@ -501,6 +501,12 @@ class _Checker:
                     path,
                     f"is the number {item}, not 12 digits; quote account ids"
                     ' ("012345678901"): unquoted, YAML drops leading zeros or reads them as octal',
+                )
+            elif isinstance(item, yamlsafe.Foreign):
+                self.add(
+                    path,
+                    f"is {item.describe()}, not a 12-digit account id"
+                    + ('; quote account ids ("012345678901")' if "integer" in item.kind else ""),
                 )
             elif isinstance(item, str):
                 self.add(path, f"{_show(item)} is not an account id: exactly 12 digits")
