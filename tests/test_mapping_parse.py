@@ -13,6 +13,11 @@ Covers:
   BOM, 100 000-deep nesting, tabs, duplicate keys (top level and in an
   entry), integers/booleans/dates where strings are expected, NUL, an
   empty file, a non-mapping top level;
+* scalars PyYAML would build and raise ValueError on (2001-02-30, a leap
+  second, 4 000-digit hex, 4 400-digit integers, ``0b_``) and numbers: one
+  problem naming field and line; every explicit tag but ``!!str`` refused
+  naming line and tag; only the format's types come out of the loader; the
+  net under the constructors names the line of an unforeseen exception;
 * load_mapping reads files (source = the path) and never reads past the cap;
 * the partitions keyword.
 """
