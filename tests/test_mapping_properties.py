@@ -179,6 +179,7 @@ def test_mapping_shaped_documents_give_a_mapping_or_a_mapping_error(text: str) -
     result = check_outcome(parse, text)
     if result is not None:
         only_format_types(result)
+        assert all(w.startswith(f"{SRC}: ") for w in result.warnings)
 
 
 @given(
@@ -192,6 +193,7 @@ def test_free_form_text_gives_a_mapping_or_a_mapping_error(text: str) -> None:
     result = check_outcome(parse, text)
     if result is not None:
         only_format_types(result)
+        assert all(w.startswith(f"{SRC}: ") for w in result.warnings)
 
 
 @settings(max_examples=100)

@@ -32,6 +32,9 @@ good mapping is still a sound answer. The problem is reported instead:
 ``last_error`` (and :meth:`status`, which ``/readyz`` and the logs show).
 ``ready`` is False only while no good mapping was ever loaded.
 
+A valid mapping's warnings (:mod:`authbridge.mapping.collisions`) are logged
+once, as warnings, when it is swapped in; they never keep it out.
+
 ``version`` increments on every swap, so a cache of verdicts can drop what
 an older mapping decided. ``loaded_at`` is the wall time of the last
 successful read of a valid file.
@@ -220,4 +223,6 @@ class MappingHolder:
             len(mapping.map_groups),
             len(mapping.map_accounts),
         )
+        for warning in mapping.warnings:  # once per new mapping; names and templates only
+            self._log.warning("mapping warning: %s", warning)
         return True

@@ -56,6 +56,10 @@ set allowReservedPrefixes: true on this entry if you mean it``):
   ``namespaces`` never an empty list (which would silently turn a namespaced
   binding into a cluster-wide one).
 
+A valid mapping can still carry *warnings* (``Mapping.warnings``, from
+:mod:`authbridge.mapping.collisions`): a template that can render a name
+another entry renders, or session-name text not fenced by a fixed prefix.
+
 The YAML itself is read by :mod:`authbridge.mapping.yamlsafe`: at most 1 MiB,
 UTF-8, no anchors/aliases, no duplicate keys, nesting capped. An empty file
 is refused (a half-written file must never be taken for "no rules"); ``{}``
@@ -64,6 +68,7 @@ is a valid mapping that refuses everyone.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import os
 import re
@@ -73,7 +78,7 @@ from typing import Any, Final, TypeVar
 
 from authbridge import arn
 from authbridge.errors import MalformedArn
-from authbridge.mapping import templates, yamlsafe
+from authbridge.mapping import collisions, templates, yamlsafe
 from authbridge.mapping.model import (
     Binding,
     GroupRule,
@@ -149,13 +154,16 @@ def parse_mapping(
     """The validated mapping in ``text``; MappingError lists every problem, each naming ``source``.
 
     ``digest`` is the sha256 of the bytes given (of the UTF-8 encoding for text).
+    ``warnings`` lists what is valid but doubtful (:mod:`authbridge.mapping.collisions`:
+    templates that can render another entry's name, caller-chosen text not fenced
+    by a fixed prefix).
     """
     doc = yamlsafe.load(yamlsafe.decode(text, source), source)
     checker = _Checker(source, partitions)
     mapping = checker.mapping(doc, yamlsafe.digest(text))
     if checker.problems:
         raise MappingError(checker.problems)
-    return mapping
+    return dataclasses.replace(mapping, warnings=collisions.warnings(mapping))
 
 
 # -- helpers -----------------------------------------------------------------------------
