@@ -100,7 +100,7 @@ class Foreign:
 
 
 class _Refused(yaml.MarkedYAMLError):
-    """A document this loader will not read (alias, merge key, depth, duplicate key)."""
+    """A document this loader will not read (alias, merge key, tag, depth, duplicate key)."""
 
 
 def _tag_shown(tag: str) -> str:
