@@ -4,7 +4,10 @@ Covers:
 * check: the default file (from settings, and AUTHBRIDGE_MAPPING_FILE), an
   explicit FILE, stdin; the ok line and -o json; an invalid file prints
   every problem, one per line under a header, exit 1 (and -o json puts the
-  problems on stdout); a missing or unreadable file is one line;
+  problems on stdout); a missing or unreadable file is one line; hostile
+  scalars (invalid dates, huge integers) and tags are ordinary problems;
+* check warns (stderr, exit 0) about names two entries can share and
+  unfenced session names; --strict refuses them (exit 1), -o json lists them;
 * import-aws-auth: to stdout (byte-identical to import_aws_auth), from stdin,
   -o json; unsupported entries refuse in one line naming the entry and the
   flag, --skip-unsupported leaves them out with one warning line;
@@ -86,6 +89,7 @@ def test_check_json(cli: Cli) -> None:
             "bindings": 2,
             "serviceAccounts": 0,
         },
+        "warnings": [],
     }
 
 
@@ -121,6 +125,81 @@ def test_check_problem_lines_are_printable(cli: Cli) -> None:
     r = cli.run("mapping check evil.yaml")
     assert r.rc == 1 and "\x1b" not in r.err
     assert len(r.err.splitlines()) == 3
+
+
+HOSTILE_SCALARS = (
+    b"mapAccounts:\n  - 2001-02-30\n  - 9999-12-31 23:59:60\n  - 0x" + b"f" * 4000 + b"\n"
+    b"  - " + b"1" * 4400 + b"\n"
+)
+
+
+def test_check_hostile_scalars_are_ordinary_problems(cli: Cli) -> None:
+    """Used to print `internal error (ValueError)`: now one line per value, with its line."""
+    (cli.cwd / "m.yaml").write_bytes(HOSTILE_SCALARS)
+    r = cli.run("mapping check m.yaml")
+    assert (r.rc, r.out) == (1, "")
+    quote = '; quote account ids ("012345678901")'
+    assert r.err.splitlines() == [
+        "authbridge: m.yaml is invalid (4 problems):",
+        "  m.yaml: mapAccounts[0]: is a date (2001-02-30, line 2), not a 12-digit account id",
+        "  m.yaml: mapAccounts[1]: is a timestamp (9999-12-31 23:59:60, line 3), not a"
+        " 12-digit account id",
+        f"  m.yaml: mapAccounts[2]: is an integer (0x{'f' * 62}..., line 4), not a 12-digit"
+        f" account id{quote}",
+        f"  m.yaml: mapAccounts[3]: is an integer ({'1' * 64}..., line 5), not a 12-digit"
+        f" account id{quote}",
+    ]
+    tagged = run_stdin(cli, ["mapping", "check", "-"], b"clusterID: !!binary aGVsbG8=\n")
+    assert tagged.rc == 1 and tagged.err.splitlines() == [
+        "authbridge: <stdin> is invalid (1 problem):",
+        "  <stdin>: line 1, column 12: YAML tags (!!binary) are not allowed here; write the"
+        " value without one (quote it to make it a string)",
+    ]
+
+
+COLLIDING = (
+    b"mapRoles:\n"
+    b"  - rolearn: arn:aws:iam::111122223333:role/Dev\n"
+    b'    username: "{{SessionName}}"\n'
+    b"mapUsers:\n"
+    b"  - userarn: arn:aws:iam::111122223333:user/alice\n"
+    b"    username: alice\n"
+)
+COLLIDING_WARNINGS = [
+    "c.yaml: mapRoles[0].username: '{{SessionName}}' starts with the caller's session name,"
+    " which the caller chooses: it can render names that other users, authenticators or later"
+    " entries have (e.g. 'alice'); put fixed text ending in ':' in front, e.g."
+    " 'sso:{{SessionName}}'",
+    "c.yaml: mapRoles[0].username: '{{SessionName}}' can render 'alice', as"
+    " mapUsers[0].username does: the caller chooses the session name, so any member of the"
+    " role can be reviewed as that user; give the template a fixed prefix ending in ':' that"
+    " no other name uses",
+]
+
+
+def test_check_warns_about_colliding_names_and_strict_refuses(cli: Cli) -> None:
+    (cli.cwd / "c.yaml").write_bytes(COLLIDING)
+    r = cli.run("mapping check c.yaml")
+    assert r.rc == 0 and r.out.startswith("ok: c.yaml (1 role, 1 user")
+    assert r.err.splitlines() == [f"authbridge: warning: {w}" for w in COLLIDING_WARNINGS]
+    r = cli.run("mapping check --strict c.yaml")
+    assert (r.rc, r.out) == (1, "")
+    assert r.err.splitlines() == [
+        "authbridge: c.yaml is refused by --strict (2 warnings):",
+        *(f"  {w}" for w in COLLIDING_WARNINGS),
+    ]
+    assert cli.json("mapping check c.yaml")["warnings"] == COLLIDING_WARNINGS
+    r = cli.run("mapping check --strict c.yaml -o json")
+    assert r.rc == 1 and r.err == "authbridge: c.yaml is refused by --strict (2 warnings)\n"
+    assert json.loads(r.out) == {
+        "file": "c.yaml",
+        "valid": False,
+        "problems": [],
+        "warnings": COLLIDING_WARNINGS,
+    }
+    # The example file is clean even under --strict.
+    (cli.cwd / "m.yaml").write_bytes(EXAMPLE)
+    assert cli.ok("mapping check --strict m.yaml").out.startswith("ok: m.yaml")
 
 
 def test_check_missing_files_are_one_line(cli: Cli) -> None:

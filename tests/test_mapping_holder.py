@@ -10,6 +10,9 @@ Covers, with a fake clock (no sleeping):
   fixing it swaps in and clears the error;
 * a deleted file keeps the last good mapping and says so; re-creating it loads it;
 * an invalid file at start: empty and not ready; an oversized file is invalid;
+* a hostile scalar (an invalid date, a leap second) at start is an invalid
+  file, and on reload keeps the last good mapping with one warning; a bug
+  in the checks (any other exception) keeps it too, logged with its traceback;
 * status() for /readyz; refresh();
 * thread-safety smoke: readers in four threads while the file flips
   between two mappings see only whole mappings and a version that never goes
@@ -263,3 +266,61 @@ def test_a_reader_never_waits_for_a_reload(path: Path, clock: Clock) -> None:
         t.join(timeout=5)
         assert got == [good]
     assert h.current().map_roles[0].username == "b"
+
+
+HOSTILE_AT_START = "mapAccounts: [2001-02-30]\n"
+HOSTILE_ON_RELOAD = f"mapRoles:\n  - rolearn: {ROLE}\n    username: 9999-12-31 23:59:60\n"
+
+
+def test_a_hostile_scalar_at_start_is_an_ordinary_invalid_file(path: Path, clock: Clock) -> None:
+    write(path, HOSTILE_AT_START)
+    h = holder(path, clock)  # used to raise ValueError out of the constructor
+    assert not h.ready and h.current().digest == ""
+    assert h.last_error == (
+        f"mapping file {path} is invalid (1 problem): {path}: mapAccounts[0]: is a date"
+        " (2001-02-30, line 1), not a 12-digit account id"
+    )
+
+
+def test_a_hostile_scalar_on_reload_keeps_the_last_good_mapping(
+    path: Path, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    write(path, GOOD_A)
+    h = holder(path, clock)
+    good = h.current()
+    caplog.set_level(logging.WARNING, logger="test.mapping")
+    write(path, HOSTILE_ON_RELOAD)
+    clock.tick()
+    assert h.current() is good and h.ready and h.version == 1
+    assert h.last_error == (
+        f"mapping file {path} is invalid (1 problem); still serving the last good mapping:"
+        f" {path}: mapRoles[0].username: must be a string, got a timestamp"
+        " (9999-12-31 23:59:60, line 3); quote it to make it a string"
+    )
+    assert [r.getMessage() for r in caplog.records] == [h.last_error]
+
+
+def test_a_bug_in_the_checks_keeps_the_last_good_mapping(
+    path: Path, clock: Clock, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The holder's own net: an exception that is not MappingError never leaves current()."""
+    from authbridge.mapping import holder as holder_module
+
+    write(path, GOOD_A)
+    h = holder(path, clock)
+    good = h.current()
+
+    def broken(*args: Any, **kw: Any) -> Any:
+        raise ValueError("unforeseen")
+
+    monkeypatch.setattr(holder_module, "parse_mapping", broken)
+    caplog.set_level(logging.WARNING, logger="test.mapping")
+    write(path, GOOD_B)
+    clock.tick()
+    assert h.current() is good and h.ready
+    assert h.last_error == (
+        f"mapping file {path} could not be checked (internal error ValueError); still serving"
+        " the last good mapping"
+    )
+    assert [r.levelno for r in caplog.records] == [logging.ERROR, logging.WARNING]
+    assert caplog.records[0].exc_info is not None

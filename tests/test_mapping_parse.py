@@ -13,6 +13,11 @@ Covers:
   BOM, 100 000-deep nesting, tabs, duplicate keys (top level and in an
   entry), integers/booleans/dates where strings are expected, NUL, an
   empty file, a non-mapping top level;
+* scalars PyYAML would build and raise ValueError on (2001-02-30, a leap
+  second, 4 000-digit hex, 4 400-digit integers, ``0b_``) and numbers: one
+  problem naming field and line; every explicit tag but ``!!str`` refused
+  naming line and tag; only the format's types come out of the loader; the
+  net under the constructors names the line of an unforeseen exception;
 * load_mapping reads files (source = the path) and never reads past the cap;
 * the partitions keyword.
 """
@@ -290,7 +295,7 @@ RULES = [
     ),
     (
         f"mapUsers:\n  - userarn: {USER}\n    username: 2024-01-02\n",
-        "mapUsers[0].username: must be a string, got a date (2024-01-02); quote it to make"
+        "mapUsers[0].username: must be a string, got a date (2024-01-02, line 3); quote it to make"
         " it a string",
     ),
     (f"mapUsers:\n  - userarn: {USER}\n    username: ''\n", "mapUsers[0].username: is empty"),
@@ -682,9 +687,115 @@ def test_several_documents_are_refused() -> None:
     assert "expected a single document" in only_problem("{}\n---\n{}\n")
 
 
-def test_python_tags_are_refused() -> None:
-    assert "could not determine a constructor" in only_problem(
-        "a: !!python/object/apply:os.system ['true']\n"
+TAGS = [
+    ("a: !!python/object/apply:os.system ['true']\n", "!!python/object/apply:os.system", 4),
+    ("mapAccounts: [!!binary aGVsbG8=]\n", "!!binary", 15),
+    ("mapAccounts: [!!timestamp 2001-02-30]\n", "!!timestamp", 15),
+    ("mapAccounts: [!!int 0xzz]\n", "!!int", 15),
+    ("mapAccounts: [!!float x]\n", "!!float", 15),
+    ("mapAccounts: [!!bool maybe]\n", "!!bool", 15),
+    ("mapRoles: !!set {a, b}\n", "!!set", 11),
+    ("mapRoles: !!omap [a: 1]\n", "!!omap", 11),
+    ("mapRoles: !!seq []\n", "!!seq", 11),
+    ("clusterID: !custom x\n", "!custom", 12),
+    ("%TAG !e! tag:example.com,2000:\n---\nclusterID: !e!x y\n", "tag:example.com,2000:x", 12),
+]
+
+
+@pytest.mark.parametrize(("text", "tag", "column"), TAGS, ids=[t[1] for t in TAGS])
+def test_yaml_tags_are_refused_naming_line_and_tag(text: str, tag: str, column: int) -> None:
+    line = text.count("\n") if text.startswith("%") else 1
+    assert only_problem(text) == (
+        f"line {line}, column {column}: YAML tags ({tag}) are not allowed here; write the value"
+        " without one (quote it to make it a string)"
+    )
+
+
+def test_str_and_non_specific_tags_are_plain_strings() -> None:
+    m = parse_mapping("clusterID: !!str 123\n", SRC)
+    assert m.cluster_id == "123"
+    assert parse_mapping("clusterID: ! abc\n", SRC).cluster_id == "abc"
+
+
+# Plain scalars PyYAML would build into dates, numbers or huge integers, and raise
+# ValueError on (outside yaml.YAMLError): each is one ordinary problem naming the field.
+QUOTE_IDS = 'quote account ids ("012345678901")'
+HOSTILE_SCALARS = [
+    ("2001-02-30", "is a date (2001-02-30, line 2), not a 12-digit account id"),
+    (
+        "9999-12-31 23:59:60",
+        "is a timestamp (9999-12-31 23:59:60, line 2), not a 12-digit account id",
+    ),
+    (
+        "2001-13-01t00:00:00Z",
+        "is a timestamp (2001-13-01t00:00:00Z, line 2), not a 12-digit account id",
+    ),
+    (
+        "0x" + "f" * 4000,
+        "is an integer (0x" + "f" * 62 + "..., line 2), not a 12-digit account id;"
+        ' quote account ids ("012345678901")',
+    ),
+    (
+        "1" * 4400,
+        "is an integer (" + "1" * 64 + "..., line 2), not a 12-digit account id;"
+        ' quote account ids ("012345678901")',
+    ),
+    (
+        "0b_",
+        f"is an integer (0b_, line 2), not a 12-digit account id; {QUOTE_IDS}",
+    ),
+    (
+        "0x_",
+        f"is an integer (0x_, line 2), not a 12-digit account id; {QUOTE_IDS}",
+    ),
+    ("1.5e+3", "is a number (1.5e+3, line 2), not a 12-digit account id"),
+    (".nan", "is a number (.nan, line 2), not a 12-digit account id"),
+    ("1_2.3_", "is a number (1_2.3_, line 2), not a 12-digit account id"),
+]
+
+
+@pytest.mark.parametrize(("scalar", "expected"), HOSTILE_SCALARS, ids=[str(i) for i in range(10)])
+def test_hostile_scalars_are_mapping_errors_naming_field_and_line(
+    scalar: str, expected: str
+) -> None:
+    assert only_problem(f"mapAccounts:\n  - {scalar}\n") == f"mapAccounts[0]: {expected}"
+
+
+def test_hostile_scalars_in_string_fields_and_keys() -> None:
+    user = f"mapUsers:\n  - userarn: {USER}\n    username: 2001-02-30\n"
+    assert only_problem(user) == (
+        "mapUsers[0].username: must be a string, got a date (2001-02-30, line 3); quote it to"
+        " make it a string"
+    )
+    key = "mapRoles: []\n9999-12-31 23:59:60: x\n"
+    assert only_problem(key).startswith(
+        "key a timestamp (9999-12-31 23:59:60, line 2) must be a string (one of clusterID,"
+    )
+    # Duplicate keys are still found when they are not strings.
+    assert "duplicate key" in only_problem("2001-02-30: 1\n2001-02-30: 2\n")
+
+
+def test_only_formats_types_reach_the_model() -> None:
+    """Short integers and booleans are built; "=" and "!" are strings; nothing else is."""
+    doc = yamlsafe.load(
+        "a: [1, 0x1f, 0o7, 190:20:30, true, on, ~, =, 1.5, 2024-01-02, '2024-01-02']\n", SRC
+    )
+    assert doc["a"][:8] == [1, 31, "0o7", 685230, True, True, None, "="]
+    assert [type(v) for v in doc["a"][8:]] == [yamlsafe.Foreign, yamlsafe.Foreign, str]
+    assert doc["a"][9] == yamlsafe.Foreign("a date", "2024-01-02")
+
+
+def test_an_unforeseen_loader_exception_is_a_mapping_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The net under the constructors: any other exception names the value's line."""
+
+    def broken(loader: object, node: object) -> object:
+        raise ValueError("boom")
+
+    monkeypatch.setitem(yamlsafe._Loader.yaml_constructors, "tag:yaml.org,2002:bool", broken)
+    assert only_problem("mapRoles: []\nx: true\n") == (
+        "line 2, column 4: cannot read this value (ValueError)"
     )
 
 

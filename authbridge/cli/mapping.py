@@ -6,6 +6,14 @@ is ``authbridge: <file> is invalid (N problems):``, then one indented line per
 problem, exit code 1. With ``-o json`` the verdict (problems included) is a
 JSON document on stdout, and stderr has the first line only.
 
+A valid file may have *warnings* (:mod:`authbridge.mapping.collisions`: a
+template that can render another entry's name, session-name text not fenced
+by a fixed prefix). In text mode each is one ``authbridge: warning: …`` line
+on stderr and the exit code stays 0; with ``--strict`` they refuse the file
+like problems (``authbridge: <file> is refused by --strict (N warnings):``,
+then one indented line each, exit code 1). ``-o json`` lists them under
+``warnings`` on stdout instead (``valid: false`` when ``--strict`` refuses).
+
 ``import-aws-auth`` refuses in one line like every other command. FILE may be
 ``-`` (stdin) for both commands. The mapping modules (and PyYAML) are imported
 only when a command runs.
@@ -88,19 +96,28 @@ def _summary(m: Mapping) -> str:
 
 @mapping.command("check")
 @click.argument("file", required=False, metavar="[FILE]")
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Refuse the file (exit code 1) when it has warnings, e.g. a template that can"
+    " render another entry's username.",
+)
 @output_option
 @pass_app
-def check(app: App, file: str | None) -> None:
+def check(app: App, file: str | None, strict: bool) -> None:
     """Validate a mapping file and report every problem at once.
 
     FILE defaults to the configured mapping file (rbac/mapping.yaml); - reads
     stdin. Exit code 0 when the file is valid, 1 when it is not: each problem
     names the file, the entry and the field, and says what to change.
+    Warnings (names two entries can share; session names, which the caller
+    chooses, without a fixed prefix ending in ':') go to stderr; --strict
+    makes them refuse the file.
 
     \b
     Example:
       authbridge mapping check rbac/mapping.yaml
-      authbridge mapping check - -o json < rbac/mapping.yaml
+      authbridge mapping check --strict - -o json < rbac/mapping.yaml
     """
     from authbridge.mapping import MappingError, parse_mapping
 
@@ -127,12 +144,31 @@ def check(app: App, file: str | None) -> None:
             for problem in e.problems:
                 click.echo(f"  {out.clean(problem)}", err=True)
         raise click.exceptions.Exit(1) from None
+    warnings = list(parsed.warnings)
+    if strict and warnings:
+        head = (
+            f"authbridge: {out.clean(source)} is refused by --strict"
+            f" ({_plural(len(warnings), 'warning')})"
+        )
+        if app.output == "json":
+            refused = {"file": source, "valid": False, "problems": [], "warnings": warnings}
+            app.emit(refused, lambda: None)
+            click.echo(head, err=True)
+        else:
+            click.echo(head + ":", err=True)
+            for warning in warnings:
+                click.echo(f"  {out.clean(warning)}", err=True)
+        raise click.exceptions.Exit(1)
+    if app.output != "json":
+        for warning in warnings:
+            click.echo(f"authbridge: warning: {out.clean(warning)}", err=True)
     doc: dict[str, Any] = {
         "file": source,
         "valid": True,
         "sha256": parsed.digest,
         "clusterID": parsed.cluster_id,
         "counts": _counts(parsed),
+        "warnings": warnings,
     }
     app.emit(doc, lambda: f"ok: {out.clean(source)} ({_summary(parsed)}; sha256 {parsed.digest})")
 

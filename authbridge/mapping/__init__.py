@@ -11,7 +11,8 @@ INTERFACE (filled in by the mapping implementation; the webhook codes against it
 Modules: ``model`` (the values), ``yamlsafe`` (bounded YAML reading), ``parse``
 (the file format and its validation), ``templates`` (``{{Variable}}``
 rendering and reserved prefixes), ``resolve`` (rule precedence), ``holder``
-(hot reload), ``aws_auth`` (the EKS import). Each module's docstring states
+(hot reload), ``aws_auth`` (the EKS import), ``collisions`` (warnings about
+names two entries can share). Each module's docstring states
 its rules; ``resolve`` documents the precedence when several rules match.
 """
 

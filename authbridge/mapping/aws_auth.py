@@ -123,8 +123,10 @@ def _kind(value: Any) -> str:
         return "null"
     if isinstance(value, bool):
         return "a boolean"
-    if isinstance(value, int | float):
+    if isinstance(value, int):
         return f"a number ({value})"
+    if isinstance(value, yamlsafe.Foreign):
+        return value.describe()
     if isinstance(value, str):
         return "a string"
     if isinstance(value, list):

@@ -18,6 +18,8 @@ valid, content changed         the new one; ``version`` + 1                   Tr
 valid, same bytes (touch)      unchanged; ``version`` unchanged               True
 invalid / unreadable           the last good one; ``last_error`` says why,    True
                                logged once as a warning
+checking it fails (a bug)      the last good one, as for an invalid file;     True
+                               the traceback is logged
 deleted                        the last good one, never an empty mapping;     True
                                ``last_error`` says so
 missing/invalid, never loaded  an empty mapping (refuses everyone)            False
@@ -29,6 +31,9 @@ failing readiness would turn one bad file into a full outage, while the last
 good mapping is still a sound answer. The problem is reported instead:
 ``last_error`` (and :meth:`status`, which ``/readyz`` and the logs show).
 ``ready`` is False only while no good mapping was ever loaded.
+
+A valid mapping's warnings (:mod:`authbridge.mapping.collisions`) are logged
+once, as warnings, when it is swapped in; they never keep it out.
 
 ``version`` increments on every swap, so a cache of verdicts can drop what
 an older mapping decided. ``loaded_at`` is the wall time of the last
@@ -188,6 +193,18 @@ class MappingHolder:
         except MappingError as e:
             self._invalid(e)
             return False
+        except Exception as e:  # a bug in the checks, never a file's fault: keep serving
+            self._log.error(
+                "checking mapping file %s failed (internal error %s); please report it",
+                self.path,
+                type(e).__name__,
+                exc_info=True,
+            )
+            self._fail(
+                f"mapping file {self.path} could not be checked (internal error"
+                f" {type(e).__name__}){self._still_serving()}"
+            )
+            return False
         self.loaded_at = self._wall_clock()
         self.last_error = None
         if self.ready and mapping.digest == self._mapping.digest:
@@ -206,4 +223,6 @@ class MappingHolder:
             len(mapping.map_groups),
             len(mapping.map_accounts),
         )
+        for warning in mapping.warnings:  # once per new mapping; names and templates only
+            self._log.warning("mapping warning: %s", warning)
         return True

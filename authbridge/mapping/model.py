@@ -75,6 +75,9 @@ class Mapping:
     map_accounts: tuple[str, ...] = ()
     bindings: tuple[Binding, ...] = ()
     service_accounts: tuple[ServiceAccountRule, ...] = ()
+    # What parse_mapping found doubtful but valid (authbridge.mapping.collisions): derived
+    # from the rules above, so not part of equality.
+    warnings: tuple[str, ...] = field(default=(), compare=False)
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,10 @@ set allowReservedPrefixes: true on this entry if you mean it``):
   ``authbridge mapping import-aws-auth`` converts EKS spellings;
 * types: strings where strings are meant (``username: 123`` is refused, not
   turned into ``"123"``), lists where lists are meant, booleans for flags.
-  An empty section (``mapRoles:`` with nothing after it) is an empty list;
+  An empty section (``mapRoles:`` with nothing after it) is an empty list.
+  Dates, timestamps, numbers with a point and over-long integers are never
+  built (see :mod:`~authbridge.mapping.yamlsafe`): they are refused with the
+  text and line written (``got a date (2001-02-30, line 3)``);
 * ARNs parse with :func:`authbridge.arn.parse_principal` and are of the kind
   the section needs; within a section no two entries may name the same
   principal: ARNs compare case-insensitively, and role ARNs also with their
@@ -53,6 +56,10 @@ set allowReservedPrefixes: true on this entry if you mean it``):
   ``namespaces`` never an empty list (which would silently turn a namespaced
   binding into a cluster-wide one).
 
+A valid mapping can still carry *warnings* (``Mapping.warnings``, from
+:mod:`authbridge.mapping.collisions`): a template that can render a name
+another entry renders, or session-name text not fenced by a fixed prefix.
+
 The YAML itself is read by :mod:`authbridge.mapping.yamlsafe`: at most 1 MiB,
 UTF-8, no anchors/aliases, no duplicate keys, nesting capped. An empty file
 is refused (a half-written file must never be taken for "no rules"); ``{}``
@@ -61,17 +68,17 @@ is a valid mapping that refuses everyone.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import os
 import re
 from collections.abc import Callable, Collection
-from datetime import date
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
 from authbridge import arn
 from authbridge.errors import MalformedArn
-from authbridge.mapping import templates, yamlsafe
+from authbridge.mapping import collisions, templates, yamlsafe
 from authbridge.mapping.model import (
     Binding,
     GroupRule,
@@ -147,13 +154,16 @@ def parse_mapping(
     """The validated mapping in ``text``; MappingError lists every problem, each naming ``source``.
 
     ``digest`` is the sha256 of the bytes given (of the UTF-8 encoding for text).
+    ``warnings`` lists what is valid but doubtful (:mod:`authbridge.mapping.collisions`:
+    templates that can render another entry's name, caller-chosen text not fenced
+    by a fixed prefix).
     """
     doc = yamlsafe.load(yamlsafe.decode(text, source), source)
     checker = _Checker(source, partitions)
     mapping = checker.mapping(doc, yamlsafe.digest(text))
     if checker.problems:
         raise MappingError(checker.problems)
-    return mapping
+    return dataclasses.replace(mapping, warnings=collisions.warnings(mapping))
 
 
 # -- helpers -----------------------------------------------------------------------------
@@ -172,21 +182,19 @@ def _kind(value: Any) -> str:
         return f"a boolean ({'true' if value else 'false'})"
     if isinstance(value, int):
         return f"an integer ({value})"
-    if isinstance(value, float):
-        return f"a number ({value})"
-    if isinstance(value, date):
-        return f"a date ({value.isoformat()})"
+    if isinstance(value, yamlsafe.Foreign):
+        return value.describe()
     if isinstance(value, str):
         return "a string"
     if isinstance(value, list):
         return "a list"
     if isinstance(value, dict):
         return "a mapping"
-    return type(value).__name__  # pragma: no cover - safe_load makes nothing else
+    return type(value).__name__  # pragma: no cover - yamlsafe.load makes nothing else
 
 
 def _quote_hint(value: Any) -> str:
-    scalar = isinstance(value, bool | int | float | date)
+    scalar = isinstance(value, bool | int | yamlsafe.Foreign)
     return "; quote it to make it a string" if scalar else ""
 
 
@@ -501,6 +509,12 @@ class _Checker:
                     path,
                     f"is the number {item}, not 12 digits; quote account ids"
                     ' ("012345678901"): unquoted, YAML drops leading zeros or reads them as octal',
+                )
+            elif isinstance(item, yamlsafe.Foreign):
+                self.add(
+                    path,
+                    f"is {item.describe()}, not a 12-digit account id"
+                    + ('; quote account ids ("012345678901")' if "integer" in item.kind else ""),
                 )
             elif isinstance(item, str):
                 self.add(path, f"{_show(item)} is not an account id: exactly 12 digits")

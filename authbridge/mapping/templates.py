@@ -45,6 +45,7 @@ __all__ = [
     "VARIABLES",
     "RenderError",
     "literal_prefix",
+    "parts",
     "render",
     "reserved_prefix",
     "template_problems",
@@ -117,6 +118,20 @@ def template_problems(text: str, section: str) -> list[str]:
     if "{{" in rest or "}}" in rest:
         problems.append("has '{{' or '}}' that is not part of a {{Variable}} template")
     return problems
+
+
+def parts(text: str) -> list[tuple[str, bool]]:
+    """``text`` cut into ``(literal, False)`` and ``(variable name, True)`` pieces, in order."""
+    out: list[tuple[str, bool]] = []
+    end = 0
+    for match in _TEMPLATE.finditer(text):
+        if match.start() > end:
+            out.append((text[end : match.start()], False))
+        out.append((match.group(1), True))
+        end = match.end()
+    if end < len(text):
+        out.append((text[end:], False))
+    return out
 
 
 def literal_prefix(text: str) -> str:
