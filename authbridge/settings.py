@@ -5,6 +5,40 @@ is one error listing three lines), each naming the setting, where it came
 from and what is expected. Relative paths in a config file resolve against
 the file's directory, as kubeconfig paths do; relative paths from flags or the
 environment resolve against the working directory.
+
+Abuse limits (config key, env var, unit, default, range; 0 turns a limit off):
+
+=========================================  ============  =======  =============
+setting                                    unit          default  range
+=========================================  ============  =======  =============
+``failedAuthPerKeyPerMinute``              attempts/min  10       0-10000
+``failedAuthPerAddressPerMinute``          attempts/min  30       0-100000
+``failedAuthPerKeyAllAddressesPerMinute``  attempts/min  1000     0-1000000
+``maxConnectionsPerAddress``               connections   128      0-1000000
+``handshakeTimeoutSeconds``                seconds       5        1-30
+=========================================  ============  =======  =============
+
+The first three count failed client authentications and refused token
+exchanges (:mod:`authbridge.web.limits`): for one access key id from one
+client address, for one client address, and for one access key id from all
+addresses together. There the client address is the TCP peer, or the client
+a peer in ``trustedProxies`` names in ``X-Forwarded-For``.
+
+``maxConnectionsPerAddress`` caps the open connections of one TCP peer
+address (an IPv6 peer: its /64) (:mod:`authbridge.web.worker`). It is
+decided when a connection is accepted, before any HTTP is read, so it never
+looks at ``X-Forwarded-For``; connections from ``trustedProxies`` are not
+capped per address (a proxy's cap would be all its clients' together: it
+must limit connections per client itself). Behind a TCP load balancer that
+hides client addresses, set it to 0 (the balancer must not be listed in
+``trustedProxies``, or its clients could choose their address in
+``X-Forwarded-For``). ``handshakeTimeoutSeconds`` is how long a new
+connection may take for its TLS handshake and the first byte of its first
+request, together; the request timeout (30 s) then runs from that byte, and
+an idle kept-alive connection closes after 75 s as before.
+
+Each of these is summed over the workers: each worker allows ``max(1, N //
+workers)``.
 """
 
 from __future__ import annotations

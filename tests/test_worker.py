@@ -646,3 +646,28 @@ def test_hostile_requests_never_break_the_worker(plain_server: Served) -> None:
         assert read_all(s).startswith(b"HTTP/1.1 200")
     log = plain_server.log.read_text()
     assert "Error serving a connection" not in log and "worker.py" not in log, log[-3000:]
+
+
+def test_the_worker_takes_its_connection_limits_from_authbridges_settings(tmp_path: Path) -> None:
+    # What `authbridge serve` runs: the worker reads the app's Settings (not defaults).
+    from gunicorn.glogging import Logger
+
+    from authbridge.settings import load_settings
+    from authbridge.web.server import AuthbridgeServer
+    from authbridge.web.worker import EventLoopWorker
+
+    flags = {
+        "max_connections_per_address": 30,
+        "handshake_timeout": 3,
+        "workers": 4,
+        "trusted_proxies": "10.0.0.0/8",
+    }
+    settings = load_settings(flags, {}, None, cwd=tmp_path)
+    server = AuthbridgeServer(settings, tls=False)
+    worker = EventLoopWorker(0, os.getpid(), [], server, 30, server.cfg, Logger(server.cfg))
+    try:
+        assert worker.handshake_timeout == 3.0
+        assert worker.per_address == 7  # 30 for the instance, 4 workers
+        assert [str(n) for n in worker.uncapped] == ["10.0.0.0/8"]
+    finally:
+        worker.tmp.close()
