@@ -59,10 +59,12 @@ Limits (every one bounded, none waits for a client)
       theirs together; it should limit connections per client itself. A TCP
       load balancer that hides client addresses (and sends no
       ``X-Forwarded-For``, so it must not be a trusted proxy) makes every
-      client one address: set ``maxConnectionsPerAddress: 0`` (no cap) or to a
-      share of 1024 that suits it. One warning a minute at most names an
-      address at its cap. Many addresses together can still fill a worker:
-      the cap protects the others from one address, not from a crowd.
+      client one address: set ``maxConnectionsPerAddress: 0`` (no cap). A
+      kube-apiserver keeps a few to some tens of connections to its webhook;
+      past its share, its own longest-idle ones are closed and it opens new
+      ones. One warning a minute at most names an address at its cap. Many
+      addresses together can still fill a worker: the cap protects the others
+      from one address, not from a crowd.
 
 Stopping (SIGTERM)
     No new connections; a request already arriving is answered; idle
