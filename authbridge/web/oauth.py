@@ -47,10 +47,10 @@ Every parameter is read from the ``application/x-www-form-urlencoded`` body,
 never the URL (credentials do not belong in URLs or access logs); repeating a
 parameter or using two client authentication methods at once is refused
 (RFC 6749 §3.2, §2.3). Responses carry ``Cache-Control: no-store`` and
-``Pragma: no-cache``. Failed client authentications and refused token
-exchanges (``invalid_grant``) are limited per access key id and client
-address, per address and per key id (:mod:`authbridge.web.limits`): past a
-limit, 429 ``too_many_requests`` with ``Retry-After``, before any secret or
+``Pragma: no-cache``. Failed client authentications are limited per (access
+key id, client address), per address and per key id, and refused token
+exchanges (``invalid_grant``) per address (:mod:`authbridge.web.limits`): past
+a limit, 429 ``too_many_requests`` with ``Retry-After``, before any secret or
 subject token is checked.
 
 Every answer of the token, introspection and revocation endpoints, success
