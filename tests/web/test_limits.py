@@ -22,6 +22,8 @@ revocation endpoints:
 - the limits are per worker: N // workers each;
 - 0 turns each limit off; a store outage charges nothing;
 - memory: at most ``max_entries`` keys tracked, least recently charged dropped first.
+- the address the worker's connection cap counts (trusted proxies uncounted), for
+  any peer string (a property test).
 
 And the size caps: every endpoint refuses a declared body over ``maxRequestBytes``
 with 413 JSON (RFC 6749-shaped, or the webhook's and /verify's own error), a
@@ -39,6 +41,8 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from hypothesis import given
+from hypothesis import strategies as st
 from werkzeug.test import TestResponse
 
 from authbridge.errors import ConfigError, StoreUnavailable
@@ -51,6 +55,7 @@ from authbridge.web.limits import (
     FailureLimiter,
     TooManyFailedAttempts,
     client_address,
+    connection_address,
     per_worker,
 )
 from tests.conftest import ACCOUNT
@@ -686,3 +691,35 @@ def test_settings_defaults_env_and_validation(tmp_path: Path) -> None:
     assert "failedAuthPerAddressPerMinute must be a whole number of attempts" in text
     assert "maxRequestBytes must be between 16384 and 16777216" in text
     assert "trustedProxies '10.0.0.0/33' is not a CIDR" in text
+
+
+# -- the connection cap's address ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("peer", "expected"),
+    [
+        ("192.0.2.1", "192.0.2.1"),
+        ("::ffff:192.0.2.1", "192.0.2.1"),
+        ("2001:db8::1234", "2001:db8::/64"),
+        ("10.0.0.1", None),  # a trusted proxy: not capped per address
+        ("", None),  # a Unix socket has no address
+        (None, None),
+    ],
+)
+def test_connection_address(peer: str | None, expected: str | None) -> None:
+    from ipaddress import ip_network
+
+    assert connection_address(peer, (ip_network("10.0.0.0/8"),)) == expected
+
+
+@given(
+    st.one_of(
+        st.ip_addresses().map(str),
+        st.text(max_size=60),
+    )
+)
+def test_connection_address_of_any_peer_is_an_address_or_none(peer: str) -> None:
+    # Whatever the socket reports, the worker gets a bucket or None, never an error.
+    found = connection_address(peer, ())
+    assert found is None or found == client_address(peer, [], ())
