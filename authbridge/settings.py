@@ -5,6 +5,40 @@ is one error listing three lines), each naming the setting, where it came
 from and what is expected. Relative paths in a config file resolve against
 the file's directory, as kubeconfig paths do; relative paths from flags or the
 environment resolve against the working directory.
+
+Abuse limits (config key, env var, unit, default, range; 0 turns a limit off):
+
+=========================================  ============  =======  =============
+setting                                    unit          default  range
+=========================================  ============  =======  =============
+``failedAuthPerKeyPerMinute``              attempts/min  10       0-10000
+``failedAuthPerAddressPerMinute``          attempts/min  30       0-100000
+``failedAuthPerKeyAllAddressesPerMinute``  attempts/min  1000     0-1000000
+``maxConnectionsPerAddress``               connections   128      0-1000000
+``handshakeTimeoutSeconds``                seconds       5        1-30
+=========================================  ============  =======  =============
+
+The first three count failed client authentications and refused token
+exchanges (:mod:`authbridge.web.limits`): for one access key id from one
+client address, for one client address, and for one access key id from all
+addresses together. There the client address is the TCP peer, or the client
+a peer in ``trustedProxies`` names in ``X-Forwarded-For``.
+
+``maxConnectionsPerAddress`` caps the open connections of one TCP peer
+address (an IPv6 peer: its /64) (:mod:`authbridge.web.worker`). It is
+decided when a connection is accepted, before any HTTP is read, so it never
+looks at ``X-Forwarded-For``; connections from ``trustedProxies`` are not
+capped per address (a proxy's cap would be all its clients' together: it
+must limit connections per client itself). Behind a TCP load balancer that
+hides client addresses, set it to 0 (the balancer must not be listed in
+``trustedProxies``, or its clients could choose their address in
+``X-Forwarded-For``). ``handshakeTimeoutSeconds`` is how long a new
+connection may take for its TLS handshake and the first byte of its first
+request, together; the request timeout (30 s) then runs from that byte, and
+an idle kept-alive connection closes after 75 s as before.
+
+Each of these is summed over the workers: each worker allows ``max(1, N //
+workers)``.
 """
 
 from __future__ import annotations
@@ -55,10 +89,21 @@ class Settings:
     # /oauth2/token puts the mapped k8s_username/k8s_groups/k8s_uid in tokens (JWT mode:
     # `authbridge apiserver-config --mode jwt`); refuses role sessions the mapping does not map
     embed_kubernetes_claims: bool
-    # Abuse limits (authbridge.web.limits): failed client authentications allowed per
-    # minute per access key id and per client address, summed over the workers (0: off)
+    # Abuse limits (authbridge.web.limits): failed client authentications and token
+    # exchanges allowed per minute, summed over the workers (0: off): for one access key
+    # id from one client address, for everything from one client address, and for one
+    # access key id from all addresses together (much higher: see authbridge.web.limits)
     failed_auth_per_key_per_minute: int
     failed_auth_per_address_per_minute: int
+    failed_auth_per_key_all_addresses_per_minute: int
+    # Connection limits (authbridge.web.worker): open connections from one TCP peer
+    # address (an IPv6 peer: its /64), summed over the workers (0: no cap); peers in
+    # trustedProxies are not capped per address. At the cap, the address's connection
+    # that has waited longest is closed for the new one.
+    max_connections_per_address: int
+    # seconds a new connection has for its TLS handshake and the first byte of its first
+    # request together (then the request timeout, 30 s, runs from that byte)
+    handshake_timeout: int
     max_request_bytes: int  # bytes of request body; more is refused with 413
     # peers whose X-Forwarded-For names the client (e.g. an ingress controller); none by default
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
@@ -241,6 +286,17 @@ _FIELDS: dict[str, tuple[str, Callable[[Any], Any], Any]] = {
         _int_in(0, 100_000, "attempts"),
         30,
     ),
+    "failed_auth_per_key_all_addresses_per_minute": (
+        "failedAuthPerKeyAllAddressesPerMinute",
+        _int_in(0, 1_000_000, "attempts"),
+        1000,
+    ),
+    "max_connections_per_address": (
+        "maxConnectionsPerAddress",
+        _int_in(0, 1_000_000, "connections"),
+        128,
+    ),
+    "handshake_timeout": ("handshakeTimeoutSeconds", _int_in(1, 30), 5),
     "max_request_bytes": ("maxRequestBytes", _int_in(16 * 1024, 16 * 1024 * 1024, "bytes"), 65536),
     "trusted_proxies": ("trustedProxies", _networks, ()),
     "audit_log": ("auditLog", _audit_log, None),

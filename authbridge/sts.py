@@ -48,7 +48,10 @@ Decisions:
   for up to an hour, authbridge keeps every role session one step from a user.
 * A role that does not exist, has another path or lives in an unknown account
   is refused exactly like a role that does not trust the caller, as IAM does,
-  so tokens cannot be used to enumerate roles.
+  so tokens cannot be used to enumerate roles; both make the same store calls
+  in the same order and evaluate a trust (a never-matching one for a missing
+  role), so neither does the answer's timing (the web layer also charges every
+  refused exchange to the caller's failure limits, :mod:`authbridge.web.limits`).
 * A role session is checked (at verification) only for its role still existing,
   as in AWS: disabling the user, or revoking the user token it was exchanged
   from, does not end role sessions already issued; revoke them by ``jti``, or
@@ -74,7 +77,7 @@ user), which the web layer answers as ``invalid_client``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final
@@ -82,7 +85,7 @@ from typing import Final
 from authbridge import arn as arns
 from authbridge.errors import AuthbridgeError, InputError, NoSuchEntity, TokenError
 from authbridge.iam import names
-from authbridge.iam.model import AccessKey, Role, User
+from authbridge.iam.model import AccessKey, Role, TrustEntry, User
 from authbridge.keys import KeySet
 from authbridge.settings import Settings
 from authbridge.store.base import ReviewFacts, Store
@@ -431,8 +434,17 @@ def _subject_user(store: Store, policy: IssuerPolicy, subject: VerifiedToken) ->
         ) from e
 
 
-def _trusts(role: Role, user: User, group_ids: Collection[str]) -> bool:
-    for entry in role.trust:
+# What a role that does not exist is evaluated against: one entry of each kind, none
+# of which can match (no user, group or account has an empty id).
+_NO_TRUST: Final = (
+    TrustEntry(kind="user", principal_id="", arn=""),
+    TrustEntry(kind="group", principal_id="", arn=""),
+    TrustEntry(kind="root", principal_id="", arn=""),
+)
+
+
+def _trusts(trust: Sequence[TrustEntry], user: User, group_ids: Collection[str]) -> bool:
+    for entry in trust:
         if entry.kind == "user" and entry.principal_id == user.user_id:
             return True
         if entry.kind == "group" and entry.principal_id in group_ids:
@@ -488,14 +500,18 @@ def assume_role(
         f"user {user.name} is not trusted by role {wanted.name}",
         hint="the role's trust must name the user, one of its groups or its account",
     )
-    try:
-        role = store.get_role(wanted.account_id, wanted.name)
-    except (NoSuchEntity, InputError) as e:
-        raise not_trusted from e
-    if role.path != wanted.path:
-        raise not_trusted
+    # A role that does not exist (or has another path) and one that does not trust the
+    # caller get the same answer after the same work: the same store reads, in the same
+    # order, and a trust evaluated (a dummy's, never matching) either way, so the answer's
+    # timing does not tell them apart either (bench: `python -m bench.experiments role-timing`).
     group_ids = {g.group_id for g in store.list_groups_for_user(user.account_id, user.name)}
-    if not _trusts(role, user, group_ids):
+    try:
+        role: Role | None = store.get_role(wanted.account_id, wanted.name)
+    except (NoSuchEntity, InputError):
+        role = None
+    found = role is not None and role.path == wanted.path
+    trusted = _trusts(role.trust if role is not None else _NO_TRUST, user, group_ids)
+    if role is None or not (found and trusted):
         raise not_trusted
 
     cap = min(role.max_session_duration, keys.max_token_lifetime)

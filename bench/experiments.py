@@ -35,6 +35,13 @@
     the interpreter with and without site-packages, click, the client modules,
     the whole CLI.
 
+``.venv/bin/python -m bench.experiments role-timing``
+    ``sts.assume_role`` in-process (SQLite in a temp dir, an RS256 key, a real
+    user token) for a role that does not exist and for one that exists but does
+    not trust the caller: the same refusal, and it must cost the same. Median
+    CPU time per path over interleaved batches, their ratio, and in how many
+    batches the missing role was the faster. A few seconds.
+
 All are bounded (about a minute each) and clean up after themselves.
 """
 
@@ -529,6 +536,91 @@ def plugin_floor(runs: int = 15) -> None:
             print(f"  {statistics.median(walls) * 1000:6.1f} ms  {name}", flush=True)
 
 
+def role_timing(batches: int = 40, per_batch: int = 50) -> None:
+    """Role existence timing: a missing role vs one that does not trust the caller."""
+    import statistics
+
+    from authbridge.iam.credentials import Pepper
+    from authbridge.keys import KeySet, generate_signing_key
+    from authbridge.store import open_store
+    from authbridge.sts import IssuerPolicy, RoleNotTrusted, assume_role, get_session_token
+
+    now = time.time()
+    policy = IssuerPolicy(
+        issuer="https://authbridge.bench",
+        cluster_ids=frozenset({CLUSTER}),
+        default_lifetime=900,
+        max_user_lifetime=3600,
+        partition="aws",
+    )
+    keys = KeySet((generate_signing_key("RS256", now=int(now) - 3600),), max_token_lifetime=43200)
+    with tempfile.TemporaryDirectory(prefix="authbridge-bench-x-") as tmp:
+        store = open_store(f"sqlite:///{tmp}/authbridge.db", pepper=Pepper.generate())
+        try:
+            store.create_account(_setup.ACCOUNT)
+            store.create_user(_setup.ACCOUNT, "alice")
+            bob = store.create_user(_setup.ACCOUNT, "bob")
+            for n in range(3):  # alice is in some groups; none is trusted
+                store.create_group(_setup.ACCOUNT, f"team{n}")
+                store.add_user_to_group(_setup.ACCOUNT, f"team{n}", "alice")
+            store.create_role(_setup.ACCOUNT, "Deploy", trust=[bob.arn], path="/ci/")
+            key = store.create_access_key(_setup.ACCOUNT, "alice")
+            subject = get_session_token(
+                store,
+                keys,
+                policy,
+                access_key_id=key.key.access_key_id,
+                secret=key.secret_access_key,
+                audience=CLUSTER,
+                duration=None,
+                now=now,
+            ).token
+            roles = {
+                "missing role": f"arn:aws:iam::{_setup.ACCOUNT}:role/ci/Ghost",
+                "untrusting role": f"arn:aws:iam::{_setup.ACCOUNT}:role/ci/Deploy",
+            }
+
+            def batch(role_arn: str) -> float:
+                # CPU time of this thread: what the two paths cost, without the time
+                # other processes on a shared machine take the core away.
+                t0 = time.thread_time()
+                for _ in range(per_batch):
+                    try:
+                        assume_role(
+                            store,
+                            keys,
+                            policy,
+                            subject_token=subject,
+                            role_arn=role_arn,
+                            session_name="s1",
+                            audience=CLUSTER,
+                            duration=None,
+                            now=now,
+                        )
+                    except RoleNotTrusted:
+                        pass
+                    else:
+                        raise AssertionError(f"{role_arn} was assumed")
+                return (time.thread_time() - t0) / per_batch
+
+            for arn in roles.values():
+                batch(arn)  # warm up
+            seen: dict[str, list[float]] = {name: [] for name in roles}
+            for i in range(batches):  # interleaved, the order alternating
+                for name in sorted(roles, reverse=bool(i % 2)):
+                    seen[name].append(batch(roles[name]))
+        finally:
+            store.close()
+    medians = {name: statistics.median(v) for name, v in seen.items()}
+    faster = sum(m < u for m, u in zip(seen["missing role"], seen["untrusting role"], strict=True))
+    for name, median in medians.items():
+        print(f"  {name:16} median {median * 1e6:8.1f} µs CPU per assume_role ({batches} batches)")
+    diff = (medians["untrusting role"] - medians["missing role"]) * 1e6
+    ratio = medians["untrusting role"] / medians["missing role"]
+    print(f"  untrusting - missing: {diff:+.1f} µs, ratio {ratio:.3f};", end=" ")
+    print(f"the missing role was faster in {faster}/{batches} batches")
+
+
 def main(argv: list[str]) -> int:
     if argv[:1] == ["_serve"]:
         _serve(
@@ -549,6 +641,7 @@ def main(argv: list[str]) -> int:
         "cold-cache": cold_cache,
         "hot-path": hot_path,
         "plugin-floor": plugin_floor,
+        "role-timing": role_timing,
     }
     if not argv or argv[0] not in names:
         print(f"usage: python -m bench.experiments {{{'|'.join(names)}}}", file=sys.stderr)

@@ -4,6 +4,11 @@ Covers: a burst of wrong secrets for one access key is refused with 429 and
 ``Retry-After`` once the instance's 10 failures (5 per worker) are spent, and
 then the right secret is refused too, also through the `authbridge token`
 plugin, while another key still works; no secret reaches the server log.
+Lockout by key id: one address hammering an access key id with wrong secrets
+is refused, while the right secret from another address still gets a token.
+Connection exhaustion, as reported: 1,100 idle TCP connections from one
+address (more than the instance's 1,024 slots) leave ``/healthz`` and
+``/readyz`` answered at once, from another address and from that one.
 A body over 64 KiB is 413 JSON at the token endpoint, the webhook and /verify,
 declared or chunked (a chunked body under the cap is read whole); the webhook
 checks its caller's certificate before it reads a body. Headers over
@@ -192,3 +197,76 @@ def test_a_request_line_over_gunicorns_limit_is_414_from_gunicorn(live: LiveServ
 def test_headers_within_gunicorns_limits_reach_the_app(live: LiveServer) -> None:
     status, _, _ = live.request("/healthz", headers={"X-Big": "a" * 16000})
     assert status == 200
+
+
+# -- lockout by key id, connection exhaustion (clients from other loopback addresses) -------
+
+
+def request_from(
+    live: LiveServer, source: str, path: str, body: bytes | None = None, **headers: str
+) -> tuple[int, dict[str, str], bytes]:
+    """One HTTPS request from ``source`` (a 127.0.0.0/8 address, all local on Linux)."""
+    port = int(live.url.rsplit(":", 1)[1])
+    conn = http.client.HTTPSConnection(
+        "127.0.0.1", port, context=live.ssl_context(), timeout=3, source_address=(source, 0)
+    )
+    try:
+        conn.request("POST" if body is not None else "GET", path, body=body, headers=headers)
+        response = conn.getresponse()
+        return response.status, dict(response.getheaders()), response.read()
+    finally:
+        conn.close()
+
+
+def test_lockout_by_key_id_the_right_secret_from_another_address_still_works(
+    live: LiveServer,
+) -> None:
+    live.cli("iam create-user --user-name carol")
+    key = json.loads(live.cli("-o json iam create-access-key --user-name carol"))["AccessKey"]
+    key_id, secret = key["AccessKeyId"], key["SecretAccessKey"]
+
+    def token(source: str, secret: str) -> int:
+        status, _, _ = request_from(
+            live, source, "/oauth2/token", CLIENT_CREDENTIALS, **basic(key_id, secret)
+        )
+        return status
+
+    # The attacker knows the id (it is in ARNs and logs) and hammers it from 127.0.0.3:
+    # 5 failures per worker, then 429 on both workers, the right secret too.
+    statuses = [token("127.0.0.3", "wrong-secret") for _ in range(40)]
+    assert statuses.count(401) == 10 and statuses[-1] == 429, statuses
+    assert {token("127.0.0.3", secret) for _ in range(4)} == {429}
+    # Its owner, from another address, meanwhile: a token, every time.
+    assert [token("127.0.0.4", secret) for _ in range(4)] == [200] * 4
+
+
+FLOOD = 1100  # the report's figure: more than 2 workers x 512 connection slots
+
+
+def test_connection_exhaustion_1100_idle_connections_from_one_address(
+    live: LiveServer,
+) -> None:
+    port = int(live.url.rsplit(":", 1)[1])
+    # This server has no mapping: not ready. The probes must get the same answers, promptly.
+    before = {path: request_from(live, "127.0.0.6", path)[0] for path in ("/healthz", "/readyz")}
+    assert before == {"/healthz": 200, "/readyz": 503}
+    flood = []
+    try:
+        for _ in range(FLOOD):  # connect and send nothing, not even a TLS handshake
+            flood.append(
+                socket.create_connection(
+                    ("127.0.0.1", port), timeout=10, source_address=("127.0.0.5", 0)
+                )
+            )
+        # Kubelet probes from another address and from the flooding one (a node's
+        # address can be both), within 3 s each: before any flooding connection has
+        # reached its handshake deadline (5 s), so only the per-address cap makes room.
+        for source in ("127.0.0.6", "127.0.0.5", "127.0.0.6"):
+            after = {path: request_from(live, source, path)[0] for path in before}
+            assert after == before, source
+    finally:
+        for s in flood:
+            s.close()
+    assert "is at its cap of 64 connections to this worker (maxConnectionsPerAddress)" in (
+        live.log.read_text()
+    )

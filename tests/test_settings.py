@@ -93,3 +93,39 @@ def test_dsn_password_never_shown(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as e:
         load_settings({"store": "mysql://app:s3cr3t-pw@db/x"}, {}, None, cwd=tmp_path)
     assert "s3cr3t" not in str(e.value)
+
+
+def test_abuse_limit_settings_defaults_env_file_and_validation(tmp_path: Path) -> None:
+    s = load_settings({}, {}, None, cwd=tmp_path)
+    assert s.failed_auth_per_key_all_addresses_per_minute == 1000
+    assert (s.max_connections_per_address, s.handshake_timeout) == (128, 5)
+
+    env = {
+        "AUTHBRIDGE_FAILED_AUTH_PER_KEY_ALL_ADDRESSES_PER_MINUTE": "0",
+        "AUTHBRIDGE_MAX_CONNECTIONS_PER_ADDRESS": "0",
+        "AUTHBRIDGE_HANDSHAKE_TIMEOUT": "2",
+    }
+    s = load_settings({}, env, None, cwd=tmp_path)
+    assert s.failed_auth_per_key_all_addresses_per_minute == 0
+    assert (s.max_connections_per_address, s.handshake_timeout) == (0, 2)
+
+    conf = tmp_path / "authbridge.yaml"
+    conf.write_text(
+        "failedAuthPerKeyAllAddressesPerMinute: 5000\nmaxConnectionsPerAddress: 16\n"
+        "handshakeTimeoutSeconds: 10\n"
+    )
+    s = load_settings({}, {}, conf, cwd=tmp_path)
+    assert s.failed_auth_per_key_all_addresses_per_minute == 5000
+    assert (s.max_connections_per_address, s.handshake_timeout) == (16, 10)
+
+    conf.write_text(
+        "failedAuthPerKeyAllAddressesPerMinute: -1\nmaxConnectionsPerAddress: many\n"
+        "handshakeTimeoutSeconds: 0\n"
+    )
+    with pytest.raises(ConfigError) as e:
+        load_settings({}, {}, conf, cwd=tmp_path)
+    text = str(e.value)
+    assert len(e.value.problems) == 3
+    assert "failedAuthPerKeyAllAddressesPerMinute must be between 0 and 1000000" in text
+    assert "maxConnectionsPerAddress must be a whole number of connections" in text
+    assert "handshakeTimeoutSeconds must be between 1 and 30" in text

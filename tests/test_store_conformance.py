@@ -10,13 +10,17 @@ purge, and review_facts (one read per token review): the same answers as the
 four reads it replaces for revoked and unknown jtis, disabled, deleted and
 re-created users, inactive, deleted and foreign access keys, live and deleted
 roles, users in no, one and several groups (names in any case, paths), the
-store's partition, all in one statement. Every refusal is checked for its
+store's partition, all in one statement; get_role runs the same statements
+whether or not the role or its account exists. Every refusal is checked for its
 error class and a message that names the thing and what to do.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -590,3 +594,49 @@ def test_review_facts_is_one_statement(store: SqlStore, monkeypatch: pytest.Monk
     assert len(store.review_facts("j", u.user_id, key_id).group_arns) == 3
     # No BEGIN/COMMIT around it: on PostgreSQL, one round trip.
     assert driver.calls == ["query"]
+
+
+class _StatementRecorder:
+    """The store's driver, recording the SQL of every statement run in a transaction."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.statements: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    @contextmanager
+    def transaction(self, *, write: bool) -> Iterator[Any]:
+        with self.inner.transaction(write=write) as cur:
+            statements = self.statements
+
+            class Cursor:
+                def execute(self, sql: str, params: Any = ()) -> Any:
+                    statements.append(sql)
+                    return cur.execute(sql, params)
+
+                def __getattr__(self, name: str) -> Any:
+                    return getattr(cur, name)
+
+            yield Cursor()
+
+
+def test_get_role_runs_the_same_statements_whether_or_not_the_role_exists(
+    store: SqlStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Role existence timing (sts.assume_role): a missing role, or account, must not
+    # answer faster than a role that exists, so the same statements run for each.
+    store.create_role(ACCOUNT, "Admin", trust=[f"arn:aws:iam::{ACCOUNT}:root"])
+    driver = _StatementRecorder(store._db)
+    monkeypatch.setattr(store, "_db", driver)
+    ran = []
+    for account, name in ((ACCOUNT, "Admin"), (ACCOUNT, "Ghost"), (OTHER_ACCOUNT, "Admin")):
+        driver.statements.clear()
+        try:
+            store.get_role(account, name)
+        except NoSuchEntity:
+            pass
+        ran.append(list(driver.statements))
+    assert ran[0] == ran[1] == ran[2]
+    assert len(ran[0]) == 3

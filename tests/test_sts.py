@@ -11,7 +11,8 @@ Covers:
   session principal exactly as specified (arn without the role path, sub with it,
   principal_id = role id:session); the default lifetime capped by the role's max;
   RoleNotTrusted with one message for an untrusted user, an unknown role, a wrong
-  path and an unknown account; a trusted user deleted and re-created under the
+  path and an unknown account, each after the same store calls (role
+  existence timing); a trusted user deleted and re-created under the
   same name is no longer trusted (trust by unique id); role chaining; the client's
   key of another user; the subject token's refusals with their reason codes;
   session names and role ARNs; the error classes' OAuth codes;
@@ -55,7 +56,7 @@ from authbridge.sts import (
     verify_token,
 )
 from authbridge.tokens import MAX_LEEWAY, MintedToken, Principal, mint
-from tests.conftest import ACCOUNT
+from tests.conftest import ACCOUNT, CallRecorder
 
 NOW = 1_800_000_000.0
 ISSUER = "https://authbridge.test/"
@@ -289,6 +290,27 @@ def test_role_not_trusted_looks_the_same_for_every_cause(
         _assume(store, keys, subject, role_arn)
     assert refused.value.message == f"user alice is not trusted by role {name}"
     assert refused.value.oauth_error == "invalid_grant"
+
+
+def test_role_existence_timing_a_missing_role_costs_what_an_untrusting_one_does(
+    store: SqlStore, keys: KeySet, alice_key: NewAccessKey
+) -> None:
+    # Role enumeration by timing: the answers are the same, and so must be the work
+    # behind them, i.e. the same store calls in the same order (the wall-clock
+    # comparison is `python -m bench.experiments role-timing`, never a unit test).
+    subject = _user_token(store, keys, alice_key).token
+    calls = {}
+    for name in ("BobOnly", "Ghost", "Admin"):  # untrusting, missing, on another path
+        recorder = CallRecorder(store)
+        with pytest.raises(RoleNotTrusted):
+            _assume(recorder, keys, subject, f"arn:aws:iam::{ACCOUNT}:role/{name}")  # type: ignore[arg-type]
+        calls[name] = recorder.calls
+    assert calls["BobOnly"] == calls["Ghost"] == calls["Admin"]
+    assert calls["Ghost"][-2:] == ["list_groups_for_user", "get_role"]
+    # And a role that trusts the caller reads no more before it mints.
+    recorder = CallRecorder(store)
+    _assume(recorder, keys, subject, f"arn:aws:iam::{ACCOUNT}:role/Reader")  # type: ignore[arg-type]
+    assert recorder.calls == calls["Ghost"]
 
 
 def test_trust_is_by_unique_id(store: SqlStore, keys: KeySet, alice_key: NewAccessKey) -> None:

@@ -1,13 +1,23 @@
 """authbridge's gunicorn worker (:mod:`authbridge.web.worker`) over real sockets.
 
 A real gunicorn master runs the worker (``tests/worker_server.py``) with a
-tiny WSGI app and short limits (``timeout`` 2 s, ``keepalive`` 1 s), over
-TLS with optional client certificates, and once over plain HTTP. Every test
-speaks raw HTTP/1.1 bytes, so what is checked is the wire: keep-alive,
-pipelining, bodies that arrive in pieces, ``Expect: 100-continue``, a slow
-client that must not hold up the others, the timeouts, an app that raises,
-oversized heads and bodies, the client certificate the app sees, a renewed
-serving certificate, the connection cap, and a graceful stop.
+tiny WSGI app and short limits (``timeout`` 5 s, ``keepalive`` 1 s, a
+handshake-and-first-byte deadline of 1 s, 8 connections, 4 per client
+address, 127.0.0.9 a trusted proxy), over TLS with optional client
+certificates, and once over plain HTTP. Every test speaks raw HTTP/1.1 bytes,
+so what is checked is the wire: keep-alive, pipelining, bodies that arrive in
+pieces, ``Expect: 100-continue``, a slow client that must not hold up the
+others, the timeouts, an app that raises, oversized heads and bodies, the
+client certificate the app sees, a renewed serving certificate, the
+connection cap, and a graceful stop.
+
+Connection exhaustion (one address opening idle or slow connections until
+no slot is left): clients come from several loopback addresses (127.0.0.2 …,
+all local on Linux) by binding their sockets; one address that opens many
+times its cap of connections does not keep another address, nor a new
+connection from itself, from being answered; a connection that never
+finishes TLS or never sends a byte is closed after the short deadline, not
+the request timeout; a trusted proxy's connections are not capped.
 """
 
 from __future__ import annotations
@@ -29,8 +39,11 @@ from authbridge import pki
 from tests.serving import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
-TIMEOUT = 2  # the worker's request timeout, seconds
+TIMEOUT = 5  # the worker's request timeout, seconds
 KEEPALIVE = 1  # its idle keep-alive, seconds
+HANDSHAKE = 1  # its deadline for the TLS handshake and the first request byte, seconds
+PER_ADDRESS = 4  # connections one client address may hold (of worker_connections = 8)
+PROXY = "127.0.0.9"  # a trusted proxy: not capped per address
 
 
 @dataclass
@@ -41,8 +54,10 @@ class Served:
     ca: pki.CertKey | None
     log: Path
 
-    def connect(self, cert: pki.CertKey | None = None) -> socket.socket:
-        raw = socket.create_connection(("127.0.0.1", self.port), timeout=10)
+    def connect(
+        self, cert: pki.CertKey | None = None, source: str = "127.0.0.1", timeout: float = 10
+    ) -> socket.socket:
+        raw = self.raw(source, timeout)
         if self.tls_dir is None:
             return raw
         ctx = ssl.create_default_context(cafile=str(self.tls_dir / "ca.crt"))
@@ -51,6 +66,12 @@ class Served:
             (self.tls_dir / "client.key").write_bytes(cert.key_pem)
             ctx.load_cert_chain(self.tls_dir / "client.crt", self.tls_dir / "client.key")
         return ctx.wrap_socket(raw, server_hostname="127.0.0.1")
+
+    def raw(self, source: str = "127.0.0.1", timeout: float = 10) -> socket.socket:
+        """A TCP connection from ``source`` (any 127.0.0.0/8 address), nothing sent."""
+        return socket.create_connection(
+            ("127.0.0.1", self.port), timeout=timeout, source_address=(source, 0)
+        )
 
 
 def _start(tmp: Path, tls: bool) -> Served:
@@ -69,7 +90,8 @@ def _start(tmp: Path, tls: bool) -> Served:
     with log.open("wb") as sink:
         proc = subprocess.Popen(
             [sys.executable, "-m", "tests.worker_server", str(port)]
-            + [str(tls_dir) if tls_dir else "-", str(TIMEOUT), str(KEEPALIVE)],
+            + [str(tls_dir) if tls_dir else "-", str(TIMEOUT), str(KEEPALIVE)]
+            + [str(HANDSHAKE), str(PER_ADDRESS), f"{PROXY}/32"],
             cwd=ROOT,
             stdout=sink,
             stderr=subprocess.STDOUT,
@@ -263,13 +285,36 @@ def test_a_request_that_stalls_is_dropped_after_the_timeout(tls_server: Served) 
         assert TIMEOUT - 0.5 <= time.monotonic() - started <= TIMEOUT + 2
 
 
-def test_a_connection_that_never_starts_tls_is_dropped_after_the_timeout(
+def test_a_connection_that_never_starts_tls_is_dropped_after_the_handshake_deadline(
     tls_server: Served,
 ) -> None:
-    with socket.create_connection(("127.0.0.1", tls_server.port), timeout=10) as raw:
+    # Connection exhaustion: a slot held without a handshake is freed after the short
+    # deadline (HANDSHAKE, swept within a second), long before the request timeout.
+    with tls_server.raw() as raw:
         started = time.monotonic()
         assert closed_by_server(raw, within=TIMEOUT + 3)  # type: ignore[arg-type]
-        assert time.monotonic() - started <= TIMEOUT + 2
+        assert time.monotonic() - started < TIMEOUT - 1.5
+
+
+@pytest.mark.parametrize("which", ["tls_server", "plain_server"])
+def test_a_connection_that_sends_no_request_is_dropped_after_the_handshake_deadline(
+    which: str, request: pytest.FixtureRequest
+) -> None:
+    served: Served = request.getfixturevalue(which)
+    with served.connect() as s:  # TLS done (on the TLS server), then not a byte
+        started = time.monotonic()
+        assert closed_by_server(s, within=TIMEOUT + 3)
+        assert time.monotonic() - started < TIMEOUT - 1.5
+
+
+def test_the_first_byte_starts_the_request_timeout(plain_server: Served) -> None:
+    # The short deadline is for the first byte only: a request begun in time has the
+    # whole request timeout to arrive.
+    with plain_server.connect() as s:
+        s.sendall(b"GET /hello HTTP/1.1\r\n")
+        time.sleep(HANDSHAKE + 1.5)
+        s.sendall(b"Host: x\r\n\r\n")
+        assert read_answer(s, bytearray())[0] == 200
 
 
 def test_an_idle_keep_alive_connection_is_closed(tls_server: Served) -> None:
@@ -409,7 +454,8 @@ def test_a_slow_app_request_delays_only_its_worker_not_the_answer(tls_server: Se
 
 
 def test_connections_over_the_cap_wait_in_the_backlog(tls_server: Served) -> None:
-    held = [tls_server.connect() for _ in range(8)]  # worker_connections = 8
+    # worker_connections = 8, from two addresses (each may hold 4)
+    held = [tls_server.connect(source=f"127.0.0.{2 + n % 2}") for n in range(8)]
     try:
         for s in held:
             s.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -429,6 +475,92 @@ def test_connections_over_the_cap_wait_in_the_backlog(tls_server: Served) -> Non
         extra.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         assert read_all(extra).startswith(b"HTTP/1.1 200")
         extra.close()
+    finally:
+        for s in held:
+            s.close()
+
+
+# -- connection exhaustion -------------------------------------------------------------------
+
+FLOOD = 60  # connections one address opens: 15 times its cap, 7.5 times the worker's slots
+
+
+def _flood(served: Served, source: str, *, slow: bool) -> list[socket.socket]:
+    """``FLOOD`` connections from ``source`` that never finish a request: they send
+    nothing (no TLS handshake either), or, with ``slow`` on the plain server, half a head."""
+    held = []
+    for _ in range(FLOOD):
+        s = served.raw(source)
+        if slow and served.tls_dir is None:
+            s.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\n")
+        held.append(s)
+    return held
+
+
+def _served_promptly(served: Served, source: str, path: bytes = b"/hello") -> bytes:
+    """The answer to one request on a new connection from ``source``, within 3 s.
+
+    Without the per-address cap the worker's 8 slots stay full of the flood and
+    its backlog is served in order, 8 each time the handshake deadline frees
+    them: a new connection waits several seconds for its turn.
+    """
+    with served.connect(source=source, timeout=3) as s:
+        s.sendall(b"GET " + path + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        return read_all(s)
+
+
+@pytest.mark.parametrize("which", ["tls_server", "plain_server"])
+def test_connection_exhaustion_from_one_address_leaves_the_others_served(
+    which: str, request: pytest.FixtureRequest
+) -> None:
+    served: Served = request.getfixturevalue(which)
+    flood = _flood(served, "127.0.0.2", slow=True)
+    try:
+        time.sleep(0.2)  # the worker has accepted what it will
+        for source in ("127.0.0.3", "127.0.0.4"):
+            assert _served_promptly(served, source).startswith(b"HTTP/1.1 200")
+    finally:
+        for s in flood:
+            s.close()
+
+
+@pytest.mark.parametrize("which", ["tls_server", "plain_server"])
+def test_probes_from_the_flooding_address_itself_are_still_answered(
+    which: str, request: pytest.FixtureRequest
+) -> None:
+    # The kubelet may share the address (a node's IP, SNAT): a new connection from the
+    # flooding address displaces that address's longest-waiting one and is answered.
+    served: Served = request.getfixturevalue(which)
+    flood = _flood(served, "127.0.0.5", slow=True)
+    try:
+        time.sleep(0.2)
+        for _ in range(3):
+            answer = _served_promptly(served, "127.0.0.5", b"/healthz")
+            assert answer.startswith(b"HTTP/1.1 200"), answer[:100]
+        # What the flood holds is at most the cap: all but PER_ADDRESS were closed.
+        closed = sum(closed_by_server(s, within=0.01) for s in flood)
+        assert closed >= FLOOD - PER_ADDRESS
+    finally:
+        for s in flood:
+            s.close()
+
+
+def test_a_trusted_proxys_connections_are_not_capped(tls_server: Served) -> None:
+    # A proxy carries many clients: capping its address would cap all of them together.
+    held = [tls_server.connect(source=PROXY) for _ in range(PER_ADDRESS + 2)]
+    try:
+        for s in held:
+            s.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert read_answer(s, bytearray())[2] == b"hello"
+    finally:
+        for s in held:
+            s.close()
+    # An address that is not a proxy is capped: the oldest of its connections goes.
+    held = [tls_server.connect(source="127.0.0.6") for _ in range(PER_ADDRESS + 1)]
+    try:
+        assert closed_by_server(held[0], within=2)
+        held[-1].sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert read_answer(held[-1], bytearray())[2] == b"hello"
     finally:
         for s in held:
             s.close()
@@ -514,3 +646,28 @@ def test_hostile_requests_never_break_the_worker(plain_server: Served) -> None:
         assert read_all(s).startswith(b"HTTP/1.1 200")
     log = plain_server.log.read_text()
     assert "Error serving a connection" not in log and "worker.py" not in log, log[-3000:]
+
+
+def test_the_worker_takes_its_connection_limits_from_authbridges_settings(tmp_path: Path) -> None:
+    # What `authbridge serve` runs: the worker reads the app's Settings (not defaults).
+    from gunicorn.glogging import Logger
+
+    from authbridge.settings import load_settings
+    from authbridge.web.server import AuthbridgeServer
+    from authbridge.web.worker import EventLoopWorker
+
+    flags = {
+        "max_connections_per_address": 30,
+        "handshake_timeout": 3,
+        "workers": 4,
+        "trusted_proxies": "10.0.0.0/8",
+    }
+    settings = load_settings(flags, {}, None, cwd=tmp_path)
+    server = AuthbridgeServer(settings, tls=False)
+    worker = EventLoopWorker(0, os.getpid(), [], server, 30, server.cfg, Logger(server.cfg))
+    try:
+        assert worker.handshake_timeout == 3.0
+        assert worker.per_address == 7  # 30 for the instance, 4 workers
+        assert [str(n) for n in worker.uncapped] == ["10.0.0.0/8"]
+    finally:
+        worker.tmp.close()

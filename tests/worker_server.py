@@ -1,10 +1,13 @@
 """A gunicorn server with authbridge's worker and a tiny WSGI app, for tests/test_worker.py.
 
-Run as ``python -m tests.worker_server PORT TLS_DIR|- TIMEOUT KEEPALIVE``:
-gunicorn's master with one :class:`authbridge.web.worker.EventLoopWorker`,
-on 127.0.0.1:PORT, over TLS with the files in TLS_DIR (``server.crt``,
-``server.key``, ``ca.crt`` for optional client certificates) or plain HTTP
-with ``-``. Short ``timeout`` and ``keepalive`` make the limits testable.
+Run as ``python -m tests.worker_server PORT TLS_DIR|- TIMEOUT KEEPALIVE HANDSHAKE
+PER_ADDRESS TRUSTED``: gunicorn's master with one
+:class:`authbridge.web.worker.EventLoopWorker`, on 127.0.0.1:PORT, over TLS
+with the files in TLS_DIR (``server.crt``, ``server.key``, ``ca.crt`` for
+optional client certificates) or plain HTTP with ``-``. Short ``timeout``,
+``keepalive`` and ``handshakeTimeoutSeconds`` (HANDSHAKE), a small
+``maxConnectionsPerAddress`` (PER_ADDRESS) and the ``trustedProxies`` CIDRs
+(TRUSTED, comma-separated, ``-`` for none) make the limits testable.
 
 Routes: ``/hello`` (200 "hello"), ``/echo`` (the body back, with its length),
 ``/boom`` (the app raises), ``/sleep?s=0.5`` (blocks the worker that long),
@@ -14,6 +17,7 @@ Routes: ``/hello`` (200 "hello"), ``/echo`` (the body back, with its length),
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import ssl
 import sys
@@ -53,18 +57,29 @@ def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable
 
 
 class Settings:
+    """What the worker reads of authbridge's settings."""
+
     max_request_bytes = MAX_BODY
+
+    def __init__(self, handshake: int, per_address: int, trusted: str) -> None:
+        self.handshake_timeout = handshake
+        self.max_connections_per_address = per_address
+        self.trusted_proxies = tuple(
+            ipaddress.ip_network(cidr) for cidr in trusted.split(",") if cidr not in ("", "-")
+        )
 
 
 class Server(BaseApplication):  # type: ignore[misc]  # gunicorn is untyped
-    def __init__(self, port: int, tls_dir: str, timeout: int, keepalive: int) -> None:
+    def __init__(
+        self, port: int, tls_dir: str, timeout: int, keepalive: int, settings: Settings
+    ) -> None:
         self.port, self.tls_dir, self.timeout_s, self.keepalive_s = (
             port,
             tls_dir,
             timeout,
             keepalive,
         )
-        self.settings = Settings()
+        self.settings = settings
         super().__init__()
 
     def load_config(self) -> None:
@@ -97,5 +112,6 @@ class Server(BaseApplication):  # type: ignore[misc]  # gunicorn is untyped
 
 
 if __name__ == "__main__":
-    port, tls_dir, timeout, keepalive = sys.argv[1:5]
-    Server(int(port), tls_dir, int(timeout), int(keepalive)).run()
+    port, tls_dir, timeout, keepalive, handshake, per_address, trusted = sys.argv[1:8]
+    settings = Settings(int(handshake), int(per_address), trusted)
+    Server(int(port), tls_dir, int(timeout), int(keepalive), settings).run()

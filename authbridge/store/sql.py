@@ -513,8 +513,30 @@ class SqlStore:
             )
 
     def get_role(self, account_id: str, name: str) -> Role:
+        names.role_name(name)
         with self._tx() as cur:
-            return self._role(cur, self._role_row(cur, account_id, name))
+            # The same three statements whether or not the account and the role exist
+            # (an absent role's trust is read for an id no role has), so the time an
+            # answer takes does not tell which (role enumeration: sts.assume_role).
+            try:
+                self._account(cur, account_id)
+                absent: NoSuchEntity | None = None
+            except NoSuchEntity as e:
+                absent = e
+            rows = cur.execute(
+                f"SELECT {_ROLE_COLS} FROM iam_roles WHERE account_id = ? AND name_key = ?",
+                (account_id, name.lower()),
+            )
+            role = self._role(cur, rows[0] if rows else ("", account_id, name, "/", 0, "", 0))
+        # Raised after the transaction ends as it does for a role found (not a rollback).
+        if absent is not None:
+            raise absent
+        if not rows:
+            raise NoSuchEntity(
+                f"role {name} does not exist in account {account_id}",
+                hint="list roles with `authbridge iam list-roles`",
+            )
+        return role
 
     def get_role_by_id(self, role_id: str) -> Role:
         with self._tx() as cur:

@@ -1,16 +1,49 @@
-"""Abuse limits of the web app: failed client authentication (429) and request sizes (413, 431).
+"""Abuse limits of the web app: failed authentication (429) and request sizes (413, 431).
 
-Failed client authentication
+Failed client authentication and failed token exchanges
     ``/oauth2/token``, ``/oauth2/introspect`` and ``/oauth2/revoke`` authenticate
     access keys as OAuth clients (RFC 6749 §2.3). Every failed attempt is charged
-    to the client address and, when the request names a well-formed access key id
-    (``AKIA`` + 16 base32 characters; no other id can ever authenticate), to that
-    id, whether or not it exists. While either is out of attempts, a request
-    from that address or naming that id is answered HTTP 429 with
-    ``Retry-After: <seconds>`` and ``{"error": "too_many_requests",
-    "error_description": …}`` **before any secret is looked at**: the right
-    secret is refused too until the wait is over, so sending guesses faster
-    gains nothing. A legitimate client waits ``Retry-After`` and tries again.
+    to three buckets:
+
+    * the (access key id, client address) pair: ``failedAuthPerKeyPerMinute``
+      (default 10), the ceiling a person with a typo meets;
+    * the client address, whatever ids it names: ``failedAuthPerAddressPerMinute``
+      (default 30), so that one address cannot guess across many ids;
+    * the access key id from all addresses together:
+      ``failedAuthPerKeyAllAddressesPerMinute`` (default 1000), much higher, so
+      that one address (or a few) hammering an id cannot lock its owner out.
+
+    A key id is counted only when it is well-formed (``AKIA`` + 16 base32
+    characters; no other id can ever authenticate), whether or not it exists. A
+    token exchange (RFC 8693, AssumeRole) that is refused with ``invalid_grant``
+    (its subject token does not verify, the role does not exist or does not trust
+    the caller, …) is a failure too, charged to the client address only: a
+    ``client_id`` without a secret proves nothing (charging it would let anyone
+    lock out someone else's key), and the key of a client that did
+    authenticate has just proved itself (its success clears its pair's bucket
+    anyway). So roles cannot be probed faster from one address than secrets
+    guessed.
+
+    While any bucket that applies to a request is empty, the request is answered
+    HTTP 429 with ``Retry-After: <seconds>`` and ``{"error":
+    "too_many_requests", "error_description": …}`` **before any secret is looked
+    at** (and, for an exchange, before its subject token is): the right secret
+    is refused too until the wait is over, so sending guesses faster gains
+    nothing. A legitimate client waits ``Retry-After`` and tries again.
+
+    What that means for an attacker who knows an access key id (it is in ARNs of
+    audit records, CI logs, tokens): from one address they can spend that
+    address's 10 attempts a minute on the id, and lock the id out *from that
+    address only*; its owner, from any other address, is not affected. To lock
+    the id out everywhere they must fail it 1000 times a minute, which at 10 per
+    address takes 100 addresses (an IPv6 /64 counts as one); then
+    ``failedAuthPerKeyAllAddressesPerMinute: 0`` turns that ceiling off (a
+    240-bit secret is out of reach of guessing either way), and a new access
+    key has a new id. An address shared by many clients (a NAT, a proxy that is
+    not in ``trustedProxies``) is one address: its clients' failures add up in
+    its 30, and while one of them keeps that bucket empty the others are
+    refused with 429 too (set ``trustedProxies``, or raise the limit, for such
+    an address).
 
     Each limit is a token bucket (the GCRA form: one timestamp per key) of ``N``
     attempts that refills at ``N`` a minute: a burst of ``N`` failures, then one
@@ -19,24 +52,20 @@ Failed client authentication
     successful requests from one address (CI runners behind one NAT) pass; the
     price is that failures already in flight when a bucket empties are still
     checked, so a burst can overshoot ``N`` by the requests in flight (bounded by
-    the worker's threads). A
-    success clears the bucket of its access key id (its holder is not held to
-    earlier typos) but not the address's: an attacker holding one valid key
-    must not be able to refill their address's bucket while guessing others.
+    the worker's threads). A success clears the bucket of its (access key id,
+    address) pair (its holder is not held to earlier typos), but neither the
+    address's nor the key id's over all addresses: an attacker holding one valid
+    key must not be able to refill their address's bucket while guessing
+    others, nor an owner's success refill the budget of someone hammering the id
+    from elsewhere.
 
     The buckets live in each worker. So that an instance allows about ``N`` in
     total whichever worker a connection lands on, each worker allows
     ``max(1, N // workers)``; every replica counts on its own (``R`` replicas:
-    ``R × N``). Each worker tracks at most :data:`MAX_TRACKED` ids and as many
-    addresses (about 7 MB at most), least recently charged dropped first: an
-    attacker must fail that many other ids within a minute to make one
-    forgotten, which buys ``N`` more guesses.
-
-    Trade-off: an access key id is not a secret (it is in tokens and logs), so
-    whoever knows one can keep it refused by sending wrong secrets;
-    ``failedAuthPerKeyPerMinute: 0`` turns the per-key limit off (guessing is
-    then limited per address only; a 240-bit secret is out of reach either
-    way), and a new access key has a new id.
+    ``R × N``). Each worker tracks at most :data:`MAX_TRACKED` entries per
+    bucket kind (about 14 MB at most), least recently charged dropped first: an
+    attacker must fail that many other ids (or pairs) within a minute to make
+    one forgotten, which buys ``N`` more guesses.
 
 Client address
     The TCP peer (``REMOTE_ADDR``); an IPv6 peer counts as its /64 (one host
@@ -48,7 +77,9 @@ Client address
     address: set ``trustedProxies`` to the proxies' CIDRs (if they send
     ``X-Forwarded-For``), or ``failedAuthPerAddressPerMinute: 0``. Whoever
     holds many addresses (an IPv6 /48 holds 65536 /64s) is held back by the
-    per-key limit, not this one.
+    per-key limit over all addresses, not this one. (The connection cap,
+    ``maxConnectionsPerAddress``, counts TCP peers before any HTTP is read, so
+    it never looks at ``X-Forwarded-For``: :mod:`authbridge.web.worker`.)
 
 Request sizes
     A body over ``maxRequestBytes`` (default 64 KiB) is refused with 413 on
@@ -84,7 +115,7 @@ log = logging.getLogger(__name__)
 
 EXTENSION: Final = "authbridge.limits"
 WINDOW_SECONDS: Final = 60.0  # the "minute" of failedAuthPer…PerMinute
-MAX_TRACKED: Final = 20_000  # access key ids, and as many addresses, per worker (~4 MB each)
+MAX_TRACKED: Final = 20_000  # entries per bucket kind (pairs, addresses, key ids), per worker
 # The longest bearer token /verify and the webhook look at (web.review.MAX_TOKEN_CHARS;
 # authbridge's own are at most 8 KiB). Under gunicorn, limit_request_field_size (16384
 # bytes for the whole header line) refuses a little earlier, with the same 431.
@@ -102,9 +133,9 @@ Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 class TooManyFailedAttempts(Exception):
     """429: this client address or access key id is out of failed attempts for now."""
 
-    def __init__(self, retry_after: int) -> None:
+    def __init__(self, retry_after: int, what: str = "client authentications") -> None:
         super().__init__(
-            "too many failed client authentications from this address or for this access key;"
+            f"too many failed {what} from this address or for this access key;"
             f" retry after {retry_after} s"
         )
         self.retry_after = retry_after
@@ -206,7 +237,7 @@ def per_worker(per_instance: int, workers: int) -> int:
 
 @dataclass
 class Attempt:
-    """One client authentication, allowed to start; charged only if it fails."""
+    """One client authentication or token exchange, allowed to start; charged only if it fails."""
 
     limits: ClientAuthLimits
     address: str | None
@@ -214,72 +245,97 @@ class Attempt:
     now: float
 
     def failed(self) -> None:
-        """The credentials were refused: charge the address and the key id."""
-        limits = self.limits
-        if self.address is not None:
-            limits.by_address.charge(self.address, self.now)
-        if self.key_id is not None:
-            limits.by_key.charge(self.key_id, self.now)
-        if self.key_id is not None and limits.by_key.wait(self.key_id, self.now):
+        """Refused: charge the address, and the key id (from this address, and in all)."""
+        limits, address, key_id, now = self.limits, self.address, self.key_id, self.now
+        pair = (key_id, address) if key_id is not None and address is not None else None
+        if address is not None:
+            limits.by_address.charge(address, now)
+        if key_id is not None:
+            limits.by_key.charge(key_id, now)
+        if pair is not None:
+            limits.by_pair.charge(pair, now)
+        if pair is not None and limits.by_pair.wait(pair, now):
             log.warning(
-                "access key %s is out of failed client authentications for now: further"
-                " attempts are refused with 429 (failedAuthPerKeyPerMinute)",
-                self.key_id,
+                "access key %s is out of failed client authentications from %s for now: further"
+                " attempts for it from there are refused with 429 (failedAuthPerKeyPerMinute)",
+                key_id,
+                address,
             )
-        if self.address is not None and limits.by_address.wait(self.address, self.now):
+        if key_id is not None and limits.by_key.wait(key_id, now):
+            log.warning(
+                "access key %s is out of failed client authentications from all addresses for"
+                " now: further attempts for it are refused with 429, from every address"
+                " (failedAuthPerKeyAllAddressesPerMinute)",
+                key_id,
+            )
+        if address is not None and limits.by_address.wait(address, now):
             log.warning(
                 "client address %s is out of failed client authentications for now: further"
                 " attempts are refused with 429 (failedAuthPerAddressPerMinute)",
-                self.address,
+                address,
             )
 
     def succeeded(self) -> None:
-        """The client authenticated: its key id starts afresh (the address does not)."""
-        if self.key_id is not None:
-            self.limits.by_key.reset(self.key_id)
+        """The client authenticated: its key id starts afresh from this address (only)."""
+        if self.key_id is not None and self.address is not None:
+            self.limits.by_pair.reset((self.key_id, self.address))
 
     def abandoned(self) -> None:
         """Neither failed nor succeeded (e.g. the store was unavailable): nothing is charged."""
 
 
 class ClientAuthLimits:
-    """The two limits of one worker: per access key id and per client address."""
+    """The three limits of one worker: per (key id, address), per address, per key id."""
 
     def __init__(
         self,
         per_key: int,
         per_address: int,
         *,
+        per_key_all_addresses: int = 0,
         workers: int = 1,
         trusted_proxies: tuple[Network, ...] = (),
         max_entries: int = MAX_TRACKED,
     ) -> None:
         self.trusted_proxies = trusted_proxies
-        self.by_key = FailureLimiter(per_worker(per_key, workers), max_entries=max_entries)
+        self.by_pair = FailureLimiter(per_worker(per_key, workers), max_entries=max_entries)
         self.by_address = FailureLimiter(per_worker(per_address, workers), max_entries=max_entries)
+        self.by_key = FailureLimiter(
+            per_worker(per_key_all_addresses, workers), max_entries=max_entries
+        )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ClientAuthLimits:
         return cls(
             settings.failed_auth_per_key_per_minute,
             settings.failed_auth_per_address_per_minute,
+            per_key_all_addresses=settings.failed_auth_per_key_all_addresses_per_minute,
             workers=settings.workers,
             trusted_proxies=settings.trusted_proxies,
         )
 
-    def begin(self, address: str | None, client_id: str | None, now: float) -> Attempt:
+    def begin(
+        self,
+        address: str | None,
+        client_id: str | None,
+        now: float,
+        *,
+        what: str = "client authentications",
+    ) -> Attempt:
         """Let an attempt start, or raise :class:`TooManyFailedAttempts` before any secret is read.
 
         ``client_id`` is the id the request names, unchecked; only a well-formed
-        access key id is counted per key.
+        access key id is counted per key. ``what`` names the attempts in the 429's message.
         """
         key_id = client_id if client_id and looks_like_access_key_id(client_id) else None
-        longest = max(
-            self.by_key.wait(key_id, now) if key_id is not None else 0.0,
-            self.by_address.wait(address, now) if address is not None else 0.0,
-        )
+        waits = [self.by_address.wait(address, now) if address is not None else 0.0]
+        if key_id is not None:
+            waits.append(self.by_key.wait(key_id, now))
+            if address is not None:
+                waits.append(self.by_pair.wait((key_id, address), now))
+        longest = max(waits)
         if longest:
-            raise TooManyFailedAttempts(retry_after_seconds(longest))
+            raise TooManyFailedAttempts(retry_after_seconds(longest), what)
         return Attempt(self, address, key_id, now)
 
 
@@ -320,6 +376,18 @@ def client_address(
     """
     addr = _origin(peer, forwarded_for, trusted_proxies)
     if addr is None:
+        return None
+    if isinstance(addr, ipaddress.IPv6Address):
+        return str(ipaddress.IPv6Network((addr, 64), strict=False))
+    return str(addr)
+
+
+def connection_address(peer: str | None, trusted_proxies: tuple[Network, ...]) -> str | None:
+    """The address a TCP peer's connections are counted under (``maxConnectionsPerAddress``):
+    as :func:`client_address` buckets it, never through ``X-Forwarded-For`` (nothing of
+    HTTP is read yet); None when not counted: unknown (a Unix socket) or a trusted proxy."""
+    addr = _address(peer) if peer else None
+    if addr is None or _trusted(addr, trusted_proxies):
         return None
     if isinstance(addr, ipaddress.IPv6Address):
         return str(ipaddress.IPv6Network((addr, 64), strict=False))
@@ -429,12 +497,24 @@ def check_request_size() -> None:
         read_body(request)
 
 
-def begin_client_authentication(client_id: str | None, now: float) -> Attempt:
-    """For the current request: charge an attempt or raise :class:`TooManyFailedAttempts`."""
+def _current() -> tuple[ClientAuthLimits, str | None]:
     limits = current_app.extensions.get(EXTENSION)
     if not isinstance(limits, ClientAuthLimits):
         raise RuntimeError("the app was not built by authbridge.web.create_app")
     address = client_address(
         request.remote_addr, request.headers.getlist("X-Forwarded-For"), limits.trusted_proxies
     )
+    return limits, address
+
+
+def begin_client_authentication(client_id: str | None, now: float) -> Attempt:
+    """For the current request: charge an attempt or raise :class:`TooManyFailedAttempts`."""
+    limits, address = _current()
     return limits.begin(address, client_id, now)
+
+
+def begin_token_exchange(now: float) -> Attempt:
+    """For the current token exchange, before its subject token is looked at: an attempt
+    charged to the client address if the grant is refused, or :class:`TooManyFailedAttempts`."""
+    limits, address = _current()
+    return limits.begin(address, None, now, what="client authentications or token exchanges")

@@ -47,9 +47,11 @@ Every parameter is read from the ``application/x-www-form-urlencoded`` body,
 never the URL (credentials do not belong in URLs or access logs); repeating a
 parameter or using two client authentication methods at once is refused
 (RFC 6749 §3.2, §2.3). Responses carry ``Cache-Control: no-store`` and
-``Pragma: no-cache``. Failed client authentications are limited per access
-key id and per client address (:mod:`authbridge.web.limits`): past the limit,
-429 ``too_many_requests`` with ``Retry-After``, before any secret is checked.
+``Pragma: no-cache``. Failed client authentications are limited per (access
+key id, client address), per address and per key id, and refused token
+exchanges (``invalid_grant``) per address (:mod:`authbridge.web.limits`): past
+a limit, 429 ``too_many_requests`` with ``Retry-After``, before any secret or
+subject token is checked.
 
 Every answer of the token, introspection and revocation endpoints, success
 or failure, writes one audit line (``token_issued``, ``introspect``,
@@ -600,9 +602,20 @@ def _check_form_request() -> None:
 @bp.post(TOKEN_PATH)
 def token() -> Response:
     _check_form_request()
-    if not flask_request.form.get("grant_type"):
+    grant_type = flask_request.form.get("grant_type")
+    if not grant_type:
         raise InvalidRequestError("grant_type is required: client_credentials or " + TOKEN_EXCHANGE)
-    response: Response = _server().create_token_response()
+    if grant_type != TOKEN_EXCHANGE:
+        response: Response = _server().create_token_response()
+        return response
+    # A refused exchange (invalid_grant) is charged like a failed client authentication,
+    # and a limited address gets 429 before its subject token is looked at (limits).
+    attempt = limits.begin_token_exchange(_server().svc.clock())
+    try:
+        response = _server().create_token_response()
+    except sts.GrantRefused:
+        attempt.failed()
+        raise
     return response
 
 
@@ -729,10 +742,12 @@ def _served(svc: Services, audiences: list[str] | str | None) -> list[str] | Non
     return served or None
 
 
-def _token_line(svc: Services, note: _Note, failed: bool) -> dict[str, Any]:
+def _token_line(
+    svc: Services, note: _Note, failed: bool, *, verify_subject: bool = True
+) -> dict[str, Any]:
     grant = _form("grant_type")
     fields: dict[str, Any] = {"grant": _GRANTS.get(grant or "", "other")}
-    subject = _subject(svc) if grant == TOKEN_EXCHANGE else None
+    subject = _subject(svc) if grant == TOKEN_EXCHANGE and verify_subject else None
     if note.minted is not None and not failed:
         claims = note.minted.claims
         fields.update(
@@ -768,7 +783,10 @@ def _account(response: Response) -> Response:
     outcome: audit.Outcome = "allowed" if error is None else "error" if status >= 500 else "denied"
     fields: dict[str, Any]
     if event == "token_issued":
-        fields = _token_line(svc, note, failed=error is not None)
+        # A limited caller (429) must not cost a token verification for its audit line.
+        fields = _token_line(
+            svc, note, failed=error is not None, verify_subject=error != "too_many_requests"
+        )
         if error is None:
             metrics.TOKENS_ISSUED.labels(grant=fields["grant"]).inc()
         else:

@@ -32,12 +32,39 @@ Limits (every one bounded, none waits for a client)
       app answers as for any oversized body (401 for a caller without a
       certificate first, else 413) without the body ever being read, and a
       chunked body that keeps coming past 2 × the cap gets gunicorn's 413;
-    * a request must arrive completely within ``timeout`` seconds of its first
-      byte, the TLS handshake too; an idle keep-alive connection closes after
-      ``keepalive`` seconds; an answer the client does not read within
-      ``timeout`` seconds closes the connection;
-    * at ``worker_connections`` connections the worker stops accepting (the
-      listen backlog and the other workers take the rest).
+    * a new connection must finish its TLS handshake and send the first byte of
+      its first request within ``handshakeTimeoutSeconds`` (default 5 s, both
+      together), so a connection that only holds a slot is gone in seconds;
+      then a request must arrive completely within ``timeout`` seconds (30) of
+      its first byte; an idle keep-alive connection closes after ``keepalive``
+      seconds (75, longer than the kube-apiserver reuses one); an answer the
+      client does not read within ``timeout`` seconds closes the connection;
+    * at ``worker_connections`` connections (512) the worker stops accepting
+      (the listen backlog and the other workers take the rest);
+    * one client address holds at most its share of ``maxConnectionsPerAddress``
+      (default 128 per instance, ``max(1, N // workers)`` per worker: 64 of a
+      worker's 512 with the default 2 workers), so the other addresses always
+      have most of the slots. The address is the TCP peer (an IPv6 peer: its
+      /64, as :func:`authbridge.web.limits.connection_address` counts it), known
+      before a byte of HTTP is read; ``X-Forwarded-For`` plays no part. When
+      a new connection would exceed the share, the address's connection that
+      has waited longest (for its handshake, its first byte, the rest of a
+      request, or idle between requests) is closed for it; so whatever an
+      address does with its connections it only ever displaces its own, and a
+      kubelet probe or a kube-apiserver that shares the address with a
+      misbehaving client still gets in (a probe opens a fresh connection and is
+      answered in milliseconds; displacing it takes that many newer
+      connections from the address first). Peers in ``trustedProxies`` are not
+      capped per address: a proxy carries many clients, so its cap would be
+      theirs together; it should limit connections per client itself. A TCP
+      load balancer that hides client addresses (and sends no
+      ``X-Forwarded-For``, so it must not be a trusted proxy) makes every
+      client one address: set ``maxConnectionsPerAddress: 0`` (no cap). A
+      kube-apiserver keeps a few to some tens of connections to its webhook;
+      past its share, its own longest-idle ones are closed and it opens new
+      ones. One warning a minute at most names an address at its cap. Many
+      addresses together can still fill a worker: the cap protects the others
+      from one address, not from a crowd.
 
 Stopping (SIGTERM)
     No new connections; a request already arriving is answered; idle
@@ -84,7 +111,13 @@ from gunicorn.http.message import Request
 from gunicorn.http.unreader import IterUnreader
 from gunicorn.workers import base
 
+from authbridge.web.limits import connection_address, per_worker
+
 MAX_BODY_BYTES: Final = 1024 * 1024  # the body cap when the app has no settings (tests)
+# When the app has no settings (tests): the defaults of authbridge.settings.
+HANDSHAKE_SECONDS: Final = 5
+CONNECTIONS_PER_ADDRESS: Final = 128
+EVICTION_LOG_EVERY_SECONDS: Final = 60.0  # one warning at most, naming the latest address
 STOP_LINGER_SECONDS: Final = 2.0
 DRAIN_MAX_BYTES: Final = 1024 * 1024  # of a refused body, read and dropped before closing
 DRAIN_SECONDS: Final = 2.0  # ... for at most this long
@@ -151,6 +184,8 @@ class _Connection:
         "drain",
         "continued",
         "deadline",
+        "since",
+        "address",
         "requests",
         "events",
         "answer",
@@ -171,6 +206,8 @@ class _Connection:
         self.drain = 0  # bytes of a refused body to read and drop before closing
         self.continued = False  # 100 Continue sent for the request being read
         self.deadline = 0.0
+        self.since = 0.0  # when it last started waiting: accepted, a request begun, idle again
+        self.address: str | None = None  # what the per-address cap counts it under
         self.requests = 0
         self.events = 0
         self.answer = _Answer(self)
@@ -206,6 +243,17 @@ class EventLoopWorker(base.Worker):  # type: ignore[misc]  # gunicorn is untyped
         # The app's body cap (maxRequestBytes): no longer body is buffered for it.
         settings = getattr(self.app, "settings", None)
         self.body_limit: int = getattr(settings, "max_request_bytes", MAX_BODY_BYTES)
+        # handshakeTimeoutSeconds, this worker's share of maxConnectionsPerAddress (0: no
+        # cap), and the peers not capped (trustedProxies): see the module docstring.
+        self.handshake_timeout = float(getattr(settings, "handshake_timeout", HANDSHAKE_SECONDS))
+        self.per_address = per_worker(
+            getattr(settings, "max_connections_per_address", CONNECTIONS_PER_ADDRESS),
+            self.cfg.workers,
+        )
+        self.uncapped: tuple[Any, ...] = tuple(getattr(settings, "trusted_proxies", ()))
+        self.by_address: dict[str, dict[int, _Connection]] = {}
+        self._evictions = 0
+        self._eviction_logged = -EVICTION_LOG_EVERY_SECONDS
 
     # -- process life --------------------------------------------------------------------------
 
@@ -333,10 +381,47 @@ class EventLoopWorker(base.Worker):  # type: ignore[misc]  # gunicorn is untyped
                     continue
             conn = _Connection(sock, addr, listener.getsockname())
             conn.handshaken = not self.cfg.is_ssl
-            conn.deadline = time.monotonic() + self.cfg.timeout
+            now = time.monotonic()
+            # The handshake and the first request byte, together, get the short deadline.
+            conn.deadline = now + self.handshake_timeout
+            conn.since = now
+            self._admit(conn, now)
             self.connections[conn.fd] = conn
             self._want(conn, _READ)
             self._on_event(conn, _READ)  # the client may have sent already
+
+    def _admit(self, conn: _Connection, now: float) -> None:
+        """Count ``conn`` under its peer address; at the address's cap, close the one of
+        its connections that has waited longest (whatever it waits for) to make room.
+
+        Closing the oldest rather than refusing the newest: a client that opens
+        connections and sends nothing, or sends slowly, only ever displaces its
+        own; a kubelet probe or a kube-apiserver behind the same address still
+        gets in, and is displaced only by ``cap`` newer connections from that
+        address arriving before its request is answered.
+        """
+        if self.per_address <= 0 or not isinstance(conn.client, tuple) or not conn.client:
+            return
+        address = connection_address(str(conn.client[0]), self.uncapped)
+        if address is None:
+            return
+        held = self.by_address.get(address)
+        while held and len(held) >= self.per_address:
+            self._close(min(held.values(), key=lambda c: c.since))
+            self._evictions += 1
+            if now - self._eviction_logged >= EVICTION_LOG_EVERY_SECONDS:
+                self._eviction_logged = now
+                self.log.warning(
+                    "client address %s is at its cap of %d connections to this worker"
+                    " (maxConnectionsPerAddress): its longest-waiting connection was closed"
+                    " for a new one (%d such closes since the last message)",
+                    address,
+                    self.per_address,
+                    self._evictions,
+                )
+                self._evictions = 0
+        conn.address = address
+        self.by_address.setdefault(address, {})[conn.fd] = conn
 
     def _tls_context(self) -> ssl.SSLContext:
         now = time.monotonic()
@@ -369,13 +454,23 @@ class EventLoopWorker(base.Worker):  # type: ignore[misc]  # gunicorn is untyped
             except (KeyError, ValueError):
                 pass
         conn.events = 0
-        self.connections.pop(fd, None)
+        if self.connections.get(fd) is conn:  # a later connection may have its fd number
+            del self.connections[fd]
+        if conn.address is not None:
+            held = self.by_address.get(conn.address)
+            if held is not None and held.get(fd) is conn:
+                del held[fd]
+                if not held:
+                    del self.by_address[conn.address]
+            conn.address = None
         try:
             conn.sock.close()
         except OSError:
             pass
 
     def _on_event(self, conn: _Connection, mask: int) -> None:
+        if self.connections.get(conn.fd) is not conn:
+            return  # closed for a newer connection (_admit) earlier in this batch of events
         try:
             if not conn.handshaken:
                 if not self._handshake(conn):
@@ -449,7 +544,8 @@ class EventLoopWorker(base.Worker):  # type: ignore[misc]  # gunicorn is untyped
                 conn.eof = True
                 return True
             if not conn.inbuf:
-                conn.deadline = time.monotonic() + self.cfg.timeout  # a request started
+                conn.since = time.monotonic()  # a request started
+                conn.deadline = conn.since + self.cfg.timeout
             conn.inbuf += data
             if len(conn.inbuf) > limit:
                 return True  # _serve_buffered answers 413 or 431 and closes
@@ -501,7 +597,8 @@ class EventLoopWorker(base.Worker):  # type: ignore[misc]  # gunicorn is untyped
         if not self.alive:
             conn.close_after = True
         elif not conn.close_after:  # idle now: the keep-alive limit applies
-            conn.deadline = time.monotonic() + self.cfg.keepalive
+            conn.since = time.monotonic()
+            conn.deadline = conn.since + self.cfg.keepalive
         return True
 
     # -- requests ------------------------------------------------------------------------------

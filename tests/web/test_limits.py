@@ -2,10 +2,16 @@
 
 Covers, for failed client authentication at the token, introspection and
 revocation endpoints:
-- the per-key limit: N failures for one access key id, then 429
+- the per-key limit (one access key id from one address): N failures, then 429
   ``too_many_requests`` with the exact ``Retry-After``, RFC 6749-shaped and no-store;
 - while limited, the right secret is refused too, and no secret is even
   checked (the store is not asked);
+- lockout by key id: one address hammering an id does not lock its owner out
+  from another address; the much higher ceiling for an id over all addresses;
+- refused token exchanges (invalid_grant: a subject token that does not
+  verify, a role that does not trust or does not exist) are charged too: 429
+  with ``Retry-After`` before the subject token is looked at; the address is
+  charged, never a ``client_id`` the request names;
 - the wait: after ``Retry-After`` one more attempt, after a quiet minute a full burst;
   ``Retry-After`` counts down with the clock;
 - a success clears its key id's failures, but not its address's;
@@ -16,6 +22,8 @@ revocation endpoints:
 - the limits are per worker: N // workers each;
 - 0 turns each limit off; a store outage charges nothing;
 - memory: at most ``max_entries`` keys tracked, least recently charged dropped first.
+- the address the worker's connection cap counts (trusted proxies uncounted), for
+  any peer string (a property test).
 
 And the size caps: every endpoint refuses a declared body over ``maxRequestBytes``
 with 413 JSON (RFC 6749-shaped, or the webhook's and /verify's own error), a
@@ -33,6 +41,8 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from hypothesis import given
+from hypothesis import strategies as st
 from werkzeug.test import TestResponse
 
 from authbridge.errors import ConfigError, StoreUnavailable
@@ -45,10 +55,14 @@ from authbridge.web.limits import (
     FailureLimiter,
     TooManyFailedAttempts,
     client_address,
+    connection_address,
     per_worker,
 )
+from tests.conftest import ACCOUNT
 from tests.web.conftest import make_settings
 from tests.web.helpers import (
+    JWT_TYPE,
+    TOKEN_EXCHANGE,
     Clock,
     World,
     assert_error,
@@ -56,6 +70,7 @@ from tests.web.helpers import (
     basic,
     key_auth,
     session_token,
+    user_token,
 )
 
 UNKNOWN_KEY_ID = "AKIAZZZZZZZZZZZZZZZZ"  # well-formed, in no store
@@ -69,7 +84,12 @@ class CountingStore:
     def __init__(self, inner: SqlStore) -> None:
         self.inner = inner
         self.secret_checks = 0
+        self.token_checks = 0  # review_facts: what every token verification reads
         self.down = False
+
+    def review_facts(self, *args: Any) -> Any:
+        self.token_checks += 1
+        return self.inner.review_facts(*args)
 
     def authenticate_access_key(self, access_key_id: str, secret: str) -> Any:
         self.secret_checks += 1
@@ -209,10 +229,118 @@ def test_introspection_and_revocation_count_and_are_refused(
     assert_limited(response, 6)
 
 
+def test_lockout_by_key_id_one_address_hammering_does_not_lock_out_another(
+    client: FlaskClient, world: World, counting_store: CountingStore
+) -> None:
+    attacker, owner = {"REMOTE_ADDR": "203.0.113.66"}, {"REMOTE_ADDR": "198.51.100.5"}
+    for _ in range(10):
+        assert_invalid_client(attempt(client, wrong(world.alice_key), **attacker))
+    for _ in range(20):  # still hammering: refused before any secret is checked
+        assert_limited(attempt(client, wrong(world.alice_key), **attacker), 6)
+    checks = counting_store.secret_checks
+    assert_limited(attempt(client, key_auth(world.alice_key), **attacker), 6)
+    assert counting_store.secret_checks == checks
+    # The owner, from elsewhere, gets a token with the right secret...
+    response = attempt(client, key_auth(world.alice_key), **owner)
+    assert response.status_code == 200, response.get_json()
+    # ...and has its own budget for typos there.
+    fail(client, world.alice_key, 10, **owner)
+    assert_limited(attempt(client, key_auth(world.alice_key), **owner), 6)
+
+
+def test_the_per_key_ceiling_over_all_addresses(
+    build: Callable[..., FlaskClient], world: World
+) -> None:
+    client = build(failed_auth_per_key_all_addresses_per_minute=25)
+    for n in range(5):  # 5 addresses, 5 failures each: under each pair's 10
+        fail(client, world.alice_key, 5, REMOTE_ADDR=f"203.0.113.{n + 1}")
+    # The id is out of attempts everywhere now, the right secret from a new address too
+    # (25 a minute: the next in 60/25 s, rounded up).
+    limited = attempt(client, key_auth(world.alice_key), REMOTE_ADDR="198.51.100.5")
+    assert_limited(limited, 3)
+    assert session_token(client, world.bob_key).status_code == 200  # other ids are not
+
+
+def test_the_default_per_key_ceiling_is_far_above_one_address(client: FlaskClient) -> None:
+    limits = client.application.extensions["authbridge.limits"]
+    assert isinstance(limits, ClientAuthLimits)
+    assert (limits.by_pair.per_minute, limits.by_address.per_minute) == (10, 30)
+    assert limits.by_key.per_minute == 1000  # at 10 per address: 100 addresses to lock out
+
+
 def test_each_worker_allows_its_share(build: Callable[..., FlaskClient], world: World) -> None:
     client = build(workers=2)  # 10 per instance: 5 per worker, one every 12 s
     fail(client, world.alice_key, 5)
     assert_limited(attempt(client, wrong(world.alice_key)), 12)
+
+
+# -- refused token exchanges -----------------------------------------------------------------
+
+
+def exchange_from(
+    client: FlaskClient, subject: str, role_arn: str, address: str = "127.0.0.1", **extra: str
+) -> TestResponse:
+    data = {
+        "grant_type": TOKEN_EXCHANGE,
+        "subject_token": subject,
+        "subject_token_type": JWT_TYPE,
+        "audience": "prod",
+        "role_arn": role_arn,
+        "role_session_name": "s1",
+        **extra,
+    }
+    headers = {k: v for k, v in extra.items() if k == "Authorization"}
+    for name in headers:
+        del data[name]
+    return client.post(
+        "/oauth2/token", data=data, headers=headers, environ_base={"REMOTE_ADDR": address}
+    )
+
+
+def test_refused_token_exchanges_are_charged_then_429_with_retry_after(
+    client: FlaskClient, world: World, counting_store: CountingStore
+) -> None:
+    # Probing roles (or subject tokens) is limited like guessing secrets.
+    subject = user_token(client, world.alice_key)
+    refused = [world.bob_only.arn, f"arn:aws:iam::{ACCOUNT}:role/Ghost"]
+    for n in range(30):
+        token = subject if n % 3 else "not-a-token"
+        assert_error(exchange_from(client, token, refused[n % 2]), 400, "invalid_grant")
+    checks = counting_store.token_checks
+    limited = exchange_from(client, subject, world.admin.arn)  # one that would be allowed
+    assert_error(limited, 429, "too_many_requests", "token exchanges", "retry after 2 s")
+    assert limited.headers["Retry-After"] == "2"
+    assert counting_store.token_checks == checks  # the subject token was not even looked at
+    # Another address is not limited; the wait lifts the limit.
+    assert exchange_from(client, subject, world.admin.arn, "192.0.2.9").status_code == 200
+
+
+def test_a_refused_exchange_charges_the_address_not_a_key_id_it_names(
+    client: FlaskClient, world: World
+) -> None:
+    subject = user_token(client, world.alice_key)
+    # A client_id without a secret authenticates nothing: naming bob's id charges bob nothing.
+    bob_id = world.bob_key.key.access_key_id
+    for _ in range(15):
+        response = exchange_from(client, subject, world.bob_only.arn, client_id=bob_id)
+        assert_error(response, 400, "invalid_grant")
+    assert session_token(client, world.bob_key).status_code == 200
+    # With client authentication: the address's bucket, whatever the key.
+    for _ in range(15):
+        response = exchange_from(client, subject, world.bob_only.arn, **key_auth(world.alice_key))
+        assert_error(response, 400, "invalid_grant")
+    assert_limited(session_token(client, world.bob_key), 2)  # 30 from 127.0.0.1
+
+
+def test_exchanges_that_succeed_or_are_malformed_are_not_charged(
+    client: FlaskClient, world: World
+) -> None:
+    subject = user_token(client, world.alice_key)
+    for _ in range(40):
+        assert exchange_from(client, subject, world.admin.arn).status_code == 200
+        response = exchange_from(client, subject, "not-an-arn")
+        assert_error(response, 400, "invalid_request")
+    assert session_token(client, world.bob_key).status_code == 200
 
 
 # -- per client address ----------------------------------------------------------------------
@@ -356,9 +484,21 @@ def test_client_address(peer: str | None, forwarded: list[str], expected: str | 
 
 
 def test_zero_turns_each_limit_off(build: Callable[..., FlaskClient], world: World) -> None:
-    client = build(failed_auth_per_key_per_minute=0, failed_auth_per_address_per_minute=0)
+    client = build(
+        failed_auth_per_key_per_minute=0,
+        failed_auth_per_address_per_minute=0,
+        failed_auth_per_key_all_addresses_per_minute=0,
+    )
     fail(client, world.alice_key, 40)
     assert session_token(client, world.alice_key).status_code == 200
+
+    all_addresses_only = build(
+        failed_auth_per_key_per_minute=0,
+        failed_auth_per_address_per_minute=0,
+        failed_auth_per_key_all_addresses_per_minute=20,
+    )
+    fail(all_addresses_only, world.alice_key, 20)
+    assert_limited(session_token(all_addresses_only, world.alice_key), 3)
 
     per_address_only = build(failed_auth_per_key_per_minute=0)
     fail(per_address_only, world.alice_key, 30)
@@ -551,3 +691,35 @@ def test_settings_defaults_env_and_validation(tmp_path: Path) -> None:
     assert "failedAuthPerAddressPerMinute must be a whole number of attempts" in text
     assert "maxRequestBytes must be between 16384 and 16777216" in text
     assert "trustedProxies '10.0.0.0/33' is not a CIDR" in text
+
+
+# -- the connection cap's address ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("peer", "expected"),
+    [
+        ("192.0.2.1", "192.0.2.1"),
+        ("::ffff:192.0.2.1", "192.0.2.1"),
+        ("2001:db8::1234", "2001:db8::/64"),
+        ("10.0.0.1", None),  # a trusted proxy: not capped per address
+        ("", None),  # a Unix socket has no address
+        (None, None),
+    ],
+)
+def test_connection_address(peer: str | None, expected: str | None) -> None:
+    from ipaddress import ip_network
+
+    assert connection_address(peer, (ip_network("10.0.0.0/8"),)) == expected
+
+
+@given(
+    st.one_of(
+        st.ip_addresses().map(str),
+        st.text(max_size=60),
+    )
+)
+def test_connection_address_of_any_peer_is_an_address_or_none(peer: str) -> None:
+    # Whatever the socket reports, the worker gets a bucket or None, never an error.
+    found = connection_address(peer, ())
+    assert found is None or found == client_address(peer, [], ())
