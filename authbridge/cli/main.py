@@ -122,10 +122,8 @@ class _LazyCommands(MutableMapping[str, click.Command]):
         entry = self._entries[name]
         if isinstance(entry, str):
             module, _, attr = entry.partition(":")
-            entry = self._entries[name] = cast(
-                click.Command,
-                _with_global_options(getattr(importlib.import_module(module), attr)),
-            )
+            loaded = cast(click.Command, getattr(importlib.import_module(module), attr))
+            entry = self._entries[name] = _with_global_options(loaded)
         return entry
 
     def __setitem__(self, name: str, command: click.Command) -> None:
