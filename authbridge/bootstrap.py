@@ -3,7 +3,20 @@
 Under the chosen directory (default ``keys/``) it makes what is missing and
 keeps what exists (``force`` remakes TLS material, the config and the
 kubeconfig; never the signing keys or the access-key pepper, whose loss would
-invalidate every token and access key):
+invalidate every token and access key).
+
+Run again with other flags, it never silently keeps a contradiction: what the
+flags add is applied in place and listed in ``InitReport.updated`` (new
+hostnames or IPs: the serving certificate re-issued by the same CA for the old
+and the new names, so existing webhook kubeconfigs stay valid; new cluster ids:
+appended to the config's ``clusters``; a new ``--apiserver-client``: its
+certificate and kubeconfig), and what would break what exists (another issuer:
+tokens already issued carry the old one; another port; another account; a
+client certificate for another cluster) is refused before anything is written,
+every difference named, unless ``force``. The report names only what is on
+disk afterwards (the issuer printed is the config's). The kube-apiserver flags
+name the kubeconfig at :data:`CONTROL_PLANE_DIR`, where the README has each
+control plane mount it, not at this machine's path.
 
     tls/ca.crt, tls/ca.key                   the CA (key 0600)
     tls/server.crt, tls/server.key           serving certificate for the names/IPs given
