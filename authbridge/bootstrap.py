@@ -259,7 +259,9 @@ def init_directory(req: InitRequest, *, cwd: Path | None = None) -> InitReport:
     bind = f"{_bind_host(hostnames, ips)}:{port}"
     if config is not None:
         old_issuer = config.get("issuer")
-        issuer = str(old_issuer) if isinstance(old_issuer, str) else wanted_issuer
+        issuer = old_issuer if isinstance(old_issuer, str) else wanted_issuer
+        if not isinstance(old_issuer, str):
+            config_changes.append(f"issuer {issuer}")  # none was set: written, as printed
         if (req.issuer or names_given) and wanted_issuer != issuer:
             conflicts.append(
                 f"the issuer is {issuer}, not {wanted_issuer} (tokens already issued carry it;"
@@ -282,7 +284,10 @@ def init_directory(req: InitRequest, *, cwd: Path | None = None) -> InitReport:
         if new_clusters:
             config_changes.append("clusters + " + ", ".join(new_clusters))
         old_bind = config.get("bind")
-        bind = str(old_bind) if isinstance(old_bind, str) else bind
+        if isinstance(old_bind, str):
+            bind = old_bind
+        else:
+            config_changes.append(f"bind {bind}")
         if (
             reissue_server
             and _bind_host(hostnames, ips) != "127.0.0.1"
@@ -361,7 +366,7 @@ def init_directory(req: InitRequest, *, cwd: Path | None = None) -> InitReport:
     )
     if config is not None and config_changes:
         # Only the keys that changed; everything else as it was (comments are not kept).
-        config = {**config, "clusters": clusters, "bind": bind}
+        config = {**config, "issuer": issuer, "clusters": clusters, "bind": bind}
         if req.account_id:
             config.setdefault("accountID", req.account_id)
         body = yaml.safe_dump(config, sort_keys=False, default_flow_style=False)

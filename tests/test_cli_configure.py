@@ -7,17 +7,23 @@ right after works and the saved profile mints tokens (no lockout); an
 unreachable endpoint or an untrusted certificate saves nothing and names
 --no-verify; --no-verify saves without any request (offline set-up);
 --secret-access-key on argv is a usage error (exit 2) that never repeats the
-value and saves nothing.
+value and saves nothing; any answer (status, body) is either accepted or one
+IssuerError that never repeats the body (Hypothesis).
 """
 
 from __future__ import annotations
 
+import json
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from authbridge.cli.configure import check_answer
+from authbridge.client.errors import IssuerError
 from tests.serving import AUTHBRIDGE, LiveServer, clean_env, free_port, start_server
 
 WRONG = "wrong-secret-but-long-enough-0123456789"
@@ -130,3 +136,47 @@ def test_secret_on_argv_is_a_usage_error(live: LiveServer, tmp_path: Path, form:
     assert "secrets come from stdin or the prompt, never argv" in out.stderr
     assert WRONG not in out.stdout + out.stderr
     assert not credentials(tmp_path).exists()
+
+
+# ------------------------------------------------------------------- the answer, as a parser
+
+_BODIES = st.one_of(
+    st.binary(max_size=300),
+    st.builds(
+        lambda doc: json.dumps(doc).encode(),
+        st.recursive(
+            st.none() | st.booleans() | st.integers() | st.text(max_size=40),
+            lambda inner: (
+                st.lists(inner, max_size=4)
+                | st.dictionaries(
+                    st.sampled_from(["active", "error", "error_description", "x"]),
+                    inner,
+                    max_size=4,
+                )
+            ),
+            max_leaves=12,
+        ),
+    ),
+)
+
+
+@given(status=st.integers(100, 599), raw=_BODIES)
+def test_any_answer_is_accepted_or_one_issuer_error(status: int, raw: bytes) -> None:
+    try:
+        check_answer(status, raw, "https://authbridge.example.com", "AKIAIOSFODNN7EXAMPLE")
+    except IssuerError as e:
+        assert "nothing was saved" in e.message
+        assert e.hint
+    else:
+        doc = json.loads(raw)
+        assert status == 200 and isinstance(doc["active"], bool)
+
+
+def test_the_answer_never_repeats_the_body() -> None:
+    body = json.dumps({"error": "nope", "error_description": "SECRET-LOOKING-TEXT"}).encode()
+    with pytest.raises(IssuerError) as caught:
+        check_answer(401, body, "https://a.example.com", "AKIAIOSFODNN7EXAMPLE")
+    assert "SECRET-LOOKING-TEXT" not in str(caught.value)
+    with pytest.raises(IssuerError, match="invalid_client"):
+        check_answer(401, b'{"error": "invalid_client"}', "https://a.example.com", "AKIA")
+    check_answer(200, b'{"active": false}', "https://a.example.com", "AKIA")

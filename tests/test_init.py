@@ -16,7 +16,9 @@ flags add is applied and said: new names re-issue the serving certificate from
 the same CA, new cluster ids join the config's clusters, a new
 --apiserver-client gets its certificate and kubeconfig, which a real
 `authbridge serve` then accepts (no 403), while the old kubeconfig still works;
-the printed issuer is the one in the config.
+the printed issuer is the one in the config; any existing config text is
+used or refused with one named error, and what is printed is what is written
+(Hypothesis).
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from authbridge import pki
 from authbridge.errors import InputError
@@ -431,3 +435,59 @@ def test_newcomer_scenario_the_new_kubeconfig_is_accepted(after_quickstart: Path
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+# --------------------------------------------------------------------------- the config, as input
+
+_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=30),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+_CONFIGS = st.one_of(
+    st.text(max_size=200),
+    st.builds(
+        lambda doc: yaml.safe_dump(doc),
+        st.dictionaries(
+            st.sampled_from(["issuer", "clusters", "bind", "accountID", "store"]),
+            _VALUES,
+            max_size=5,
+        ),
+    ),
+)
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from authbridge.bootstrap import InitRequest, init_directory
+
+    root = tmp_path_factory.mktemp("init-property")
+    init_directory(InitRequest(directory=root / "keys", key_algorithm="ES256"), cwd=root)
+    return root
+
+
+@settings(max_examples=60)
+@given(text=_CONFIGS, account=st.sampled_from([None, "111122223333"]))
+@example(text="clusters: [default]\n", account=None)  # no issuer: the one printed is written
+@example(text="clusters: [default]\nbind: 7\n", account="111122223333")
+def test_any_existing_config_is_used_or_refused_by_name(
+    made: Path, text: str, account: str | None
+) -> None:
+    from authbridge.bootstrap import InitRequest, init_directory
+    from authbridge.errors import AuthbridgeError
+
+    keys = made / "keys"
+    (keys / "authbridge.yaml").write_text(text)
+    request = InitRequest(
+        directory=keys, cluster_ids=("prod",), ips=("10.0.0.5",), account_id=account
+    )
+    try:
+        report = init_directory(request, cwd=made)
+    except AuthbridgeError as e:
+        assert e.message and "\n" not in e.message
+    else:
+        config = yaml.safe_load((keys / "authbridge.yaml").read_text())
+        assert report.issuer == config["issuer"]  # what it prints is what is written
+        assert "prod" in config["clusters"]

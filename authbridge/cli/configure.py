@@ -92,7 +92,6 @@ def _refuse_secret_flag(_ctx: click.Context, _param: click.Parameter, value: str
 
 def _check_key(endpoint: str, ca_file: str | None, key_id: str, secret: str) -> None:
     """One client-authenticated request proving the server accepts this key and secret."""
-    import json
     import ssl
     import urllib.error
     import urllib.parse
@@ -156,11 +155,24 @@ def _check_key(endpoint: str, ca_file: str | None, key_id: str, secret: str) -> 
             f"cannot reach {endpoint} to check the key: {e}; nothing was saved",
             hint=f"check --endpoint and that the server runs, {_NO_VERIFY}",
         ) from None
+    check_answer(status, raw, endpoint, key_id)
+
+
+def check_answer(status: int, raw: bytes, endpoint: str, key_id: str) -> None:
+    """Whether the introspection answer accepts the key: returns, or raises :class:`IssuerError`.
+
+    Any status and body (the server's, or whatever answered instead) end in one of
+    the two; the body is never repeated, only its OAuth ``error`` code.
+    """
+    import json
+
+    from authbridge.client.errors import IssuerError
+
     try:
         doc = json.loads(raw) if len(raw) <= _MAX_RESPONSE else None
-    except ValueError:
+    except (ValueError, RecursionError):
         doc = None
-    if status == 200 and isinstance(doc, dict) and "active" in doc:
+    if status == 200 and isinstance(doc, dict) and isinstance(doc.get("active"), bool):
         return
     error = doc.get("error") if isinstance(doc, dict) else None
     if error == "invalid_client":
@@ -177,7 +189,8 @@ def _check_key(endpoint: str, ca_file: str | None, key_id: str, secret: str) -> 
             hint="wait a minute, then run configure again with the right secret",
         )
     raise IssuerError(
-        f"{url} answered HTTP {status}, not an authbridge introspection answer; nothing was saved",
+        f"{endpoint}{INTROSPECT_PATH} answered HTTP {status}, not an authbridge introspection"
+        " answer; nothing was saved",
         hint=f"check that --endpoint is the base URL of an authbridge server, {_NO_VERIFY}",
     )
 

@@ -2,7 +2,9 @@
 
 Nothing is read from disk or the database until a command asks for it, so
 ``--help``, ``--version`` and usage errors work anywhere, even with a broken
-config file or an unreachable database.
+config file or an unreachable database. A global option given after the
+subcommand arrives through :meth:`App.set_global` and replaces the one given
+before it (a ``--keys-dir`` also moves the default config file with it).
 """
 
 from __future__ import annotations
@@ -134,7 +136,7 @@ class App:
             shown += ", …"
         raise ConfigError(
             f"the store has {len(accounts)} IAM accounts ({shown}) and none was chosen",
-            hint="pass --account-id ID (before the subcommand) or set AUTHBRIDGE_ACCOUNT_ID",
+            hint="pass --account-id ID or set AUTHBRIDGE_ACCOUNT_ID",
         )
 
     def new_account_id(self) -> str:

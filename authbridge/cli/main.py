@@ -13,6 +13,15 @@ it (:data:`COMMANDS`), so ``authbridge token`` loads ``authbridge.cli.token``
 and no other command. The console script enters through
 :mod:`authbridge.cli.entry`, which answers a cached ``authbridge token``
 before this module (and click) is imported at all.
+
+Global options (:data:`GLOBAL_OPTIONS`: ``--config``, ``--store``,
+``--keys-dir``, ``--account-id``, ``--partition``, ``-o``) are the root
+group's, with their environment variables, and are added when a command is
+loaded (:func:`_with_global_options`) to every subcommand and subgroup, as
+kubectl and the AWS CLI take them anywhere. After the subcommand they carry no
+environment variable or default, only what was typed, and override the value
+given before it; an option a command declares itself keeps its meaning there.
+Precedence stays flag > ``AUTHBRIDGE_*`` environment > config file > default.
 """
 
 from __future__ import annotations
