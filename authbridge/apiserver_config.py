@@ -354,6 +354,7 @@ def webhook_mode_doc(report: InitReport) -> dict[str, Any]:
                 "Name": c.name,
                 "ClusterId": c.cluster_id,
                 "Kubeconfig": str(report.directory / c.kubeconfig_name),
+                "ControlPlanePath": c.control_plane_path,
                 "ApiserverFlags": report.apiserver_flags(c),
             }
             for c in report.clients
@@ -372,7 +373,8 @@ def webhook_mode_text(report: InitReport) -> str:
     for c in report.clients:
         lines += [
             f"Cluster {c.cluster_id}, kube-apiserver {c.name}: copy"
-            f" {report.directory / c.kubeconfig_name} onto its control plane and add:",
+            f" {report.directory / c.kubeconfig_name} (here) to {c.control_plane_path} on its"
+            " control plane (a read-only hostPath mount) and add:",
             *(f"  {flag}" for flag in report.apiserver_flags(c)),
             "",
         ]

@@ -709,8 +709,9 @@ def test_webhook_mode_text_and_doc_list_each_kube_apiserver(tmp_path: Path) -> N
     assert text.startswith("Webhook mode:") and "revocation" in text
     for name, cluster in (("prod-cp", "prod"), ("stg-cp", "staging")):
         path = tmp_path / f"webhook-{name}.kubeconfig"
-        assert f"Cluster {cluster}, kube-apiserver {name}: copy {path}" in text
-        assert f"  --authentication-token-webhook-config-file={path}" in text
+        target = f"/etc/kubernetes/authbridge/webhook-{name}.kubeconfig"
+        assert f"Cluster {cluster}, kube-apiserver {name}: copy {path} (here) to {target}" in text
+        assert f"  --authentication-token-webhook-config-file={target}" in text
     assert text.count("--authentication-token-webhook-version=v1") == 2
     assert text.count("--authentication-token-webhook-cache-ttl=10s") == 2
     doc = webhook_mode_doc(report)

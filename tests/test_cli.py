@@ -234,7 +234,10 @@ def test_every_refusal_is_one_line_saying_what_to_do(cli_env: Cli) -> None:
     cli.fails("iam create-account --account-id 123", "AccountId", "12 digits")
 
     cli.ok("iam create-user --user-name alice")
-    cli.fails("iam create-user --user-name ALICE", "already exists", "choose another name")
+    line = cli.fails("iam create-user --user-name ALICE", "already exists", "choose another name")
+    assert line.count("(IAM names are case-insensitive)") == 1, line  # said once, not twice
+    line = cli.fails("iam create-user --user-name alice", "already exists", "choose another name")
+    assert "case-insensitive" not in line, line  # same case: nothing to explain
     cli.fails("iam get-user --user-name nobody", "user nobody does not exist", "list-users")
     cli.fails("iam create-user --user-name 'al ice'", "UserName", "letters, digits")
     cli.fails("iam create-user --user-name bo --path team", "Path", "--path /team/")

@@ -136,7 +136,11 @@ def test_webhook_mode_prints_each_kubeconfig_and_its_flags(root: Path) -> None:
     assert result.code == 0 and result.err == "", result
     assert result.out.startswith("Webhook mode:")
     for client in init["ApiserverClients"]:
-        assert f"copy {client['Kubeconfig']} onto its control plane" in result.out
+        # Where the file is here, and where the README has the control plane keep it.
+        target = f"/etc/kubernetes/authbridge/{Path(client['Kubeconfig']).name}"
+        assert client["ControlPlanePath"] == target
+        assert f"copy {client['Kubeconfig']} (here) to {target} on its control plane" in result.out
+        assert client["ApiserverFlags"][0] == f"--authentication-token-webhook-config-file={target}"
         for flag in client["ApiserverFlags"]:
             assert f"\n  {flag}\n" in result.out + "\n", flag
     doc = json.loads(run_cli(root, "apiserver-config --mode webhook -o json"))

@@ -814,10 +814,13 @@ def test_configure_writes_a_private_profile_and_keeps_the_others(t: Env) -> None
         str(t.pki.ca_file),
         "--cluster-id",
         "prod",
+        "--no-verify",  # the fake issuer has no introspection (tests/test_cli_configure.py)
     ]
     r = t.with_stdin(argv, SECRET.encode() + b"\n")
     assert r.rc == 0 and r.err == "", r
-    assert r.out == f"Saved profile default ({KEY_ID}) to {t.credentials}.\n"
+    assert r.out == (
+        f"Saved profile default ({KEY_ID}, not checked (--no-verify)) to {t.credentials}.\n"
+    )
     assert SECRET not in r.out + r.err
     assert stat.S_IMODE(t.credentials.stat().st_mode) == 0o600
     assert stat.S_IMODE(t.credentials.parent.stat().st_mode) == 0o700
@@ -832,13 +835,21 @@ def test_configure_writes_a_private_profile_and_keeps_the_others(t: Env) -> None
 
     # A second profile, then an update of the first that keeps what it does not name.
     ci = ["--profile", "ci", "--endpoint", "https://ci.example.com", "--access-key-id", KEY_ID]
+    ci.append("--no-verify")  # no such server: offline set-up
     r = t.with_stdin(
         ["configure", *ci, "-o", "json"],
         b"another-secret-long-enough\n",
     )
     assert r.rc == 0 and json.loads(r.out)["Profile"] == "ci", r
     r = t.with_stdin(
-        ["configure", "--endpoint", "https://new.example.com", "--access-key-id", KEY_ID],
+        [
+            "configure",
+            "--endpoint",
+            "https://new.example.com",
+            "--access-key-id",
+            KEY_ID,
+            "--no-verify",
+        ],
         SECRET.encode(),
     )
     assert r.rc == 0, r
@@ -852,7 +863,7 @@ def test_configure_writes_a_private_profile_and_keeps_the_others(t: Env) -> None
 
 def test_configure_replaces_a_readable_file_with_a_warning(t: Env) -> None:
     t.profile(name="old", mode=0o644)
-    argv = ["configure", "--endpoint", t.issuer.url, "--access-key-id", KEY_ID]
+    argv = ["configure", "--endpoint", t.issuer.url, "--access-key-id", KEY_ID, "--no-verify"]
     r = t.with_stdin(argv, SECRET.encode() + b"\n")
     assert r.rc == 0, r
     assert "warning" in r.err and "mode 0644" in r.err and "rotate" in r.err
@@ -918,6 +929,10 @@ def test_kubeconfig_wires_the_plugin(t: Env) -> None:
     assert execution["interactiveMode"] == "Never"
     assert execution["provideClusterInfo"] is False
     assert "authbridge configure" in execution["installHint"]
+    # How the README installs it (a clone + scripts/bootstrap), not a package it never names.
+    assert "scripts/bootstrap" in execution["installHint"]
+    assert ".venv/bin/authbridge" in execution["installHint"]
+    assert "pip install" not in execution["installHint"]
 
 
 def test_kubeconfig_minimal_and_refusals(t: Env) -> None:

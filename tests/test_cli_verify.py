@@ -11,7 +11,11 @@ Covers:
 - remote against a real `authbridge serve` (tests/serving.py): --endpoint and
   --ca-file, or AUTHBRIDGE_ENDPOINT / AUTHBRIDGE_CA_FILE; the answer is
   the same JSON the local mode computes; a revoked token is refused; an
-  untrusted server certificate fails with a hint.
+  untrusted server certificate fails with a hint; the default profile's
+  endpoint is used without --profile, and stderr says which mode decided; a
+  cluster the server does not serve is named with the served ones;
+- with no endpoint and no keys (a laptop without a profile): pass --profile or
+  --endpoint, never "keys init".
 """
 
 from __future__ import annotations
@@ -99,7 +103,8 @@ def test_local_accepted_text_and_json(local: Path) -> None:
     assert "authenticated as alice" in text.stdout
     for line in ("Groups", "authbridge:devs", f"mapUsers[0] {ALICE}", "Clusters"):
         assert line in text.stdout
-    assert text.stderr == ""
+    # Which mode decided, on stderr (no endpoint is known here: the keys decide).
+    assert text.stderr == f"authbridge: checked locally with the keys in {local / 'keys'}\n"
     assert token not in text.stdout
 
     doc = run(local, ["verify", "-o", "json", token]).json()
@@ -144,6 +149,21 @@ def test_local_refusals_exit_1(local: Path) -> None:
     out = run(local, ["verify", "--cluster-id", "dev", alice])
     assert out.code == 1
     assert "not a cluster of this configuration (prod, staging)" in out.stderr
+
+
+def test_refusal_names_the_mode_on_its_one_line(local: Path) -> None:
+    out = run(local, ["verify", "not-a-token"])
+    assert out.code == 1
+    assert out.stderr.count("\n") == 1
+    assert out.stderr.rstrip().endswith(f"(checked locally with the keys in {local / 'keys'})")
+
+
+def test_no_endpoint_and_no_keys_says_pass_profile_or_endpoint(tmp_path: Path) -> None:
+    out = run(tmp_path, ["verify", "t.t.t"])  # HOME=tmp_path: no profile; no keys/ here
+    assert out.code == 1, out.stderr
+    assert "pass --profile NAME or --endpoint URL" in out.stderr
+    assert "keys init" not in out.stderr
+    assert not (tmp_path / "keys").exists()
 
 
 @pytest.mark.parametrize(
@@ -222,6 +242,29 @@ def test_remote_is_the_local_answer(live: LiveServer) -> None:
     )
     assert by_env.code == 0, by_env.stderr
     assert "authenticated as alice" in by_env.stdout
+
+
+def test_remote_from_the_default_profile(live: LiveServer, tmp_path: Path) -> None:
+    # A laptop: no keys/, no --profile or --endpoint, a default profile with an endpoint.
+    home = tmp_path / "laptop"
+    (home / ".authbridge").mkdir(parents=True, mode=0o700)
+    credentials = home / ".authbridge" / "credentials"
+    credentials.write_text(f"[default]\nendpoint = {live.url}\nca_file = {live.ca_file}\n")
+    credentials.chmod(0o600)
+    out = run(home, ["verify", issued_token(live)])
+    assert out.code == 0, out.stderr
+    assert "authenticated as alice" in out.stdout
+    assert out.stderr == f"authbridge: checked remotely at {live.url}/verify\n"
+
+
+def test_remote_cluster_not_served_says_which_are(live: LiveServer) -> None:
+    token = issued_token(live)
+    args = ["verify", "--endpoint", live.url, "--ca-file", str(live.ca_file)]
+    out = run(live.root, [*args, "--cluster-id", "dev", token])
+    assert out.code == 1
+    assert "cluster 'dev' is not served here (served: prod, staging)" in out.stderr
+    assert "--cluster-id one of the served clusters" in out.stderr
+    assert "see the message" not in out.stderr
 
 
 def test_remote_role_session(live: LiveServer) -> None:

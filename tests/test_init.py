@@ -5,8 +5,20 @@ remakes TLS material, config and kubeconfig but never the signing keys or the
 pepper; the serving certificate chains to the CA and names the hosts/IPs; the
 client certificate is for client auth; the webhook kubeconfig points at
 /authenticate with the CA and client cert inline; the printed kube-apiserver
-flags; bad names refused before anything is written; the config is what
-`serve` and every other command read by default.
+flags (naming the file where the README has the control plane keep it, and
+saying where it is here); bad names refused before anything is written; the
+config is what `serve` and every other command read by default.
+
+Run again with other flags (after quickstart, the newcomer's path): flags that
+contradict what exists (issuer, port, account, a client certificate's
+cluster) are refused with each difference named and nothing written; what the
+flags add is applied and said: new names re-issue the serving certificate from
+the same CA, new cluster ids join the config's clusters, a new
+--apiserver-client gets its certificate and kubeconfig, which a real
+`authbridge serve` then accepts (no 403), while the old kubeconfig still works;
+the printed issuer is the one in the config; any existing config text is
+used or refused with one named error, and what is printed is what is written
+(Hypothesis).
 """
 
 from __future__ import annotations
@@ -24,6 +36,8 @@ import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from authbridge import pki
 from authbridge.errors import InputError
@@ -71,12 +85,21 @@ def test_init_makes_everything_private_and_is_idempotent(tmp_path: Path) -> None
         assert _mode(keys / private) == 0o600, private
     assert len(list(keys.glob("*.pem"))) == 1
     flags = out["ApiserverFlags"]
-    assert f"--authentication-token-webhook-config-file={keys}/webhook.kubeconfig" in flags  # type: ignore[operator]
+    # The path on the control plane (the README's hostPath mount), not this machine's.
+    flag = (
+        "--authentication-token-webhook-config-file=/etc/kubernetes/authbridge/webhook.kubeconfig"
+    )
+    assert flag in flags  # type: ignore[operator]
+    client = out["ApiserverClients"][0]  # type: ignore[index]
+    assert client["Kubeconfig"] == str(keys / "webhook.kubeconfig")
+    assert client["ControlPlanePath"] == "/etc/kubernetes/authbridge/webhook.kubeconfig"
 
     before = {p: p.read_bytes() for p in keys.rglob("*") if p.is_file()}
-    again = _init(tmp_path, "--hostname other.example.com")
-    assert again["Made"] == []
-    assert {p: p.read_bytes() for p in keys.rglob("*") if p.is_file()} == before
+    for args in ("--hostname authbridge.example.com --ip 10.0.0.5 --cluster-id prod", ""):
+        again = _init(tmp_path, args)
+        assert (again["Made"], again["Updated"]) == ([], [])
+        assert again["Issuer"] == "https://authbridge.example.com:8443"
+        assert {p: p.read_bytes() for p in keys.rglob("*") if p.is_file()} == before
 
 
 def test_force_remakes_tls_but_never_keys_or_pepper(tmp_path: Path) -> None:
@@ -199,3 +222,272 @@ def test_bad_apiserver_clients_are_refused(tmp_path: Path, args: str, says: str)
     assert proc.returncode in (1, 2), proc
     assert says in proc.stderr
     assert not (tmp_path / "keys").exists()
+
+
+# --------------------------------------------------------------------------- run again
+
+
+NEWCOMER = "--hostname authbridge.example.com --ip 10.0.0.5 --cluster-id prod"
+NEWCOMER += " --apiserver-client prod-cp=prod"
+
+
+def _files(keys: Path) -> dict[Path, bytes]:
+    return {p: p.read_bytes() for p in sorted(keys.rglob("*")) if p.is_file()}
+
+
+def _run(cwd: Path, args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [AUTHBRIDGE, *shlex.split(args)],
+        cwd=cwd,
+        env=clean_env(HOME=str(cwd), **env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+@pytest.fixture
+def after_quickstart(tmp_path: Path) -> Path:
+    proc = _run(tmp_path, "quickstart --no-serve")
+    assert proc.returncode == 0, proc.stderr
+    return tmp_path
+
+
+def test_contradicting_flags_are_refused_naming_each_difference(after_quickstart: Path) -> None:
+    keys = after_quickstart / "keys"
+    before = _files(keys)
+    proc = _run(after_quickstart, f"init {NEWCOMER}")
+    assert proc.returncode == 1, proc
+    assert proc.stdout == ""  # nothing printed as if written
+    assert proc.stderr.count("\n") == 1
+    assert "the issuer is https://127.0.0.1:8443, not https://authbridge.example.com:8443" in (
+        proc.stderr
+    )
+    assert "--issuer https://127.0.0.1:8443" in proc.stderr and "--force" in proc.stderr
+    assert _files(keys) == before
+
+    # Every difference at once: the port, the account, a client certificate's cluster.
+    # (--account-id after the subcommand: a global option, written to the config.)
+    added = _init(
+        after_quickstart, "--cluster-id prod --apiserver-client cp=prod --account-id 111122223333"
+    )
+    assert added["Updated"] == ["authbridge.yaml (accountID 111122223333; clusters + prod)"]
+    before = _files(keys)
+    proc = _run(
+        after_quickstart,
+        "init --port 9443 --issuer https://127.0.0.1:8443 --cluster-id staging"
+        " --apiserver-client cp=staging",
+        AUTHBRIDGE_ACCOUNT_ID="210987654321",
+    )
+    assert proc.returncode == 1, proc
+    for says in (
+        "serves on port 8443, not 9443",
+        "account is 111122223333, not 210987654321",
+        "tls/apiserver-cp.crt is for cp in cluster prod, not cp in staging",
+    ):
+        assert says in proc.stderr, (says, proc.stderr)
+    assert _files(keys) == before
+
+
+def test_added_names_clusters_and_clients_are_applied_and_said(after_quickstart: Path) -> None:
+    keys = after_quickstart / "keys"
+    ca = (keys / "tls" / "ca.crt").read_bytes()
+    old_kubeconfig = (keys / "webhook.kubeconfig").read_bytes()
+    out = _init(after_quickstart, f"{NEWCOMER} --issuer https://127.0.0.1:8443")
+    assert out["Made"] == ["tls/apiserver-prod-cp.crt", "webhook-prod-cp.kubeconfig"]
+    assert out["Updated"] == [
+        "tls/server.crt (re-issued by the same CA, now also for authbridge.example.com, 10.0.0.5)",
+        "authbridge.yaml (clusters + prod; bind 0.0.0.0:8443)",
+    ]
+    config = yaml.safe_load((keys / "authbridge.yaml").read_text())
+    assert out["Issuer"] == config["issuer"] == "https://127.0.0.1:8443"
+    assert config["clusters"] == ["default", "prod"]
+    assert (keys / "tls" / "ca.crt").read_bytes() == ca  # existing kubeconfigs stay valid
+    assert (keys / "webhook.kubeconfig").read_bytes() == old_kubeconfig
+    server = x509.load_pem_x509_certificate((keys / "tls" / "server.crt").read_bytes())
+    server.verify_directly_issued_by(x509.load_pem_x509_certificate(ca))
+    sans = server.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert sans.get_values_for_type(x509.DNSName) == ["localhost", "authbridge.example.com"]
+    assert [str(ip) for ip in sans.get_values_for_type(x509.IPAddress)] == [
+        "127.0.0.1",
+        "10.0.0.5",
+    ]
+    new = yaml.safe_load((keys / "webhook-prod-cp.kubeconfig").read_text())
+    assert (
+        new["clusters"][0]["cluster"]["server"]
+        == "https://authbridge.example.com:8443/authenticate"
+    )
+
+    text = run_cli(after_quickstart, "init --cluster-id staging")
+    assert "updated: authbridge.yaml (clusters + staging)" in text
+    assert "Issuer:  https://127.0.0.1:8443" in text
+    assert (
+        f"copy {keys / 'webhook.kubeconfig'} (here) to"
+        " /etc/kubernetes/authbridge/webhook.kubeconfig on its control plane"
+    ) in text
+
+
+def test_force_takes_the_new_issuer(after_quickstart: Path) -> None:
+    out = _init(after_quickstart, f"{NEWCOMER} --force")
+    config = yaml.safe_load((after_quickstart / "keys" / "authbridge.yaml").read_text())
+    assert out["Issuer"] == config["issuer"] == "https://authbridge.example.com:8443"
+    assert config["clusters"] == ["prod"]
+
+
+def _tls_request(
+    port: int, ca: Path, cert: Path, key: Path, server_name: str, body: bytes
+) -> tuple[int, bytes]:
+    """POST /authenticate over mutual TLS, checking the server certificate for server_name."""
+    import socket
+    import ssl
+
+    context = ssl.create_default_context(cafile=str(ca))
+    context.load_cert_chain(str(cert), str(key))
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
+        context.wrap_socket(raw, server_hostname=server_name) as tls,
+    ):
+        tls.sendall(
+            b"POST /authenticate HTTP/1.1\r\nHost: " + server_name.encode() + b"\r\n"
+            b"Content-Type: application/json\r\nConnection: close\r\n"
+            b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+        )
+        response = b""
+        while chunk := tls.recv(65536):
+            response += chunk
+    head, _, payload = response.partition(b"\r\n\r\n")
+    return int(head.split()[1]), payload
+
+
+def _client_files(kubeconfig: Path, into: Path) -> tuple[Path, Path]:
+    user = yaml.safe_load(kubeconfig.read_text())["users"][0]["user"]
+    cert, key = into / f"{kubeconfig.stem}.crt", into / f"{kubeconfig.stem}.key"
+    cert.write_bytes(base64.b64decode(user["client-certificate-data"]))
+    key.write_bytes(base64.b64decode(user["client-key-data"]))
+    key.chmod(0o600)
+    return cert, key
+
+
+def test_newcomer_scenario_the_new_kubeconfig_is_accepted(after_quickstart: Path) -> None:
+    import signal
+    import time
+
+    from tests.serving import free_port
+
+    root = after_quickstart
+    keys = root / "keys"
+    refused = _run(root, f"init {NEWCOMER}")
+    assert refused.returncode == 1 and "--issuer https://127.0.0.1:8443" in refused.stderr
+    _init(root, f"{NEWCOMER} --issuer https://127.0.0.1:8443")
+
+    port = free_port()
+    with (root / "serve.log").open("wb") as log:
+        proc = subprocess.Popen(
+            [AUTHBRIDGE, "serve", "--bind", f"127.0.0.1:{port}", "--workers", "1"],
+            cwd=root,
+            env=clean_env(HOME=str(root)),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        token = _run(
+            root,
+            "token --profile quickstart --cluster-id prod --token-only --no-cache"
+            f" --endpoint https://127.0.0.1:{port}",
+        )
+        for _ in range(300):  # until the server answers
+            if token.returncode == 0 or proc.poll() is not None:
+                break
+            time.sleep(0.1)
+            token = _run(
+                root,
+                "token --profile quickstart --cluster-id prod --token-only --no-cache"
+                f" --endpoint https://127.0.0.1:{port}",
+            )
+        assert token.returncode == 0, (token.stderr, (root / "serve.log").read_text())
+        review = {
+            "apiVersion": "authentication.k8s.io/v1",
+            "kind": "TokenReview",
+            "spec": {"token": token.stdout.strip()},
+        }
+        body = json.dumps(review).encode()
+        cert, key = _client_files(keys / "webhook-prod-cp.kubeconfig", root)
+        # The re-issued serving certificate names the new hostname, from the same CA.
+        status, payload = _tls_request(
+            port, keys / "tls" / "ca.crt", cert, key, "authbridge.example.com", body
+        )
+        assert status == 200, payload  # not 403 "not for a cluster this server serves"
+        answer = json.loads(payload)
+        assert answer["status"]["authenticated"] is True, answer
+        assert answer["status"]["user"]["username"] == "alice"
+        # The quickstart kube-apiserver's kubeconfig (cluster default) still works.
+        cert, key = _client_files(keys / "webhook.kubeconfig", root)
+        status, payload = _tls_request(port, keys / "tls" / "ca.crt", cert, key, "localhost", body)
+        assert status == 200, payload
+        assert json.loads(payload)["status"]["authenticated"] is False  # minted for prod
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+# --------------------------------------------------------------------------- the config, as input
+
+_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=30),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+_CONFIGS = st.one_of(
+    st.text(max_size=200),
+    st.builds(
+        lambda doc: yaml.safe_dump(doc),
+        st.dictionaries(
+            st.sampled_from(["issuer", "clusters", "bind", "accountID", "store"]),
+            _VALUES,
+            max_size=5,
+        ),
+    ),
+)
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from authbridge.bootstrap import InitRequest, init_directory
+
+    root = tmp_path_factory.mktemp("init-property")
+    init_directory(InitRequest(directory=root / "keys", key_algorithm="ES256"), cwd=root)
+    return root
+
+
+@settings(max_examples=60)
+@given(text=_CONFIGS, account=st.sampled_from([None, "111122223333"]))
+@example(text="clusters: [default]\n", account=None)  # no issuer: the one printed is written
+@example(text="clusters: [default]\nbind: 7\n", account="111122223333")
+def test_any_existing_config_is_used_or_refused_by_name(
+    made: Path, text: str, account: str | None
+) -> None:
+    from authbridge.bootstrap import InitRequest, init_directory
+    from authbridge.errors import AuthbridgeError
+
+    keys = made / "keys"
+    (keys / "authbridge.yaml").write_text(text)
+    request = InitRequest(
+        directory=keys, cluster_ids=("prod",), ips=("10.0.0.5",), account_id=account
+    )
+    try:
+        report = init_directory(request, cwd=made)
+    except AuthbridgeError as e:
+        assert e.message and "\n" not in e.message
+    else:
+        config = yaml.safe_load((keys / "authbridge.yaml").read_text())
+        assert report.issuer == config["issuer"]  # what it prints is what is written
+        assert "prod" in config["clusters"]

@@ -2,7 +2,9 @@
 
 Nothing is read from disk or the database until a command asks for it, so
 ``--help``, ``--version`` and usage errors work anywhere, even with a broken
-config file or an unreachable database.
+config file or an unreachable database. A global option given after the
+subcommand arrives through :meth:`App.set_global` and replaces the one given
+before it (a ``--keys-dir`` also moves the default config file with it).
 """
 
 from __future__ import annotations
@@ -20,6 +22,11 @@ from authbridge.errors import ConfigError, NoSuchEntity
 if TYPE_CHECKING:
     from authbridge.settings import Settings
     from authbridge.store.base import Store
+
+# The same as authbridge.settings.CONFIG_FILE_NAME (a test holds them equal): not
+# imported from there, so `authbridge token` never loads the settings module.
+CONFIG_FILE_NAME = "authbridge.yaml"
+KEYS_DIR_ENV = "AUTHBRIDGE_KEYS_DIR"
 
 OutputFormat = Literal["json", "text"]
 OUTPUT_FORMATS: tuple[OutputFormat, ...] = ("json", "text")
@@ -42,11 +49,32 @@ class App:
         output: OutputFormat = "text",
     ) -> None:
         self._flags: dict[str, Any] = dict(flags)
-        self._config_file = config_file
         self._env = env
+        # --config (or AUTHBRIDGE_CONFIG) as given; else the default found in the keys dir.
+        self._config_flag = config_file
+        self._config_file = config_file if config_file is not None else self._default_config()
         self.output: OutputFormat = output
         self._settings: Settings | None = None
         self._store: Store | None = None
+
+    def _default_config(self) -> Path | None:
+        """``<keys dir>/authbridge.yaml`` when it exists: `authbridge init` writes it there."""
+        keys_dir = self._flags.get("keys_dir") or self._env.get(KEYS_DIR_ENV) or "keys"
+        default = Path(keys_dir) / CONFIG_FILE_NAME
+        return default if default.is_file() else None
+
+    def set_global(self, name: str, value: Any) -> None:
+        """A global option given after the subcommand: it replaces the one given before."""
+        if name == "output":
+            self.output = cast(OutputFormat, value)
+            return
+        if name == "config":
+            self._config_flag = self._config_file = Path(value)
+        else:
+            self._flags[name] = value
+            if name == "keys_dir" and self._config_flag is None:
+                self._config_file = self._default_config()
+        self._settings = None
 
     # -- settings and store ------------------------------------------------------------
     def use_config_file(self, path: Path) -> None:
@@ -108,7 +136,7 @@ class App:
             shown += ", …"
         raise ConfigError(
             f"the store has {len(accounts)} IAM accounts ({shown}) and none was chosen",
-            hint="pass --account-id ID (before the subcommand) or set AUTHBRIDGE_ACCOUNT_ID",
+            hint="pass --account-id ID or set AUTHBRIDGE_ACCOUNT_ID",
         )
 
     def new_account_id(self) -> str:

@@ -19,12 +19,18 @@ from authbridge.cli.context import App, output_option, pass_app
 )
 @click.option("--hostname", "hostnames", multiple=True, help="DNS name to serve as; repeatable.")
 @click.option("--ip", "ips", multiple=True, help="IP address to serve as; repeatable.")
-@click.option("--port", type=click.IntRange(1, 65535), default=8443, show_default=True)
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    default=None,
+    help="Port to serve on (default: the existing config's, else 8443).",
+)
 @click.option(
     "--cluster-id",
     "cluster_ids",
     multiple=True,
-    help="Cluster id(s) to issue for (default: default).",
+    help="Cluster id(s) to issue for; repeatable (default: default). Added to an existing"
+    " config's clusters.",
 )
 @click.option("--issuer", metavar="URL", help="OIDC issuer URL (default https://HOST:PORT).")
 @click.option(
@@ -42,7 +48,12 @@ from authbridge.cli.context import App, output_option, pass_app
     help="One client certificate and webhook kubeconfig per kube-apiserver; repeatable"
     " (default: one, kube-apiserver, for the first cluster id).",
 )
-@click.option("--force", is_flag=True, help="Remake TLS files, config and kubeconfig.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Remake the CA, TLS files, config and kubeconfigs from these flags alone"
+    " (never the signing keys or the pepper).",
+)
 @output_option
 @pass_app
 def init(
@@ -50,7 +61,7 @@ def init(
     directory: Path | None,
     hostnames: tuple[str, ...],
     ips: tuple[str, ...],
-    port: int,
+    port: int | None,
     cluster_ids: tuple[str, ...],
     issuer: str | None,
     algorithm: str,
@@ -58,11 +69,17 @@ def init(
     force: bool,
 ) -> None:
     """Create a CA, serving and kube-apiserver client certificates, the first
-    signing key, the config `serve` reads, and the webhook kubeconfig.
+    signing key, the config `serve` reads, and the webhook kubeconfigs.
 
-    Existing files are kept (a second run changes nothing) unless --force,
-    which remakes TLS files, config and kubeconfig; signing keys and the
-    access-key pepper are never overwritten.
+    Run again, it keeps what exists and adds what the flags add, saying what
+    it changed: new --hostname/--ip re-issue the serving certificate from the
+    same CA (existing kubeconfigs stay valid), new --cluster-id are added to
+    the config's clusters, a new --apiserver-client gets its certificate and
+    kubeconfig. Flags that contradict what exists (another issuer, port or
+    account, a client certificate for another cluster) are refused, each
+    difference named, unless --force, which remakes the CA, TLS files, config
+    and kubeconfigs; signing keys and the access-key pepper are never
+    overwritten.
 
     \b
     Example:
@@ -90,7 +107,7 @@ def init(
             hostnames=hostnames,
             ips=ips,
             port=port,
-            cluster_ids=checked.cluster_ids,
+            cluster_ids=checked.cluster_ids if cluster_ids else (),
             issuer=issuer,
             account_id=app.settings.account_id,
             key_algorithm="ES256" if algorithm == "ES256" else "RS256",
@@ -102,6 +119,7 @@ def init(
         "Directory": str(report.directory),
         "Issuer": report.issuer,
         "Made": report.made,
+        "Updated": report.updated,
         "Kept": report.kept,
         "ConfigFile": str(report.config_file),
         "WebhookKubeconfig": str(report.webhook_kubeconfig),
@@ -111,6 +129,7 @@ def init(
                 "Name": c.name,
                 "ClusterId": c.cluster_id,
                 "Kubeconfig": str(report.directory / c.kubeconfig_name),
+                "ControlPlanePath": c.control_plane_path,
                 "ApiserverFlags": report.apiserver_flags(c),
             }
             for c in report.clients
@@ -121,6 +140,8 @@ def init(
         lines = [f"authbridge init: {report.directory}"]
         if report.made:
             lines.append("  made: " + ", ".join(report.made))
+        if report.updated:
+            lines.append("  updated: " + "; ".join(report.updated))
         if report.kept:
             lines.append("  kept: " + ", ".join(report.kept))
         lines += [
@@ -131,11 +152,17 @@ def init(
         ]
         for c in report.clients:
             lines += [
-                f"Add to the kube-apiserver of cluster {c.cluster_id} ({c.name}; copy the"
-                " kubeconfig onto its control plane):",
+                f"For the kube-apiserver of cluster {c.cluster_id} ({c.name}): copy"
+                f" {report.directory / c.kubeconfig_name} (here) to {c.control_plane_path} on"
+                " its control plane and add:",
                 *(f"  {flag}" for flag in report.apiserver_flags(c)),
                 "",
             ]
+        if report.updated:
+            lines.append(
+                "Restart a running `authbridge serve`: it reads the config and the serving"
+                " certificate when it starts."
+            )
         lines += [
             "Next: authbridge serve",
         ]

@@ -21,9 +21,11 @@ from authbridge.cli.context import App, output_option, pass_app
 
 _MAX_CA_BYTES = 1024 * 1024
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@:-]{0,252}", re.ASCII)
+# How the README installs authbridge (a clone, scripts/bootstrap, .venv/bin), not a package.
 _INSTALL_HINT = (
-    "authbridge is needed to get tokens for this cluster; install it (pip install authbridge)"
-    " and run `authbridge configure` with your access key."
+    "authbridge is needed to get tokens for this cluster: clone the authbridge repository,"
+    " run scripts/bootstrap in it, put its .venv/bin on PATH (the command is"
+    " .venv/bin/authbridge), then run `authbridge configure` with your access key."
 )
 
 

@@ -13,6 +13,15 @@ it (:data:`COMMANDS`), so ``authbridge token`` loads ``authbridge.cli.token``
 and no other command. The console script enters through
 :mod:`authbridge.cli.entry`, which answers a cached ``authbridge token``
 before this module (and click) is imported at all.
+
+Global options (:data:`GLOBAL_OPTIONS`: ``--config``, ``--store``,
+``--keys-dir``, ``--account-id``, ``--partition``, ``-o``) are the root
+group's, with their environment variables, and are added when a command is
+loaded (:func:`_with_global_options`) to every subcommand and subgroup, as
+kubectl and the AWS CLI take them anywhere. After the subcommand they carry no
+environment variable or default, only what was typed, and override the value
+given before it; an option a command declares itself keeps its meaning there.
+Precedence stays flag > ``AUTHBRIDGE_*`` environment > config file > default.
 """
 
 from __future__ import annotations
@@ -27,7 +36,7 @@ from typing import Any, NoReturn, cast
 import click
 
 from authbridge import __version__
-from authbridge.cli.context import OUTPUT_FORMATS, App, OutputFormat
+from authbridge.cli.context import CONFIG_FILE_NAME, OUTPUT_FORMATS, App, OutputFormat
 from authbridge.cli.output import one_line
 from authbridge.errors import (
     AuthbridgeError,
@@ -39,14 +48,11 @@ from authbridge.errors import (
 
 DEBUG_ENV = "AUTHBRIDGE_DEBUG"
 CONFIG_ENV = "AUTHBRIDGE_CONFIG"
-# The same as authbridge.settings.CONFIG_FILE_NAME (a test holds them equal): not
-# imported from there, so `authbridge token` never loads the settings module.
-CONFIG_FILE_NAME = "authbridge.yaml"
 
 # What to do next, for errors raised without a hint (the first match in the MRO wins).
 _DEFAULT_HINTS: dict[type[AuthbridgeError], str] = {
-    EntityAlreadyExists: "choose another name (IAM names are case-insensitive),"
-    " or delete the existing one first",
+    # The store's message says "(IAM names are case-insensitive)" when the case differs.
+    EntityAlreadyExists: "choose another name, or delete the existing one first",
     NoSuchEntity: "check the name; `authbridge iam list-users`, `list-groups` and"
     " `list-roles` show what exists",
     InvalidTrust: "each --trust must be the ARN of an existing user or group,"
@@ -125,13 +131,12 @@ class _LazyCommands(MutableMapping[str, click.Command]):
         entry = self._entries[name]
         if isinstance(entry, str):
             module, _, attr = entry.partition(":")
-            entry = self._entries[name] = cast(
-                click.Command, getattr(importlib.import_module(module), attr)
-            )
+            loaded = cast(click.Command, getattr(importlib.import_module(module), attr))
+            entry = self._entries[name] = _with_global_options(loaded)
         return entry
 
     def __setitem__(self, name: str, command: click.Command) -> None:
-        self._entries[name] = command
+        self._entries[name] = _with_global_options(command)
 
     def __delitem__(self, name: str) -> None:
         del self._entries[name]
@@ -183,48 +188,105 @@ class _Main(click.Group):
             _fail(f"internal error ({type(e).__name__}); run with {DEBUG_ENV}=1 for a traceback")
 
 
+# The global options: name -> (declarations, click.Option settings). The root group takes
+# them before the subcommand (with their environment variables); _with_global_options adds
+# them to every subcommand and subgroup as well, where they override the root's.
+_CONFIG_HELP = (
+    f"YAML config file (also {CONFIG_ENV}; default keys/{CONFIG_FILE_NAME} when it"
+    " exists). Relative paths in it resolve against its directory."
+)
+GLOBAL_OPTIONS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
+    "config": (
+        ("--config",),
+        {
+            "type": click.Path(dir_okay=False, path_type=Path),
+            "metavar": "FILE",
+            "help": _CONFIG_HELP,
+        },
+    ),
+    "store": (
+        ("--store",),
+        {
+            "metavar": "DSN",
+            "help": "IAM store: sqlite:///PATH or postgresql://… (also AUTHBRIDGE_STORE; "
+            "default sqlite:///data/authbridge.db).",
+        },
+    ),
+    "keys_dir": (
+        ("--keys-dir",),
+        {
+            "metavar": "DIR",
+            "help": "Signing keys and the access-key pepper (also AUTHBRIDGE_KEYS_DIR;"
+            " default keys).",
+        },
+    ),
+    "account_id": (
+        ("--account-id",),
+        {
+            "metavar": "ID",
+            "help": "12-digit account IAM commands act on (also AUTHBRIDGE_ACCOUNT_ID; default:"
+            " the store's only account).",
+        },
+    ),
+    "partition": (
+        ("--partition",),
+        {"metavar": "P", "help": "ARN partition (also AUTHBRIDGE_PARTITION; default aws)."},
+    ),
+    "output": (
+        ("-o", "--output"),
+        {
+            "type": click.Choice(OUTPUT_FORMATS),
+            "help": "Output format: text (default) or json (AWS CLI shapes).",
+        },
+    ),
+}
+_AFTER_HELP = " Global: may also come before the subcommand; given both ways, this one wins."
+
+
+def _set_global(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+    """A global option given after the subcommand: it overrides the one before."""
+    if value is None or param.name is None:
+        return
+    app = ctx.find_object(App)
+    if app is not None:
+        app.set_global(param.name, value)
+
+
+def _with_global_options(command: click.Command) -> click.Command:
+    """Add the global options to ``command`` and, for a group, to every command under it.
+
+    Options a command declares itself win (``iam create-account --account-id`` names
+    the account to create, ``apiserver-config -o`` has its own formats): a global
+    option is added only when none of its spellings is taken. Idempotent.
+    """
+    taken = {opt for p in command.params for opt in (*p.opts, *p.secondary_opts)}
+    for decls, settings in GLOBAL_OPTIONS.values():
+        if taken.isdisjoint(decls):
+            command.params.append(
+                click.Option(
+                    decls,
+                    **{**settings, "help": settings["help"] + _AFTER_HELP},
+                    expose_value=False,
+                    callback=_set_global,
+                )
+            )
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            _with_global_options(sub)
+    return command
+
+
 @click.group(
     cls=_Main,
     commands=_LazyCommands(COMMANDS),
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-@click.option(
-    "--config",
-    type=click.Path(dir_okay=False, path_type=Path),
-    envvar=CONFIG_ENV,
-    metavar="FILE",
-    help=f"YAML config file (also {CONFIG_ENV}; default keys/{CONFIG_FILE_NAME} when it"
-    " exists). Relative paths in it resolve against its directory.",
-)
-@click.option(
-    "--store",
-    metavar="DSN",
-    help="IAM store: sqlite:///PATH or postgresql://… (also AUTHBRIDGE_STORE; "
-    "default sqlite:///data/authbridge.db).",
-)
-@click.option(
-    "--keys-dir",
-    metavar="DIR",
-    help="Signing keys and the access-key pepper (also AUTHBRIDGE_KEYS_DIR; default keys).",
-)
-@click.option(
-    "--account-id",
-    metavar="ID",
-    help="12-digit account IAM commands act on (also AUTHBRIDGE_ACCOUNT_ID; default: the "
-    "store's only account).",
-)
-@click.option(
-    "--partition",
-    metavar="P",
-    help="ARN partition (also AUTHBRIDGE_PARTITION; default aws).",
-)
-@click.option(
-    "-o",
-    "--output",
-    type=click.Choice(OUTPUT_FORMATS),
-    default=None,
-    help="Output format: text (default) or json (AWS CLI shapes).",
-)
+@click.option(*GLOBAL_OPTIONS["config"][0], **GLOBAL_OPTIONS["config"][1], envvar=CONFIG_ENV)
+@click.option(*GLOBAL_OPTIONS["store"][0], **GLOBAL_OPTIONS["store"][1])
+@click.option(*GLOBAL_OPTIONS["keys_dir"][0], **GLOBAL_OPTIONS["keys_dir"][1])
+@click.option(*GLOBAL_OPTIONS["account_id"][0], **GLOBAL_OPTIONS["account_id"][1])
+@click.option(*GLOBAL_OPTIONS["partition"][0], **GLOBAL_OPTIONS["partition"][1])
+@click.option(*GLOBAL_OPTIONS["output"][0], **GLOBAL_OPTIONS["output"][1])
 @click.version_option(__version__, "--version", prog_name="authbridge")
 @click.pass_context
 def main(
@@ -248,12 +310,12 @@ def main(
       authbridge iam create-user --user-name alice
       authbridge -o json iam create-access-key --user-name alice
       authbridge keys init
+
+    The global options (--config, --store, --keys-dir, --account-id, --partition,
+    -o) may also follow the subcommand, as in kubectl and the AWS CLI
+    (`authbridge serve --config F`); given both before and after, the one after
+    the subcommand wins.
     """
-    if config is None:
-        # `authbridge init` writes the config into the keys directory; use it when present.
-        default = Path(keys_dir or os.environ.get("AUTHBRIDGE_KEYS_DIR") or "keys")
-        if (default / CONFIG_FILE_NAME).is_file():
-            config = default / CONFIG_FILE_NAME
     ctx.obj = App(
         flags={
             "store": store,

@@ -171,7 +171,8 @@ def quickstart(app: App, no_serve: bool) -> None:
             f" --cluster-id {DEMO_CLUSTER} --server https://YOUR-APISERVER --profile {PROFILE}`):",
             *(f"  {line}" for line in _yaml({"users": [kube_user]}).splitlines()),
             "",
-            "kube-apiserver flags (webhook):",
+            f"kube-apiserver flags (webhook; copy {report.webhook_kubeconfig} (here) to"
+            f" {report.clients[0].control_plane_path} on the control plane):",
             *(f"  {flag}" for flag in report.apiserver_flags()),
         ]
         if not no_serve:

@@ -23,6 +23,13 @@ from authbridge.cli.context import App, pass_app
 @click.option("--tls-cert", type=click.Path(path_type=Path), help="Serving certificate (PEM).")
 @click.option("--tls-key", type=click.Path(path_type=Path), help="Its private key (PEM).")
 @click.option(
+    "--mapping",
+    "mapping_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="FILE",
+    help="Mapping file (overrides the config's mappingFile; default rbac/mapping.yaml).",
+)
+@click.option(
     "--allow-insecure-http",
     is_flag=True,
     default=None,
@@ -37,6 +44,7 @@ def serve(
     cluster_ids: tuple[str, ...],
     tls_cert: Path | None,
     tls_key: Path | None,
+    mapping_file: Path | None,
     allow_insecure_http: bool | None,
 ) -> None:
     """Serve OIDC discovery, JWKS and the token endpoint over HTTPS (gunicorn).
@@ -47,6 +55,7 @@ def serve(
     \b
     Example:
       authbridge serve --bind 127.0.0.1:8443 --cluster-id prod
+      authbridge serve --config keys/authbridge.yaml --mapping rbac/mapping.yaml
       curl --cacert keys/tls/ca.crt https://127.0.0.1:8443/.well-known/openid-configuration
     """
     app.add_flags(
@@ -56,6 +65,7 @@ def serve(
         cluster_ids=list(cluster_ids) or None,
         tls_cert_file=str(tls_cert) if tls_cert else None,
         tls_key_file=str(tls_key) if tls_key else None,
+        mapping_file=str(mapping_file) if mapping_file else None,
         allow_insecure_http=allow_insecure_http,
     )
     from authbridge.web.server import serve as run

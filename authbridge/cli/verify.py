@@ -6,14 +6,20 @@ prints). Arguments are visible in ``ps``; prefer a pipe for tokens that are
 still valid.
 
 Remote (the default when an endpoint is known: ``--endpoint``,
-``AUTHBRIDGE_ENDPOINT``, or the credentials profile's ``endpoint``): POST the
-token to ``{endpoint}/verify`` over verified TLS and print the answer. Local
-(``--local``, or when no endpoint is known): load the settings, ``keys/``, the
-store and the mapping file and compute the same answer in-process
-(:func:`authbridge.review.review_token`), with no server involved.
+``AUTHBRIDGE_ENDPOINT``, or the endpoint of the credentials profile:
+``--profile``, ``AUTHBRIDGE_PROFILE``, else ``default``): POST the token to
+``{endpoint}/verify`` over verified TLS and print the answer. Local
+(``--local``, or when no endpoint is known and the keys directory holds
+signing keys, i.e. on the server): load the settings, ``keys/``, the store and
+the mapping file and compute the same answer in-process
+(:func:`authbridge.review.review_token`), with no server involved. With no
+endpoint and no keys (a laptop without a profile) it says to pass
+``--profile`` or ``--endpoint``. Either way one line on stderr says which
+mode decided (``checked remotely at URL`` / ``checked locally with the keys in
+DIR``; on a refusal it ends the ``token refused`` line).
 
 ``-o json`` prints the ``/verify`` JSON as it is. Exit codes: 0 authenticated;
-1 refused (``authbridge: token refused: <reason>`` on stderr) or failed; 2 usage.
+1 refused (``authbridge: token refused: <reason> (<mode>)`` on stderr) or failed; 2 usage.
 """
 
 from __future__ import annotations
@@ -195,7 +201,15 @@ def _post_verify(endpoint: str, ca_file: str | None, token: str, cluster_id: str
         return doc
     said = doc.get("error") if isinstance(doc, dict) else None
     if isinstance(said, str) and said:
-        _fail(f"{url} answered HTTP {status}: {said[:300]}", "see the message")
+        described = doc.get("error_description")
+        what = described if isinstance(described, str) and described else said
+        if status == 400 and cluster_id is not None and "not served" in what:
+            hint = "give --cluster-id one of the served clusters, or leave it out"
+        elif status in (429, 503):
+            hint = "try again shortly"
+        else:
+            hint = "fix what the server names and try again"
+        _fail(f"{url} answered HTTP {status}: {what[:300]}", hint)
     _fail(
         f"{url} answered HTTP {status} without a /verify answer",
         "check that --endpoint is the base URL of an authbridge server",
@@ -203,6 +217,19 @@ def _post_verify(endpoint: str, ca_file: str | None, token: str, cluster_id: str
 
 
 # --------------------------------------------------------------------------- local
+
+
+def _require_local_keys(keys_dir: Path) -> None:
+    """No server was named: checking here needs this server's keys, which a laptop lacks."""
+    from authbridge.errors import ConfigError
+    from authbridge.keys import KeyDirectory
+
+    if not KeyDirectory(keys_dir).exists():
+        raise ConfigError(
+            f"no authbridge server to ask (no --endpoint, AUTHBRIDGE_ENDPOINT or profile"
+            f" endpoint) and no signing keys in {keys_dir} to check the token here",
+            hint="pass --profile NAME or --endpoint URL (or run on the server with --keys-dir DIR)",
+        )
 
 
 def _local_answer(app: App, token: str, cluster_id: str | None) -> VerifyAnswer:
@@ -337,9 +364,11 @@ def verify(
 
     TOKEN comes from the argument, else from stdin (a bare token or the
     ExecCredential JSON of `authbridge token`). The server's /verify answers
-    when an endpoint is known; --local decides here instead, from the
-    configuration, keys, store and mapping file. Exit 0 when the token is
-    accepted, 1 when it is refused.
+    when an endpoint is known (--endpoint, AUTHBRIDGE_ENDPOINT, or the
+    profile's: --profile, else the default profile); --local decides here
+    instead, from the configuration, keys, store and mapping file (also the
+    fallback on a server with keys and no endpoint). stderr says which mode
+    decided. Exit 0 when the token is accepted, 1 when it is refused.
 
     \b
     Example:
@@ -364,15 +393,22 @@ def verify(
         check_cluster_id(cluster_id)
     value = _read_token(token)
 
+    from authbridge.cli.output import one_line
+
     target = None if local else _remote_target(endpoint, ca_file, profile)
     if target is not None:
         doc = _post_verify(target[0], target[1], value, cluster_id)
+        where = f"checked remotely at {target[0]}{VERIFY_PATH}"
     else:
+        keys_dir = app.settings.keys_dir
+        if not local:
+            _require_local_keys(keys_dir)
         doc = dict(_local_answer(app, value, cluster_id))
+        where = f"checked locally with the keys in {keys_dir}"
 
     app.emit(doc, lambda: render_text(doc))
     if not doc.get("authenticated"):
-        from authbridge.cli.output import one_line
-
-        click.echo(f"authbridge: token refused: {one_line(str(doc.get('reason')))}", err=True)
+        reason = one_line(str(doc.get("reason")))
+        click.echo(f"authbridge: token refused: {reason} ({where})", err=True)
         raise click.exceptions.Exit(1)
+    click.echo(f"authbridge: {one_line(where)}", err=True)
