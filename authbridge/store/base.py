@@ -54,7 +54,8 @@ class ReviewFacts:
     of its groups, in :meth:`Store.list_groups_for_user` order (by name,
     case-insensitively); otherwise ``None`` and ``()``. ``source_revoked``
     says whether the ``source_jti`` asked about is revoked, and
-    ``source_user_name`` is the source user's name when it exists.
+    ``source_user_name`` is the source user's name when it exists and is not
+    the principal itself.
     """
 
     revoked: bool
@@ -200,7 +201,8 @@ class Store(Protocol):
         principal itself) must be an enabled user (``source_user_disabled``,
         ``source_deleted``), or the role of a role session itself (a
         break-glass session, which has no other source); ``access_key_id``
-        must be an active key of the source user; ``source_jti`` revoked
+        must be an active key of the source user (a role session with no user
+        as its source has no key to check); ``source_jti`` revoked
         sets ``source_revoked``. The principal's own refusal comes first.
         """
         ...

@@ -870,7 +870,9 @@ class SqlStore:
                 refusal = "source_deleted"
             elif not source_enabled:
                 refusal = "source_user_disabled"
-        if refusal is None and access_key_id is not None:
+        # A key is a user's: a role session with no user behind it has none to check.
+        user_source = source_id.startswith(credentials.USER_ID_PREFIX)
+        if refusal is None and access_key_id is not None and user_source:
             if key_status is None:
                 refusal = "access_key_deleted"
             elif key_status != "Active":
@@ -885,7 +887,9 @@ class SqlStore:
                 if g_name is not None
             ),
             source_revoked=bool(source_revoked),
-            source_user_name=source_name if source_user_id is not None else None,
+            source_user_name=source_name
+            if source_user_id is not None and source_id != principal_id
+            else None,
         )
 
     # -- revocation ----------------------------------------------------------------
