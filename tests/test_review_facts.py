@@ -99,9 +99,7 @@ def user_token(store: SqlStore, keys: KeySet, key: NewAccessKey, audience: str =
     ).token
 
 
-def role_token(
-    store: SqlStore, keys: KeySet, key: NewAccessKey, subject: str | None = None
-) -> str:
+def role_token(store: SqlStore, keys: KeySet, key: NewAccessKey, subject: str | None = None) -> str:
     return assume_role(
         store,
         keys,
@@ -288,8 +286,10 @@ SOURCE_REFUSALS: list[tuple[str, Change, str, Callable[[str, User, NewAccessKey]
         "source-token-revoked",
         _revoke_source,
         "revoked",
-        lambda t, u, k: "the token this session was minted from has been revoked"
-        f" (jti {claims_of(t)['source_jti']})",
+        lambda t, u, k: (
+            "the token this session was minted from has been revoked"
+            f" (jti {claims_of(t)['source_jti']})"
+        ),
     ),
     (
         "source-user-disabled",

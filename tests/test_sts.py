@@ -367,9 +367,7 @@ def test_client_key_of_another_user(store: SqlStore, keys: KeySet, alice_key: Ne
     with pytest.raises(GrantRefused, match="another user than subject_token"):
         _assume(store, keys, subject, f"arn:aws:iam::{ACCOUNT}:role/Dev", client=(bob_key, bob))
     alice = store.get_user(ACCOUNT, "alice")
-    _assume(
-        store, keys, subject, f"arn:aws:iam::{ACCOUNT}:role/Dev", client=(alice_key.key, alice)
-    )
+    _assume(store, keys, subject, f"arn:aws:iam::{ACCOUNT}:role/Dev", client=(alice_key.key, alice))
 
 
 def test_subject_token_refusals(store: SqlStore, keys: KeySet, alice_key: NewAccessKey) -> None:
