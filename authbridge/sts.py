@@ -26,11 +26,11 @@ the mapping makes of the principal for that cluster (``k8s_username``,
 * AssumeRole is refused with :class:`PrincipalNotMapped`: a role session is
   only good for Kubernetes, and one the kube-apiserver could not map is of no
   use, so saying so at once is clearer than a 401 later;
-* GetSessionToken mints the token without the ``k8s_*`` claims: a user token
-  is also the ``subject_token`` of AssumeRole, and users that only assume
-  roles are typically not mapped themselves (as with EKS). The kube-apiserver
-  refuses such a token, as the webhook would, with the configuration's
-  message saying why.
+* GetSessionToken for a cluster mints the token without the ``k8s_*``
+  claims: users that only assume roles are typically not mapped themselves
+  (as with EKS), and refusing their user token would change nothing. The
+  kube-apiserver refuses such a token, as the webhook would, with the
+  configuration's message saying why. An ``sts`` token never has them.
 
 The web layer builds the hook from the mapping and the store; this module
 stays Flask-free and mapping-free.

@@ -21,13 +21,14 @@ Covers, each a named attack:
   with the client's key) refused by `/authenticate` and `/verify` once their
   source user is disabled or deleted, their source key inactive or deleted,
   or the sts token they came from revoked, within the webhook's cache TTL;
-  `/verify` names the source.
+  `/verify` and `authbridge verify` name the source.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import re
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator
@@ -237,6 +238,11 @@ def test_the_plugin_role_flow_uses_an_sts_token(users: Users, tmp_path: Path) ->
         json.loads(p.read_text())["token"] for p in (tmp_path / ".kube/cache/authbridge").iterdir()
     ]
     assert sorted(claims_of(t)["aud"] for t in cached) == sorted(["prod", sts_audience(live)])
+    # `authbridge verify` says where the session started, in words too.
+    text = live.cli(["verify", "--endpoint", live.url, "--ca-file", str(live.ca_file), token])
+    source = doc["identity"]["sourceIdentity"]
+    assert re.search(rf"^SourceIdentity +{source}$", text, re.M), text
+    assert re.search(rf"^SourceAccessKeyId +{live.access_key_id}$", text, re.M), text
 
 
 # -- source identity: a role session ends with what it came from -----------------------------

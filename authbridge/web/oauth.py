@@ -44,9 +44,8 @@ answer for that token and cluster (:func:`authbridge.review.map_identity`, the
 current mapping, IAM groups read from the store now), for a kube-apiserver in
 JWT mode (:mod:`authbridge.apiserver_config`). A role session the mapping does
 not map for the requested audience is refused with ``invalid_grant``; an
-unmapped user gets a token without those claims (it may still be the
-``subject_token`` of an AssumeRole; a kube-apiserver refuses it). The precise
-reason goes to the log.
+unmapped user gets a token without those claims (a kube-apiserver refuses
+it); an ``sts`` token never has them. The precise reason goes to the log.
 
 Every parameter is read from the ``application/x-www-form-urlencoded`` body,
 never the URL (credentials do not belong in URLs or access logs); repeating a
