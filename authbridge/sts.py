@@ -595,8 +595,8 @@ def assume_role(
     RoleChainingRefused (a role session cannot assume a role); GrantRefused
     when ``client``'s user is not the token's user; InvalidRequest /
     AudienceNotServed for the audience (a cluster; never the ``sts``
-    audience); InvalidRequest
-    for the session name and the role ARN; RoleNotTrusted when the role does
+    audience); InvalidRequest for the session name and the role ARN;
+    RoleNotTrusted when the role does
     not exist (its path, account or name) or its trust names neither the user,
     nor one of its groups, nor its account - one message for all, as IAM gives
     nothing away about roles a caller may not assume; DurationNotAllowed
