@@ -24,7 +24,8 @@
         ├── TokenExpired
         ├── TokenNotYetValid
         ├── TokenRevoked
-        └── TokenPrincipalRefused    user disabled/deleted, access key inactive/deleted
+        │   └── TokenSourceRevoked   the token a role session was exchanged from is revoked
+        └── TokenPrincipalRefused    principal or source user disabled/deleted, key inactive/deleted
 
 Messages never contain secrets or whole tokens: they are shown to users, logged,
 and (for tokens) may be returned by /verify.
@@ -151,6 +152,10 @@ class TokenNotYetValid(TokenError):
 
 class TokenRevoked(TokenError):
     code = "revoked"
+
+
+class TokenSourceRevoked(TokenRevoked):
+    """The token's ``source_jti`` is revoked; the same reason label as its own revocation."""
 
 
 class TokenPrincipalRefused(TokenError):

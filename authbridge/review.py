@@ -29,7 +29,11 @@ that is not a verdict.
 time (``embedKubernetesClaims``) so a JWT-mode token carries exactly the user
 the webhook would answer for it.
 
-:func:`verify_answer` renders a review as the ``/verify`` JSON (DESIGN.md).
+:func:`verify_answer` renders a review as the ``/verify`` JSON (DESIGN.md);
+``identity`` also names the token's source (``sourceIdentity``: the user it
+started from, ``sourceAccessKeyId``, ``sourceJti``: :mod:`authbridge.sts`),
+and a token refused for its source says which (e.g. "user alice, which this
+session started from, is disabled").
 """
 
 from __future__ import annotations
@@ -45,7 +49,13 @@ from datetime import UTC, datetime
 from typing import Any, Final, Literal, NotRequired, TypedDict
 
 from authbridge import arn as arns
-from authbridge.errors import MalformedArn, NoSuchEntity, TokenError, TokenPrincipalRefused
+from authbridge.errors import (
+    MalformedArn,
+    NoSuchEntity,
+    TokenError,
+    TokenPrincipalRefused,
+    TokenSourceRevoked,
+)
 from authbridge.keys import KeySet
 from authbridge.mapping.model import Identity, KubeIdentity, MatchedRule
 from authbridge.mapping.model import Mapping as MappingFile
@@ -104,6 +114,10 @@ class Review:
     clusters: tuple[str, ...] = ()  # the token's audiences among the clusters asked about
     expires_at: int | None = None  # the verified token's exp
     token: TokenInfo | None = field(default=None)
+    # Where the verified token's session started (authbridge.sts, "Source identity").
+    source_identity: str | None = None
+    source_access_key_id: str | None = None
+    source_jti: str | None = None
 
 
 # --------------------------------------------------------------------------- /verify JSON
@@ -116,6 +130,9 @@ class IdentityDoc(TypedDict):
     principalId: str
     sessionName: str | None
     accessKeyId: str | None
+    sourceIdentity: NotRequired[str | None]  # the unique id the session started from
+    sourceAccessKeyId: NotRequired[str | None]  # the access key behind it
+    sourceJti: NotRequired[str | None]  # the token a role session was exchanged from
 
 
 class KubernetesDoc(TypedDict):
@@ -188,6 +205,9 @@ def verify_answer(review: Review) -> VerifyAnswer:
             "principalId": ident.principal_id,
             "sessionName": ident.session_name,
             "accessKeyId": ident.access_key_id,
+            "sourceIdentity": review.source_identity,
+            "sourceAccessKeyId": review.source_access_key_id,
+            "sourceJti": review.source_jti,
         }
     if review.user is not None:
         doc["kubernetes"] = {
@@ -279,7 +299,8 @@ def _list(values: Collection[str]) -> str:
 def _principal_detail(store: Store, claims: Mapping[str, Any]) -> str | None:
     """Why the principal of a token refused with ``disabled`` is refused, in words."""
     principal_id = claims.get("principal_id")
-    key_id = claims.get("access_key_id")
+    key_id = claims.get("access_key_id") or claims.get("source_access_key_id")
+    source = claims.get("source_identity")
     # sub is the canonical ARN: the role of a role session, which is what was deleted
     arn = _shown(claims.get("sub")) or _shown(claims.get("arn")) or "the principal"
     if not isinstance(principal_id, str):
@@ -289,8 +310,13 @@ def _principal_detail(store: Store, claims: Mapping[str, Any]) -> str | None:
         jti if isinstance(jti, str) else "",
         principal_id,
         key_id if isinstance(key_id, str) else None,
+        source_identity=source if isinstance(source, str) else None,
     )
     refusal = facts.refusal
+    if refusal == "source_user_disabled":
+        return f"user {facts.source_user_name}, which this session started from, is disabled"
+    if refusal == "source_deleted":
+        return f"{_shown(source)}, which this session started from, no longer exists"
     if refusal == "user_disabled":
         if facts.user_name is None:
             return f"{arn} no longer exists"
@@ -330,6 +356,9 @@ def _refusal_detail(
         kid = info.kid if info is not None and info.kid is not None else "(none)"
         retired = "retired" in error.message
         return f"unknown key id {kid}" + (": the key is retired" if retired else "")
+    if isinstance(error, TokenSourceRevoked):
+        source_jti = _shown(_claims(token).get("source_jti"))
+        return f"the token this session was minted from has been revoked (jti {source_jti})"
     if code == "revoked":
         jti = _shown(_claims(token).get("jti"))
         return f"token revoked (jti {jti})" if jti else "token revoked"
@@ -433,7 +462,15 @@ def review_token(
         mapping_note=mapping_note,
         facts=facts,
     )
-    return replace(mapped, expires_at=verified.expires_at, token=info)
+    principal = verified.principal
+    return replace(
+        mapped,
+        expires_at=verified.expires_at,
+        token=info,
+        source_identity=principal.source,
+        source_access_key_id=principal.source_access_key_id,
+        source_jti=principal.source_jti,
+    )
 
 
 def map_identity(

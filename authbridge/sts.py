@@ -5,10 +5,12 @@ core (``authbridge.tokens``): it reads the IAM store, decides, and mints. No
 Flask here; the web layer only translates requests and these exceptions.
 
 * :func:`get_session_token` - an access key id/secret for a token of its user
-  (the OAuth ``client_credentials`` grant).
-* :func:`assume_role` - a user's token for a role-session token, when the
-  role's trust names the user, one of its groups or its account (the RFC 8693
-  token exchange).
+  (the OAuth ``client_credentials`` grant), for one cluster or for the ``sts``
+  audience.
+* :func:`assume_role` - a role-session token for a user, when the role's trust
+  names the user, one of its groups or its account (the RFC 8693 token
+  exchange); the caller is the owner of the access key it authenticated with,
+  or the user of an ``sts`` token.
 * :func:`verify_token` - every check :func:`authbridge.tokens.verify` makes,
   with revocation and principal status read from the store;
   :func:`verify_token_facts` also returns what that read found (the user and
@@ -24,14 +26,49 @@ the mapping makes of the principal for that cluster (``k8s_username``,
 * AssumeRole is refused with :class:`PrincipalNotMapped`: a role session is
   only good for Kubernetes, and one the kube-apiserver could not map is of no
   use, so saying so at once is clearer than a 401 later;
-* GetSessionToken mints the token without the ``k8s_*`` claims: a user token
-  is also the ``subject_token`` of AssumeRole, and users that only assume
-  roles are typically not mapped themselves (as with EKS). The kube-apiserver
-  refuses such a token, as the webhook would, with the configuration's
-  message saying why.
+* GetSessionToken for a cluster mints the token without the ``k8s_*``
+  claims: users that only assume roles are typically not mapped themselves
+  (as with EKS), and refusing their user token would change nothing. The
+  kube-apiserver refuses such a token, as the webhook would, with the
+  configuration's message saying why. An ``sts`` token never has them.
 
 The web layer builds the hook from the mapping and the store; this module
 stays Flask-free and mapping-free.
+
+Audiences (DESIGN.md, "Audiences: what a token is for"): a token is for one
+of the served clusters, or for the ``sts`` audience, :func:`sts_audience` =
+the issuer URL (without a trailing ``/``) + ``/sts``; the admin audience
+(:func:`admin_audience`, ``/admin``) is reserved for the admin API. Cluster
+ids cannot contain ``:`` or ``/`` (settings), so no cluster id is ever one of
+these. The rule:
+
+* a cluster token (``aud`` names a cluster) is accepted by the webhook and
+  ``/verify`` for that cluster, and is never a ``subject_token``: AssumeRole
+  refuses it with ``invalid_grant`` "a cluster token is not an STS
+  credential", whatever ``audience`` it asks for, its own cluster included.
+  Whoever sees a cluster's bearer tokens (the kube-apiserver, its logs, a
+  proxy) can use them against that cluster only, never to mint for another;
+* an ``sts`` token (``client_credentials`` with ``audience=<sts audience>``)
+  is only ever sent to the token endpoint and is accepted only as a
+  ``subject_token``; its ``aud`` must be exactly the ``sts`` audience;
+* no token may carry a service audience (``sts``, admin) together with any
+  other audience: such a token is refused everywhere (``wrong_audience``);
+  the token endpoint never mints one (one ``audience`` parameter, once);
+* AssumeRole's caller is either the owner of the access key it authenticated
+  with (client authentication, as AWS STS AssumeRole is signed with the
+  caller's key; no ``subject_token`` needed), or the user of an ``sts``
+  ``subject_token``; with both, they must be the same user.
+
+Source identity: every token records where it started (``source_identity``,
+and for role sessions ``source_jti`` and ``source_access_key_id``;
+:mod:`authbridge.tokens`). A user token's source is the user itself. A role
+session's source is the user behind the exchange, ``source_jti`` the ``sts``
+token it was exchanged from (none when the caller authenticated with its
+key only), ``source_access_key_id`` the key behind it (the client's key, or
+the ``sts`` token's ``access_key_id``). :func:`verify_token_facts` refuses a
+token whose source user is disabled or deleted, whose source key is inactive
+or deleted, or whose source token is revoked, in the same store read as
+everything else (``Store.review_facts``), so within the same bound.
 
 The credential (access key, or ``subject_token``) is checked first, so a caller
 who cannot authenticate learns nothing about clusters or roles. After that the
@@ -39,8 +76,8 @@ checks run in the order the exceptions below are listed per function.
 
 Revocation bound: :func:`verify_token` asks the store on every call (one read,
 ``Store.review_facts``), so a revocation (or a disabled user, or an inactive
-access key) takes effect at once in every worker and every replica that shares
-the store.
+access key, of the principal or of the session's source) takes effect at once
+in every worker and every replica that shares the store.
 
 Decisions:
 
@@ -52,11 +89,21 @@ Decisions:
   in the same order and evaluate a trust (a never-matching one for a missing
   role), so neither does the answer's timing (the web layer also charges every
   refused exchange to the caller's failure limits, :mod:`authbridge.web.limits`).
-* A role session is checked (at verification) only for its role still existing,
-  as in AWS: disabling the user, or revoking the user token it was exchanged
-  from, does not end role sessions already issued; revoke them by ``jti``, or
-  delete the role. Their lifetime is capped by the role's maximum session
-  duration.
+* A role session lives only as long as what it came from: disabling or
+  deleting its source user, deactivating or deleting the source access key,
+  or revoking the ``sts`` token it was exchanged from ends it (and deleting
+  the role, as before). AWS needs a separate "revoke older sessions" step for
+  this; authbridge does it by default. Role sessions minted before source
+  identities were recorded carry no ``source_identity`` and are refused (get
+  a new token). Revoking one role session by ``jti`` ends only it.
+* A break-glass role session (``authbridge token --local``) has no IAM
+  source: its ``source_identity`` is the role's own id, checked as the role.
+* The ``sts`` token is a user token like any other (the same lifetime caps,
+  ``access_key_id``, no ``k8s_*`` claims); only its audience differs.
+* RFC 8693 §2.1 makes ``subject_token`` required; authbridge also takes a
+  token exchange without one when the client authenticated with an access
+  key: the key's user is then the subject (AWS AssumeRole), so a caller
+  holding a key needs no intermediate token.
 
 Exceptions (each also an :class:`~authbridge.errors.AuthbridgeError`)::
 
@@ -66,6 +113,7 @@ Exceptions (each also an :class:`~authbridge.errors.AuthbridgeError`)::
     ├── AudienceNotServed          audience is not a cluster this issuer serves   invalid_target
     └── GrantRefused               the grant itself is refused                invalid_grant
         ├── SubjectTokenRefused    subject_token does not verify (.reason: the token check's code)
+        │   └── NotAnStsCredential subject_token is a cluster token, or not for the sts audience
         ├── RoleChainingRefused    subject_token is a role session, not a user
         ├── RoleNotTrusted         no such role, or its trust names none of the caller's ids
         └── PrincipalNotMapped     kube_claims: the mapping gives the role session no user
@@ -83,7 +131,13 @@ from datetime import UTC, datetime
 from typing import Final
 
 from authbridge import arn as arns
-from authbridge.errors import AuthbridgeError, InputError, NoSuchEntity, TokenError
+from authbridge.errors import (
+    AuthbridgeError,
+    InputError,
+    NoSuchEntity,
+    TokenError,
+    TokenWrongAudience,
+)
 from authbridge.iam import names
 from authbridge.iam.model import AccessKey, Role, TrustEntry, User
 from authbridge.keys import KeySet
@@ -100,30 +154,38 @@ from authbridge.tokens import (
 )
 
 __all__ = [
+    "ADMIN_AUDIENCE_PATH",
     "MAX_DURATION_DIGITS",
     "MIN_DURATION",
+    "STS_AUDIENCE_PATH",
     "AudienceNotServed",
     "DurationNotAllowed",
     "GrantRefused",
     "InvalidRequest",
     "IssuerPolicy",
     "KubeClaims",
+    "NotAnStsCredential",
     "PrincipalNotMapped",
     "RoleChainingRefused",
     "RoleNotTrusted",
     "StsError",
     "SubjectTokenRefused",
+    "admin_audience",
     "assume_role",
     "get_session_token",
     "parse_duration_seconds",
     "revoke_token",
     "session_token",
+    "sts_audience",
     "verify_token",
     "verify_token_facts",
 ]
 
 MIN_DURATION: Final = names.MIN_SESSION_DURATION  # seconds, the shortest token STS issues
 MAX_DURATION_DIGITS: Final = 6  # "duration_seconds" longer than this is not a duration
+STS_AUDIENCE_PATH: Final = "/sts"  # issuer URL + this: the audience of subject tokens
+ADMIN_AUDIENCE_PATH: Final = "/admin"  # issuer URL + this: the admin API's audience (later)
+NOT_AN_STS_CREDENTIAL: Final = "a cluster token is not an STS credential"
 
 # (principal, audience) -> the claims naming its Kubernetes user for that cluster, or None
 # when the mapping gives it none (see the module docstring).
@@ -174,9 +236,15 @@ class SubjectTokenRefused(GrantRefused):
 
     code = "InvalidSubjectToken"
 
-    def __init__(self, message: str, *, reason: str) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, *, reason: str, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
         self.reason = reason
+
+
+class NotAnStsCredential(SubjectTokenRefused):
+    """The subject token is not for exactly the ``sts`` audience (a cluster token, say)."""
+
+    code = "InvalidSubjectToken"
 
 
 class RoleChainingRefused(GrantRefused):
@@ -196,6 +264,16 @@ class PrincipalNotMapped(GrantRefused):
 # --------------------------------------------------------------------------- policy
 
 
+def sts_audience(issuer: str) -> str:
+    """The audience of tokens for the token endpoint only: the issuer URL + ``/sts``."""
+    return issuer.rstrip("/") + STS_AUDIENCE_PATH
+
+
+def admin_audience(issuer: str) -> str:
+    """The audience of the admin API's tokens: the issuer URL + ``/admin``."""
+    return issuer.rstrip("/") + ADMIN_AUDIENCE_PATH
+
+
 @dataclass(frozen=True)
 class IssuerPolicy:
     """What the issuer signs for: its URL, the clusters it serves and lifetimes (seconds)."""
@@ -205,6 +283,15 @@ class IssuerPolicy:
     default_lifetime: int  # seconds, when a request names no duration
     max_user_lifetime: int  # seconds, cap for tokens minted from access keys
     partition: str  # ARN partition of every principal
+
+    @property
+    def sts_audience(self) -> str:
+        return sts_audience(self.issuer)
+
+    @property
+    def service_audiences(self) -> frozenset[str]:
+        """Audiences a token must carry alone (see the module docstring)."""
+        return frozenset((sts_audience(self.issuer), admin_audience(self.issuer)))
 
     @classmethod
     def from_settings(cls, settings: Settings) -> IssuerPolicy:
@@ -229,9 +316,12 @@ def parse_duration_seconds(raw: str | None) -> int | None:
     return int(raw)
 
 
-def _check_audience(policy: IssuerPolicy, audience: str) -> str:
+def _check_audience(policy: IssuerPolicy, audience: str, *, sts: bool = False) -> str:
+    """``audience`` if it is a served cluster (or, with ``sts``, the sts audience)."""
     if not audience:
         raise InvalidRequest("audience", "is required: name the cluster id the token is for")
+    if sts and audience == policy.sts_audience:
+        return audience
     if audience not in policy.cluster_ids:
         # The value is not repeated: it is whatever the caller sent.
         raise AudienceNotServed(
@@ -291,7 +381,6 @@ _SUBJECT_REASONS: Final[dict[str, str]] = {
     "revoked": "subject_token revoked",
     "not_yet_valid": "subject_token is not valid yet",
     "unknown_kid": "subject_token is signed by an unknown key",
-    "wrong_audience": "subject_token is not for a cluster this issuer serves",
 }
 
 
@@ -317,7 +406,7 @@ def get_session_token(
     now: float,
     kube_claims: KubeClaims | None = None,
 ) -> MintedToken:
-    """GetSessionToken: a token for the user owning the access key, for one cluster.
+    """GetSessionToken: a token for the user owning the access key, for one cluster or sts.
 
     Refuses with InvalidCredentials (unknown id, wrong secret, inactive key,
     disabled user: one message), then InvalidRequest / AudienceNotServed for
@@ -353,12 +442,15 @@ def session_token(
 
     The web layer authenticates the client through Authlib (which calls
     ``store.authenticate_access_key``) and then mints here; anything else should
-    use :func:`get_session_token`.
+    use :func:`get_session_token`. ``audience`` is a served cluster, or the
+    ``sts`` audience for a token that is only ever a ``subject_token`` (no
+    ``k8s_*`` claims: no cluster ever sees it).
     """
-    _check_audience(policy, audience)
+    _check_audience(policy, audience, sts=True)
     cap = min(policy.max_user_lifetime, keys.max_token_lifetime)
     lifetime = _lifetime(duration, default=policy.default_lifetime, cap=cap, what="a user")
     principal = _user_principal(user, key.access_key_id)
+    for_sts = audience == policy.sts_audience
     return mint(
         principal,
         keys=keys,
@@ -366,7 +458,9 @@ def session_token(
         audience=audience,
         lifetime=lifetime,
         now=now,
-        extra_claims=_kube_claims(kube_claims, principal, audience, required=False),
+        extra_claims=None
+        if for_sts
+        else _kube_claims(kube_claims, principal, audience, required=False),
     )
 
 
@@ -454,43 +548,92 @@ def _trusts(trust: Sequence[TrustEntry], user: User, group_ids: Collection[str])
     return False
 
 
+def _verify_subject(
+    store: Store, keys: KeySet, policy: IssuerPolicy, subject_token: str, *, now: float
+) -> VerifiedToken:
+    """The verified ``sts`` token in ``subject_token``; a cluster token is refused as such."""
+    sts_aud = policy.sts_audience
+    not_sts = f"subject_token is not an STS credential: its audience must be exactly {sts_aud}"
+    try:
+        # Any of our audiences, so that a cluster token is told apart from the rest.
+        verified = verify(
+            subject_token,
+            keys=keys,
+            issuer=policy.issuer,
+            audiences=policy.cluster_ids | {sts_aud},
+            now=now,
+        )
+    except TokenWrongAudience as e:
+        raise NotAnStsCredential(not_sts, reason="wrong_audience") from e
+    except TokenError as e:
+        raise _subject_refused(e) from e
+    if verified.audiences != [sts_aud]:
+        if policy.cluster_ids.intersection(verified.audiences):
+            raise NotAnStsCredential(
+                NOT_AN_STS_CREDENTIAL,
+                reason="cluster_token",
+                hint=f"exchange a token for audience {sts_aud} (client_credentials with that"
+                " audience), or authenticate with the access key",
+            )
+        raise NotAnStsCredential(not_sts, reason="wrong_audience")
+    try:
+        _check_facts(store, verified)
+    except TokenError as e:
+        raise _subject_refused(e) from e
+    return verified
+
+
 def assume_role(
     store: Store,
     keys: KeySet,
     policy: IssuerPolicy,
     *,
-    subject_token: str,
+    subject_token: str | None,
     role_arn: str,
     session_name: str,
     audience: str,
     duration: int | None,
     now: float,
-    client_user_id: str | None = None,
+    client: tuple[AccessKey, User] | None = None,
     kube_claims: KubeClaims | None = None,
 ) -> MintedToken:
-    """AssumeRole: a user's token in, a role-session token for one cluster out.
+    """AssumeRole: an ``sts`` token or an authenticated access key in, a role session out.
 
-    Refuses, in this order: SubjectTokenRefused (does not verify for any served
-    cluster, revoked, user disabled, …); RoleChainingRefused (a role session
-    cannot assume a role); GrantRefused when ``client_user_id`` (the owner of
-    the access key the client authenticated with, if it did) is not the token's
-    user; InvalidRequest / AudienceNotServed for the audience; InvalidRequest
-    for the session name and the role ARN; RoleNotTrusted when the role does
+    ``client`` is the access key the client authenticated with and its user,
+    if it did; without ``subject_token`` that user is the caller (InvalidRequest
+    when there is neither). Refuses, in this order: SubjectTokenRefused (does
+    not verify; then NotAnStsCredential for a cluster token or any token not
+    for exactly the ``sts`` audience; then revoked, user disabled, …);
+    RoleChainingRefused (a role session cannot assume a role); GrantRefused
+    when ``client``'s user is not the token's user; InvalidRequest /
+    AudienceNotServed for the audience (a cluster; never the ``sts``
+    audience); InvalidRequest for the session name and the role ARN;
+    RoleNotTrusted when the role does
     not exist (its path, account or name) or its trust names neither the user,
     nor one of its groups, nor its account - one message for all, as IAM gives
     nothing away about roles a caller may not assume; DurationNotAllowed
     outside 900 s .. the role's maximum session duration; with ``kube_claims``,
     PrincipalNotMapped when the mapping gives the role session no user.
     """
-    try:
-        subject = verify_token(store, keys, policy, subject_token, now=now)
-    except TokenError as e:
-        raise _subject_refused(e) from e
-    user = _subject_user(store, policy, subject)
-    if client_user_id is not None and client_user_id != user.user_id:
-        raise GrantRefused(
-            "the client's access key belongs to another user than subject_token",
-            hint="authenticate with a key of the token's user, or send no client credentials",
+    source_jti: str | None = None
+    if subject_token:
+        subject = _verify_subject(store, keys, policy, subject_token, now=now)
+        user = _subject_user(store, policy, subject)
+        if client is not None and client[1].user_id != user.user_id:
+            raise GrantRefused(
+                "the client's access key belongs to another user than subject_token",
+                hint="authenticate with a key of the token's user, or send no client credentials",
+            )
+        source_jti = subject.jti
+        source_key = subject.principal.access_key_id
+    elif client is not None:
+        key, user = client
+        source_key = key.access_key_id
+    else:
+        raise InvalidRequest(
+            "subject_token",
+            f"is required: a token for audience {policy.sts_audience}, unless the client"
+            " authenticates with an access key",
         )
     _check_audience(policy, audience)
     session = _check_session_name(session_name)
@@ -525,6 +668,9 @@ def assume_role(
         principal_id=f"{role.role_id}:{session}",
         session_name=session,
         access_key_id=None,
+        source_identity=user.user_id,
+        source_jti=source_jti,
+        source_access_key_id=source_key,
     )
     return mint(
         principal,
@@ -567,22 +713,51 @@ def verify_token_facts(
 ) -> tuple[VerifiedToken, ReviewFacts]:
     """:func:`verify_token`, also returning the store's facts it decided on.
 
-    The token's own checks come first, as always; then one store read gives
-    the revocation and principal status (refused in that order, with the
-    messages :func:`authbridge.tokens.verify`'s hooks give) and, for an IAM
-    user, its name and groups. Raises a TokenError.
+    The token's own checks come first, as always (and a service audience
+    together with another is refused, see the module docstring); then one
+    store read gives the revocation, principal and source status (refused in
+    that order, with the messages :func:`authbridge.tokens.verify`'s hooks
+    give) and, for an IAM user, its name and groups. Raises a TokenError.
     """
-    verified = verify(
+    verified = _verified(
+        keys,
+        policy,
         token,
-        keys=keys,
-        issuer=policy.issuer,
         audiences=policy.cluster_ids if audiences is None else audiences,
         now=now,
     )
+    return verified, _check_facts(store, verified)
+
+
+def _verified(
+    keys: KeySet, policy: IssuerPolicy, token: str, *, audiences: Collection[str], now: float
+) -> VerifiedToken:
+    """:func:`authbridge.tokens.verify`, and no service audience beside another audience."""
+    verified = verify(token, keys=keys, issuer=policy.issuer, audiences=audiences, now=now)
+    auds = verified.audiences
+    if len(auds) > 1 and policy.service_audiences.intersection(auds):
+        raise TokenWrongAudience(
+            "the token carries an authbridge service audience together with others;"
+            " no authbridge token does",
+            hint="get a new token",
+        )
+    return verified
+
+
+def _check_facts(store: Store, verified: VerifiedToken) -> ReviewFacts:
+    """One store read for ``verified``; raises what :func:`check_status` raises."""
     principal = verified.principal
-    facts = store.review_facts(verified.jti, principal.principal_id, principal.access_key_id)
-    check_status(verified, revoked=facts.revoked, refusal=facts.refusal)
-    return verified, facts
+    facts = store.review_facts(
+        verified.jti,
+        principal.principal_id,
+        principal.source_key,
+        source_identity=principal.source_identity,
+        source_jti=principal.source_jti,
+    )
+    check_status(
+        verified, revoked=facts.revoked, refusal=facts.refusal, source_revoked=facts.source_revoked
+    )
+    return facts
 
 
 def revoke_token(
@@ -590,8 +765,10 @@ def revoke_token(
 ) -> str | None:
     """RFC 7009: record ``token`` as revoked; return its ``jti``, or None if nothing to do.
 
-    Only a token this issuer signed, for a served cluster and not yet expired,
-    is recorded; anything else could not be used anyway. The principal's status
+    Only a token this issuer signed, for a served cluster or the ``sts``
+    audience and not yet expired, is recorded; anything else could not be
+    used anyway. Revoking an ``sts`` token also ends the role sessions
+    exchanged from it. The principal's status
     is deliberately not checked: the token of a disabled user is revoked too, so
     enabling the user again does not bring it back. The ``jti`` is kept until
     the token's ``exp`` plus the verification leeway, after which
@@ -599,7 +776,11 @@ def revoke_token(
     """
     try:
         verified = verify(
-            token, keys=keys, issuer=policy.issuer, audiences=policy.cluster_ids, now=now
+            token,
+            keys=keys,
+            issuer=policy.issuer,
+            audiences=policy.cluster_ids | {policy.sts_audience},
+            now=now,
         )
     except TokenError:
         return None

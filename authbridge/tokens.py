@@ -13,7 +13,21 @@ A token is a compact JWS (RFC 7515 §7.1) carrying a JWT (RFC 7519)::
     header  {"alg": "RS256" | "ES256", "kid": <RFC 7638 thumbprint>, "typ": "JWT"}
     claims  iss, sub (canonical ARN), aud, exp, iat, nbf, jti,
             arn (session ARN), account, principal_id,
-            session_name (role sessions), access_key_id (when minted from a key)
+            session_name (role sessions), access_key_id (when minted from a key),
+            source_identity, source_jti, source_access_key_id (see below)
+
+Source identity (DESIGN.md, "Audiences"): every token names what it started
+from. ``source_identity`` is the unique id of the human or workload (a user's
+``AIDA…``; a user token's own ``principal_id``; for a break-glass role session
+the role's own ``AROA…`` id). A role session also carries ``source_jti``, the
+token it was exchanged from (when it was), and ``source_access_key_id``, the
+access key behind it (when there was one): ``access_key_id`` stays the key the
+principal itself signed with, so mapping templates see what they always saw.
+:func:`mint` fills ``source_identity`` in for a user and refuses a role
+session without one; :func:`verify` refuses a role session without one (one
+minted before source identities existed) and a user token naming another
+source. Whether the source is still good is the store's to say
+(:func:`check_status`).
 
 :func:`verify` refuses, in this order, each with its own
 :class:`~authbridge.errors.TokenError` subclass (whose ``code`` is the reason
@@ -30,6 +44,7 @@ label for logs and metrics):
     exp (+ leeway) passed                              TokenExpired
     nbf / iat (− leeway) in the future                 TokenNotYetValid
     jti revoked                                        TokenRevoked
+    source_jti revoked                                 TokenSourceRevoked (a TokenRevoked)
     principal or access key refused                    TokenPrincipalRefused
 
 Messages never contain the token itself; values taken from an unverified
@@ -65,6 +80,7 @@ from authbridge.errors import (
     TokenNotYetValid,
     TokenPrincipalRefused,
     TokenRevoked,
+    TokenSourceRevoked,
     TokenUnknownKey,
     TokenWrongAudience,
 )
@@ -76,6 +92,7 @@ __all__ = [
     "MAX_TOKEN_SIZE",
     "REGISTERED_CLAIMS",
     "REQUIRED_CLAIMS",
+    "SOURCE_CLAIMS",
     "MintedToken",
     "Principal",
     "VerifiedToken",
@@ -102,9 +119,12 @@ REQUIRED_CLAIMS: tuple[str, ...] = (
     "principal_id",
 )
 # Claims authbridge sets itself; ``extra_claims`` may not override any of them.
-REGISTERED_CLAIMS: frozenset[str] = frozenset(REQUIRED_CLAIMS) | {"session_name", "access_key_id"}
+SOURCE_CLAIMS: tuple[str, ...] = ("source_identity", "source_jti", "source_access_key_id")
+REGISTERED_CLAIMS: frozenset[str] = (
+    frozenset(REQUIRED_CLAIMS) | {"session_name", "access_key_id"} | set(SOURCE_CLAIMS)
+)
 _STRING_CLAIMS = ("iss", "sub", "jti", "arn", "account", "principal_id")
-_OPTIONAL_STRING_CLAIMS = ("session_name", "access_key_id")
+_OPTIONAL_STRING_CLAIMS = ("session_name", "access_key_id", *SOURCE_CLAIMS)
 _TIME_CLAIMS = ("exp", "iat", "nbf")
 
 # RFC 7515 §2: base64url without padding. The signature segment may be empty
@@ -127,6 +147,8 @@ _REFUSALS = {
     "access_key_inactive": "the access key is inactive",
     "access_key_deleted": "the access key no longer exists",
     "disabled": "the principal is disabled",
+    "source_user_disabled": "the user this session started from is disabled",
+    "source_deleted": "the identity this session started from no longer exists",
 }
 
 
@@ -143,6 +165,20 @@ class Principal:
     principal_id: str  # AIDA… for users; "<AROA…>:<session>" for role sessions
     session_name: str | None = None
     access_key_id: str | None = None
+    # Where the session started (see the module docstring); None: not recorded.
+    source_identity: str | None = None  # AIDA… of the user (a user token: its own id)
+    source_jti: str | None = None  # the token a role session was exchanged from
+    source_access_key_id: str | None = None  # the access key behind a role session
+
+    @property
+    def source(self) -> str:
+        """The unique id the session started from: ``source_identity``, or its own id."""
+        return self.source_identity or self.principal_id
+
+    @property
+    def source_key(self) -> str | None:
+        """The access key whose status decides this token: its own, or its source's."""
+        return self.access_key_id or self.source_access_key_id
 
 
 @dataclass(frozen=True)
@@ -265,6 +301,11 @@ def mint(
         if not getattr(principal, name):
             raise ValueError(f"principal.{name} must be a non-empty string")
     auds = _audience_list(audience)
+    source_identity = principal.source_identity
+    if principal.session_name is None:
+        source_identity = source_identity or principal.principal_id
+    elif not source_identity:
+        raise ValueError("a role session must name its source_identity")
     extras = dict(extra_claims or {})
     clash = sorted(REGISTERED_CLAIMS & extras.keys())
     if clash:
@@ -292,6 +333,11 @@ def mint(
         claims["session_name"] = principal.session_name
     if principal.access_key_id is not None:
         claims["access_key_id"] = principal.access_key_id
+    claims["source_identity"] = source_identity
+    if principal.source_jti is not None:
+        claims["source_jti"] = principal.source_jti
+    if principal.source_access_key_id is not None:
+        claims["source_access_key_id"] = principal.source_access_key_id
     claims.update(extras)
 
     token = jwt.encode(
@@ -431,6 +477,19 @@ def _claim_problem(claims: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _source_problem(claims: Mapping[str, Any]) -> str | None:
+    """What is wrong with the source claims of claims that are otherwise well-formed."""
+    source = claims.get("source_identity")
+    if claims.get("session_name") is not None:
+        if source is None:
+            # Minted before sessions recorded their source: nothing to check it against.
+            return "the role session has no 'source_identity' claim; get a new token"
+        return None
+    if source is not None and source != claims["principal_id"]:
+        return "claim 'source_identity' of a user token must be its own principal_id"
+    return None
+
+
 def verify(
     token: str,
     *,
@@ -508,7 +567,7 @@ def verify(
     _check_signature(key, signing_input, signature)
     claims = _parse_claims(payload)
 
-    problem = _claim_problem(claims)
+    problem = _claim_problem(claims) or _source_problem(claims)
     if problem:
         raise TokenClaimsInvalid(problem)
 
@@ -561,6 +620,9 @@ def verify(
         principal_id=claims["principal_id"],
         session_name=claims.get("session_name"),
         access_key_id=claims.get("access_key_id"),
+        source_identity=claims.get("source_identity"),
+        source_jti=claims.get("source_jti"),
+        source_access_key_id=claims.get("source_access_key_id"),
     )
     if check_principal is not None:
         refusal = check_principal(principal.principal_id, principal.access_key_id)
@@ -579,16 +641,25 @@ def verify(
     )
 
 
-def check_status(verified: VerifiedToken, *, revoked: bool, refusal: str | None) -> None:
-    """The last two checks of :func:`verify`, on a status the caller read itself.
+def check_status(
+    verified: VerifiedToken, *, revoked: bool, refusal: str | None, source_revoked: bool = False
+) -> None:
+    """The last checks of :func:`verify`, on a status the caller read itself.
 
     For a caller that reads revocation and principal status in one go after
     :func:`verify` without hooks passed: raises exactly what ``verify`` with
     ``is_revoked`` and ``check_principal`` answering ``revoked`` and
-    ``refusal`` would have raised, in the same order.
+    ``refusal`` would have raised, in the same order; ``source_revoked`` (the
+    token's ``source_jti`` is revoked) comes right after ``revoked``.
     """
     if revoked:
         raise _revoked(verified.jti)
+    if source_revoked:
+        source_jti = verified.principal.source_jti
+        raise TokenSourceRevoked(
+            f"token {verified.jti} was minted from token {source_jti}, which has been revoked",
+            hint="get a new token",
+        )
     if refusal:
         raise _refused(verified.principal.principal_id, refusal)
 

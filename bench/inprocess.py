@@ -49,28 +49,39 @@ def _child_signals() -> None:
 def _mint_chunk(start: int) -> list[str]:
     from authbridge.tokens import mint
 
-    keyset, principals, issuer, count = (
+    keyset, principals, issuer, count, audience = (
         _MINT["keyset"],
         _MINT["principals"],
         _MINT["issuer"],
         _MINT["count"],
+        _MINT["audience"],
     )
     return [
-        mint(principals[i % len(principals)], keys=keyset, issuer=issuer, audience=CLUSTER).token
+        mint(principals[i % len(principals)], keys=keyset, issuer=issuer, audience=audience).token
         for i in range(start, min(start + _CHUNK, count))
     ]
 
 
 def mint_tokens(
-    keys_dir: Path, issuer: str, access_keys: list[AccessKey], count: int, processes: int = 2
+    keys_dir: Path,
+    issuer: str,
+    access_keys: list[AccessKey],
+    count: int,
+    processes: int = 2,
+    audience: str = CLUSTER,
 ) -> list[str]:
-    """``count`` distinct valid tokens, spread over ``access_keys`` round-robin."""
+    """``count`` distinct valid tokens, spread over ``access_keys`` round-robin.
+
+    ``audience`` is the cluster, or the sts audience (issuer + ``/sts``) for
+    AssumeRole's subject tokens: a cluster token is never one.
+    """
     from authbridge.tokens import Principal
 
     _MINT.update(
         keyset=_keyset(keys_dir),
         issuer=issuer,
         count=count,
+        audience=audience,
         principals=[
             Principal(
                 arn=k.user_arn,

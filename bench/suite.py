@@ -684,16 +684,24 @@ def main(argv: list[str] | None = None) -> int:
         n_distinct = int(DISTINCT_PER_SECOND * args.seconds)
         n_latency = int(LATENCY_RATE * args.seconds)
         n_subject = int(2000 * args.seconds)  # AssumeRole subject tokens: ~1.2x the rate seen
-        total = WARMUP_REQUESTS + n_distinct + n_latency + n_subject
+        total = WARMUP_REQUESTS + n_distinct + n_latency
         t0 = time.monotonic()
         tokens = inprocess.mint_tokens(server.keys_dir, server.issuer, keys, total)
+        # Subject tokens are for the sts audience (a cluster token is refused as one).
+        subject = inprocess.mint_tokens(
+            server.keys_dir,
+            server.issuer,
+            keys,
+            n_subject,
+            audience=server.issuer.rstrip("/") + "/sts",
+        )
         print(
-            f"  minted {len(tokens)} distinct tokens in-process with the server's key:"
-            f" {time.monotonic() - t0:.1f} s"
+            f"  minted {len(tokens) + len(subject)} distinct tokens in-process with the"
+            f" server's key: {time.monotonic() - t0:.1f} s"
         )
         warm, rest = tokens[:WARMUP_REQUESTS], tokens[WARMUP_REQUESTS:]
         distinct, rest = rest[:n_distinct], rest[n_distinct:]
-        latency, subject = rest[:n_latency], rest[n_latency:]
+        latency = rest[:n_latency]
         # Warm both workers on the webhook path (imports, connections, caches).
         loadgen.closed_loop(
             run.apiserver,

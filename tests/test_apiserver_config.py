@@ -131,6 +131,7 @@ ROLE_SESSION = Principal(
     account_id=ACCOUNT,
     principal_id="AROAEXAMPLEADMIN00001:alice@example.com",
     session_name="alice@example.com",
+    source_identity="AIDAEXAMPLEALICE00001",  # every role session names its source
 )
 # The webhook's extra keys (mapping.resolve) and the JWT mode's for the same values.
 WEBHOOK_EXTRA_KEYS = {

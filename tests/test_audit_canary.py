@@ -47,7 +47,7 @@ from authbridge.store import SqlStore, open_store
 from authbridge.web import create_app
 from tests.conftest import ACCOUNT
 from tests.web.conftest import make_settings
-from tests.web.helpers import JWT_TYPE, TOKEN_EXCHANGE, Clock, World, basic, build_world
+from tests.web.helpers import JWT_TYPE, STS, TOKEN_EXCHANGE, Clock, World, basic, build_world
 
 # Not shaped like an access-key secret (40 base64url characters), so the writer's
 # guard cannot be what keeps it out: the records must never take it in.
@@ -174,14 +174,18 @@ def test_no_token_or_secret_reaches_any_log(
         "role_arn": world.admin.arn,
         "role_session_name": "canary-run",
     }
-    role = s.token({**xchg, "subject_token": t_alice})
+    sts_cc = {**cc, "audience": STS}
+    s_alice = s.token(sts_cc, basic(alice_id, alice_secret)).get_json()["access_token"]
+    s_bob = s.token(sts_cc, basic(bob_id, bob_secret)).get_json()["access_token"]
+    role = s.token({**xchg, "subject_token": s_alice})
     assert role.status_code == 200, role.get_json()
     t_role = role.get_json()["access_token"]
+    assert s.token({**xchg, "subject_token": t_alice}).status_code == 400  # a cluster token
     assert s.token({**xchg, "subject_token": CANARY_TOKEN}).status_code == 400
     assert s.token({**xchg, "subject_token": forged}).status_code == 400
-    wrong_client = {**xchg, "subject_token": t_alice, **form_auth(alice_id, CANARY_SECRET)}
+    wrong_client = {**xchg, "subject_token": s_alice, **form_auth(alice_id, CANARY_SECRET)}
     assert s.token(wrong_client).status_code == 401
-    assert s.token({**xchg, "subject_token": t_bob}).status_code == 400  # Admin trusts alice
+    assert s.token({**xchg, "subject_token": s_bob}).status_code == 400  # Admin trusts alice
 
     # -- introspection, revocation
     bob = basic(bob_id, bob_secret)
@@ -228,7 +232,7 @@ def test_no_token_or_secret_reaches_any_log(
             text += logging.Formatter().formatException(record.exc_info)
         texts[f"{record.name}#{i}"] = text
     needles = {CANARY_SECRET, CANARY_TOKEN, alice_secret, bob_secret}
-    for token in (t_alice, t_bob, t_role, t_revoked, forged):
+    for token in (t_alice, t_bob, s_alice, s_bob, t_role, t_revoked, forged):
         needles.update(token[i : i + 16] for i in range(len(token) - 15))
     leaks = {where: [n[:8] for n in needles if n in text] for where, text in texts.items()}
     assert not {where: found for where, found in leaks.items() if found}

@@ -4,11 +4,16 @@ The issuer is :class:`FakeIssuer`: ``http.server`` + ``ssl`` on 127.0.0.1 with a
 throwaway CA, checking every request exactly as the real ``/oauth2/token``
 will (form encoding, no repeated parameter, exactly the expected fields, HTTP
 Basic client credentials form-urlencoded before base64, no client credentials
-on the token exchange, the subject token's signature, issuer and audience) and
-answering with RS256 JWTs or RFC 6749 §5.2 errors. It counts requests, so a
-cache hit is a run that made none.
+on the token exchange, the subject token's signature, issuer and audience: the
+issuer URL + ``/sts``, never a cluster) and answering with RS256 JWTs or RFC
+6749 §5.2 errors; it serves the discovery document the client reads the issuer
+URL from. It counts token requests (and discovery reads apart), so a cache hit
+is a run that made none.
 
-Covers: user and role tokens and their claims; the ExecCredential in v1 (by
+Covers: user and role tokens and their claims; ``--role`` gets an sts token
+first (the discovery's issuer + ``/sts``), caches it (0600) for every role and
+cluster of the profile, and tries a fresh one once when the exchange refuses a
+cached one; the ExecCredential in v1 (by
 default) and v1beta1 (from ``KUBERNETES_EXEC_INFO``), a warning and v1 for a
 garbled or unknown one; ``--token-only``; the cache (hit, ``--no-cache``,
 refresh at the 60 s boundary, a corrupt entry replaced, 0600/0700); every
@@ -149,6 +154,8 @@ class FakeIssuer:
     url: str = ""
     mode: str = "ok"  # "ok" | "html" | "redirect"
     requests: list[Seen] = field(default_factory=list)
+    discoveries: int = 0  # GETs of the discovery document
+    refused_subjects: set[str] = field(default_factory=set)  # jtis the exchange refuses
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     # -- helpers ------------------------------------------------------------------------
@@ -156,6 +163,8 @@ class FakeIssuer:
         with self.lock:
             self.requests.clear()
             self.mode = "ok"
+            self.discoveries = 0
+            self.refused_subjects.clear()
 
     def count(self) -> int:
         with self.lock:
@@ -170,6 +179,18 @@ class FakeIssuer:
             issuer=self.url,
         )
         return claims
+
+    @property
+    def sts(self) -> str:
+        """The audience of subject tokens (authbridge.sts.sts_audience)."""
+        return self.url + "/sts"
+
+    def discovery(self, path: str) -> tuple[int, dict[str, str], bytes]:
+        if path != "/.well-known/openid-configuration":
+            return 404, {"Content-Type": "text/html"}, b"<h1>Not Found</h1>"
+        with self.lock:
+            self.discoveries += 1
+        return self._json(200, {"issuer": self.url, "token_endpoint": self.url + "/oauth2/token"})
 
     @staticmethod
     def _json(
@@ -258,7 +279,7 @@ class FakeIssuer:
             client_id, secret = unquote_plus(encoded_id), unquote_plus(encoded_secret)
         if client_id != KEY_ID or not hmac.compare_digest((secret or "").encode(), SECRET.encode()):
             return self._error(401, "invalid_client", "the access key id or secret is not valid")
-        if form["audience"] not in CLUSTERS:
+        if form["audience"] not in (*CLUSTERS, self.sts):
             return self._error(
                 400, "invalid_target", f"this issuer does not issue tokens for {form['audience']}"
             )
@@ -289,9 +310,13 @@ class FakeIssuer:
         if form["audience"] not in CLUSTERS:
             return self._error(400, "invalid_target", "unknown cluster")
         try:
-            subject = self.verify(form["subject_token"], form["audience"])
+            subject = self.verify(form["subject_token"], self.sts)
+        except jwt.InvalidAudienceError:
+            return self._error(400, "invalid_grant", "a cluster token is not an STS credential")
         except jwt.PyJWTError:
             return self._error(400, "invalid_grant", "the subject token is not valid")
+        if subject["jti"] in self.refused_subjects:
+            return self._error(400, "invalid_grant", "subject_token revoked")
         if form["role_arn"] != ROLE_ARN or subject["sub"] != USER_ARN:
             return self._error(
                 400,
@@ -327,7 +352,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        status, headers, payload = self.server.issuer.respond(self.path, self.headers, body)
+        self._answer(*self.server.issuer.respond(self.path, self.headers, body))
+
+    def do_GET(self) -> None:
+        self._answer(*self.server.issuer.discovery(self.path))
+
+    def _answer(self, status: int, headers: dict[str, str], payload: bytes) -> None:
         self.send_response(status)
         for name, value in headers.items():
             self.send_header(name, value)
@@ -464,6 +494,12 @@ def basic(seen: Seen) -> tuple[str, str]:
     return encoded_id, encoded_secret
 
 
+def claims_of(token: str) -> dict[str, Any]:
+    """A JWT's claims, unverified (the test reads what it wrote itself)."""
+    claims: dict[str, Any] = jwt.decode(token, options={"verify_signature": False})
+    return claims
+
+
 def rfc3339(ts: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
 
@@ -536,10 +572,12 @@ def test_role_token_exchanges_a_user_token_without_client_credentials(t: Env) ->
     assert claims["arn"] == f"arn:aws:sts::{ACCOUNT}:assumed-role/Admin/{KEY_ID}"
     assert claims["session_name"] == KEY_ID  # the default session name is the access key id
     first, second = t.issuer.requests
-    assert first.form == {"grant_type": "client_credentials", "audience": "dev"}
+    # An sts token first (the issuer URL from discovery + /sts), never a cluster token.
+    assert first.form == {"grant_type": "client_credentials", "audience": t.issuer.sts}
+    assert t.issuer.discoveries == 1
     assert second.authorization is None
     subject = second.form.pop("subject_token")
-    assert t.issuer.verify(subject, "dev")["sub"] == USER_ARN
+    assert t.issuer.verify(subject, t.issuer.sts)["sub"] == USER_ARN
     assert second.form == {
         "grant_type": EXCHANGE,
         "subject_token_type": JWT_TYPE,
@@ -560,6 +598,33 @@ def test_role_session_name_and_duration(t: Env) -> None:
     assert "duration_seconds" not in first.form  # the subject token is used at once
     assert second.form["duration_seconds"] == "1800"
     assert second.form["role_session_name"] == "alice@example.com"
+
+
+def test_role_tokens_share_one_cached_sts_token(t: Env) -> None:
+    t.profile()
+    t.token(f"--cluster-id prod --role {ROLE_ARN}")
+    assert [r.form["grant_type"] for r in t.issuer.requests] == ["client_credentials", EXCHANGE]
+    entries = {p.name: p for p in t.cache_dir.iterdir()}
+    assert len(entries) == 2
+    sts_entry = next(
+        p
+        for p in entries.values()
+        if claims_of(json.loads(p.read_text())["token"])["aud"] == t.issuer.sts
+    )
+    assert stat.S_IMODE(sts_entry.stat().st_mode) == 0o600
+    # Another cluster and session: only the exchange, with the cached sts token.
+    t.token(f"--cluster-id dev --role {ROLE_ARN} --session-name other")
+    assert [r.form["grant_type"] for r in t.issuer.requests][2:] == [EXCHANGE]
+    assert t.issuer.discoveries == 1
+    cached_sts = json.loads(sts_entry.read_text())["token"]
+    assert t.issuer.requests[2].form["subject_token"] == cached_sts
+    # The issuer now refuses that sts token (revoked): a fresh one, once, and it works.
+    t.issuer.refused_subjects.add(claims_of(cached_sts)["jti"])
+    doc = t.token(f"--cluster-id prod --role {ROLE_ARN} --session-name third")
+    assert t.issuer.verify(doc["status"]["token"], "prod")["session_name"] == "third"
+    grants = [r.form["grant_type"] for r in t.issuer.requests][3:]
+    assert grants == [EXCHANGE, "client_credentials", EXCHANGE]
+    assert json.loads(sts_entry.read_text())["token"] != cached_sts  # replaced
 
 
 def test_token_only_and_environment_credentials(t: Env) -> None:
@@ -608,7 +673,7 @@ def test_cache_hit_no_cache_and_refresh(t: Env) -> None:
     t.token(f"--cluster-id prod --role {ROLE_ARN}")
     t.token(f"--cluster-id prod --role {ROLE_ARN}")
     assert t.issuer.count() == 4
-    assert len(list(t.cache_dir.iterdir())) == 2
+    assert len(list(t.cache_dir.iterdir())) == 3  # the role token and the sts token too
 
     # Exactly 60 s before exp: refreshed, and the entry replaced.
     expires_at = int(time.time()) + 60
@@ -1021,6 +1086,8 @@ def test_break_glass_signs_locally_logs_and_never_caches(tmp_path: Path) -> None
     assert verified.principal.arn == f"arn:aws:sts::{ACCOUNT}:assumed-role/Admin/break-glass"
     assert verified.principal.canonical_arn == role["Arn"]
     assert verified.principal.principal_id == f"{role['RoleId']}:break-glass"
+    # No IAM user behind it: the session is its own source, checked as the role.
+    assert verified.principal.source_identity == role["RoleId"]
     assert verified.principal.session_name == "break-glass"
     assert verified.expires_at - verified.issued_at == 7200
     assert len(log.read_text().splitlines()) == 2

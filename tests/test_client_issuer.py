@@ -5,8 +5,11 @@ Covers HTTP Basic client credentials form-urlencoded before base64 (RFC 6749
 RFC 6749 §5.1 answers (expires_in relative to the send time, the JWT exp as a
 fallback, case-insensitive Bearer, each malformed answer refused), RFC 6749
 §5.2 refusals with the hint for each error code (never trusting a hostile
-``error``), and the transport's refusals before any request (http, an
-unreadable or non-PEM CA file). The HTTPS round trips are in
+``error``), the issuer URL read from a discovery document and the sts
+audience made of it (each malformed document refused; a Hypothesis property:
+any bytes give an issuer URL or IssuerError, nothing else), and the
+transport's refusals before any request (http, an unreadable or non-PEM CA
+file). The HTTPS round trips are in
 ``tests/test_cli_token.py``.
 """
 
@@ -18,7 +21,10 @@ from pathlib import Path
 from urllib.parse import unquote_plus
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from authbridge import sts
 from authbridge.client.errors import IssuerError, IssuerRefused
 from authbridge.client.issuer import (
     GRANT_CLIENT_CREDENTIALS,
@@ -26,8 +32,10 @@ from authbridge.client.issuer import (
     Issuer,
     basic_authorization,
     jwt_exp,
+    parse_discovery,
     parse_refusal,
     parse_success,
+    sts_audience,
 )
 
 NOW = 1_800_000_000.4
@@ -157,3 +165,40 @@ def test_ca_file_must_exist_and_hold_pem(tmp_path: Path) -> None:
     garbage.write_text("-----BEGIN CERTIFICATE-----\nnope\n-----END CERTIFICATE-----\n")
     with pytest.raises(IssuerError, match="holds no usable PEM certificate"):
         Issuer(ENDPOINT, ca_file=str(garbage))
+
+
+# -- discovery: the issuer URL, and the sts audience made of it ------------------------------
+
+
+@pytest.mark.parametrize(
+    "issuer", ["https://authbridge.example.com", "https://a.example/", "https://h:8443/prefix"]
+)
+def test_sts_audience_is_the_servers(issuer: str) -> None:
+    assert parse_discovery(body(issuer=issuer, jwks_uri="x"), ENDPOINT) == issuer
+    assert sts_audience(issuer) == sts.sts_audience(issuer)  # the server's own rule
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"<html>",
+        b"[]",
+        body(),
+        body(issuer=7),
+        body(issuer="ftp://x"),
+        body(issuer="https://x\n"),
+        body(issuer="https://" + "a" * 3000),
+    ],
+)
+def test_bad_discovery_documents_are_refused(raw: bytes) -> None:
+    with pytest.raises(IssuerError, match="no usable discovery document"):
+        parse_discovery(raw, ENDPOINT)
+
+
+@given(st.one_of(st.binary(max_size=300), st.builds(lambda v: body(issuer=v), st.text())))
+def test_discovery_parsing_gives_an_issuer_or_issuer_error(raw: bytes) -> None:
+    try:
+        issuer = parse_discovery(raw, ENDPOINT)
+    except IssuerError:
+        return
+    assert issuer.startswith(("https://", "http://")) and issuer.isprintable()

@@ -174,13 +174,15 @@ def session(run: Run) -> None:
     t_staging = issue(live, alice, "staging")
     t_dave = issue(live, users["dave"])
     t_mallory = issue(live, users["mallory"])
-    e[key("authbridge_tokens_issued_total", grant="client_credentials")] = 5
+    s_alice = issue(live, alice, live.url + "/sts")  # the subject token of AssumeRole
+    run.tokens.append(s_alice)
+    e[key("authbridge_tokens_issued_total", grant="client_credentials")] = 6
     status, body = form(
         live,
         "/oauth2/token",
         {
             "grant_type": TOKEN_EXCHANGE,
-            "subject_token": t_alice,
+            "subject_token": s_alice,
             "subject_token_type": JWT_TYPE,
             "audience": "prod",
             "role_arn": live.role_arn,
@@ -202,7 +204,7 @@ def session(run: Run) -> None:
     e[key(failures, grant="client_credentials", error="invalid_client")] = 2
     e[key(failures, grant="client_credentials", error="invalid_target")] = 1
     e[key(failures, grant="token_exchange", error="invalid_grant")] = 1
-    run.audited["token_issued"] = 10
+    run.audited["token_issued"] = 11
 
     # -- introspection, revocation
     assert form(live, "/oauth2/introspect", {"token": t_alice}, alice)[1]["active"] is True
@@ -214,12 +216,12 @@ def session(run: Run) -> None:
     for result in ("revoked", "not_revocable"):
         e[key("authbridge_revocation_total", result=result)] = 1
     run.audited.update(introspect=2, revoke=2)
-    # authenticate_access_key: 5 tokens, 2 wrong secrets, the unserved audience, 2 introspections
+    # authenticate_access_key: 6 tokens, 2 wrong secrets, the unserved audience, 2 introspections
     e[
         key(
             "authbridge_store_operation_duration_seconds_count", operation="authenticate_access_key"
         )
-    ] = 10
+    ] = 11
 
     # -- tokens the server refuses, made here
     live.cli("iam update-user --user-name dave --disable")

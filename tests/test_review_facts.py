@@ -5,6 +5,11 @@ Covers, on SQLite and PostgreSQL: a user mapped through its IAM groups
 and the Review is the one map_identity gives when it reads the user and its
 groups itself; the refusals (revoked, disabled user, inactive and deleted
 access key, deleted user, deleted role) keep their reason labels and details;
+a role session's source (the sts token revoked, the source user disabled or
+deleted, the source key inactive or deleted) is refused in the same read, with
+its own detail; review_facts reads the source's facts (revocation, user
+status, a key of that user only; an unknown source kind; a break-glass
+session's own role);
 map_identity with facts uses their groups and never the store, and refuses a
 user ARN whose principal id is no user as before.
 """
@@ -81,25 +86,25 @@ def alice(store: SqlStore) -> tuple[User, NewAccessKey]:
     return user, store.create_access_key(ACCOUNT, "alice")
 
 
-def user_token(store: SqlStore, keys: KeySet, key: NewAccessKey) -> str:
+def user_token(store: SqlStore, keys: KeySet, key: NewAccessKey, audience: str = "prod") -> str:
     return get_session_token(
         store,
         keys,
         POLICY,
         access_key_id=key.key.access_key_id,
         secret=key.secret_access_key,
-        audience="prod",
+        audience=audience,
         duration=None,
         now=NOW,
     ).token
 
 
-def role_token(store: SqlStore, keys: KeySet, key: NewAccessKey) -> str:
+def role_token(store: SqlStore, keys: KeySet, key: NewAccessKey, subject: str | None = None) -> str:
     return assume_role(
         store,
         keys,
         POLICY,
-        subject_token=user_token(store, keys, key),
+        subject_token=subject or user_token(store, keys, key, POLICY.sts_audience),
         role_arn=ADMIN_ARN,
         session_name="alice",
         audience="prod",
@@ -118,7 +123,14 @@ def as_map_identity_reads_it(store: SqlStore, got: Review) -> Review:
     """``got`` as map_identity makes it reading the user and its groups itself."""
     assert got.identity is not None
     mapped = map_identity(got.identity, got.clusters, store=store, policy=POLICY, mapping=MAPPING)
-    return replace(mapped, expires_at=got.expires_at, token=got.token)
+    return replace(
+        mapped,
+        expires_at=got.expires_at,
+        token=got.token,
+        source_identity=got.source_identity,
+        source_access_key_id=got.source_access_key_id,
+        source_jti=got.source_jti,
+    )
 
 
 def test_a_user_mapped_by_its_groups_is_one_store_read(
@@ -141,8 +153,11 @@ def test_a_role_session_is_one_store_read(
     token = role_token(store, keys, alice[1])
     counting = CountingStore(store)
     got = review(counting, keys, token)
-    assert counting.calls == ["review_facts"]
+    assert counting.calls == ["review_facts"]  # the source's status in the same read
     assert got.user is not None and got.user.username == "admin:alice"
+    assert got.source_identity == alice[0].user_id
+    assert got.source_access_key_id == alice[1].key.access_key_id
+    assert got.source_jti is not None
     assert got == as_map_identity_reads_it(store, got)
 
 
@@ -260,3 +275,105 @@ def test_map_identity_takes_the_groups_from_the_facts(
     gone = mapped(ReviewFacts(False, None, None, ()))
     assert (gone.reason, gone.detail) == ("disabled", f"{user.arn} no longer exists")
     assert counting.calls == []
+
+
+def _revoke_source(store: SqlStore, token: str, user: User, key: NewAccessKey) -> None:
+    store.revoke_token(claims_of(token)["source_jti"], datetime.fromtimestamp(NOW + 900, UTC))
+
+
+SOURCE_REFUSALS: list[tuple[str, Change, str, Callable[[str, User, NewAccessKey], str]]] = [
+    (
+        "source-token-revoked",
+        _revoke_source,
+        "revoked",
+        lambda t, u, k: (
+            "the token this session was minted from has been revoked"
+            f" (jti {claims_of(t)['source_jti']})"
+        ),
+    ),
+    (
+        "source-user-disabled",
+        lambda s, t, u, k: s.set_user_enabled(ACCOUNT, "alice", False),
+        "disabled",
+        lambda t, u, k: "user Alice, which this session started from, is disabled",
+    ),
+    (
+        "source-user-deleted",
+        lambda s, t, u, k: s.delete_user(ACCOUNT, "alice", force=True),
+        "disabled",
+        lambda t, u, k: f"{u.user_id}, which this session started from, no longer exists",
+    ),
+    (
+        "source-key-inactive",
+        lambda s, t, u, k: s.update_access_key(k.key.access_key_id, "Inactive"),
+        "disabled",
+        lambda t, u, k: f"access key {k.key.access_key_id} is inactive",
+    ),
+    (
+        "source-key-deleted",
+        lambda s, t, u, k: s.delete_access_key(k.key.access_key_id),
+        "disabled",
+        lambda t, u, k: f"access key {k.key.access_key_id} no longer exists",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("change", "reason", "detail"),
+    [pytest.param(c, r, d, id=name) for name, c, r, d in SOURCE_REFUSALS],
+)
+def test_role_session_source_refusals(
+    store: SqlStore,
+    keys: KeySet,
+    alice: tuple[User, NewAccessKey],
+    change: Change,
+    reason: str,
+    detail: Callable[[str, User, NewAccessKey], str],
+) -> None:
+    user, key = alice
+    token = role_token(store, keys, key)
+    assert review(store, keys, token).authenticated
+    change(store, token, user, key)
+    counting = CountingStore(store)
+    got = review(counting, keys, token)
+    assert counting.calls[0] == "review_facts"  # the verdict: the rest only words it
+    assert (got.authenticated, got.reason, got.detail) == (False, reason, detail(token, user, key))
+
+
+def test_review_facts_reads_the_source(store: SqlStore, alice: tuple[User, NewAccessKey]) -> None:
+    user, key = alice
+    role = store.get_role(ACCOUNT, "Admin")
+    key_id = key.key.access_key_id
+    session = f"{role.role_id}:s"
+
+    def facts(**kw: Any) -> ReviewFacts:
+        return store.review_facts("jti-1", session, key_id, source_identity=user.user_id, **kw)
+
+    assert facts() == ReviewFacts(False, None, None, (), False, "Alice")
+    store.revoke_token("jti-0", datetime.fromtimestamp(NOW + 900, UTC))
+    assert facts(source_jti="jti-0").source_revoked
+    assert not facts(source_jti="jti-2").source_revoked
+    store.set_user_enabled(ACCOUNT, "alice", False)
+    assert facts().refusal == "source_user_disabled"
+    store.set_user_enabled(ACCOUNT, "alice", True)
+    # The key must be the source user's: another user's key is no key of this session.
+    bob = store.create_user(ACCOUNT, "bob")
+    bob_key = store.create_access_key(ACCOUNT, "bob").key.access_key_id
+    assert (
+        store.review_facts("j", session, bob_key, source_identity=user.user_id).refusal
+        == "access_key_deleted"
+    )
+    assert store.review_facts("j", session, None, source_identity=bob.user_id).refusal is None
+    # Not a user id, and not the role itself: no source authbridge knows.
+    for unknown in ("AIDANOSUCHUSER000000", "arn:aws:iam::111122223333:oidc-provider/x:sub"):
+        assert (
+            store.review_facts("j", session, None, source_identity=unknown).refusal
+            == "source_deleted"
+        )
+    # A break-glass session names its own role: checked as the role.
+    assert store.review_facts("j", session, None, source_identity=role.role_id).refusal is None
+    store.delete_role(ACCOUNT, "Admin")
+    assert (
+        store.review_facts("j", session, None, source_identity=role.role_id).refusal
+        == "principal_deleted"
+    )

@@ -56,6 +56,9 @@ ROLE_SESSION = Principal(
     account_id="111122223333",
     principal_id="AROAEXAMPLEADMIN00001:alice@example.com",
     session_name="alice@example.com",
+    source_identity="AIDAEXAMPLEALICE00001",
+    source_jti="the-sts-token-jti",
+    source_access_key_id="AKIAEXAMPLEKEY000001",
 )
 
 
@@ -113,12 +116,14 @@ def test_user_round_trip(rsa_keys: KeySet, rsa_key: SigningKey) -> None:
         "account": "111122223333",
         "principal_id": "AIDAEXAMPLEALICE00001",
         "access_key_id": "AKIAEXAMPLEKEY000001",
+        "source_identity": "AIDAEXAMPLEALICE00001",  # a user token is its own source
     }
     assert minted.claims == claims
     assert (minted.issued_at, minted.expires_at, minted.kid) == (NOW, NOW + 900, rsa_key.kid)
 
     verified = check(minted.token, rsa_keys)
-    assert verified.principal == USER
+    assert verified.principal == dataclasses.replace(USER, source_identity=USER.principal_id)
+    assert verified.principal.source == USER.principal_id
     assert verified.claims == claims
     assert (verified.kid, verified.alg) == (rsa_key.kid, "RS256")
     assert verified.audiences == ["prod"]
@@ -139,7 +144,12 @@ def test_role_session_round_trip(ec_keys: KeySet, ec_key: SigningKey) -> None:
     assert claims["session_name"] == "alice@example.com"
     assert claims["principal_id"] == "AROAEXAMPLEADMIN00001:alice@example.com"
     assert "access_key_id" not in claims
-    assert check(minted.token, ec_keys).principal == ROLE_SESSION
+    assert claims["source_identity"] == "AIDAEXAMPLEALICE00001"
+    assert claims["source_jti"] == "the-sts-token-jti"
+    assert claims["source_access_key_id"] == "AKIAEXAMPLEKEY000001"
+    verified = check(minted.token, ec_keys)
+    assert verified.principal == ROLE_SESSION
+    assert verified.principal.source_key == "AKIAEXAMPLEKEY000001"
 
 
 def test_user_without_key_has_no_optional_claims(rsa_keys: KeySet) -> None:

@@ -14,6 +14,14 @@ exec_credential): no cryptography, JWT, YAML, store or settings, and not even
 stdout carries only the ``ExecCredential`` JSON (or, with ``--token-only``, the
 token); warnings and errors go to stderr, and a failure exits non-zero.
 
+``--role`` first gets an ``sts`` token (client credentials for the issuer URL +
+``/sts``, :mod:`authbridge.client.issuer`), kept in the same cache (0600) for
+every role and cluster of the profile, then exchanges it for the role: a
+cluster token is never a subject token. The ``sts`` token never leaves this
+client except to the token endpoint. If the exchange refuses a cached ``sts``
+token (``invalid_grant``: revoked, say), a fresh one is tried once. The final
+role token is cached as before, so the fast path is unchanged.
+
 ``--local`` is break-glass: sign with the key in ``keys/`` instead of asking the
 issuer (see :mod:`authbridge.client.break_glass`); never cached, always logged.
 """
@@ -30,8 +38,9 @@ import click
 from authbridge.cli.context import App, output_option, pass_app
 
 if TYPE_CHECKING:
+    from authbridge.client.cache import TokenCache
     from authbridge.client.config import ClientConfig
-    from authbridge.client.issuer import IssuedToken
+    from authbridge.client.issuer import IssuedToken, Issuer
 
 _MIN_DURATION, _MAX_DURATION = 900, 43200
 
@@ -183,7 +192,7 @@ def token(
             _emit(hit.token, hit.expires_at, now, token_only)
             return
 
-    issued = _mint(cfg, cfg.cluster_id, assume, duration)
+    issued = _mint(cfg, cfg.cluster_id, assume, duration, None if no_cache else cache)
     if not no_cache:
         entry = CachedToken(issued.token, issued.expires_at)
         if entry.usable(time.time()):
@@ -199,8 +208,10 @@ def _mint(
     cluster_id: str,
     assume: tuple[str, str] | None,
     duration: int | None,
+    cache: TokenCache | None,
 ) -> IssuedToken:
-    """Ask the issuer: a user token, exchanged for a role token when ``assume`` names one."""
+    """Ask the issuer: a user token, or an ``sts`` token exchanged for a role token."""
+    from authbridge.client.errors import IssuerRefused
     from authbridge.client.issuer import Issuer
 
     issuer = Issuer(cfg.endpoint, ca_file=cfg.ca_file)
@@ -209,15 +220,51 @@ def _mint(
             cfg.access_key_id, cfg.secret_access_key, audience=cluster_id, duration=duration
         )
     role, session_name = assume
-    # The subject token is used at once, so it is neither cached nor given a duration.
-    user = issuer.session_token(cfg.access_key_id, cfg.secret_access_key, audience=cluster_id)
+    subject, cached = _sts_token(cfg, issuer, cache, reuse=True)
+    try:
+        return issuer.assume_role(
+            subject.token,
+            audience=cluster_id,
+            role_arn=role,
+            session_name=session_name,
+            duration=duration,
+        )
+    except IssuerRefused as e:
+        if not cached or e.error != "invalid_grant":
+            raise
+    # The cached sts token may have been revoked since: once more with a new one.
+    subject, _ = _sts_token(cfg, issuer, cache, reuse=False)
     return issuer.assume_role(
-        user.token,
+        subject.token,
         audience=cluster_id,
         role_arn=role,
         session_name=session_name,
         duration=duration,
     )
+
+
+def _sts_token(
+    cfg: ClientConfig, issuer: Issuer, cache: TokenCache | None, *, reuse: bool
+) -> tuple[IssuedToken, bool]:
+    """The profile's ``sts`` token, and whether it came from the cache (``reuse``)."""
+    from authbridge.client.cache import CachedToken, CacheError, sts_cache_key
+    from authbridge.client.issuer import IssuedToken
+
+    key = sts_cache_key(endpoint=cfg.endpoint, profile=cfg.profile, access_key_id=cfg.access_key_id)
+    if cache is not None and reuse:
+        hit = cache.get(key, time.time())
+        if hit is not None:
+            return IssuedToken(hit.token, hit.expires_at), True
+    # Its own default lifetime: --duration is the role session's.
+    issued = issuer.sts_token(cfg.access_key_id, cfg.secret_access_key)
+    if cache is not None:
+        entry = CachedToken(issued.token, issued.expires_at)
+        if entry.usable(time.time()):
+            try:
+                cache.put(key, entry)
+            except CacheError as e:
+                _warn(f"sts token not cached: {e}")
+    return issued, False
 
 
 def _local(

@@ -309,6 +309,11 @@ def render_text(doc: dict[str, Any]) -> str:
         shown["PrincipalId"] = ident.get("principalId")
         shown["Session"] = ident.get("sessionName")
         shown["AccessKeyId"] = ident.get("accessKeyId")
+        # Where the session started (authbridge.sts, "Source identity").
+        shown["SourceIdentity"] = ident.get("sourceIdentity")
+        for name in ("sourceAccessKeyId", "sourceJti"):
+            if ident.get(name):
+                shown[name[0].upper() + name[1:]] = ident[name]
     if doc.get("clusters"):
         shown["Clusters"] = list(doc["clusters"])
     tok = doc.get("token")

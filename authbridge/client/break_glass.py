@@ -8,7 +8,9 @@ built exactly as the issuer builds it:
   ``principal_id`` = its ``AIDA…`` id;
 * a role ARN: the role; ``arn`` = the assumed-role session ARN, ``sub`` = the role's
   ARN (with its path), ``principal_id`` = ``<AROA…>:<session>``, ``session_name``
-  (default :data:`DEFAULT_SESSION_NAME`).
+  (default :data:`DEFAULT_SESSION_NAME`), and ``source_identity`` = the role's own
+  ``AROA…`` id: a break-glass session starts from no IAM user, so the review
+  checks it as the role (``authbridge.sts``, "Decisions").
 
 The audience must be one of the configured cluster ids, and the lifetime within
 the same caps as the issuer's (``maxUserTokenLifetimeSeconds`` for users, the
@@ -108,6 +110,7 @@ def lookup_principal(
                 account_id=role.account_id,
                 principal_id=f"{role.role_id}:{session}",
                 session_name=session,
+                source_identity=role.role_id,
             ),
             role.max_session_duration,
         )

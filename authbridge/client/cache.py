@@ -5,6 +5,11 @@ One file per request, named by the SHA-256 of everything that shapes the token
 
     {"token": "<JWT>", "expiresAt": 1795306500, "expirationTimestamp": "2026-11-22T00:14:00Z"}
 
+``authbridge token --role`` also keeps its ``sts`` token (the subject token
+of the exchange, never sent anywhere but the token endpoint) here, in the
+same format, named by :func:`sts_cache_key` (endpoint, profile, access key
+id), so one of them serves every cluster and role of a profile.
+
 ``expiresAt`` is the token's ``exp``; ``expirationTimestamp`` what kubectl was
 told (``exp`` − :data:`~authbridge.client.exec_credential.REFRESH_MARGIN`). An
 entry is reused while ``now < expiresAt − REFRESH_MARGIN``.
@@ -23,6 +28,7 @@ Reading (key, checks, decoding, the refresh rule) lives in
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import stat
@@ -51,7 +57,17 @@ __all__ = [
     "cache_key",
     "decode_entry",
     "encode_entry",
+    "sts_cache_key",
 ]
+
+
+def sts_cache_key(*, endpoint: str, profile: str, access_key_id: str) -> str:
+    """The cache file's name for the ``sts`` token of a profile's key (hex SHA-256).
+
+    Its own prefix, so it never names a cluster token's file (cluster ids are free text).
+    """
+    material = json.dumps(["authbridge-sts-v1", endpoint, profile, access_key_id])
+    return hashlib.sha256(material.encode("utf-8")).hexdigest()
 
 
 class CacheError(Exception):

@@ -9,8 +9,14 @@ The contract (``POST {endpoint}/oauth2/token``, form-encoded, RFC 6749 §3.2):
   ``grant_type=client_credentials&audience=<cluster>[&duration_seconds=N]``,
   the access key id and secret as HTTP Basic client credentials, each
   form-urlencoded first (RFC 6749 §2.3.1);
+* ``sts`` token: the same client credentials grant with ``audience`` = the
+  issuer URL + ``/sts`` (:func:`sts_audience`, as ``authbridge.sts`` says),
+  the issuer URL read once from ``GET {endpoint}/.well-known/openid-configuration``
+  (the endpoint the client talks to need not be the issuer URL). That token
+  is only ever sent back to this endpoint, as a subject token: a cluster
+  token is never one (the issuer refuses it);
 * role token ("AssumeRole"), RFC 8693 token exchange, no client authentication:
-  ``grant_type=urn:ietf:params:oauth:grant-type:token-exchange&subject_token=<user
+  ``grant_type=urn:ietf:params:oauth:grant-type:token-exchange&subject_token=<sts
   token>&subject_token_type=urn:ietf:params:oauth:token-type:jwt&audience=<cluster>
   &role_arn=<ARN>&role_session_name=<name>[&duration_seconds=N]``;
 * success (RFC 6749 §5.1): ``{"access_token", "token_type": "Bearer",
@@ -48,6 +54,7 @@ from authbridge.client.errors import IssuerError, IssuerRefused
 from authbridge.client.fastpath import is_token
 
 __all__ = [
+    "DISCOVERY_PATH",
     "GRANT_CLIENT_CREDENTIALS",
     "GRANT_TOKEN_EXCHANGE",
     "MAX_RESPONSE_BYTES",
@@ -58,12 +65,17 @@ __all__ = [
     "Issuer",
     "basic_authorization",
     "jwt_exp",
+    "parse_discovery",
     "parse_refusal",
     "parse_success",
+    "sts_audience",
 ]
 
 # S105: protocol names (a URL path, RFC 8693 URNs), not passwords.
 TOKEN_PATH = "/oauth2/token"  # noqa: S105
+DISCOVERY_PATH = "/.well-known/openid-configuration"
+STS_AUDIENCE_PATH = "/sts"  # authbridge.sts.STS_AUDIENCE_PATH (the server side, not imported here)
+_MAX_ISSUER = 2048
 TIMEOUT = 10.0  # seconds, for the TCP connect and for each read
 MAX_RESPONSE_BYTES = 64 * 1024
 GRANT_CLIENT_CREDENTIALS = "client_credentials"
@@ -100,6 +112,31 @@ _DEFAULT_HINT = "ask the authbridge administrator"
 class IssuedToken:
     token: str = field(repr=False)
     expires_at: int  # epoch seconds, on this machine's clock
+
+
+def sts_audience(issuer: str) -> str:
+    """The audience of subject tokens: the issuer URL + ``/sts``, as ``authbridge.sts`` says."""
+    return issuer.rstrip("/") + STS_AUDIENCE_PATH
+
+
+def parse_discovery(body: bytes, endpoint: str) -> str:
+    """The ``issuer`` of an OIDC discovery document; :class:`IssuerError` if there is none."""
+    try:
+        doc = json.loads(body)
+    except (ValueError, RecursionError):
+        doc = None
+    issuer = doc.get("issuer") if isinstance(doc, dict) else None
+    if (
+        not isinstance(issuer, str)
+        or not issuer.startswith(("https://", "http://"))
+        or len(issuer) > _MAX_ISSUER
+        or not issuer.isprintable()
+    ):
+        raise IssuerError(
+            f"the issuer at {endpoint} has no usable discovery document ({DISCOVERY_PATH})",
+            hint="check that --endpoint is the URL of the authbridge server",
+        )
+    return issuer
 
 
 def basic_authorization(client_id: str, secret: str) -> str:
@@ -285,6 +322,17 @@ class Issuer:
             form["duration_seconds"] = str(duration)
         return self._post(form, basic_authorization(access_key_id, secret))
 
+    def discover(self) -> str:
+        """The issuer URL, from the endpoint's OIDC discovery document."""
+        request = urllib.request.Request(  # noqa: S310 - https:// (checked in __init__)
+            self.endpoint + DISCOVERY_PATH, headers=self._headers(), method="GET"
+        )
+        return parse_discovery(self._send(request, None), self.endpoint)
+
+    def sts_token(self, access_key_id: str, secret: str) -> IssuedToken:
+        """A user token for the ``sts`` audience: the subject token of :meth:`assume_role`."""
+        return self.session_token(access_key_id, secret, audience=sts_audience(self.discover()))
+
     def assume_role(
         self,
         subject_token: str,
@@ -294,7 +342,7 @@ class Issuer:
         session_name: str,
         duration: int | None = None,
     ) -> IssuedToken:
-        """A role token ("AssumeRole"): RFC 8693 exchange of a user token."""
+        """A role token ("AssumeRole"): RFC 8693 exchange of an ``sts`` token."""
         form = {
             "grant_type": GRANT_TOKEN_EXCHANGE,
             "subject_token": subject_token,
@@ -308,12 +356,12 @@ class Issuer:
         return self._post(form, None)
 
     # -- transport ---------------------------------------------------------------------------
+    @staticmethod
+    def _headers() -> dict[str, str]:
+        return {"Accept": "application/json", "User-Agent": f"authbridge/{__version__}"}
+
     def _post(self, form: dict[str, str], authorization: str | None) -> IssuedToken:
-        headers = {
-            "Content-Type": "application/x-www-form-urlencoded",
-            "Accept": "application/json",
-            "User-Agent": f"authbridge/{__version__}",
-        }
+        headers = {"Content-Type": "application/x-www-form-urlencoded", **self._headers()}
         if authorization is not None:
             headers["Authorization"] = authorization
         # S310: token_url is https:// (checked in __init__), never file: or another scheme.
@@ -321,6 +369,10 @@ class Issuer:
             self.token_url, data=urlencode(form).encode("ascii"), headers=headers, method="POST"
         )
         sent_at = time.time()
+        return parse_success(self._send(request, form["grant_type"]), sent_at, self.endpoint)
+
+    def _send(self, request: urllib.request.Request, grant: str | None) -> bytes:
+        """The body of a 2xx answer; the error the answer is otherwise (``grant``: a token call)."""
         try:
             with self._opener.open(request, timeout=self.timeout) as response:
                 body = _read_limited(response, self.endpoint)
@@ -333,7 +385,7 @@ class Issuer:
                     pass  # the status line says enough
                 finally:
                     e.close()
-            refusal = parse_refusal(e.code, error_body, form["grant_type"])
+            refusal = parse_refusal(e.code, error_body, grant) if grant is not None else None
             if refusal is not None:
                 raise refusal from None
             raise _status_error(self.endpoint, e.code, str(e.reason)) from None
@@ -341,7 +393,7 @@ class Issuer:
             self._unreachable(e.reason, e)
         except (OSError, http.client.HTTPException) as e:
             self._unreachable(e, e)
-        return parse_success(body, sent_at, self.endpoint)
+        return body
 
     def _unreachable(self, reason: object, cause: BaseException) -> NoReturn:
         where = self.endpoint

@@ -34,7 +34,12 @@ from authbridge.iam.model import (
 MAX_ACCESS_KEYS_PER_USER = 2
 
 PrincipalRefusal = Literal[
-    "principal_deleted", "user_disabled", "access_key_deleted", "access_key_inactive"
+    "principal_deleted",
+    "user_disabled",
+    "access_key_deleted",
+    "access_key_inactive",
+    "source_user_disabled",
+    "source_deleted",
 ]
 
 
@@ -43,16 +48,22 @@ class ReviewFacts:
     """Everything reviewing one verified token asks the store, read at one instant.
 
     ``revoked`` is :meth:`Store.is_token_revoked` of the token's ``jti`` and
-    ``refusal`` is :meth:`Store.check_principal`'s answer. When the principal
-    id is the unique id of an existing IAM user, ``user_name`` is its name and
-    ``group_arns`` the ARNs of its groups, in :meth:`Store.list_groups_for_user`
-    order (by name, case-insensitively); otherwise ``None`` and ``()``.
+    ``refusal`` is :meth:`Store.check_principal`'s answer, then the source's
+    (:meth:`Store.review_facts`). When the principal id is the unique id of an
+    existing IAM user, ``user_name`` is its name and ``group_arns`` the ARNs
+    of its groups, in :meth:`Store.list_groups_for_user` order (by name,
+    case-insensitively); otherwise ``None`` and ``()``. ``source_revoked``
+    says whether the ``source_jti`` asked about is revoked, and
+    ``source_user_name`` is the source user's name when it exists and is not
+    the principal itself.
     """
 
     revoked: bool
     refusal: PrincipalRefusal | None
     user_name: str | None = None
     group_arns: tuple[str, ...] = ()
+    source_revoked: bool = False
+    source_user_name: str | None = None
 
 
 class Store(Protocol):
@@ -172,14 +183,27 @@ class Store(Protocol):
         ...
 
     def review_facts(
-        self, jti: str, principal_id: str, access_key_id: str | None = None
+        self,
+        jti: str,
+        principal_id: str,
+        access_key_id: str | None = None,
+        *,
+        source_identity: str | None = None,
+        source_jti: str | None = None,
     ) -> ReviewFacts:
-        """Revocation, principal status and the user's groups in one read.
+        """Revocation, principal and source status and the user's groups in one read.
 
         The same answers as ``is_token_revoked(jti)``, ``check_principal(
         principal_id, access_key_id)``, ``get_user_by_id(principal_id)`` and
         ``list_groups_for_user`` of that user, taken from one snapshot of the
-        store (one statement; on PostgreSQL, one round trip).
+        store (one statement; on PostgreSQL, one round trip), and the token's
+        source (DESIGN.md, "Audiences"): ``source_identity`` (default: the
+        principal itself) must be an enabled user (``source_user_disabled``,
+        ``source_deleted``), or the role of a role session itself (a
+        break-glass session, which has no other source); ``access_key_id``
+        must be an active key of the source user (a role session with no user
+        as its source has no key to check); ``source_jti`` revoked
+        sets ``source_revoked``. The principal's own refusal comes first.
         """
         ...
 

@@ -100,15 +100,20 @@ _KEY_COLS = (
     "k.access_key_id, k.user_id, u.name, u.account_id, k.status, k.created_at, k.last_used_at"
 )
 # review_facts: one row per group of the user (one row if none, or no such user),
-# each carrying the revocation, the role's existence, the user and the key status.
-# Parameters in order: jti, role id, principal id, access key id.
+# each carrying the revocations, the role's existence, the user, the source user
+# and the key status (the key must belong to the source user: the principal
+# itself for a user token). Parameters in order: jti, source jti, role id,
+# principal id, source id, access key id.
 _REVIEW_FACTS_SQL = (
     "SELECT EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = ?),"
+    " EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = ?),"
     " EXISTS (SELECT 1 FROM iam_roles WHERE role_id = ?),"
-    " u.user_id, u.enabled, u.name, k.status, g.account_id, g.name, g.path"
-    " FROM (SELECT CAST(? AS TEXT) AS principal_id) p"
+    " u.user_id, u.enabled, u.name, k.status, s.user_id, s.enabled, s.name,"
+    " g.account_id, g.name, g.path"
+    " FROM (SELECT CAST(? AS TEXT) AS principal_id, CAST(? AS TEXT) AS source_id) p"
     " LEFT JOIN iam_users u ON u.user_id = p.principal_id"
-    " LEFT JOIN iam_access_keys k ON k.access_key_id = ? AND k.user_id = u.user_id"
+    " LEFT JOIN iam_users s ON s.user_id = p.source_id"
+    " LEFT JOIN iam_access_keys k ON k.access_key_id = ? AND k.user_id = s.user_id"
     " LEFT JOIN iam_group_members m ON m.user_id = u.user_id"
     " LEFT JOIN iam_groups g ON g.group_id = m.group_id"
     " ORDER BY g.name_key"
@@ -843,28 +848,57 @@ class SqlStore:
             return None
 
     def review_facts(
-        self, jti: str, principal_id: str, access_key_id: str | None = None
+        self,
+        jti: str,
+        principal_id: str,
+        access_key_id: str | None = None,
+        *,
+        source_identity: str | None = None,
+        source_jti: str | None = None,
     ) -> ReviewFacts:
         # One statement outside an explicit transaction: it sees one snapshot
         # (SQLite: one read transaction; PostgreSQL: the statement's own), and
         # costs one round trip instead of BEGIN, four reads and COMMIT four times.
         role_id = principal_id.split(":", 1)[0]
-        rows = self._db.query(_REVIEW_FACTS_SQL, (jti, role_id, principal_id, access_key_id))
-        revoked, role_exists, user_id, enabled, user_name, key_status = rows[0][:6]
-        # The decision of check_principal, in its order, on the facts just read.
+        source_id = source_identity or principal_id
+        rows = self._db.query(
+            _REVIEW_FACTS_SQL,
+            (jti, source_jti, role_id, principal_id, source_id, access_key_id),
+        )
+        (
+            revoked,
+            source_revoked,
+            role_exists,
+            user_id,
+            enabled,
+            user_name,
+            key_status,
+            source_user_id,
+            source_enabled,
+            source_name,
+        ) = rows[0][:10]
+        # The decision of check_principal, in its order, on the facts just read,
+        # then the source's (whose key the access key must be).
         refusal: PrincipalRefusal | None = None
-        if principal_id.startswith(credentials.ROLE_ID_PREFIX):
+        is_role = principal_id.startswith(credentials.ROLE_ID_PREFIX)
+        if is_role:
             refusal = None if role_exists else "principal_deleted"
         elif not principal_id.startswith(credentials.USER_ID_PREFIX) or user_id is None:
             refusal = "principal_deleted"
         elif not enabled:
             refusal = "user_disabled"
-        elif access_key_id is None:
-            refusal = None
-        elif key_status is None:
-            refusal = "access_key_deleted"
-        elif key_status != "Active":
-            refusal = "access_key_inactive"
+        if refusal is None and source_id != principal_id and not (is_role and source_id == role_id):
+            if not source_id.startswith(credentials.USER_ID_PREFIX) or source_user_id is None:
+                refusal = "source_deleted"
+            elif not source_enabled:
+                refusal = "source_user_disabled"
+        # A key is a user's: a role session with no user behind it has none to check.
+        user_source = source_id.startswith(credentials.USER_ID_PREFIX)
+        if refusal is None and access_key_id is not None and user_source:
+            if key_status is None:
+                refusal = "access_key_deleted"
+            elif key_status != "Active":
+                refusal = "access_key_inactive"
         return ReviewFacts(
             revoked=bool(revoked),
             refusal=refusal,
@@ -874,6 +908,10 @@ class SqlStore:
                 for *_, g_account, g_name, g_path in rows
                 if g_name is not None
             ),
+            source_revoked=bool(source_revoked),
+            source_user_name=source_name
+            if source_user_id is not None and source_id != principal_id
+            else None,
         )
 
     # -- revocation ----------------------------------------------------------------

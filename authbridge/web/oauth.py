@@ -4,16 +4,21 @@
     * ``grant_type=client_credentials`` (RFC 6749 §4.4) is GetSessionToken: the
       client is an access key (``client_id`` = access key id, ``client_secret``
       = its secret; ``client_secret_basic`` or ``client_secret_post``),
-      ``audience`` = a served cluster id (required), ``duration_seconds``
-      optional (default 900, at most ``maxUserTokenLifetimeSeconds``). No
-      refresh token.
+      ``audience`` = a served cluster id, or the ``sts`` audience (the issuer
+      URL + ``/sts``: a token only for this endpoint) (required),
+      ``duration_seconds`` optional (default 900, at most
+      ``maxUserTokenLifetimeSeconds``). No refresh token.
     * ``grant_type=urn:ietf:params:oauth:grant-type:token-exchange`` (RFC 8693)
-      is AssumeRole: ``subject_token`` (an authbridge token of a user),
-      ``subject_token_type`` (``…:token-type:jwt`` or ``…:access_token``),
-      ``audience``, and the extension parameters ``role_arn``,
-      ``role_session_name`` and ``duration_seconds``. Client authentication is
-      optional here (RFC 8693 §2.1): the subject token is the credential. When
-      a client does authenticate, its key must belong to the token's user.
+      is AssumeRole: ``subject_token`` (an authbridge user token for the
+      ``sts`` audience; a cluster token is refused, ``invalid_grant`` "a
+      cluster token is not an STS credential"), ``subject_token_type``
+      (``…:token-type:jwt`` or ``…:access_token``), ``audience`` (a cluster),
+      and the extension parameters ``role_arn``, ``role_session_name`` and
+      ``duration_seconds``. The caller authenticates with the subject token,
+      or with its access key as the client (then ``subject_token`` may be
+      left out: the key's user is the subject, as AWS AssumeRole is signed
+      with the caller's key), or both, when the key must belong to the
+      token's user. See :mod:`authbridge.sts` for the audience rule.
       ``actor_token`` (delegation) is not supported; ``scope`` and ``resource``
       are ignored.
 ``POST /oauth2/introspect`` (RFC 7662)
@@ -39,9 +44,8 @@ answer for that token and cluster (:func:`authbridge.review.map_identity`, the
 current mapping, IAM groups read from the store now), for a kube-apiserver in
 JWT mode (:mod:`authbridge.apiserver_config`). A role session the mapping does
 not map for the requested audience is refused with ``invalid_grant``; an
-unmapped user gets a token without those claims (it may still be the
-``subject_token`` of an AssumeRole; a kube-apiserver refuses it). The precise
-reason goes to the log.
+unmapped user gets a token without those claims (a kube-apiserver refuses
+it); an ``sts`` token never has them. The precise reason goes to the log.
 
 Every parameter is read from the ``application/x-www-form-urlencoded`` body,
 never the URL (credentials do not belong in URLs or access logs); repeating a
@@ -456,9 +460,15 @@ class AssumeRoleGrant(BaseGrant, TokenEndpointMixin):  # type: ignore[misc]  # u
     def validate_token_request(self) -> None:
         self.request.client = self.authenticate_token_endpoint_client()
         form = self.request.form
-        if not form.get("subject_token"):
-            raise InvalidRequestError("subject_token is required: an authbridge token of a user")
-        if form.get("subject_token_type") not in SUBJECT_TOKEN_TYPES:
+        subject_token = form.get("subject_token")
+        # Without one, the authenticated client is the caller (see the module docstring).
+        if not subject_token and self.request.client is None:
+            raise InvalidRequestError(
+                "subject_token is required: an authbridge token for the sts audience"
+                f" ({self.server.svc.policy.sts_audience}), unless the client authenticates"
+                " with an access key"
+            )
+        if subject_token and form.get("subject_token_type") not in SUBJECT_TOKEN_TYPES:
             raise InvalidRequestError(
                 "subject_token_type must be " + " or ".join(SUBJECT_TOKEN_TYPES)
             )
@@ -473,18 +483,17 @@ class AssumeRoleGrant(BaseGrant, TokenEndpointMixin):  # type: ignore[misc]  # u
     def create_token_response(self) -> tuple[int, TokenExchangeResponse, list[tuple[str, str]]]:
         svc: Services = self.server.svc
         client: AccessKeyClient | None = self.request.client
-        client_user_id = client.authenticated()[1].user_id if client is not None else None
         minted = sts.assume_role(
             svc.store,
             svc.keys(),
             svc.policy,
-            subject_token=_param(self.request, "subject_token"),
+            subject_token=_param(self.request, "subject_token") or None,
             role_arn=_param(self.request, "role_arn"),
             session_name=_param(self.request, "role_session_name"),
             audience=_param(self.request, "audience"),
             duration=sts.parse_duration_seconds(_param(self.request, "duration_seconds")),
             now=svc.clock(),
-            client_user_id=client_user_id,
+            client=client.authenticated() if client is not None else None,
             kube_claims=kube_claims_hook(svc),
         )
         log.info("issued %s token %s for %s", "token-exchange", minted.jti, minted.claims["arn"])
@@ -729,7 +738,12 @@ def _subject(svc: Services) -> Principal | None:
         return None
     try:
         verified = sts.verify_token(
-            svc.store, svc.keys(), svc.policy, subject_token, now=svc.clock()
+            svc.store,
+            svc.keys(),
+            svc.policy,
+            subject_token,
+            audiences=(svc.policy.sts_audience,),
+            now=svc.clock(),
         )
     except Exception:  # noqa: BLE001 - refused or unverifiable: no principal to name
         return None

@@ -16,6 +16,7 @@ from authbridge.store import SqlStore
 from tests.conftest import ACCOUNT
 
 ISSUER = "https://authbridge.test"
+STS = ISSUER + "/sts"  # the audience of subject tokens (authbridge.sts.sts_audience)
 CLUSTERS = ("prod", "staging")
 TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
 JWT_TYPE = "urn:ietf:params:oauth:token-type:jwt"
@@ -104,6 +105,11 @@ def user_token(client: FlaskClient, key: NewAccessKey, audience: str = "prod") -
     assert response.status_code == 200, response.get_json()
     token: str = response.get_json()["access_token"]
     return token
+
+
+def sts_token(client: FlaskClient, key: NewAccessKey) -> str:
+    """A user token for the sts audience: what AssumeRole takes as subject_token."""
+    return user_token(client, key, STS)
 
 
 def exchange(

@@ -50,6 +50,7 @@ from tests.web.helpers import (
     claims_of,
     exchange,
     key_auth,
+    sts_token,
     user_token,
 )
 
@@ -143,7 +144,7 @@ def test_active_user_token(client: FlaskClient, world: World) -> None:
 
 
 def test_active_role_session(client: FlaskClient, world: World) -> None:
-    role_token = exchange(client, user_token(client, world.alice_key), ADMIN_ARN, "ops")
+    role_token = exchange(client, sts_token(client, world.alice_key), ADMIN_ARN, "ops")
     token = role_token.get_json()["access_token"]
     body = introspect(client, token, key_auth(world.alice_key))
     assert set(body) == ROLE_MEMBERS
@@ -294,7 +295,7 @@ def test_a_disabled_users_token_stays_revoked_when_enabled_again(
 
 
 def test_a_revoked_role_session(client: FlaskClient, world: World) -> None:
-    token = exchange(client, user_token(client, world.alice_key), ADMIN_ARN).get_json()[
+    token = exchange(client, sts_token(client, world.alice_key), ADMIN_ARN).get_json()[
         "access_token"
     ]
     revoke(client, token)
@@ -346,5 +347,7 @@ def test_a_revocation_is_seen_at_once_by_another_replica(
             token,
             now=clock.now,
         )
-    response = exchange(b, token, ADMIN_ARN)
+    subject = sts_token(a, world.alice_key)
+    assert revoke(a, subject).status_code == 200
+    response = exchange(b, subject, ADMIN_ARN)
     assert_error(response, 400, "invalid_grant", "subject_token revoked")

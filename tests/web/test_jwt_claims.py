@@ -50,6 +50,7 @@ from tests.web.helpers import (
     claims_of,
     exchange,
     session_token,
+    sts_token,
     user_token,
 )
 
@@ -192,7 +193,7 @@ def test_client_credentials_token_carries_the_webhooks_user(
 def test_token_exchange_token_carries_the_webhooks_user(
     client: FlaskClient, world: World, jwt_config: dict[str, Any]
 ) -> None:
-    subject = user_token(client, world.alice_key)
+    subject = sts_token(client, world.alice_key)
     token = token_of(exchange(client, subject, ADMIN_ARN, "alice@example.com"))
     claims = assert_same_user(client, token, jwt_config)
     assert claims["k8s_username"] == "admin:alice-example.com"
@@ -227,7 +228,8 @@ def test_a_mapping_with_cluster_id_applies_only_to_that_audience(
     assert not set(KUBE_CLAIMS) & set(claims_of(staging))
     assert apiserver_user(jwt_config, claims_of(staging)) is None
     caplog.set_level(logging.INFO, logger="authbridge.web.oauth")
-    refused = exchange(client, staging, ADMIN_ARN, audience="staging")
+    subject = sts_token(client, world.alice_key)
+    refused = exchange(client, subject, ADMIN_ARN, audience="staging")
     assert_error(
         refused,
         400,
@@ -237,7 +239,7 @@ def test_a_mapping_with_cluster_id_applies_only_to_that_audience(
     )
     assert "is for cluster prod" in caplog.text  # the precise reason, for the operator
     assert "is for cluster prod" not in refused.get_data(as_text=True)
-    token_of(exchange(client, staging, ADMIN_ARN, audience="prod"))
+    token_of(exchange(client, subject, ADMIN_ARN, audience="prod"))
 
 
 # --------------------------------------------------------------------------- unmapped
@@ -250,7 +252,7 @@ def test_an_unmapped_role_session_is_refused(
         MAPPING.replace(BOB_ONLY_ARN, f"arn:aws:iam::{ACCOUNT}:role/Other")
     ).test_client()
     caplog.set_level(logging.INFO, logger="authbridge.web.oauth")
-    subject = user_token(client, world.bob_key)
+    subject = sts_token(client, world.bob_key)
     response = exchange(client, subject, BOB_ONLY_ARN, "bob")
     body = assert_error(response, 400, "invalid_grant", f"no mapping rule maps {BOB_ONLY_ARN}")
     assert "authbridge mapping check" in body["error_description"]
@@ -269,7 +271,7 @@ def test_an_unmapped_user_gets_a_token_without_k8s_claims_good_for_assume_role(
     status = client.post("/authenticate", json=body, environ_base=PROD_CERT).get_json()["status"]
     assert status["authenticated"] is False
     # bob only assumes a role, which is mapped: the EKS way
-    role = token_of(exchange(client, bob, BOB_ONLY_ARN, "bob"))
+    role = token_of(exchange(client, sts_token(client, world.bob_key), BOB_ONLY_ARN, "bob"))
     assert claims_of(role)["k8s_username"] == "bob-role:bob"
     assert_same_user(client, role, jwt_config)
 
@@ -297,9 +299,10 @@ def test_with_the_setting_off_tokens_carry_no_k8s_claims(
     assert off.embed_kubernetes_claims is False
     client = build(settings=off).test_client()
     alice = user_token(client, world.alice_key)
-    role = token_of(exchange(client, alice, ADMIN_ARN))
+    role = token_of(exchange(client, sts_token(client, world.alice_key), ADMIN_ARN))
     bob = user_token(client, world.bob_key)
-    unmapped_role = exchange(client, bob, f"arn:aws:iam::{ACCOUNT}:role/BobOnly", "bob")
+    bob_only = f"arn:aws:iam::{ACCOUNT}:role/BobOnly"
+    unmapped_role = exchange(client, sts_token(client, world.bob_key), bob_only, "bob")
     for token in (alice, role, bob, token_of(unmapped_role)):
         assert not set(KUBE_CLAIMS) & set(claims_of(token))
     assert session_token(client, world.bob_key, "staging").status_code == 200

@@ -51,6 +51,7 @@ from tests.web.helpers import (
     exchange,
     key_auth,
     session_token,
+    sts_token,
     user_token,
 )
 
@@ -145,7 +146,7 @@ def test_tokens_issued_and_failures(client: FlaskClient, world: World) -> None:
         (failure, {"grant": "other", "error": "unsupported_grant_type"}),
         (failure, {"grant": "other", "error": "invalid_request"}),
     )
-    subject = user_token(client, world.alice_key)
+    subject = sts_token(client, world.alice_key)
     user_token(client, world.bob_key)
     assert exchange(client, subject, world.admin.arn).status_code == 200
     key_id = world.alice_key.key.access_key_id

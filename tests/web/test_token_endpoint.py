@@ -97,6 +97,7 @@ def test_the_token_verifies_with_only_the_served_jwks(
         "account": ACCOUNT,
         "principal_id": world.alice.user_id,
         "access_key_id": world.alice_key.key.access_key_id,
+        "source_identity": world.alice.user_id,
     }
     assert world.alice.arn == f"arn:aws:iam::{ACCOUNT}:user/team/alice"
 

@@ -14,7 +14,14 @@ Covers:
   role's max; missing / unknown audience; missing subject_token, wrong
   subject_token_type, actor_token; a subject token that expired (clock), was
   revoked, belongs to a disabled user, was signed by an unknown key, or is
-  garbage; role chaining.
+  garbage; role chaining (a role session is a cluster token);
+- the audience rule: a cluster token as subject_token is invalid_grant "a
+  cluster token is not an STS credential", into another cluster and into its
+  own; a subject token naming a cluster and the sts audience likewise; an sts
+  token from client_credentials (no k8s claims), and no request can ask for a
+  cluster and the sts audience at once; AssumeRole with the client's access
+  key and no subject_token records the key as the session's source;
+  no subject_token and no client authentication is invalid_request.
 """
 
 from __future__ import annotations
@@ -24,8 +31,9 @@ from typing import Any
 import jwt
 import pytest
 from flask.testing import FlaskClient
+from werkzeug.datastructures import MultiDict
 
-from authbridge.keys import KeySet, generate_signing_key
+from authbridge.keys import KeyDirectory, KeySet, generate_signing_key
 from authbridge.store import SqlStore
 from authbridge.tokens import Principal, mint
 from tests.conftest import ACCOUNT
@@ -33,6 +41,7 @@ from tests.web.helpers import (
     ISSUER,
     JWT_TYPE,
     NO_STORE,
+    STS,
     TOKEN_EXCHANGE,
     Clock,
     World,
@@ -42,6 +51,7 @@ from tests.web.helpers import (
     claims_of,
     exchange,
     key_auth,
+    sts_token,
     user_token,
 )
 
@@ -59,7 +69,7 @@ def app_store(store: SqlStore) -> SqlStore:
 
 @pytest.fixture
 def alice_token(client: FlaskClient, world: World) -> str:
-    return user_token(client, world.alice_key)
+    return sts_token(client, world.alice_key)
 
 
 def _issued(response: Any) -> dict[str, Any]:
@@ -91,6 +101,10 @@ def test_assume_role_trusted_via_user(
         "account": ACCOUNT,
         "principal_id": f"{world.admin.role_id}:alice@example.com",
         "session_name": "alice@example.com",
+        # Where the session started: alice, her sts token and the key behind it.
+        "source_identity": world.alice.user_id,
+        "source_jti": claims_of(alice_token)["jti"],
+        "source_access_key_id": world.alice_key.key.access_key_id,
     }
 
 
@@ -102,7 +116,7 @@ def test_assume_role_trusted_via_group(client: FlaskClient, world: World, alice_
 
 
 def test_assume_role_trusted_via_account_root(client: FlaskClient, world: World) -> None:
-    bob_token = user_token(client, world.bob_key)
+    bob_token = sts_token(client, world.bob_key)
     claims = _issued(exchange(client, bob_token, READER_ARN, "bob"))
     assert claims["arn"] == f"arn:aws:sts::{ACCOUNT}:assumed-role/Reader/bob"
 
@@ -186,7 +200,7 @@ def test_untrusted_user(client: FlaskClient, world: World, alice_token: str) -> 
 
 
 def test_untrusted_user_not_in_the_group(client: FlaskClient, world: World) -> None:
-    bob_token = user_token(client, world.bob_key)
+    bob_token = sts_token(client, world.bob_key)
     response = exchange(client, bob_token, DEV_ARN, "bob")
     assert_error(response, 400, "invalid_grant", "user bob is not trusted by role Dev")
 
@@ -381,11 +395,88 @@ def test_subject_token_garbage(client: FlaskClient, world: World, garbage: str) 
 
 def test_role_chaining_is_refused(client: FlaskClient, world: World, alice_token: str) -> None:
     role_session = exchange(client, alice_token, DEV_ARN, "first").get_json()["access_token"]
+    # A role session is only ever for a cluster: refused as a cluster token.
     response = exchange(client, role_session, READER_ARN, "second")
-    assert_error(response, 400, "invalid_grant", "role chaining is not supported")
+    assert_error(response, 400, "invalid_grant", "a cluster token is not an STS credential")
 
 
 def test_grant_type_is_the_rfc_8693_urn(client: FlaskClient, world: World) -> None:
     assert TOKEN_EXCHANGE == "urn:ietf:params:oauth:grant-type:token-exchange"
     discovery = client.get("/.well-known/openid-configuration").get_json()
     assert TOKEN_EXCHANGE in discovery["grant_types_supported"]
+
+
+# -- the audience rule: a cluster token is never a subject token ---------------------------
+
+
+@pytest.mark.parametrize("into", ["prod", "staging"])
+def test_cluster_token_pivot_is_refused(client: FlaskClient, world: World, into: str) -> None:
+    """A staging bearer token, no client auth: into prod (another cluster) or staging."""
+    staging = user_token(client, world.alice_key, audience="staging")
+    response = exchange(client, staging, ADMIN_ARN, audience=into)
+    assert_error(response, 400, "invalid_grant", "a cluster token is not an STS credential")
+
+
+def test_subject_token_for_a_cluster_and_sts_is_refused(
+    client: FlaskClient, world: World, key_directory: KeyDirectory, clock: Clock
+) -> None:
+    alice = world.alice
+    mixed = mint(
+        Principal(
+            arn=alice.arn,
+            canonical_arn=alice.arn,
+            account_id=ACCOUNT,
+            principal_id=alice.user_id,
+            access_key_id=world.alice_key.key.access_key_id,
+        ),
+        keys=key_directory.load(),  # the server's own key: only the audience is wrong
+        issuer=ISSUER,
+        audience=["staging", STS],
+        now=clock.now,
+    ).token
+    response = exchange(client, mixed, ADMIN_ARN)
+    assert_error(response, 400, "invalid_grant", "a cluster token is not an STS credential")
+
+
+def test_sts_token_from_client_credentials(client: FlaskClient, world: World) -> None:
+    claims = claims_of(sts_token(client, world.alice_key))
+    assert claims["aud"] == STS
+    assert claims["source_identity"] == world.alice.user_id
+    assert not {"k8s_username", "k8s_groups", "k8s_uid"} & set(claims)
+    # One audience per request: a cluster and the sts audience together is no request.
+    both = client.post(
+        "/oauth2/token",
+        data=MultiDict(
+            [("grant_type", "client_credentials"), ("audience", "prod"), ("audience", STS)]
+        ),
+        headers=key_auth(world.alice_key),
+    )
+    assert_error(both, 400, "invalid_request", "parameter audience is repeated")
+    # A role session is never for the sts audience.
+    response = exchange(client, sts_token(client, world.alice_key), ADMIN_ARN, audience=STS)
+    assert_error(response, 400, "invalid_target")
+
+
+def test_assume_role_with_the_client_key_alone(client: FlaskClient, world: World) -> None:
+    response = client.post(
+        "/oauth2/token",
+        data={
+            "grant_type": TOKEN_EXCHANGE,
+            "audience": "prod",
+            "role_arn": ADMIN_ARN,
+            "role_session_name": "signed",
+        },
+        headers=key_auth(world.alice_key),
+    )
+    claims = _issued(response)
+    assert claims["source_identity"] == world.alice.user_id
+    assert claims["source_access_key_id"] == world.alice_key.key.access_key_id
+    assert "source_jti" not in claims
+
+
+def test_no_subject_token_and_no_client_authentication(client: FlaskClient, world: World) -> None:
+    response = client.post(
+        "/oauth2/token",
+        data={"grant_type": TOKEN_EXCHANGE, "audience": "prod", "role_arn": ADMIN_ARN},
+    )
+    assert_error(response, 400, "invalid_request", "subject_token is required", STS)

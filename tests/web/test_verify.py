@@ -30,7 +30,7 @@ from authbridge.keys import KeyRing, KeySet, generate_signing_key
 from authbridge.store import SqlStore
 from authbridge.tokens import Principal, mint
 from tests.conftest import ACCOUNT
-from tests.web.helpers import ISSUER, Clock, FlakyStore, World, exchange, user_token
+from tests.web.helpers import ISSUER, Clock, FlakyStore, World, exchange, sts_token, user_token
 from tests.web.test_webhook import (  # the same app, mapping and store double
     ADMIN_ARN,
     ALICE_ARN,
@@ -102,6 +102,9 @@ def test_bearer_get_and_json_post_agree(client: FlaskClient, world: World) -> No
             "principalId": world.alice.user_id,
             "sessionName": None,
             "accessKeyId": key_id,
+            "sourceIdentity": world.alice.user_id,
+            "sourceAccessKeyId": None,
+            "sourceJti": None,
         },
         "kubernetes": {
             "username": "alice",
@@ -134,7 +137,7 @@ def test_bearer_get_and_json_post_agree(client: FlaskClient, world: World) -> No
 
 
 def test_role_session(client: FlaskClient, world: World) -> None:
-    subject = user_token(client, world.alice_key)
+    subject = sts_token(client, world.alice_key)
     role = exchange(client, subject, ADMIN_ARN, "ops").get_json()["access_token"]
     doc = answer(verify(client, role))
     assert doc["authenticated"] is True

@@ -49,7 +49,7 @@ from authbridge.web.peer import PeerCert, client_certificate
 from authbridge.web.webhook import NO_CLIENT_CA_WARNING, REFUSED
 from tests.conftest import ACCOUNT, OTHER_ACCOUNT
 from tests.web.conftest import make_settings
-from tests.web.helpers import Clock, FlakyStore, World, exchange, user_token
+from tests.web.helpers import Clock, FlakyStore, World, exchange, sts_token, user_token
 
 ALICE_ARN = f"arn:aws:iam::{ACCOUNT}:user/team/alice"
 BOB_ARN = f"arn:aws:iam::{ACCOUNT}:user/bob"
@@ -245,7 +245,7 @@ def test_mapped_user(
 
 
 def test_assumed_role(client: FlaskClient, world: World) -> None:
-    subject = user_token(client, world.alice_key)
+    subject = sts_token(client, world.alice_key)
     minted = exchange(client, subject, ADMIN_ARN, "alice@example.com")
     assert minted.status_code == 200, minted.get_json()
     status = allowed(review(client, minted.get_json()["access_token"]))
@@ -686,7 +686,7 @@ def test_a_latency_sample_per_outcome(
 
 
 def test_role_session_of_an_unmapped_role_is_refused(client: FlaskClient, world: World) -> None:
-    subject = user_token(client, world.alice_key)
+    subject = sts_token(client, world.alice_key)
     minted = exchange(client, subject, world.dev.arn, "dev-session")
     assert minted.status_code == 200
     denied(review(client, minted.get_json()["access_token"]))
