@@ -327,7 +327,7 @@ def test_role_existence_timing_a_missing_role_costs_what_an_untrusting_one_does(
     # Role enumeration by timing: the answers are the same, and so must be the work
     # behind them, i.e. the same store calls in the same order (the wall-clock
     # comparison is `python -m bench.experiments role-timing`, never a unit test).
-    subject = _user_token(store, keys, alice_key).token
+    subject = _sts(store, keys, alice_key).token
     calls = {}
     for name in ("BobOnly", "Ghost", "Admin"):  # untrusting, missing, on another path
         recorder = CallRecorder(store)

@@ -70,6 +70,7 @@ from tests.web.helpers import (
     basic,
     key_auth,
     session_token,
+    sts_token,
     user_token,
 )
 
@@ -87,9 +88,9 @@ class CountingStore:
         self.token_checks = 0  # review_facts: what every token verification reads
         self.down = False
 
-    def review_facts(self, *args: Any) -> Any:
+    def review_facts(self, *args: Any, **kwargs: Any) -> Any:
         self.token_checks += 1
-        return self.inner.review_facts(*args)
+        return self.inner.review_facts(*args, **kwargs)
 
     def authenticate_access_key(self, access_key_id: str, secret: str) -> Any:
         self.secret_checks += 1
@@ -301,7 +302,7 @@ def test_refused_token_exchanges_are_charged_then_429_with_retry_after(
     client: FlaskClient, world: World, counting_store: CountingStore
 ) -> None:
     # Probing roles (or subject tokens) is limited like guessing secrets.
-    subject = user_token(client, world.alice_key)
+    subject = sts_token(client, world.alice_key)
     refused = [world.bob_only.arn, f"arn:aws:iam::{ACCOUNT}:role/Ghost"]
     for n in range(30):
         token = subject if n % 3 else "not-a-token"
@@ -318,7 +319,7 @@ def test_refused_token_exchanges_are_charged_then_429_with_retry_after(
 def test_a_refused_exchange_charges_the_address_not_a_key_id_it_names(
     client: FlaskClient, world: World
 ) -> None:
-    subject = user_token(client, world.alice_key)
+    subject = sts_token(client, world.alice_key)
     # A client_id without a secret authenticates nothing: naming bob's id charges bob nothing.
     bob_id = world.bob_key.key.access_key_id
     for _ in range(15):
@@ -335,7 +336,7 @@ def test_a_refused_exchange_charges_the_address_not_a_key_id_it_names(
 def test_exchanges_that_succeed_or_are_malformed_are_not_charged(
     client: FlaskClient, world: World
 ) -> None:
-    subject = user_token(client, world.alice_key)
+    subject = sts_token(client, world.alice_key)
     for _ in range(40):
         assert exchange_from(client, subject, world.admin.arn).status_code == 200
         response = exchange_from(client, subject, "not-an-arn")
