@@ -13,7 +13,7 @@ import ipaddress
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -39,6 +39,13 @@ class Settings:
     key_algorithm: Literal["RS256", "ES256"]
     prepublication_delay: int  # seconds a new key is published before it signs
     max_token_lifetime: int  # seconds; retiring keys stay published this long
+    # Where the signing keys live: "files" (keys_dir, as always) or "store" (sealed under
+    # the KEK). Default: "store" when a KEK is configured (kek_file or AUTHBRIDGE_KEK).
+    key_source: Literal["files", "store"]
+    kek_file: Path | None  # the key-encryption key: 32 bytes (or their base64), 0600
+    kek: str | None = field(repr=False)  # AUTHBRIDGE_KEK only (base64): never from a file
+    rotation_period: int  # seconds between automatic rotations of keys in the store (0: off)
+    key_refresh_seconds: int  # seconds between two looks at the store's keys, per worker
     issuer: str  # OIDC issuer URL, byte-identical in discovery and every token's iss
     cluster_ids: tuple[str, ...]  # audiences (cluster ids) this authbridge issues for
     bind: str  # HOST:PORT the server listens on
@@ -201,6 +208,12 @@ def _audit_log(value: Any) -> str | None:
     return None if path == "-" else path
 
 
+def _key_source(value: Any) -> str:
+    if value not in ("files", "store"):
+        raise ValueError("must be files or store")
+    return str(value)
+
+
 def _store(value: Any) -> str:
     dsn = _str(value)
     if not dsn.startswith(("sqlite:///", "postgresql://", "postgres://")):
@@ -217,6 +230,11 @@ _FIELDS: dict[str, tuple[str, Callable[[Any], Any], Any]] = {
     "key_algorithm": ("keyAlgorithm", _algorithm, "RS256"),
     "prepublication_delay": ("prepublicationDelaySeconds", _int_in(0, 7 * 86400), 600),
     "max_token_lifetime": ("maxTokenLifetimeSeconds", _int_in(900, 43200), 43200),
+    "key_source": ("keySource", _key_source, None),
+    "kek_file": ("kekFile", _optional_path, None),
+    "kek": ("kek", _str, None),
+    "rotation_period": ("rotationPeriodSeconds", _int_in(0, 366 * 86400), 30 * 86400),
+    "key_refresh_seconds": ("keyRefreshSeconds", _int_in(1, 300), 10),
     "issuer": ("issuer", _issuer, DEFAULT_ISSUER),
     "cluster_ids": ("clusters", _cluster_ids, ("default",)),
     "bind": ("bind", _bind, "127.0.0.1:8443"),
@@ -247,12 +265,15 @@ _FIELDS: dict[str, tuple[str, Callable[[Any], Any], Any]] = {
 }
 _PATH_FIELDS = {
     "keys_dir",
+    "kek_file",
     "tls_cert_file",
     "tls_key_file",
     "client_ca_file",
     "mapping_file",
     "audit_log",
 }
+# Secrets read only from the environment, never from the config file (which is not a Secret).
+_ENV_ONLY = {"kek"}
 # Files that live in the keys directory unless configured elsewhere.
 _KEYS_DIR_DEFAULTS = {"tls_cert_file": "tls/server.crt", "tls_key_file": "tls/server.key"}
 
@@ -277,7 +298,7 @@ def load_settings(
     file_dir = cwd
     if config_file is not None:
         file_values, file_dir = _read_config_file(config_file, problems)
-        known = {spec[0] for spec in _FIELDS.values()}
+        known = {spec[0] for name, spec in _FIELDS.items() if name not in _ENV_ONLY}
         for key in sorted(set(file_values) - known):
             problems.append(
                 f"{config_file}: unknown setting {key!r} (known: {', '.join(sorted(known))})"
@@ -290,7 +311,7 @@ def load_settings(
             raw, source = flags[name], f"--{name.replace('_', '-')}"
         elif env_name(name) in env:
             raw, source = env[env_name(name)], env_name(name)
-        elif file_key in file_values:
+        elif file_key in file_values and name not in _ENV_ONLY:
             raw, source, base = file_values[file_key], f"{config_file}: {file_key}", file_dir
         else:
             values[name] = _resolve(name, default, cwd) if default is not None else None
@@ -299,7 +320,8 @@ def load_settings(
             parsed = parse(raw)
             values[name] = None if parsed is None else _resolve(name, parsed, base)
         except ValueError as e:
-            problems.append(f"{source} {e} (got {_show(raw)})")
+            shown = "…" if name in _ENV_ONLY else _show(raw)
+            problems.append(f"{source} {e} (got {shown})")
     keys_dir = values.get("keys_dir")
     for name, rel in _KEYS_DIR_DEFAULTS.items():
         if values.get(name) is None and isinstance(keys_dir, Path):

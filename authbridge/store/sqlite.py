@@ -107,6 +107,10 @@ class SqliteDriver:
     def lock_for_migration(self, cur: Any) -> None:
         """BEGIN IMMEDIATE already excludes other writers."""
 
+    def lock_signing_keys(self, cur: Any, *, wait: bool) -> bool:
+        """BEGIN IMMEDIATE already holds the database's write lock: one writer at a time."""
+        return True
+
     def has_table(self, cur: Any, name: str) -> bool:
         rows = cur.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,))
         return bool(rows)
