@@ -1243,16 +1243,19 @@ def plan_rotation(keys: KeySet, now: float, rotation_period: int) -> RotationDec
     """Whether automatic rotation should make a new pending key at ``now``, and why (not).
 
     ``rotate`` when the newest key that is neither revoked nor retired was
-    created ``rotation_period`` seconds ago or more and no key is pending;
-    ``off`` when ``rotation_period`` is 0; ``no_keys`` when there is nothing
-    to rotate from (``keys init`` / ``keys import`` make the first key).
+    created ``rotation_period`` seconds ago or more and no key is pending, or
+    when every key is revoked or retired; ``off`` when ``rotation_period`` is
+    0; ``no_keys`` for an empty set (``keys init`` / ``keys import`` make the
+    first key, never rotation).
     """
     if rotation_period <= 0:
         return "off"
+    if not keys.keys:
+        return "no_keys"
     states = keys.states(now)
     live = [k for k in keys.keys if states[k.kid] not in ("revoked", "retired")]
     if not live:
-        return "no_keys"
+        return "rotate"  # nothing signs or will: a new key heals that after the delay
     if any(states[k.kid] == "pending" for k in live):
         return "pending"
     newest = max(k.created_at for k in live)

@@ -335,6 +335,20 @@ def load_settings(
 def _cross_checks(values: dict[str, Any]) -> list[str]:
     """Rules between settings, checked once every setting parsed."""
     problems: list[str] = []
+    if values.get("key_source") is None:
+        configured = values.get("kek_file") is not None or values.get("kek") is not None
+        values["key_source"] = "store" if configured else "files"
+    elif values["key_source"] == "store" and values.get("kek_file") is values.get("kek") is None:
+        problems.append(
+            "keySource is store but no key-encryption key (KEK) is configured: set kekFile"
+            " (AUTHBRIDGE_KEK_FILE) or AUTHBRIDGE_KEK"
+        )
+    period, delay = values.get("rotation_period"), values.get("prepublication_delay")
+    if isinstance(period, int) and isinstance(delay, int) and 0 < period <= delay:
+        problems.append(
+            f"rotationPeriodSeconds ({period}) must be longer than prepublicationDelaySeconds"
+            f" ({delay}), or 0 to turn automatic rotation off"
+        )
     issuer = values.get("issuer")
     if (
         isinstance(issuer, str)

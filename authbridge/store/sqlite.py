@@ -61,8 +61,14 @@ class SqliteDriver:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             try:
+                # Each connection is used only by the thread that made it (thread-local);
+                # check_same_thread=False only lets close() release another thread's
+                # connection (a worker's key-refresh thread, for one).
                 conn = sqlite3.connect(
-                    self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None
+                    self.path,
+                    timeout=BUSY_TIMEOUT_SECONDS,
+                    isolation_level=None,
+                    check_same_thread=False,
                 )
                 conn.execute("PRAGMA foreign_keys = ON")
                 conn.execute("PRAGMA journal_mode = WAL")
