@@ -1,11 +1,34 @@
-"""Signing keys: the ``keys/`` directory, key states over time, and the JWKS.
+"""Signing keys: the ``keys/`` directory or the store, key states over time, and the JWKS.
 
-Two halves:
+Three parts:
 
 * :class:`KeySet` is an immutable, pure snapshot: which key signs, which keys
   verify, what the JWKS says, all as a function of ``now``. Nothing in it does I/O.
 * :class:`KeyDirectory` is the on-disk side: it loads a :class:`KeySet` from a
   directory and makes the only three writes (``init``, ``rotate``, ``retire``).
+* :class:`StoreKeys` is the same in the IAM store (``keySource: store``), for
+  replicas that share no disk: each row holds the public JWK, the timeline and
+  the private key sealed with AES-256-GCM under a key-encryption key
+  (:class:`Kek`, from ``kekFile`` or ``AUTHBRIDGE_KEK``) that never enters the
+  store; the kid and alg are the AEAD's associated data, so a sealed key moved
+  to another row does not open. A wrong or missing KEK is a
+  :class:`~authbridge.errors.KeyStoreError` naming the setting, never a
+  fallback to the files. Besides ``init``, ``rotate`` and ``retire`` it can
+  ``import_keys`` (from a directory, idempotent), ``revoke`` (a compromised
+  key: out of the JWKS and of verification at once; the key that signs now
+  only together with a new key) and ``maybe_rotate``: automatic rotation
+  every ``rotationPeriodSeconds``, decided by the pure :func:`plan_rotation`
+  on the rows read under a lock (PostgreSQL advisory lock, SQLite's write
+  lock), so of all replicas exactly one makes the new key, in one
+  transaction.
+
+:class:`KeyRing` holds the current :class:`KeySet` of either source in a
+server worker; for the store it refreshes in a background thread every
+``keyRefreshSeconds`` (and calls ``maybe_rotate`` there), so no request waits
+for a load. Revocation bound for a revoked key: ``keyRefreshSeconds`` for
+token introspection, ``/verify`` and new tokens; for ``/authenticate`` plus
+the webhook's verdict cache (``webhookCacheTTLSeconds``) and the
+kube-apiserver's own cache.
 
 On disk, each key is one unencrypted PKCS#8 PEM file ``<kid>.pem`` (mode 0600)
 and ``signing-keys.json`` lists every key with its timestamps (epoch seconds)::
@@ -13,9 +36,10 @@ and ``signing-keys.json`` lists every key with its timestamps (epoch seconds)::
     {"version": 1, "keys": [{"kid": "…", "alg": "RS256", "file": "<kid>.pem",
       "created_at": 1700000000, "activates_at": 1700000600, "retired_at": null}]}
 
-A key's state is *derived* from those timestamps at a given ``now`` rather than
-stored, so replicas that mount ``keys/`` read-only from a Kubernetes Secret agree
-on the active key without ever writing::
+A key's state is *derived* from those timestamps (and, in the store, ``revoked_at``:
+a revoked key is in no list, yet still counts as its predecessor's successor) at a
+given ``now`` rather than stored, so replicas that mount ``keys/`` read-only from a
+Kubernetes Secret agree on the active key without ever writing::
 
     pending ──(now ≥ activates_at)──► active ──(a successor activates)──► retiring
        │                                                                     │

@@ -231,13 +231,15 @@ def test_serve_refuses_a_missing_unsafe_or_wrong_kek(tmp_path: Path) -> None:
     _refused(_serve(tmp_path, clean_env(AUTHBRIDGE_KEK="c2hvcnQ=")), "AUTHBRIDGE_KEK is not")
 
 
-@pytest.fixture(params=BACKENDS)
-def live(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LiveServer]:
-    """`authbridge serve` (2 workers) with its keys in the store, refreshed every second."""
-    dsn = _dsn_for(str(request.param), tmp_path)
-    root = tmp_path
-    port = free_port()
-    env = clean_env(AUTHBRIDGE_STORE=dsn.value)
+def _start(
+    root: Path, store_dsn: str, *, replicas: int = 1, **extra_env: str
+) -> Iterator[list[LiveServer]]:
+    """`authbridge serve` (2 workers each) with its keys in the store, refreshed every second.
+
+    Several replicas share the store and the root (TLS files, config), each on its own port.
+    """
+    ports = [free_port() for _ in range(replicas)]
+    env = clean_env(AUTHBRIDGE_STORE=store_dsn)
 
     def run(*args: str) -> str:
         return subprocess.run(
@@ -250,46 +252,72 @@ def live(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LiveServer]
             timeout=60,
         ).stdout
 
-    run("init", "--cluster-id", "prod", "--algorithm", "ES256", "--port", str(port))
+    run("init", "--cluster-id", "prod", "--algorithm", "ES256", "--port", str(ports[0]))
     env["AUTHBRIDGE_KEK_FILE"] = str(_kek_file(root))
     env["AUTHBRIDGE_KEY_REFRESH_SECONDS"] = str(REFRESH_SECONDS)
     run("keys", "import")
     run("iam", "create-account", "--account-id", ACCOUNT)
     run("iam", "create-user", "--user-name", "alice")
     key = json.loads(run("-o", "json", "iam", "create-access-key", "--user-name", "alice"))
-    url = f"https://127.0.0.1:{port}"
-    log = root / "serve.log"
-    with log.open("wb") as sink:
-        proc = subprocess.Popen(
-            [AUTHBRIDGE, "serve", "--bind", f"127.0.0.1:{port}", "--issuer", url, "--workers", "2"],
-            cwd=root,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
-    server = LiveServer(
-        root=root,
-        url=url,
-        ca_file=root / "keys" / "tls" / "ca.crt",
-        access_key_id=key["AccessKey"]["AccessKeyId"],
-        secret=key["AccessKey"]["SecretAccessKey"],
-        role_arn="",
-        user_arn="",
-        proc=proc,
-        log=log,
-        extra={"env": env},
-    )
+    env.update(extra_env)
+    issuer = f"https://127.0.0.1:{ports[0]}"
+    servers = []
     try:
-        _wait_ready(server)
-        yield server
+        for port in ports:
+            log = root / f"serve-{port}.log"
+            with log.open("wb") as sink:
+                proc = subprocess.Popen(
+                    [
+                        AUTHBRIDGE,
+                        "serve",
+                        "--bind",
+                        f"127.0.0.1:{port}",
+                        "--issuer",
+                        issuer,
+                        "--workers",
+                        "2",
+                    ],
+                    cwd=root,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=sink,
+                    stderr=subprocess.STDOUT,
+                )
+            servers.append(
+                LiveServer(
+                    root=root,
+                    url=f"https://127.0.0.1:{port}",
+                    ca_file=root / "keys" / "tls" / "ca.crt",
+                    access_key_id=key["AccessKey"]["AccessKeyId"],
+                    secret=key["AccessKey"]["SecretAccessKey"],
+                    role_arn="",
+                    user_arn="",
+                    proc=proc,
+                    log=log,
+                    extra={"env": env},
+                )
+            )
+        for server in servers:
+            _wait_ready(server)
+        yield servers
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        for server in servers:
+            server.proc.send_signal(signal.SIGTERM)
+        for server in servers:
+            try:
+                server.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                server.proc.kill()
+                server.proc.wait()
+
+
+@pytest.fixture(params=BACKENDS)
+def live(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LiveServer]:
+    dsn = _dsn_for(str(request.param), tmp_path)
+    try:
+        for servers in _start(tmp_path, dsn.value):
+            yield servers[0]
+    finally:
         dsn.cleanup()
 
 
@@ -365,3 +393,45 @@ def test_running_server_follows_rotation_and_revocation_in_the_store(live: LiveS
         assert secret not in seen
     assert b"PRIVATE KEY" not in seen
     assert b"Traceback" not in live.log.read_bytes()
+
+
+ROTATION_PERIOD = 4
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_replicas_rotate_automatically_one_key_per_period(backend: str, tmp_path: Path) -> None:
+    """Two replicas x two workers share a store: each period, exactly one of them rotates."""
+    dsn = _dsn_for(backend, tmp_path)
+    try:
+        for servers in _start(
+            tmp_path,
+            dsn.value,
+            replicas=2,
+            AUTHBRIDGE_ROTATION_PERIOD=str(ROTATION_PERIOD),
+            AUTHBRIDGE_PREPUBLICATION_DELAY="1",
+        ):
+            env = servers[0].extra["env"]
+            cli = Cli(tmp_path, env, backend)
+            deadline = time.monotonic() + 60
+            while len(keys := cli.json("keys list")["Keys"]) < 3:
+                assert time.monotonic() < deadline, (keys, servers[0].log.read_text()[-2000:])
+                time.sleep(0.5)
+            # every replica publishes the automatically made keys
+            newest = keys[-1]["kid"]
+            for server in servers:
+                _wait_until(
+                    "rotated key published",
+                    lambda s=server, kid=newest: (
+                        kid in {k["kid"] for k in s.get_json("/openid/v1/jwks")["keys"]}
+                    ),
+                    server,
+                    limit=REFRESH_SECONDS + 10,
+                )
+            created = sorted(k.created_at for k in _store_keys(cli))
+            gaps = [b - a for a, b in zip(created[1:], created[2:], strict=False)]
+            # the imported key is first; after it, one key per period, never two at once
+            assert gaps and all(g >= ROTATION_PERIOD for g in gaps), created
+            states = [k["state"] for k in cli.json("keys list")["Keys"]]
+            assert states.count("active") == 1 and states.count("pending") <= 1, states
+    finally:
+        dsn.cleanup()

@@ -21,7 +21,7 @@ from authbridge.cli import output as out
 from authbridge.cli.context import App, output_option, pass_app
 
 if TYPE_CHECKING:
-    from authbridge.keys import Algorithm, KeyDescription, KeyDirectory, StoreKeys
+    from authbridge.keys import Algorithm, KeyDescription, KeyDirectory, KeySet, StoreKeys
 
 # authbridge.keys.ALGORITHMS and REVOCATION_REASONS, repeated so that `--help` does not
 # import cryptography (a test holds them equal).
@@ -78,6 +78,11 @@ def _store_keys(app: App) -> StoreKeys:
 def _source(app: App) -> KeyDirectory | StoreKeys:
     """Where the keys live: the store when keySource is store, else the keys directory."""
     return _store_keys(app) if app.settings.key_source == "store" else _directory(app)
+
+
+def load_keys(app: App) -> KeySet:
+    """The key set of the configured source, for commands that sign or verify locally."""
+    return _source(app).load()
 
 
 def _location(app: App) -> str:
