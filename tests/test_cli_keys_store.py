@@ -19,6 +19,7 @@ import json
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import time
 import urllib.parse
@@ -229,6 +230,22 @@ def test_serve_refuses_a_missing_unsafe_or_wrong_kek(tmp_path: Path) -> None:
     _refused(proc, "sealed with another key-encryption key", "AUTHBRIDGE_KEK")
     assert wrong not in proc.stderr
     _refused(_serve(tmp_path, clean_env(AUTHBRIDGE_KEK="c2hvcnQ=")), "AUTHBRIDGE_KEK is not")
+    # Attack: two rows' sealed private keys swapped in the database.
+    subprocess.run(
+        [AUTHBRIDGE, "keys", "rotate"],
+        cwd=tmp_path,
+        env=with_kek,
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    db = sqlite3.connect(tmp_path / "data" / "authbridge.db")
+    with db:
+        (a, sa), (b, sb) = db.execute("SELECT kid, sealed_private_key FROM signing_keys").fetchall()
+        db.execute("UPDATE signing_keys SET sealed_private_key = ? WHERE kid = ?", (sb, a))
+        db.execute("UPDATE signing_keys SET sealed_private_key = ? WHERE kid = ?", (sa, b))
+    db.close()
+    _refused(_serve(tmp_path, with_kek), "does not decrypt under the KEK", "altered or swapped")
 
 
 def _start(

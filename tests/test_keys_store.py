@@ -281,6 +281,26 @@ def test_kek_env_parser_property(text: str) -> None:
         assert text.strip() not in repr(kek)
 
 
+@hsettings(max_examples=100)
+@given(
+    st.binary(max_size=80)
+    | st.builds(lambda b: base64.b64encode(b) + b"\n", st.binary(max_size=40))
+)
+def test_kek_file_parser_property(tmp_path_factory: pytest.TempPathFactory, data: bytes) -> None:
+    """Any kekFile content is a Kek or a KeyStoreError naming the file, never quoting it."""
+    path = tmp_path_factory.mktemp("kek") / "kek"
+    path.write_bytes(data)
+    path.chmod(0o600)
+    try:
+        load_kek(path, None)
+    except KeyStoreError as e:
+        assert str(path) in str(e)
+        if len(data.strip()) >= 8:
+            assert data.strip().decode("latin-1") not in str(e)
+    else:
+        assert len(data) == KEK_BYTES or len(base64.b64decode(data.strip())) == KEK_BYTES
+
+
 @hsettings(max_examples=150)
 @given(st.text(max_size=200))
 def test_open_of_arbitrary_sealed_text_only_raises_value_error(text: str) -> None:
@@ -597,3 +617,12 @@ def test_refresher_survives_a_failing_rotation(store: SqlStore, kek: Kek) -> Non
         assert ring.last_error == "key refresh failed (RuntimeError)"
     finally:
         ring.stop()
+
+
+def test_cli_choices_match_the_keys_module() -> None:
+    """The CLI repeats these so that `--help` does not import cryptography."""
+    from authbridge.cli import keys as cli_keys
+    from authbridge.keys import ALGORITHMS, REVOCATION_REASONS
+
+    assert cli_keys._ALGORITHMS == ALGORITHMS
+    assert cli_keys._REVOCATION_REASONS == REVOCATION_REASONS
