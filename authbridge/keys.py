@@ -943,7 +943,6 @@ class KeyRing:
     def refresh(self) -> bool:
         """Look at the source now and reload if it changed; return whether it did."""
         with self._lock:
-            self._checked = self._clock()
             return self._reload_if_changed()
 
     def _reload_if_changed(self) -> bool:
