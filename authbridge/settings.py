@@ -47,7 +47,7 @@ import ipaddress
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -73,6 +73,13 @@ class Settings:
     key_algorithm: Literal["RS256", "ES256"]
     prepublication_delay: int  # seconds a new key is published before it signs
     max_token_lifetime: int  # seconds; retiring keys stay published this long
+    # Where the signing keys live: "files" (keys_dir, as always) or "store" (sealed under
+    # the KEK). Default: "store" when a KEK is configured (kek_file or AUTHBRIDGE_KEK).
+    key_source: Literal["files", "store"]
+    kek_file: Path | None  # the key-encryption key: 32 bytes (or their base64), 0600
+    kek: str | None = field(repr=False)  # AUTHBRIDGE_KEK only (base64): never from a file
+    rotation_period: int  # seconds between automatic rotations of keys in the store (0: off)
+    key_refresh_seconds: int  # seconds between two looks at the store's keys, per worker
     issuer: str  # OIDC issuer URL, byte-identical in discovery and every token's iss
     cluster_ids: tuple[str, ...]  # audiences (cluster ids) this authbridge issues for
     bind: str  # HOST:PORT the server listens on
@@ -246,6 +253,12 @@ def _audit_log(value: Any) -> str | None:
     return None if path == "-" else path
 
 
+def _key_source(value: Any) -> str:
+    if value not in ("files", "store"):
+        raise ValueError("must be files or store")
+    return str(value)
+
+
 def _store(value: Any) -> str:
     dsn = _str(value)
     if not dsn.startswith(("sqlite:///", "postgresql://", "postgres://")):
@@ -262,6 +275,11 @@ _FIELDS: dict[str, tuple[str, Callable[[Any], Any], Any]] = {
     "key_algorithm": ("keyAlgorithm", _algorithm, "RS256"),
     "prepublication_delay": ("prepublicationDelaySeconds", _int_in(0, 7 * 86400), 600),
     "max_token_lifetime": ("maxTokenLifetimeSeconds", _int_in(900, 43200), 43200),
+    "key_source": ("keySource", _key_source, None),
+    "kek_file": ("kekFile", _optional_path, None),
+    "kek": ("kek", _str, None),
+    "rotation_period": ("rotationPeriodSeconds", _int_in(0, 366 * 86400), 30 * 86400),
+    "key_refresh_seconds": ("keyRefreshSeconds", _int_in(1, 300), 10),
     "issuer": ("issuer", _issuer, DEFAULT_ISSUER),
     "cluster_ids": ("clusters", _cluster_ids, ("default",)),
     "bind": ("bind", _bind, "127.0.0.1:8443"),
@@ -303,12 +321,15 @@ _FIELDS: dict[str, tuple[str, Callable[[Any], Any], Any]] = {
 }
 _PATH_FIELDS = {
     "keys_dir",
+    "kek_file",
     "tls_cert_file",
     "tls_key_file",
     "client_ca_file",
     "mapping_file",
     "audit_log",
 }
+# Secrets read only from the environment, never from the config file (which is not a Secret).
+_ENV_ONLY = {"kek"}
 # Files that live in the keys directory unless configured elsewhere.
 _KEYS_DIR_DEFAULTS = {"tls_cert_file": "tls/server.crt", "tls_key_file": "tls/server.key"}
 
@@ -333,7 +354,7 @@ def load_settings(
     file_dir = cwd
     if config_file is not None:
         file_values, file_dir = _read_config_file(config_file, problems)
-        known = {spec[0] for spec in _FIELDS.values()}
+        known = {spec[0] for name, spec in _FIELDS.items() if name not in _ENV_ONLY}
         for key in sorted(set(file_values) - known):
             problems.append(
                 f"{config_file}: unknown setting {key!r} (known: {', '.join(sorted(known))})"
@@ -346,7 +367,7 @@ def load_settings(
             raw, source = flags[name], f"--{name.replace('_', '-')}"
         elif env_name(name) in env:
             raw, source = env[env_name(name)], env_name(name)
-        elif file_key in file_values:
+        elif file_key in file_values and name not in _ENV_ONLY:
             raw, source, base = file_values[file_key], f"{config_file}: {file_key}", file_dir
         else:
             values[name] = _resolve(name, default, cwd) if default is not None else None
@@ -355,7 +376,8 @@ def load_settings(
             parsed = parse(raw)
             values[name] = None if parsed is None else _resolve(name, parsed, base)
         except ValueError as e:
-            problems.append(f"{source} {e} (got {_show(raw)})")
+            shown = "…" if name in _ENV_ONLY else _show(raw)
+            problems.append(f"{source} {e} (got {shown})")
     keys_dir = values.get("keys_dir")
     for name, rel in _KEYS_DIR_DEFAULTS.items():
         if values.get(name) is None and isinstance(keys_dir, Path):
@@ -369,6 +391,20 @@ def load_settings(
 def _cross_checks(values: dict[str, Any]) -> list[str]:
     """Rules between settings, checked once every setting parsed."""
     problems: list[str] = []
+    if values.get("key_source") is None:
+        configured = values.get("kek_file") is not None or values.get("kek") is not None
+        values["key_source"] = "store" if configured else "files"
+    elif values["key_source"] == "store" and values.get("kek_file") is values.get("kek") is None:
+        problems.append(
+            "keySource is store but no key-encryption key (KEK) is configured: set kekFile"
+            " (AUTHBRIDGE_KEK_FILE) or AUTHBRIDGE_KEK"
+        )
+    period, delay = values.get("rotation_period"), values.get("prepublication_delay")
+    if isinstance(period, int) and isinstance(delay, int) and 0 < period <= delay:
+        problems.append(
+            f"rotationPeriodSeconds ({period}) must be longer than prepublicationDelaySeconds"
+            f" ({delay}), or 0 to turn automatic rotation off"
+        )
     issuer = values.get("issuer")
     if (
         isinstance(issuer, str)

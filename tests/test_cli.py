@@ -383,7 +383,10 @@ def test_every_command_has_help_with_an_example() -> None:
     commands = dict(walk(main))
     expected = {(), ("iam",), ("keys",)}
     expected |= {("iam", name) for name in IAM_COMMANDS}
-    expected |= {("keys", name) for name in ("init", "list", "rotate", "retire")}
+    expected |= {
+        ("keys", name)
+        for name in ("init", "list", "rotate", "retire", "revoke", "import", "export")
+    }
     assert set(commands) >= expected
     for path, cmd in commands.items():
         assert cmd.help and cmd.help.strip(), path
@@ -418,7 +421,8 @@ def test_keys_lifecycle(cli: Cli) -> None:
     states = {k["kid"]: k["state"] for k in cli.json("keys list")["Keys"]}
     assert states[first["kid"]] == "retiring" and states[pending["kid"]] == "retired"
     lines = cli.ok("keys list").out.splitlines()
-    assert lines[0].split()[:3] == ["kid", "alg", "state"] and len(lines) == 1 + len(states)
+    assert lines[0].split()[:3] == ["kid", "alg", "state"] and len(lines) == 2 + len(states)
+    assert lines[-1] == f"Keys live in files: {cli.cwd / 'keys'}."
 
     keys_dir = cli.cwd / "keys"
     assert stat.S_IMODE(keys_dir.stat().st_mode) == 0o700

@@ -129,3 +129,49 @@ def test_abuse_limit_settings_defaults_env_file_and_validation(tmp_path: Path) -
     assert "failedAuthPerKeyAllAddressesPerMinute must be between 0 and 1000000" in text
     assert "maxConnectionsPerAddress must be a whole number of connections" in text
     assert "handshakeTimeoutSeconds must be between 1 and 30" in text
+
+
+# -- signing keys in the store --------------------------------------------------------------
+
+
+def test_key_source_is_files_unless_a_kek_is_configured(tmp_path: Path) -> None:
+    plain = load_settings({}, {}, cwd=tmp_path)
+    assert plain.key_source == "files" and plain.kek_file is None and plain.kek is None
+    assert plain.rotation_period == 30 * 86400 and plain.key_refresh_seconds == 10
+    by_file = load_settings({}, {"AUTHBRIDGE_KEK_FILE": "keys/kek"}, cwd=tmp_path)
+    assert by_file.key_source == "store" and by_file.kek_file == tmp_path / "keys" / "kek"
+    by_env = load_settings({}, {"AUTHBRIDGE_KEK": "c2VjcmV0"}, cwd=tmp_path)
+    assert by_env.key_source == "store" and by_env.kek == "c2VjcmV0"
+    assert "c2VjcmV0" not in repr(by_env)
+    forced = load_settings(
+        {}, {"AUTHBRIDGE_KEK": "x", "AUTHBRIDGE_KEY_SOURCE": "files"}, cwd=tmp_path
+    )
+    assert forced.key_source == "files"
+
+
+def test_key_source_store_without_a_kek_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"keySource is store but no key-encryption key.*kekFile"):
+        load_settings({}, {"AUTHBRIDGE_KEY_SOURCE": "store"}, cwd=tmp_path)
+    with pytest.raises(ConfigError, match="AUTHBRIDGE_KEY_SOURCE must be files or store"):
+        load_settings({}, {"AUTHBRIDGE_KEY_SOURCE": "vault"}, cwd=tmp_path)
+
+
+def test_kek_is_never_read_from_the_config_file(tmp_path: Path) -> None:
+    """The config file is not a Secret: a KEK there is refused, and never echoed."""
+    conf = tmp_path / "authbridge.yaml"
+    conf.write_text("kek: c2VjcmV0c2VjcmV0c2VjcmV0\nkekFile: kek\n")
+    with pytest.raises(ConfigError, match="unknown setting 'kek'") as e:
+        load_settings({}, {}, conf, cwd=tmp_path)
+    assert "c2VjcmV0c2VjcmV0c2VjcmV0" not in str(e.value)
+    conf.write_text("kekFile: kek\nkeyRefreshSeconds: 2\nrotationPeriodSeconds: 0\n")
+    s = load_settings({}, {}, conf, cwd=tmp_path)
+    assert s.kek_file == tmp_path / "kek" and s.key_source == "store"
+    assert s.key_refresh_seconds == 2 and s.rotation_period == 0
+
+
+def test_rotation_period_must_outlast_the_prepublication_delay(tmp_path: Path) -> None:
+    env = {"AUTHBRIDGE_ROTATION_PERIOD": "600", "AUTHBRIDGE_PREPUBLICATION_DELAY": "600"}
+    with pytest.raises(ConfigError, match=r"rotationPeriodSeconds \(600\) must be longer"):
+        load_settings({}, env, cwd=tmp_path)
+    with pytest.raises(ConfigError, match="AUTHBRIDGE_KEY_REFRESH_SECONDS must be between 1"):
+        load_settings({}, {"AUTHBRIDGE_KEY_REFRESH_SECONDS": "0"}, cwd=tmp_path)

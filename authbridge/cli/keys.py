@@ -1,7 +1,12 @@
-"""``authbridge keys …``: the signing keys in the keys directory (init, list, rotate, retire).
+"""``authbridge keys …``: the signing keys (init, list, rotate, retire, revoke, import, export).
 
-The rules (states, delays, what may be retired) are :mod:`authbridge.keys`'s;
-this module only reads the settings, calls it and shows the result.
+The keys live where the ``keySource`` setting says: ``files`` (the keys
+directory, as always) or ``store`` (sealed under the KEK; the default when a
+KEK is configured). Every verb acts on that source; ``keys import`` copies
+the keys directory into the store, ``keys revoke`` works on the store only.
+The rules (states, delays, what may be retired or revoked) are
+:mod:`authbridge.keys`'s; this module only reads the settings, calls it and
+shows the result.
 """
 
 from __future__ import annotations
@@ -16,21 +21,25 @@ from authbridge.cli import output as out
 from authbridge.cli.context import App, output_option, pass_app
 
 if TYPE_CHECKING:
-    from authbridge.keys import Algorithm, KeyDescription, KeyDirectory
+    from authbridge.keys import Algorithm, KeyDescription, KeyDirectory, KeySet, StoreKeys
 
-# authbridge.keys.ALGORITHMS, repeated so that `--help` does not import cryptography.
+# authbridge.keys.ALGORITHMS and REVOCATION_REASONS, repeated so that `--help` does not
+# import cryptography (a test holds them equal).
 _ALGORITHMS = ("RS256", "ES256")
+_REVOCATION_REASONS = ("compromised", "superseded", "unspecified")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 @click.group()
 def keys() -> None:
-    """Manage the token signing keys: init, list, rotate, retire.
+    """Manage the token signing keys: init, list, rotate, retire, revoke, import, export.
 
-    The keys live in --keys-dir (default keys/). A key is pending (published,
-    not yet signing), active (signing), retiring (published so the tokens it
-    signed still verify) or retired.
+    The keys live in --keys-dir (default keys/), or in the store, sealed under a
+    key-encryption key, when keySource is store (the default once kekFile or
+    AUTHBRIDGE_KEK is set). A key is pending (published, not yet signing),
+    active (signing), retiring (published so the tokens it signed still
+    verify), retired or revoked.
 
     \b
     Example:
@@ -51,15 +60,49 @@ def _directory(app: App) -> KeyDirectory:
     )
 
 
-def _describe(directory: KeyDirectory, now: float) -> list[KeyDescription]:
-    return directory.load().describe(now)
+def _store_keys(app: App) -> StoreKeys:
+    from authbridge.keys import StoreKeys, load_kek
+
+    settings = app.settings
+    kek = load_kek(settings.kek_file, settings.kek)
+    return StoreKeys(
+        app.store,
+        kek,
+        prepublication_delay=settings.prepublication_delay,
+        max_token_lifetime=settings.max_token_lifetime,
+        rotation_period=settings.rotation_period,
+        location=_location(app),
+    )
+
+
+def _source(app: App) -> KeyDirectory | StoreKeys:
+    """Where the keys live: the store when keySource is store, else the keys directory."""
+    return _store_keys(app) if app.settings.key_source == "store" else _directory(app)
+
+
+def load_keys(app: App) -> KeySet:
+    """The key set of the configured source, for commands that sign or verify locally."""
+    return _source(app).load()
+
+
+def _location(app: App) -> str:
+    from authbridge.settings import redact_dsn
+
+    settings = app.settings
+    if settings.key_source == "store":
+        return f"store: {redact_dsn(settings.store)}"
+    return f"files: {settings.keys_dir}"
+
+
+def _describe(source: KeyDirectory | StoreKeys, now: float) -> list[KeyDescription]:
+    return source.load().describe(now)
 
 
 def _row(rows: list[KeyDescription], kid: str) -> dict[str, Any]:
     for row in rows:
         if row["kid"] == kid:
             return dict(row)
-    raise AssertionError(f"kid {kid} vanished from the key directory")  # pragma: no cover
+    raise AssertionError(f"kid {kid} vanished from the signing keys")  # pragma: no cover
 
 
 def _algorithm_option(help_text: str) -> Callable[[F], F]:
@@ -79,15 +122,13 @@ def init(app: App, algorithm: Algorithm | None) -> None:
     Example:
       authbridge keys init --algorithm ES256
     """
-    directory = _directory(app)
-    key = directory.init(algorithm or app.settings.key_algorithm)
-    row = _row(_describe(directory, time.time()), key.kid)
+    source = _source(app)
+    key = source.init(algorithm or app.settings.key_algorithm)
+    row = _row(_describe(source, time.time()), key.kid)
+    where = _location(app)
     app.emit(
-        {"Key": row},
-        lambda: (
-            f"Created signing key {key.kid} ({key.alg}) in {directory.path}; "
-            f"it is {row['state']} now."
-        ),
+        {"Key": row, "Source": where},
+        lambda: f"Created signing key {key.kid} ({key.alg}) in {where}; it is {row['state']} now.",
     )
 
 
@@ -95,14 +136,18 @@ def init(app: App, algorithm: Algorithm | None) -> None:
 @output_option
 @pass_app
 def list_keys(app: App) -> None:
-    """List every signing key with its state and times (UTC).
+    """List every signing key with its state and times (UTC), and say where they live.
 
     \b
     Example:
       authbridge -o json keys list
     """
-    rows = [dict(r) for r in _describe(_directory(app), time.time())]
-    app.emit({"Keys": rows}, lambda: out.table(rows, out.KEY_COLUMNS, "No signing keys."))
+    rows = [dict(r) for r in _describe(_source(app), time.time())]
+    where = _location(app)
+    app.emit(
+        {"Keys": rows, "Source": where},
+        lambda: out.table(rows, out.KEY_COLUMNS, "No signing keys.") + f"\nKeys live in {where}.",
+    )
 
 
 @keys.command("rotate")
@@ -120,10 +165,10 @@ def rotate(app: App, algorithm: Algorithm | None) -> None:
     Example:
       authbridge keys rotate
     """
-    directory = _directory(app)
+    source = _source(app)
     now = time.time()
-    key = directory.rotate(algorithm, now)
-    row = _row(_describe(directory, now), key.kid)
+    key = source.rotate(algorithm, now)
+    row = _row(_describe(source, now), key.kid)
 
     def text() -> str:
         delay = max(0, key.activates_at - int(now))
@@ -146,11 +191,110 @@ def retire(app: App, kid: str) -> None:
     Example:
       authbridge keys retire --kid NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs
     """
-    directory = _directory(app)
+    source = _source(app)
     now = time.time()
-    directory.retire(kid, now)
-    row = _row(_describe(directory, now), kid)
+    source.retire(kid, now)
+    row = _row(_describe(source, now), kid)
     app.emit(
         {"Key": row},
         lambda: f"Key {kid} is {row['state']}; tokens it signed no longer verify.",
     )
+
+
+@keys.command("revoke")
+@click.option("--kid", required=True, metavar="KID", help="The key to revoke (see `keys list`).")
+@click.option(
+    "--reason",
+    required=True,
+    type=click.Choice(_REVOCATION_REASONS),
+    help="Why (kept with the key): compromised, superseded or unspecified.",
+)
+@click.option(
+    "--rotate",
+    "rotate_too",
+    is_flag=True,
+    help="Also make a new key, active at once (needed to revoke the key that signs now).",
+)
+@output_option
+@pass_app
+def revoke(app: App, kid: str, reason: str, rotate_too: bool) -> None:
+    """Revoke a key in the store: out of the JWKS at once, every token it signed refused.
+
+    Servers drop it within keyRefreshSeconds (default 10). The key that signs
+    now is refused unless --rotate makes its successor in the same step.
+
+    \b
+    Example:
+      authbridge keys revoke --kid NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs \\
+          --reason compromised --rotate
+    """
+    from authbridge.errors import KeyStoreError
+
+    if app.settings.key_source != "store":
+        raise KeyStoreError(
+            "keys revoke acts on keys in the store, and keySource is files",
+            hint=f"run `authbridge keys retire --kid {kid}` (after `keys rotate` if it is the"
+            " active key): a retired key file stops verifying at once",
+        )
+    source = _store_keys(app)
+    now = time.time()
+    new = source.revoke(kid, reason, now, rotate=rotate_too)
+    rows = _describe(source, now)
+    doc: dict[str, Any] = {"Key": _row(rows, kid), "Reason": reason}
+    if new is not None:
+        doc["NewKey"] = _row(rows, new.kid)
+
+    def text() -> str:
+        said = f"Key {kid} is revoked ({reason}): out of the JWKS; tokens it signed are refused."
+        if new is not None:
+            said += f" New signing key {new.kid} ({new.alg}) is active now."
+        return said
+
+    app.emit(doc, text)
+
+
+@keys.command("import")
+@output_option
+@pass_app
+def import_keys(app: App) -> None:
+    """Copy the keys directory's signing keys into the store, sealed under the KEK.
+
+    Running it again changes nothing ("already in the store"). The files stay
+    as they are; set keySource: store (or just the KEK) for servers to use the
+    store's keys.
+
+    \b
+    Example:
+      AUTHBRIDGE_KEK_FILE=keys/kek authbridge keys import
+    """
+    directory = _directory(app)
+    keyset = directory.load()
+    imported, present = _store_keys(app).import_keys(keyset)
+    app.emit(
+        {"Imported": imported, "AlreadyInStore": present},
+        lambda: "\n".join(
+            [f"Imported signing key {kid} into the store." for kid in imported]
+            + [f"Signing key {kid} is already in the store." for kid in present]
+        ),
+    )
+
+
+@keys.command("export")
+@click.option("--public", "public", is_flag=True, help="Print the JWKS (the only export).")
+@output_option
+@pass_app
+def export(app: App, public: bool) -> None:
+    """Print the JWKS of the published keys (public keys only), from wherever keys live.
+
+    Private keys are never exported: back up the store (or keys/) and the KEK.
+
+    \b
+    Example:
+      authbridge keys export --public > jwks.json
+    """
+    import json
+
+    if not public:
+        raise click.UsageError("only --public is supported: private keys never leave the store")
+    jwks = _source(app).load().jwks(time.time())
+    click.echo(json.dumps(jwks, indent=2, ensure_ascii=True))

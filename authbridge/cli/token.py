@@ -286,15 +286,11 @@ def _local(
     if not cluster_id:
         raise click.UsageError("--cluster-id is required (or AUTHBRIDGE_CLUSTER_ID)")
 
+    from authbridge.cli.keys import load_keys
     from authbridge.client.break_glass import BREAK_GLASS_LOG, append_log, log_record, mint_locally
-    from authbridge.keys import KeyDirectory
 
     settings = app.settings
-    keys = KeyDirectory(
-        settings.keys_dir,
-        prepublication_delay=settings.prepublication_delay,
-        max_token_lifetime=settings.max_token_lifetime,
-    ).load()
+    keys = load_keys(app)  # keys/ or the store, as keySource says
     minted, who = mint_locally(
         principal,
         cluster_id,

@@ -233,8 +233,8 @@ def _require_local_keys(keys_dir: Path) -> None:
 
 
 def _local_answer(app: App, token: str, cluster_id: str | None) -> VerifyAnswer:
+    from authbridge.cli.keys import load_keys
     from authbridge.errors import InputError
-    from authbridge.keys import KeyDirectory
     from authbridge.mapping.parse import load_mapping
     from authbridge.review import describe_clusters, review_token, verify_answer
     from authbridge.sts import IssuerPolicy
@@ -246,11 +246,7 @@ def _local_answer(app: App, token: str, cluster_id: str | None) -> VerifyAnswer:
             f"{cluster_id!r} is not a cluster of this configuration"
             f" ({describe_clusters(settings.cluster_ids)})",
         )
-    keys = KeyDirectory(
-        settings.keys_dir,
-        prepublication_delay=settings.prepublication_delay,
-        max_token_lifetime=settings.max_token_lifetime,
-    ).load()
+    keys = load_keys(app)  # keys/ or the store, as keySource says
     mapping = load_mapping(settings.mapping_file)
     review = review_token(
         token,

@@ -16,10 +16,10 @@ Every method is one transaction: it either happens whole or not at all.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from authbridge.iam.model import (
     AccessKey,
@@ -30,6 +30,9 @@ from authbridge.iam.model import (
     Role,
     User,
 )
+
+if TYPE_CHECKING:
+    from authbridge.keys import KeyEdit, KeyRecord
 
 MAX_ACCESS_KEYS_PER_USER = 2
 
@@ -214,4 +217,21 @@ class Store(Protocol):
 
     def purge_revoked_tokens(self, now: datetime | None = None) -> int:
         """Forget revocations of tokens that have expired anyway; return how many."""
+        ...
+
+    # -- signing keys (rows for authbridge.keys.StoreKeys; sealed, opaque here) ------
+    def list_signing_keys(self) -> list[KeyRecord]: ...
+
+    def signing_keys_version(self) -> Hashable:
+        """Changes whenever a key is added, retired or revoked; one cheap read."""
+        ...
+
+    def edit_signing_keys(
+        self, edit: Callable[[list[KeyRecord]], KeyEdit], *, wait: bool = True
+    ) -> KeyEdit | None:
+        """Run ``edit`` on the rows read under the key lock; write its answer, or nothing.
+
+        One transaction, so a crash leaves the whole change or none of it; with
+        ``wait=False``, ``None`` at once when another process holds the lock.
+        """
         ...

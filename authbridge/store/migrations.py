@@ -103,6 +103,27 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX revoked_tokens_expires ON revoked_tokens(expires_at)",
         ),
     ),
+    Migration(
+        2,
+        "signing keys (private keys sealed under a KEK that is never stored)",
+        (
+            # sealed_private_key: AES-256-GCM of the PKCS#8 DER key, base64url text
+            # (authbridge.keys.Kek.seal); kek_id names the KEK, never reveals it.
+            """CREATE TABLE signing_keys (
+                kid TEXT PRIMARY KEY,
+                alg TEXT NOT NULL CHECK (alg IN ('RS256', 'ES256')),
+                public_jwk TEXT NOT NULL,
+                sealed_private_key TEXT NOT NULL,
+                kek_id TEXT NOT NULL,
+                created_at BIGINT NOT NULL,
+                activates_at BIGINT NOT NULL,
+                retired_at BIGINT,
+                revoked_at BIGINT,
+                revocation_reason TEXT,
+                CHECK ((revoked_at IS NULL) = (revocation_reason IS NULL))
+            )""",
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -28,6 +28,7 @@ STATEMENT_TIMEOUT_MS = 10_000
 # long while data is unacknowledged, and idle connections are probed by TCP keepalives.
 TCP_USER_TIMEOUT_MS = 15_000
 MIGRATION_LOCK_ID = 0x61757468627264  # "authbrd"
+SIGNING_KEYS_LOCK_ID = 0x617574686B657973  # "authkeys": rotation, one replica at a time
 
 
 def connection_params(dsn: str) -> dict[str, Any]:
@@ -126,6 +127,13 @@ class PostgresDriver:
 
     def lock_for_migration(self, cur: Any) -> None:
         cur.execute("SELECT pg_advisory_xact_lock(?)", (MIGRATION_LOCK_ID,))
+
+    def lock_signing_keys(self, cur: Any, *, wait: bool) -> bool:
+        if wait:
+            cur.execute("SELECT pg_advisory_xact_lock(?)", (SIGNING_KEYS_LOCK_ID,))
+            return True
+        rows = cur.execute("SELECT pg_try_advisory_xact_lock(?)", (SIGNING_KEYS_LOCK_ID,))
+        return bool(rows[0][0])
 
     def has_table(self, cur: Any, name: str) -> bool:
         rows = cur.execute("SELECT to_regclass(?) IS NOT NULL", (name,))

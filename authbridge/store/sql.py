@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from authbridge import arn as arns
 from authbridge.errors import (
@@ -42,6 +42,9 @@ from authbridge.iam.model import (
 )
 from authbridge.store.base import MAX_ACCESS_KEYS_PER_USER, PrincipalRefusal, ReviewFacts
 from authbridge.store.migrations import LATEST_VERSION, MIGRATIONS
+
+if TYPE_CHECKING:
+    from authbridge.keys import KeyEdit, KeyRecord
 
 Row = tuple[Any, ...]
 
@@ -73,6 +76,10 @@ class Driver(Protocol):
         ...
 
     def lock_for_migration(self, cur: Cursor) -> None: ...
+
+    def lock_signing_keys(self, cur: Cursor, *, wait: bool) -> bool:
+        """Hold the signing-key lock until the transaction ends; False if busy and not ``wait``."""
+        ...
 
     def has_table(self, cur: Cursor, name: str) -> bool: ...
 
@@ -936,6 +943,66 @@ class SqlStore:
             cur.execute("DELETE FROM revoked_tokens WHERE expires_at < ?", (cutoff,))
             return cur.rowcount
 
+    # -- signing keys (authbridge.keys.StoreKeys) -------------------------------------
+    # Rows are opaque here: sealing, opening and every rule about key states live in
+    # authbridge.keys; the store only reads and writes them in one transaction.
+    def list_signing_keys(self) -> list[KeyRecord]:
+        """Every signing key row, oldest activation first."""
+        return [_key_record(r) for r in self._db.query(_SIGNING_KEYS_SQL)]
+
+    def signing_keys_version(self) -> tuple[Row, ...]:
+        """What changes whenever a key is added, retired or revoked (no key material)."""
+        return tuple(
+            tuple(r)
+            for r in self._db.query(
+                "SELECT kid, kek_id, created_at, activates_at, retired_at, revoked_at"
+                " FROM signing_keys ORDER BY kid"
+            )
+        )
+
+    def edit_signing_keys(
+        self, edit: Callable[[list[KeyRecord]], KeyEdit], *, wait: bool = True
+    ) -> KeyEdit | None:
+        """Read the rows under the key lock, let ``edit`` decide, write its answer: one transaction.
+
+        The lock is PostgreSQL's ``pg_advisory_xact_lock`` (``wait=False``: the
+        ``try`` form, ``None`` when another replica holds it); on SQLite the
+        ``BEGIN IMMEDIATE`` write lock. Either way it ends with the transaction.
+        """
+        with self._tx(write=True) as cur:
+            if not self._db.lock_signing_keys(cur, wait=wait):
+                return None
+            change = edit([_key_record(r) for r in cur.execute(_SIGNING_KEYS_SQL)])
+            for rec in change.add:
+                self._insert(
+                    cur,
+                    "INSERT INTO signing_keys (kid, alg, public_jwk, sealed_private_key, kek_id,"
+                    " created_at, activates_at, retired_at, revoked_at, revocation_reason)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        rec.kid,
+                        rec.alg,
+                        rec.public_jwk,
+                        rec.sealed_private_key,
+                        rec.kek_id,
+                        rec.created_at,
+                        rec.activates_at,
+                        rec.retired_at,
+                        rec.revoked_at,
+                        rec.revocation_reason,
+                    ),
+                    f"signing key {rec.kid} is already in the store",
+                )
+            for rec in change.update:
+                cur.execute(
+                    "UPDATE signing_keys SET retired_at = ?, revoked_at = ?, revocation_reason = ?"
+                    " WHERE kid = ?",
+                    (rec.retired_at, rec.revoked_at, rec.revocation_reason, rec.kid),
+                )
+                if cur.rowcount != 1:
+                    raise KeyStoreError(f"signing key {rec.kid} is not in the store")
+            return change
+
     # -- helpers -------------------------------------------------------------------
     def _insert(self, cur: Cursor, sql: str, params: Sequence[Any], conflict: str) -> None:
         """Insert; a unique-key race lost to another writer reads as 'already exists'."""
@@ -945,6 +1012,30 @@ class SqlStore:
             if self._db.is_unique_violation(e):
                 raise EntityAlreadyExists(conflict) from e
             raise
+
+
+_SIGNING_KEYS_SQL = (
+    "SELECT kid, alg, public_jwk, sealed_private_key, kek_id, created_at, activates_at,"
+    " retired_at, revoked_at, revocation_reason FROM signing_keys"
+    " ORDER BY activates_at, created_at, kid"
+)
+
+
+def _key_record(row: Row) -> KeyRecord:
+    from authbridge.keys import KeyRecord  # not at import: it loads cryptography
+
+    return KeyRecord(
+        kid=row[0],
+        alg=row[1],
+        public_jwk=row[2],
+        sealed_private_key=row[3],
+        kek_id=row[4],
+        created_at=int(row[5]),
+        activates_at=int(row[6]),
+        retired_at=None if row[7] is None else int(row[7]),
+        revoked_at=None if row[8] is None else int(row[8]),
+        revocation_reason=row[9],
+    )
 
 
 def _taken(kind: str, name: str, existing: str, account_id: str) -> str:

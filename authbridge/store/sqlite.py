@@ -61,8 +61,14 @@ class SqliteDriver:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             try:
+                # Each connection is used only by the thread that made it (thread-local);
+                # check_same_thread=False only lets close() release another thread's
+                # connection (a worker's key-refresh thread, for one).
                 conn = sqlite3.connect(
-                    self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None
+                    self.path,
+                    timeout=BUSY_TIMEOUT_SECONDS,
+                    isolation_level=None,
+                    check_same_thread=False,
                 )
                 conn.execute("PRAGMA foreign_keys = ON")
                 conn.execute("PRAGMA journal_mode = WAL")
@@ -106,6 +112,10 @@ class SqliteDriver:
 
     def lock_for_migration(self, cur: Any) -> None:
         """BEGIN IMMEDIATE already excludes other writers."""
+
+    def lock_signing_keys(self, cur: Any, *, wait: bool) -> bool:
+        """BEGIN IMMEDIATE already holds the database's write lock: one writer at a time."""
+        return True
 
     def has_table(self, cur: Any, name: str) -> bool:
         rows = cur.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,))

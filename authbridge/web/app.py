@@ -9,8 +9,10 @@ objects; there are no module globals (the Prometheus metrics excepted:
 :class:`~authbridge.web.metrics.TimedStore`; audit lines go to the injected
 :class:`~authbridge.audit.AuditLog`, by default one for ``settings.audit_log``.
 Each request takes the current key set from the :class:`~authbridge.keys.KeyRing`,
-which looks at ``keys/`` at most once a second and reloads it when it changed,
-so every worker of every replica picks up a rotation by itself; the mapping
+which looks at ``keys/`` at most once a second and reloads it when it changed
+(with ``keySource: store``, a thread of the worker reloads it from the store every
+``keyRefreshSeconds`` instead), so every worker of every replica picks up a
+rotation by itself; the mapping
 file is followed the same way by a
 :class:`~authbridge.mapping.holder.MappingHolder`.
 

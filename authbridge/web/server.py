@@ -4,7 +4,13 @@ The master process checks the settings, migrates the store once and loads the
 keys once (so a broken setup fails before any worker starts, with one clear
 line); then each worker, after the fork, opens its own store connection and
 its own :class:`~authbridge.keys.KeyRing`, which reloads ``keys/`` when it
-changes on disk — that is how a rotation reaches every worker.
+changes on disk — that is how a rotation reaches every worker. With
+``keySource: store`` the master first reads the KEK and opens every key in
+the store (a missing or wrong KEK stops it with one line naming the setting);
+each worker's ring then refreshes from the store in a daemon thread every
+``keyRefreshSeconds`` and runs automatic rotation from there
+(:meth:`~authbridge.keys.StoreKeys.maybe_rotate`), so no request waits for a
+key load.
 
 Workers are :class:`authbridge.web.worker.EventLoopWorker`: one event loop
 per process, HTTP keep-alive (the kube-apiserver keeps its webhook connections
@@ -32,6 +38,7 @@ audit line is not printed a second time, as a log record, on stderr.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -39,7 +46,7 @@ import ssl
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gunicorn.app.base import BaseApplication
 
@@ -47,6 +54,10 @@ from authbridge import audit
 from authbridge.errors import ConfigError
 from authbridge.settings import Settings
 from authbridge.web import metrics
+
+if TYPE_CHECKING:
+    from authbridge.keys import Kek, StoreKeys
+    from authbridge.store.base import Store
 
 log = logging.getLogger("authbridge.serve")
 
@@ -134,22 +145,44 @@ class AuthbridgeServer(BaseApplication):  # type: ignore[misc]  # gunicorn is un
             partition=s.partition,
             migrate=False,
         )
-        keys = KeyRing(
-            KeyDirectory(
-                s.keys_dir,
-                prepublication_delay=s.prepublication_delay,
-                max_token_lifetime=s.max_token_lifetime,
+        if s.key_source == "store":
+            source = store_keys(s, store)
+            keys = KeyRing(source)
+            # A daemon thread of this worker (started here, after the fork) reloads the
+            # key set and rotates when due; requests only read the current reference.
+            keys.start_refresher(s.key_refresh_seconds, after_refresh=source.maybe_rotate)
+        else:
+            keys = KeyRing(
+                KeyDirectory(
+                    s.keys_dir,
+                    prepublication_delay=s.prepublication_delay,
+                    max_token_lifetime=s.max_token_lifetime,
+                )
             )
-        )
         if not self.tls:
             log.warning(INSECURE_BANNER)
         return create_app(s, store=store, keys=keys)
 
 
+def store_keys(settings: Settings, store: Store, kek: Kek | None = None) -> StoreKeys:
+    """The signing keys in ``store``, as the settings configure them (KEK read if not given)."""
+    from authbridge.keys import StoreKeys, load_kek
+    from authbridge.settings import redact_dsn
+
+    return StoreKeys(
+        store,
+        kek if kek is not None else load_kek(settings.kek_file, settings.kek),
+        prepublication_delay=settings.prepublication_delay,
+        max_token_lifetime=settings.max_token_lifetime,
+        rotation_period=settings.rotation_period,
+        location=f"store: {redact_dsn(settings.store)}",
+    )
+
+
 def check_startup(settings: Settings) -> bool:
     """Everything a worker needs, checked once in the master. Returns whether to use TLS."""
     from authbridge.iam.credentials import load_or_create_pepper
-    from authbridge.keys import KeyDirectory
+    from authbridge.keys import KeyDirectory, load_kek
     from authbridge.store import open_store
 
     tls_files = [settings.tls_cert_file, settings.tls_key_file]
@@ -167,11 +200,23 @@ def check_startup(settings: Settings) -> bool:
     else:
         tls = True
         _check_tls_files(settings)
-    keys = KeyDirectory(
-        settings.keys_dir,
-        prepublication_delay=settings.prepublication_delay,
-        max_token_lifetime=settings.max_token_lifetime,
-    ).load()
+    if settings.key_source == "store":
+        # The KEK first: a missing or wrong one is its own one-line error, naming the
+        # setting; there is never a fallback to the keys/ files.
+        kek = load_kek(settings.kek_file, settings.kek)
+        with contextlib.closing(
+            open_store(
+                settings.store,
+                pepper=lambda: load_or_create_pepper(settings.pepper_file, create=False),
+            )
+        ) as key_store:
+            keys = store_keys(settings, key_store, kek).load()
+    else:
+        keys = KeyDirectory(
+            settings.keys_dir,
+            prepublication_delay=settings.prepublication_delay,
+            max_token_lifetime=settings.max_token_lifetime,
+        ).load()
     keys.signing_key(time.time())  # refuses to start with nothing to sign with
     # The server never creates the pepper (its keys/ may be a read-only Secret); it
     # refuses one that others can read, and warns when there is none yet.

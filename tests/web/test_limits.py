@@ -71,7 +71,6 @@ from tests.web.helpers import (
     key_auth,
     session_token,
     sts_token,
-    user_token,
 )
 
 UNKNOWN_KEY_ID = "AKIAZZZZZZZZZZZZZZZZ"  # well-formed, in no store
