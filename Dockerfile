@@ -27,9 +27,10 @@ ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 FROM ${PYTHON_IMAGE} AS builder
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
+    PIP_ROOT_USER_ACTION=ignore \
     PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
-# uv only exports the lock here; it never resolves anything.
+# uv only exports the lock here (refusing one that no longer matches pyproject.toml).
 COPY scripts/uv-requirements.txt ./scripts/
 RUN pip install --no-cache-dir --require-hashes --only-binary=:all: --no-deps \
         -r scripts/uv-requirements.txt
@@ -38,7 +39,7 @@ COPY pyproject.toml uv.lock README.md ./
 COPY authbridge ./authbridge
 # Bytecode is made here and checked by hash rather than by source mtime, so the
 # read-only image never needs to (and never tries to) recompile anything at start.
-RUN uv export --quiet --frozen --no-emit-project --format requirements-txt \
+RUN uv export --quiet --locked --no-emit-project --format requirements-txt \
         --output-file /tmp/requirements.txt \
  && pip wheel --no-cache-dir --no-deps --wheel-dir /wheels . \
  && python -m venv /opt/authbridge \

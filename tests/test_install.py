@@ -12,7 +12,7 @@ Covers:
   pyproject.toml without a new lock is refused, as ``uv sync --locked`` refuses it;
 * every install uses the lock: scripts/bootstrap (``uv sync --locked``), .ci/run
   (through scripts/test, which runs scripts/bootstrap), the Dockerfile (the lock
-  exported with ``--frozen``, installed with ``--require-hashes``).
+  exported with ``--locked``, installed with ``--require-hashes``).
 """
 
 from __future__ import annotations
@@ -106,6 +106,6 @@ def test_every_install_uses_the_lock() -> None:
         line for line in (ROOT / "Dockerfile").read_text().splitlines() if not line.startswith("#")
     )
     assert "COPY pyproject.toml uv.lock" in dockerfile
-    assert "uv export --quiet --frozen --no-emit-project" in dockerfile
+    assert "uv export --quiet --locked --no-emit-project" in dockerfile
     assert dockerfile.count("--require-hashes") == 2  # uv itself, then the lock's packages
     assert "--extra dev" not in dockerfile  # runtime dependencies only
