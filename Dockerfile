@@ -7,10 +7,14 @@
 #
 # Two stages on the same base: the builder makes a wheel and installs it with its
 # dependencies into a virtualenv at /opt/authbridge; the final stage copies only that
-# virtualenv. Every dependency is installed from a binary wheel (--only-binary), so no
-# stage needs a compiler and none is in the image. No secret enters the build: keys,
-# TLS material, the pepper and the DSN are mounted at run time (deploy/README.md), and
-# .dockerignore keeps keys/ and data/ out of the build context.
+# virtualenv. The dependencies are uv.lock's, exactly: uv (itself pinned and
+# hash-checked, scripts/uv-requirements.txt) exports the lock's runtime packages, without
+# the dev extra, as a hashed requirements file, and pip installs it with
+# --require-hashes, each from a binary wheel (--only-binary), so no stage needs a
+# compiler and none is in the image. The build backend is the one pyproject.toml pins.
+# No secret enters the build: keys, TLS material, the pepper and the DSN are mounted at
+# run time (deploy/README.md), and .dockerignore keeps keys/ and data/ out of the build
+# context.
 #
 # Read-only root filesystem: the server writes only to /tmp (gunicorn's worker
 # heartbeat files; gunicorn's control socket is disabled in authbridge/web/server.py).
@@ -23,16 +27,25 @@ ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 FROM ${PYTHON_IMAGE} AS builder
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
+    PIP_ROOT_USER_ACTION=ignore \
     PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
-# Only what the wheel is built from (.dockerignore allows nothing else in).
-COPY pyproject.toml README.md ./
+# uv only exports the lock here (refusing one that no longer matches pyproject.toml).
+COPY scripts/uv-requirements.txt ./scripts/
+RUN pip install --no-cache-dir --require-hashes --only-binary=:all: --no-deps \
+        -r scripts/uv-requirements.txt
+# Only what the wheel is built from, and the lock (.dockerignore allows nothing else in).
+COPY pyproject.toml uv.lock README.md ./
 COPY authbridge ./authbridge
 # Bytecode is made here and checked by hash rather than by source mtime, so the
 # read-only image never needs to (and never tries to) recompile anything at start.
-RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels . \
+RUN uv export --quiet --locked --no-emit-project --format requirements-txt \
+        --output-file /tmp/requirements.txt \
+ && pip wheel --no-cache-dir --no-deps --wheel-dir /wheels . \
  && python -m venv /opt/authbridge \
  && /opt/authbridge/bin/pip install --no-cache-dir --no-compile --only-binary=:all: \
+        --require-hashes -r /tmp/requirements.txt \
+ && /opt/authbridge/bin/pip install --no-cache-dir --no-compile --no-deps \
         /wheels/authbridge-*.whl \
  && /opt/authbridge/bin/python -m compileall -q --invalidation-mode unchecked-hash \
         /opt/authbridge/lib

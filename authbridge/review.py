@@ -29,7 +29,7 @@ that is not a verdict.
 time (``embedKubernetesClaims``) so a JWT-mode token carries exactly the user
 the webhook would answer for it.
 
-:func:`verify_answer` renders a review as the ``/verify`` JSON (DESIGN.md);
+:func:`verify_answer` renders a review as the ``/verify`` JSON (docs/reference.md);
 ``identity`` also names the token's source (``sourceIdentity``: the user it
 started from, ``sourceAccessKeyId``, ``sourceJti``: :mod:`authbridge.sts`),
 and a token refused for its source says which (e.g. "user alice, which this
@@ -158,7 +158,7 @@ class TokenDoc(TypedDict):
 
 
 class VerifyAnswer(TypedDict):
-    """The ``/verify`` and ``authbridge verify -o json`` answer (DESIGN.md, CLI section)."""
+    """The ``/verify`` and ``authbridge verify -o json`` answer (docs/reference.md)."""
 
     authenticated: bool
     reason: NotRequired[str]  # when refused: the precise reason

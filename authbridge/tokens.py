@@ -157,7 +157,7 @@ _REFUSALS = {
 
 @dataclass(frozen=True)
 class Principal:
-    """Who a token speaks for, in the AWS shapes (see DESIGN.md, "Identities")."""
+    """Who a token speaks for, in the AWS shapes (docs/architecture.md, "Identities")."""
 
     arn: str  # session ARN: user ARN, or arn:<p>:sts::<acct>:assumed-role/<Role>/<session>
     canonical_arn: str  # goes in `sub`: user ARN or role ARN (with its path)

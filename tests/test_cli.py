@@ -469,14 +469,14 @@ def test_store_flag_beats_environment_beats_config_file(cli: Cli) -> None:
     assert not (cli.cwd / "data").exists()  # the default store was never used
 
 
-def test_bad_settings_are_one_line_naming_the_setting(cli: Cli) -> None:
+def test_bad_settings_are_one_line_naming_the_setting(cli: Cli, refused_port: int) -> None:
     (cli.cwd / "bad.yaml").write_text("store: sqlite:///x.db\nprepublicationDelaySeconds: soon\n")
     cli.fails("--config bad.yaml iam list-users", "bad.yaml: prepublicationDelaySeconds", "whole")
     cli.fails("--config missing.yaml keys list", "missing.yaml", "--config")
     bad_env = {**cli.env, "AUTHBRIDGE_STORE": "mysql://x"}
     cli.fails("iam list-users", "AUTHBRIDGE_STORE", "postgresql://", env=bad_env)
     line = cli.fails(
-        "--store postgresql://admin:hunter2@127.0.0.1:1/x iam list-users",
+        f"--store postgresql://admin:hunter2@127.0.0.1:{refused_port}/x iam list-users",
         "PostgreSQL",
         "server is up",
     )

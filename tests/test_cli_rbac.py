@@ -330,14 +330,17 @@ def test_an_api_error_mid_apply_is_one_line_and_a_rerun_converges(cli: Cli, kube
     assert everything(kube) == ALL
 
 
-def test_unreachable_cluster_and_missing_mapping(cli: Cli, tmp_path: Path) -> None:
+def test_unreachable_cluster_and_missing_mapping(
+    cli: Cli, tmp_path: Path, refused_port: int
+) -> None:
     cli.fails("rbac plan --mapping nope.yaml", "mapping file nope.yaml does not exist", "--mapping")
     dead = tmp_path / "dead-kubeconfig"
     text = (tmp_path / "kubeconfig").read_text()
-    dead.write_text(text.replace(text.split("server: ")[1].split()[0], "http://127.0.0.1:9"))
+    server = f"http://127.0.0.1:{refused_port}"
+    dead.write_text(text.replace(text.split("server: ")[1].split()[0], server))
     cli.fails(
         f"rbac plan --kubeconfig {dead}",
-        "cannot reach the API server at http://127.0.0.1:9 to list namespaces",
+        f"cannot reach the API server at {server} to list namespaces",
     )
 
 

@@ -271,6 +271,9 @@ def test_realistic_output_reads_well() -> None:
         "# authbridge mapping (rbac/mapping.yaml), converted from the EKS aws-auth ConfigMap\n"
         "# in aws-auth.yaml by `authbridge mapping import-aws-auth`.\n"
     )
+    # The header points at documentation that ships with authbridge, nothing outside it.
+    header = result.text.split("\nmapRoles:", 1)[0]
+    assert "docs/mapping.md" in header and "DESIGN" not in header
     assert (
         textwrap.dedent(
             """\

@@ -1,7 +1,7 @@
 """Tests for authbridge.mapping.parse (and yamlsafe): the mapping file and its validation.
 
 Covers:
-* the example ``rbac/mapping.yaml`` and the DESIGN.md example parse to the
+* the example ``rbac/mapping.yaml`` and the docs/mapping.md example parse to the
   expected values; digest is the sha256 of the bytes; ``{}`` is a valid mapping;
 * every validation rule, one table row each, with the exact message
   (``<file>: <entry>.<field>: <what to change>``);
@@ -25,6 +25,7 @@ Covers:
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from pathlib import Path
 
@@ -53,32 +54,11 @@ RESERVED = (
     " if you mean it"
 )
 
-DESIGN_EXAMPLE = """\
-clusterID: prod
-mapRoles:
-  - rolearn: arn:aws:iam::111122223333:role/platform/Admin
-    username: "admin:{{SessionName}}"
-    groups: ["authbridge:admins"]
-mapUsers:
-  - userarn: arn:aws:iam::111122223333:user/alice
-    username: alice
-    groups: ["authbridge:devs"]
-mapGroups:            # IAM group → Kubernetes groups
-  - grouparn: arn:aws:iam::111122223333:group/oncall
-    groups: ["authbridge:oncall"]
-mapAccounts: ["111122223333"]
-bindings:             # turned into RBAC objects by `authbridge rbac apply`
-  - group: "authbridge:admins"
-    clusterRole: cluster-admin                  # → ClusterRoleBinding
-  - group: "authbridge:devs"
-    clusterRole: edit
-    namespaces: ["dev", "team-*"]               # → a RoleBinding per matching namespace
-serviceAccounts:      # an IAM role's in-cluster twin
-  - rolearn: arn:aws:iam::111122223333:role/ci-deployer
-    namespace: ci
-    name: deployer
-    clusterRole: edit
-"""
+# The example that opens docs/mapping.md: the documentation's own mapping must parse
+# to exactly what it says.
+DOCS_EXAMPLE = re.findall(
+    r"^```yaml\n(.*?)^```", (REPO / "docs" / "mapping.md").read_text(), re.M | re.S
+)[0]
 
 
 def problems(text: str | bytes) -> list[str]:
@@ -97,11 +77,11 @@ def only_problem(text: str | bytes) -> str:
 # -- valid files ------------------------------------------------------------------------
 
 
-def test_design_example_parses_to_values() -> None:
-    m = parse_mapping(DESIGN_EXAMPLE, SRC)
+def test_docs_example_parses_to_values() -> None:
+    m = parse_mapping(DOCS_EXAMPLE, SRC)
     assert m == Mapping(
         source=SRC,
-        digest=hashlib.sha256(DESIGN_EXAMPLE.encode()).hexdigest(),
+        digest=hashlib.sha256(DOCS_EXAMPLE.encode()).hexdigest(),
         cluster_id="prod",
         map_roles=(RoleRule(ROLE, "admin:{{SessionName}}", ("authbridge:admins",)),),
         map_users=(UserRule(USER, "alice", ("authbridge:devs",)),),

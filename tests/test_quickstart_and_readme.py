@@ -1,10 +1,14 @@
 """The README's promises, run for real.
 
 `authbridge quickstart` (what `scripts/run` executes) sets up idempotently,
-shows the demo secret once and serves on https://127.0.0.1:8443 until Ctrl-C;
-the README's tour blocks (plugin, discovery, JWKS, token endpoint, token
-exchange, introspection, revocation) run as written through bash and curl
-against it; the README's IAM block works as written in a fresh directory.
+shows the demo secret once and serves until Ctrl-C. Every ```sh block of the
+README after the set-up runs as written through bash and curl, in the
+README's order, against a quickstart serving on a free port (the port is
+substituted for 8443 in the commands, so the tests pass while the user's own
+`scripts/run` holds 8443): the tour (plugin, /verify, discovery, JWKS, token
+endpoint, token exchange, introspection, revocation), the IAM and signing-key
+blocks after it, then, with the server stopped, the reset, after which
+quickstart makes a new demo. What quickstart prints to paste works too.
 """
 
 from __future__ import annotations
@@ -22,18 +26,43 @@ from pathlib import Path
 
 import pytest
 
+from tests.serving import free_port
 from tests.test_cli import Cli, clean_env
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 VENV_BIN = str(Path(sys.executable).parent)
-QUICKSTART_PORT = 8443
+README_PORT = "8443"  # the port the README's commands name; the tests serve elsewhere
+
+# Every ```sh block of the README, by section, in order. The set-up block is
+# scripts/run and scripts/test (.ci/run runs the latter); the tour test runs all
+# the others. A new block must be added here, and to what the tour test checks.
+README_SH_SECTIONS = [
+    "Set up: two commands",
+    *["Five-minute tour"] * 4,
+    "The IAM store from the command line",
+    "Signing keys",
+    "Reset the demo",
+]
 
 
-def _blocks(after_heading: str) -> list[str]:
-    text = README.read_text()
-    section = text.split(after_heading, 1)[1].split("\n## ", 1)[0]
-    return re.findall(r"```sh\n(.*?)```", section, re.DOTALL)
+def readme_sh_blocks() -> list[tuple[str, str]]:
+    """(section, text) of every ```sh block in the README, in order."""
+    out, section = [], ""
+    pattern = re.compile(r"^## ([^\n]+)$|^```(\w*)\n(.*?)^```", re.M | re.S)
+    for m in pattern.finditer(README.read_text()):
+        if m.group(1):
+            section = m.group(1).strip()
+        elif m.group(2) == "sh":
+            out.append((section, m.group(3)))
+    return out
+
+
+def _on_port(script: str, port: int) -> str:
+    """The README's commands, aimed at the test's server instead of 127.0.0.1:8443."""
+    at = f"127.0.0.1:{README_PORT}"
+    assert README_PORT not in script.replace(at, ""), f"the README names {README_PORT} not as {at}"
+    return script.replace(at, f"127.0.0.1:{port}")
 
 
 def _as_written(script: str) -> str:
@@ -80,15 +109,38 @@ def _port_free(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) != 0
 
 
+def _like_a_clone(path: Path) -> None:
+    """The files of a clone that quickstart and the reset block rely on."""
+    for name in (".gitignore", "keys/.gitignore", "keys/README.md", "rbac/mapping.yaml"):
+        (path / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(ROOT / name, path / name)
+    subprocess.run(["git", "init", "-q", str(path)], check=True, capture_output=True)
+
+
+def test_the_readme_sh_blocks_are_the_ones_the_tour_test_runs() -> None:
+    assert [section for section, _ in readme_sh_blocks()] == README_SH_SECTIONS
+
+
 @pytest.mark.skipif(shutil.which("curl") is None, reason="the README tour uses curl")
+@pytest.mark.skipif(shutil.which("git") is None, reason="the README's reset uses git")
 def test_readme_tour_works_as_written_against_quickstart(tmp_path: Path) -> None:
-    assert _port_free(QUICKSTART_PORT), "port 8443 is taken; the README tour needs it"
-    env = clean_env(HOME=str(tmp_path), PATH=f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}")
+    port = free_port()
+    _like_a_clone(tmp_path)
+    env = clean_env(
+        HOME=str(tmp_path),
+        PATH=f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}",
+        AUTHBRIDGE_BIND=f"127.0.0.1:{port}",
+        AUTHBRIDGE_ISSUER=f"https://127.0.0.1:{port}",
+    )
     setup = Cli(tmp_path, env).json("quickstart --no-serve")
     env.update(
         AUTHBRIDGE_ACCESS_KEY_ID=setup["AccessKeyId"],
         AUTHBRIDGE_SECRET_ACCESS_KEY=setup["SecretAccessKey"],
     )
+    blocks = readme_sh_blocks()
+    assert [section for section, _ in blocks] == README_SH_SECTIONS
+    tour = [text for _, text in blocks[1:5]]
+    iam_block, keys_block, reset_block = (text for _, text in blocks[5:])
     log = tmp_path / "quickstart.log"
     with log.open("wb") as sink:
         server = subprocess.Popen(
@@ -101,13 +153,13 @@ def test_readme_tour_works_as_written_against_quickstart(tmp_path: Path) -> None
         )
     try:
         deadline = time.monotonic() + 30
-        while _port_free(QUICKSTART_PORT):
+        while _port_free(port):
             assert server.poll() is None, log.read_text()
             assert time.monotonic() < deadline, log.read_text()
             time.sleep(0.1)
-        tour = _blocks("## Five-minute tour")
-        assert len(tour) == 4, tour
-        plugin, verify, oidc, endpoint = (_bash(block, tmp_path, env) for block in tour)
+        plugin, verify, oidc, endpoint = (
+            _bash(_on_port(block, port), tmp_path, env) for block in tour
+        )
         for proc in (plugin, oidc, verify, endpoint):
             assert proc.returncode == 0, proc.stdout + proc.stderr
             # Nothing but `authbridge verify` saying which mode decided.
@@ -116,7 +168,7 @@ def test_readme_tour_works_as_written_against_quickstart(tmp_path: Path) -> None
         creds = [json.loads(doc) for doc in _json_docs(plugin.stdout)]
         assert [c["kind"] for c in creds] == ["ExecCredential"] * 2
         discovery, jwks = _json_docs(oidc.stdout)
-        assert json.loads(discovery)["issuer"] == "https://127.0.0.1:8443"
+        assert json.loads(discovery)["issuer"] == f"https://127.0.0.1:{port}"
         assert json.loads(jwks)["keys"]
         docs, rest = _leading_json_docs(verify.stdout)
         good, bad = (json.loads(d) for d in docs)
@@ -142,6 +194,18 @@ def test_readme_tour_works_as_written_against_quickstart(tmp_path: Path) -> None
         kinds = [json.loads(d).get("kind") or next(iter(json.loads(d))) for d in docs]
         assert kinds[0] == "ExecCredential" and len(docs) == 4, pasted.stdout
         assert json.loads(docs[-1])["authenticated"] is True
+
+        # After the tour, with the demo in place and still serving: the reference blocks.
+        iam = _bash(_on_port(iam_block, port), tmp_path, env)
+        assert iam.returncode == 0 and iam.stderr == "", iam.stdout + iam.stderr
+        assert '"SecretAccessKey"' in iam.stdout
+        demo = Cli(tmp_path, env).json("--account-id 111122223333 iam list-users")
+        assert [u["UserName"] for u in demo["Users"]] == ["alice"]  # the demo is untouched
+        keys = _bash(_on_port(keys_block, port), tmp_path, env)
+        assert keys.returncode == 0 and keys.stderr == "", keys.stdout + keys.stderr
+        assert "pending" in keys.stdout and "retired" in keys.stdout
+        again = _bash(_on_port(tour[0], port), tmp_path, env)  # the demo still works
+        assert again.returncode == 0, again.stdout + again.stderr
     finally:
         server.send_signal(signal.SIGINT)  # Ctrl-C
         try:
@@ -151,6 +215,17 @@ def test_readme_tour_works_as_written_against_quickstart(tmp_path: Path) -> None
             raise
     assert rc == 0, log.read_text()
     assert "Shutting down" in log.read_text()
+
+    # The reset, with scripts/run stopped: only what quickstart made goes ...
+    reset = _bash(reset_block, tmp_path, env)
+    assert reset.returncode == 0 and reset.stderr == "", reset.stdout + reset.stderr
+    assert sorted(p.name for p in (tmp_path / "keys").iterdir()) == [".gitignore", "README.md"]
+    assert not (tmp_path / "data").exists() and (tmp_path / "rbac" / "mapping.yaml").exists()
+    # ... and the next scripts/run makes a new demo, with a new key in the profile.
+    fresh = Cli(tmp_path, env).json("quickstart --no-serve")
+    assert "account 111122223333" in fresh["Made"] and "keys/signing-keys.json" in fresh["Made"]
+    assert fresh["SecretAccessKey"] != setup["SecretAccessKey"]
+    assert fresh["AccessKeyId"] != setup["AccessKeyId"]
 
 
 def _leading_json_docs(out: str) -> tuple[list[str], str]:
@@ -184,8 +259,8 @@ def _json_docs(out: str) -> list[str]:
     return docs
 
 
-def test_readme_iam_block_works_as_written(tmp_path: Path) -> None:
-    (script,) = _blocks("## Reference: the IAM store from the command line")
+def test_readme_iam_block_works_as_written_in_a_fresh_directory(tmp_path: Path) -> None:
+    (script,) = [t for s, t in readme_sh_blocks() if s == "The IAM store from the command line"]
     env = clean_env(PATH=f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}")
     proc = _bash(script, tmp_path, env)
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -1,10 +1,11 @@
-"""Every `authbridge …` command the README (and deploy/README.md) shows is real.
+"""Every `authbridge …` command the README, docs/ and deploy/README.md show is real.
 
 Each command line in a code block is walked through the real click command
 tree: every subcommand must exist and every option it uses must be one that
-command accepts. Blocks marked ```sh are also run, by the tests named in
-RUN_BY (the tour against quickstart, the IAM block, the init block here);
-the set-up block is what .ci/run runs. A new ```sh block must be added there.
+command accepts. Blocks marked ```sh are also run: the README's by
+tests/test_quickstart_and_readme.py (in order, after the tour), those of
+docs/ by the tests named in DOCS_RUN_BY. A new ```sh block must be added
+there.
 """
 
 from __future__ import annotations
@@ -23,16 +24,12 @@ from authbridge.cli.main import main
 from tests.serving import clean_env
 
 ROOT = Path(__file__).resolve().parent.parent
-DOCS = [ROOT / "README.md", ROOT / "deploy" / "README.md"]
+DOCS = [ROOT / "README.md", ROOT / "deploy" / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 VENV_BIN = str(Path(sys.executable).parent)
 
-# README section -> how its ```sh blocks are run.
-RUN_BY = {
-    "Set up: two commands": ".ci/run runs scripts/test; test_scripts_run_execs_quickstart",
-    "Five-minute tour": "test_readme_tour_works_as_written_against_quickstart",
-    "Reference: the IAM store from the command line": "test_readme_iam_block_works_as_written",
-    "Wiring a cluster: the TokenReview webhook": "test_readme_init_block_works_as_written",
-    "Reference: signing keys": "test_readme_keys_block_works_as_written",
+# (file under docs/, section) -> the test that runs its ```sh blocks.
+DOCS_RUN_BY = {
+    ("cluster.md", "The TokenReview webhook"): "test_docs_init_block_works_as_written",
 }
 
 
@@ -111,6 +108,32 @@ COMMAND_LINES = _all_command_lines()
 
 def test_the_readme_shows_commands() -> None:
     assert len(COMMAND_LINES) > 30
+    assert {where.split(" / ")[0] for where, _ in COMMAND_LINES} >= {
+        "README.md",
+        "mapping.md",
+        "reference.md",
+        "operations.md",
+        "cluster.md",
+    }
+
+
+def _anchors(doc: Path) -> set[str]:
+    """GitHub's heading anchors: lowercased, punctuation dropped, spaces to hyphens."""
+    headings = re.findall(r"^#+ (.+)$", doc.read_text(), re.M)
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in headings}
+
+
+def test_the_docs_link_only_to_what_the_repository_holds() -> None:
+    for doc in DOCS:
+        text = doc.read_text()
+        assert "../shared" not in text and "DESIGN.md" not in text, doc
+        for target, anchor in re.findall(r"\]\(([^)#]*)(?:#([^)]*))?\)", text):
+            if "://" in target:
+                continue
+            path = (doc.parent / target).resolve() if target else doc
+            assert path.exists(), f"{doc.name}: link to {target}"
+            if anchor:
+                assert anchor in _anchors(path), f"{doc.name}: no heading for {target}#{anchor}"
 
 
 @pytest.mark.parametrize(("where", "line"), COMMAND_LINES)
@@ -133,14 +156,18 @@ def test_every_command_and_option_exists(where: str, line: str) -> None:
             assert name in known, f"{where}: `{line}`: {cmd.name} has no option {name}"
 
 
-def test_every_sh_block_is_run_by_a_test() -> None:
-    for section, lang, _ in _blocks(ROOT / "README.md"):
-        if lang == "sh":
-            assert section in RUN_BY, f"README section {section!r} has a ```sh block no test runs"
+def test_every_sh_block_of_docs_is_run_by_a_test() -> None:
+    for doc in sorted((ROOT / "docs").glob("*.md")):
+        for section, lang, _ in _blocks(doc):
+            if lang == "sh":
+                assert (doc.name, section) in DOCS_RUN_BY, (
+                    f"docs/{doc.name} section {section!r} has a ```sh block no test runs"
+                )
 
 
-def _run_block(section: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    (text,) = [t for s, lang, t in _blocks(ROOT / "README.md") if s == section and lang == "sh"]
+def _run_block(doc: str, section: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    path = ROOT / "docs" / doc
+    (text,) = [t for s, lang, t in _blocks(path) if s == section and lang == "sh"]
     env = clean_env(HOME=str(cwd), PATH=f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}")
     return subprocess.run(
         [
@@ -160,15 +187,9 @@ def _run_block(section: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_readme_init_block_works_as_written(tmp_path: Path) -> None:
-    proc = _run_block("Wiring a cluster: the TokenReview webhook", tmp_path)
+def test_docs_init_block_works_as_written(tmp_path: Path) -> None:
+    proc = _run_block("cluster.md", "The TokenReview webhook", tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     for name in ("prod-cp", "stg-cp"):
         assert (tmp_path / "keys" / f"webhook-{name}.kubeconfig").is_file()
     assert "--authentication-token-webhook-config-file=" in proc.stdout
-
-
-def test_readme_keys_block_works_as_written(tmp_path: Path) -> None:
-    proc = _run_block("Reference: signing keys", tmp_path)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "pending" in proc.stdout and "retired" in proc.stdout

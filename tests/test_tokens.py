@@ -2,7 +2,7 @@
 
 Covers:
 - mint → verify round trips for a user and for a role session, RS256 and ES256;
-- the header and claims exactly as DESIGN.md specifies (aud string vs list, jti
+- the header and claims exactly as docs/architecture.md specifies (aud string vs list, jti
   randomness, session_name / access_key_id only when given);
 - several audiences on the token and on the verifier;
 - a token signed by a retiring key still verifies; a pending key never signs;

@@ -30,7 +30,7 @@ PROFILE = "quickstart"
 # Written to the mapping file only when there is none (a clone ships rbac/mapping.yaml).
 DEMO_MAPPING = f"""\
 # authbridge mapping written by `authbridge quickstart` for its demo account.
-# Format: DESIGN.md "Mapping"; check with `authbridge mapping check`.
+# Format: docs/mapping.md; check with `authbridge mapping check`.
 mapRoles:
   - rolearn: arn:aws:iam::{DEMO_ACCOUNT}:role/platform/{DEMO_ROLE}
     username: "admin:{{{{SessionName}}}}"

@@ -447,8 +447,8 @@ class _Converter:
             "# authbridge mapping (rbac/mapping.yaml), converted from the EKS aws-auth ConfigMap",
             f"# in {_comment(self.source)} by `authbridge mapping import-aws-auth`.",
             "# Differences from how EKS read it are noted next to the entries concerned.",
-            "# Check it with `authbridge mapping check FILE`; see DESIGN.md, section Mapping,",
-            "# for mapGroups, bindings and serviceAccounts.",
+            "# Check it with `authbridge mapping check FILE`. mapGroups, bindings and",
+            "# serviceAccounts (no aws-auth equivalent) are in authbridge's docs/mapping.md.",
         ]
         for section, entries in (("mapRoles", roles), ("mapUsers", users)):
             shown = [e for e in entries if e.left_out is None]

@@ -1,6 +1,6 @@
 """Reading and validating a mapping file (``rbac/mapping.yaml``): every problem at once.
 
-The file (format in DESIGN.md, "Mapping") is a YAML mapping with these keys,
+The file (documented for users in docs/mapping.md) is a YAML mapping with these keys,
 all optional, and no others:
 
 ``clusterID``

@@ -4,7 +4,7 @@ Covers:
 - client_secret_basic and client_secret_post both issue a token; the response is
   exactly access_token / token_type / expires_in (no refresh token), no-store;
 - the token verifies with PyJWT using nothing but the JWKS document the app serves,
-  and says what DESIGN.md says (sub, arn, principal_id, access_key_id, aud, iss);
+  and says what docs/architecture.md says (sub, arn, principal_id, access_key_id, aud, iss);
 - duration_seconds: default 900, any value 900..maxUserTokenLifetimeSeconds;
 - every refusal with its exact error and status: wrong secret, unknown key,
   inactive key, disabled user, malformed Authorization headers and no
