@@ -9,7 +9,8 @@ Covers:
   short generic error, no user; the precise reason only in the audit log;
 - status.audiences = spec.audiences ∩ token aud: spec.audiences absent,
   disjoint (the kube-apiserver's own audience: left out), overlapping;
-- 400 for bodies that are not a TokenReview, 413 over 64 KiB, 405 for GET;
+- 400 for bodies that are not a TokenReview, 413 over 64 KiB, 405 for GET; an
+  empty or oversized (20 KiB) spec.token is a 200 denial, not a 400;
 - client certificates: 401 without one when a client CA is configured, 403
   for a certificate of no served cluster, several clusters in one
   certificate; without a client CA every caller is served and a warning is
@@ -392,8 +393,6 @@ def _doc(**changes: Any) -> str:
         (_doc(spec=None), "spec"),
         (_doc(spec={}), "spec.token"),
         (_doc(spec={"token": 42}), "spec.token"),
-        (_doc(spec={"token": ""}), "spec.token"),
-        (_doc(spec={"token": "x" * (16 * 1024 + 1)}), "spec.token"),
         (_doc(spec={"token": "x", "audiences": "prod"}), "spec.audiences"),
         (_doc(spec={"token": "x", "audiences": [1]}), "spec.audiences"),
     ],
@@ -404,6 +403,30 @@ def test_not_a_token_review_is_400(client: FlaskClient, body: str | bytes, fragm
     error = response.get_json()["error"]
     assert error.startswith("not a TokenReview") and fragment in error
     assert "authenticated" not in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize(
+    ("token", "reason", "detail"),
+    [
+        ("", "no_token", "spec.token is empty"),
+        ("x" * (20 * 1024), "malformed", "spec.token is longer than 16384 characters"),
+    ],
+    ids=["empty", "20 KiB"],
+)
+def test_an_empty_or_oversized_token_is_a_200_denial_not_a_400(
+    client: FlaskClient,
+    token: str,
+    reason: str,
+    detail: str,
+    audit_records: Callable[[], list[dict[str, Any]]],
+) -> None:
+    # A TokenReview that parses gets a verdict: the kube-apiserver caches a 200
+    # denial, while a 400 is an error it does not cache (and logs as a webhook failure).
+    before = sample("authbridge_tokenreview_total", outcome="denied", reason=reason)
+    denied(review(client, token))
+    record = last_decision(audit_records)
+    assert (record["outcome"], record["reason"], record["detail"]) == ("denied", reason, detail)
+    assert sample("authbridge_tokenreview_total", outcome="denied", reason=reason) == before + 1
 
 
 def test_unknown_fields_are_ignored(client: FlaskClient, world: World) -> None:
@@ -742,7 +765,7 @@ def test_the_fast_path_and_the_flask_view_answer_alike(
     token = user_token(clients["fast path"], world.alice_key)
     cases: list[tuple[str, dict[str, Any]]] = [
         (json.dumps({"apiVersion": V1, "kind": "TokenReview", "spec": {"token": t}}), cert)
-        for t in (token, "garbage")
+        for t in (token, "garbage", "", "x" * (20 * 1024))
         for cert in (PROD, STAGING, {})
     ]
     cases += [
