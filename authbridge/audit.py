@@ -32,7 +32,7 @@ token's id: not a credential), ``detail`` (the reason in words), ``cache_hit``,
 Never a token or a secret. Records are built only from verified identities,
 fixed labels and error messages that authbridge keeps free of secrets; and as
 defence in depth :func:`scrub` drops any string field that looks like a JWT
-(three base64url segments joined by dots, over 40 characters) or an access-key
+(three or more base64url segments joined by dots, over 40 characters) or an access-key
 secret (exactly 40 base64url characters), keeps the line, and names the
 dropped fields in ``redacted``.
 
@@ -100,16 +100,14 @@ ERRORS_LOGGER: Final = "authbridge.auditlog"
 Event = Literal["token_issued", "tokenreview", "verify", "introspect", "revoke"]
 Outcome = Literal["allowed", "denied", "error"]
 
-# A compact JWS/JWT: three base64url runs joined by dots (RFC 7515 §7.1). Anything that
-# holds one over 40 characters long is refused, wherever it appears in a value.
-_JWT_SHAPE: Final = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
+# A compact JWS/JWT: three base64url runs joined by dots (RFC 7515 §7.1), or more (a JWE
+# has five). Anything that holds such a run over 40 characters long is refused, wherever
+# it appears in a value.
+_JWT_SHAPE: Final = re.compile(r"[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+){2,}")
 _JWT_MIN_CHARS: Final = 41
 # An access-key secret: 30 random bytes as base64url, exactly 40 characters
 # (authbridge.iam.credentials.new_secret).
 _SECRET_SHAPE: Final = re.compile(r"(?<![A-Za-z0-9_-])[A-Za-z0-9_-]{40}(?![A-Za-z0-9_-])")
-# For redact(): a whole run of three or more dotted base64url segments (JWS, JWE), so
-# that every _JWT_SHAPE match lies inside one run and goes with it.
-_DOTTED_RUN: Final = re.compile(r"[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+){2,}")
 REDACTED: Final = "[redacted]"  # what stands in a text where a secret-shaped value was
 
 
@@ -152,11 +150,12 @@ def redact(text: str) -> str:
 
     For messages and log lines, which stay readable around the hole:
     ``role_arn: is not a role ARN: '[redacted]' does not start with 'arn:'``.
-    Afterwards ``looks_secret`` is false for the text.
+    Afterwards :func:`looks_secret` is false for the text; a text it is false for
+    comes back unchanged.
     """
     if not _suspect(text):  # nearly every text: two C-speed string operations
         return text
-    return _SECRET_SHAPE.sub(REDACTED, _DOTTED_RUN.sub(_unless_short, text))
+    return _SECRET_SHAPE.sub(REDACTED, _JWT_SHAPE.sub(_unless_short, text))
 
 
 class RedactingFilter(logging.Filter):
