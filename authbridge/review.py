@@ -52,7 +52,7 @@ from authbridge.mapping.model import Mapping as MappingFile
 from authbridge.mapping.resolve import resolve
 from authbridge.store.base import ReviewFacts, Store
 from authbridge.sts import IssuerPolicy, verify_token_facts
-from authbridge.tokens import MAX_TOKEN_SIZE, Principal
+from authbridge.tokens import MAX_NUMERIC_DATE, MAX_TOKEN_SIZE, Principal
 
 __all__ = [
     "REASON_NOT_MAPPED",
@@ -247,9 +247,12 @@ def unverified_info(token: str) -> TokenInfo | None:
     aud = claims.get("aud")
     auds = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
     exp = claims.get("exp")
+    # Compared, not math.isfinite()d: an unverified exp of 10**400 overflows a float.
     exp_int = (
         math.floor(exp)
-        if isinstance(exp, int | float) and not isinstance(exp, bool) and math.isfinite(exp)
+        if isinstance(exp, int | float)
+        and not isinstance(exp, bool)
+        and 0 <= exp <= MAX_NUMERIC_DATE
         else None
     )
     return TokenInfo(

@@ -74,7 +74,9 @@ from authbridge.keys import ALGORITHMS, KeySet, SigningKey
 
 __all__ = [
     "DEFAULT_LIFETIME",
+    "MAX_CLAIM_CHARS",
     "MAX_LEEWAY",
+    "MAX_NUMERIC_DATE",
     "MAX_TOKEN_SIZE",
     "REGISTERED_CLAIMS",
     "REQUIRED_CLAIMS",

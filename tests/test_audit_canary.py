@@ -50,7 +50,6 @@ import json
 import logging
 import secrets
 import socket
-import ssl
 import time
 import urllib.error
 import urllib.parse
@@ -69,8 +68,8 @@ from authbridge.mapping.holder import MappingHolder
 from authbridge.store import SqlStore, open_store
 from authbridge.web import create_app
 from tests.conftest import ACCOUNT
-from tests.web.conftest import make_settings
 from tests.serving import LiveServer, start_server
+from tests.web.conftest import make_settings
 from tests.web.helpers import JWT_TYPE, TOKEN_EXCHANGE, Clock, World, basic, build_world
 
 # Not shaped like an access-key secret (40 base64url characters), so the writer's
@@ -308,7 +307,9 @@ class Live:
         self.bodies: list[str] = []
         tls = live.root / "keys" / "tls"
         self.with_cert = live.ssl_context()
-        self.with_cert.load_cert_chain(str(tls / "apiserver-prod-cp.crt"), str(tls / "apiserver-prod-cp.key"))
+        self.with_cert.load_cert_chain(
+            str(tls / "apiserver-prod-cp.crt"), str(tls / "apiserver-prod-cp.key")
+        )
 
     def call(
         self,
@@ -467,3 +468,26 @@ def test_no_secret_shaped_value_reaches_any_sink_of_a_real_server(
     assert any("issued token-exchange" in x and "/[redacted]" in x for x in app_log), app_log
     assert any("Invalid request" in x and "[redacted]" in x for x in gunicorn_log), gunicorn_log
     assert any("redacted" in x for x in audit_lines)
+
+
+def test_gunicorns_error_log_goes_through_the_redacting_filter(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # serve gives gunicorn RedactingLogger: whatever gunicorn itself logs (it quotes
+    # refused request lines and headers, and tracebacks) is redacted on its handlers.
+    from authbridge.web.server import AuthbridgeServer, RedactingLogger
+
+    server = AuthbridgeServer(make_settings(tmp_path), tls=False)
+    assert server.cfg.logger_class is RedactingLogger
+    secret = new_secret()
+    logger = RedactingLogger(server.cfg)
+    logger.warning("Invalid request from ip=127.0.0.1: Invalid HTTP Header: %r", secret)
+    try:
+        raise RuntimeError(f"while handling {secret}")
+    except RuntimeError:
+        logger.exception("Error handling request")
+    logger.setup(server.cfg)  # a reload (SIGHUP) makes new handlers: redacted too
+    logger.info("after a reload: %s", secret)
+    err = capsys.readouterr().err
+    assert secret not in err
+    assert err.count("[redacted]") == 3 and "RuntimeError: while handling [redacted]" in err
