@@ -65,6 +65,7 @@ class Env:
     app: Flask
     client: FlaskClient
     token: str  # a valid token of alice for prod
+    spare_token: str  # a valid token of bob for prod, for tests that may revoke it
 
     def signing_key(self) -> SigningKey:
         return self.ring.current().signing_key(self.clock.now)
@@ -130,7 +131,17 @@ def build_env(root: Path, **settings: Any) -> Env:
         config, store=store, keys=ring, clock=clock, mapping=MappingHolder(config.mapping_file)
     )
     client = app.test_client()
-    return Env(config, store, world, ring, clock, app, client, user_token(client, world.alice_key))
+    return Env(
+        config,
+        store,
+        world,
+        ring,
+        clock,
+        app,
+        client,
+        user_token(client, world.alice_key),
+        user_token(client, world.bob_key),
+    )
 
 
 # --------------------------------------------------------------------------- strategies
