@@ -103,7 +103,11 @@ Outcome = Literal["allowed", "denied", "error"]
 # A compact JWS/JWT: three base64url runs joined by dots (RFC 7515 §7.1), or more (a JWE
 # has five). Anything that holds such a run over 40 characters long is refused, wherever
 # it appears in a value.
-_JWT_SHAPE: Final = re.compile(r"[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+){2,}")
+# Linear in the length, whatever the text: a match starts only where a run starts (the
+# lookbehind) and its segments never give characters back (possessive), so a long run
+# without dots is one failed attempt, not one per character (that was quadratic: a
+# 16 KiB header took seconds).
+_JWT_SHAPE: Final = re.compile(r"(?<![A-Za-z0-9_-])[A-Za-z0-9_-]++(?:\.[A-Za-z0-9_-]++){2,}")
 _JWT_MIN_CHARS: Final = 41
 # An access-key secret: 30 random bytes as base64url, exactly 40 characters
 # (authbridge.iam.credentials.new_secret).

@@ -427,3 +427,19 @@ def test_the_log_filter_redacts_message_traceback_and_stack_of_any_logger() -> N
     assert "issued token jti-1 for assumed-role/Admin/[redacted]" in text
     assert "ValueError: role_arn: is not a role ARN: '[redacted]'" in text
     assert "an ordinary line for arn:aws:iam::111122223333:user/alice" in text
+
+
+def test_redact_and_the_scrub_take_linear_time_on_long_runs() -> None:
+    # A caller controls how long a run of base64url characters gets (a header of
+    # 16 KiB, a form value of 64 KiB); a backtracking pattern made that quadratic.
+    # Megabyte runs in a subprocess with a minute to spare: linear takes well under
+    # a second, quadratic hours.
+    import subprocess
+    import sys
+
+    script = (
+        "from authbridge import audit\n"
+        "for text in ('a' * 2_000_000, ('a' * 50 + '.') * 40_000, 'a.' * 1_000_000):\n"
+        "    audit.redact(text); audit.looks_secret(text); audit.scrub({'detail': text})\n"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
