@@ -427,8 +427,9 @@ def _claim_problem(claims: Mapping[str, Any]) -> str | None:
     Strict, so that whatever a key of ours ever signed cannot break a later
     step (the store, a response, a log): each string claim authbridge reads
     is a non-empty string (not a number, list or object) of well-formed text
-    and bounded length, each time claim a number of seconds from the epoch to the
-    year 9999, ``aud`` a string or a bounded list of such strings.
+    and bounded length; each time claim is a number of seconds since the
+    epoch, up to the year 9999; ``aud`` is a string or a bounded list of such
+    strings.
     """
     for name in REQUIRED_CLAIMS:
         if claims.get(name) is None:
