@@ -25,7 +25,9 @@ Covers:
   a canary token, for
   valid, invalid and malformed requests;
 - a latency histogram sample per outcome, and the reason counter;
-- the client certificate read from gunicorn's TLS socket; no header can forge one.
+- the client certificate read from gunicorn's TLS socket; no header can forge one;
+- answers are ASCII JSON (a lone surrogate is an escape), and an answer the fast
+  path cannot encode is the app's JSON 500, not gunicorn's HTML one.
 """
 
 from __future__ import annotations
@@ -818,3 +820,21 @@ def test_an_unexpected_failure_on_the_fast_path_is_a_logged_500(
     assert response.headers["Cache-Control"] == "no-store"
     assert any("request failed: KeyError" in r.getMessage() for r in caplog.records)
     assert last_decision(audit_records)["reason"] == metrics.INTERNAL
+
+
+def test_answers_are_ascii_json_so_no_value_can_fail_to_encode(
+    build: Callable[..., Flask], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A lone surrogate cannot be written as UTF-8: were one ever to reach an answer
+    # (claim validation keeps them out of tokens), it must be an escape, never a 500.
+    from authbridge.web import webhook
+
+    assert webhook.dumps({"username": "\ud800é"}) == '{"username": "\\ud800\\u00e9"}'
+    assert webhook.json_response({"reason": "\udfff"}).get_data() == b'{"reason": "\\udfff"}'
+
+    # And should the fast path meet an answer it cannot encode, the client gets the
+    # app's JSON 500, not the server's HTML one.
+    client = build().test_client()
+    monkeypatch.setattr(webhook, "answer_review", lambda hook, environ: (200, "\ud800", []))
+    response = review(client, "x")
+    assert response.status_code == 500 and response.get_json()["error"] == "server_error"
