@@ -45,6 +45,7 @@ from datetime import UTC, datetime
 from typing import Any, Final, Literal, NotRequired, TypedDict
 
 from authbridge import arn as arns
+from authbridge.audit import redact
 from authbridge.errors import MalformedArn, NoSuchEntity, TokenError, TokenPrincipalRefused
 from authbridge.keys import KeySet
 from authbridge.mapping.model import Identity, KubeIdentity, MatchedRule
@@ -216,10 +217,10 @@ def verify_answer(review: Review) -> VerifyAnswer:
 
 
 def _shown(value: object) -> str | None:
-    """A string from an unverified token, bounded; None for anything else."""
+    """A string from an unverified token, redacted and bounded; None for anything else."""
     if not isinstance(value, str):
         return None
-    clean = "".join(c if c.isprintable() else "?" for c in value)
+    clean = "".join(c if c.isprintable() else "?" for c in redact(value))
     return clean if len(clean) <= _SHOWN else clean[: _SHOWN - 1] + "…"
 
 

@@ -58,6 +58,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
+from authbridge.audit import redact
 from authbridge.errors import (
     TokenAlgorithmRefused,
     TokenBadSignature,
@@ -221,8 +222,12 @@ _JSON = json.JSONDecoder(object_pairs_hook=_no_duplicates)
 
 
 def _show(value: object) -> str:
-    """An attacker-supplied value, quoted and shortened, for an error message."""
-    text = repr(value)
+    """An attacker-supplied value, quoted and shortened, for an error message.
+
+    Redacted before it is cut (:func:`authbridge.audit.redact`), so a secret
+    cut short never escapes the rule by no longer looking like one.
+    """
+    text = redact(repr(value))
     return text if len(text) <= 48 else text[:45] + "..."
 
 

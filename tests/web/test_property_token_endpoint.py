@@ -16,6 +16,11 @@ documented code and ``Cache-Control: no-store``; never a 5xx. No error
 description holds anything secret-shaped, and no answer holds alice's
 secret or a secret-shaped value that was sent (an issued token is the only
 JWT an answer carries).
+
+Named: a secret late in a long value, where a message quotes only the first
+48-64 characters (a role name over 64 characters, a subject token's
+``alg``) or /verify the first 200 (an unverified ``kid``), is redacted
+before the value is cut: no 12 characters of it come back.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from hypothesis import strategies as st
 
 from authbridge import audit
 from tests.web.helpers import JWT_TYPE, TOKEN_EXCHANGE, basic
-from tests.web.hostile import ANY_CHAR, SECRET_SHAPED, Env, build_env
+from tests.web.hostile import ANY_CHAR, SECRET_SHAPED, Env, b64url, build_env, dumps
 
 NAMES = (
     "grant_type", "client_id", "client_secret", "audience", "role_arn", "role_session_name",
@@ -191,3 +196,37 @@ def test_any_body_bytes_are_a_200_or_a_4xx_oauth_error(
 ) -> None:
     response = env.client.post("/oauth2/token", data=body, content_type=content_type)
     check(env, "/oauth2/token", response, [body])
+
+
+def test_a_secret_cut_short_by_a_quote_limit_is_still_withheld(env: Env) -> None:
+    # Messages quote at most 48-64 characters of a value. Cut first, a secret late in
+    # a long value lost its last characters, no longer looked like a secret and was
+    # quoted nearly whole; it is redacted before it is cut.
+    secret = env.world.alice_key.secret_access_key
+    head = {"alg": "k" * 20 + ":" + secret, "kid": "k", "typ": "JWT"}
+    subject = ".".join([b64url(dumps(head)), *env.token.split(".")[1:]])
+    cases = {
+        # a role name over 64 characters: quoted, cut at 64
+        "role_arn": f"arn:aws:iam::{env.world.alice.account_id}:role/{'a' * 30}:{secret}",
+        "subject_token": subject,
+    }
+    for field, value in cases.items():
+        form = {
+            "grant_type": TOKEN_EXCHANGE,
+            "subject_token": env.token,
+            "subject_token_type": JWT_TYPE,
+            "audience": "prod",
+            "role_arn": env.world.admin.arn,
+            "role_session_name": "a-session",
+            field: value,
+        }
+        response = env.client.post("/oauth2/token", data=form)
+        text = response.get_data(as_text=True)
+        assert response.status_code == 400 and "[redacted]" in text, text
+        assert not [secret[i : i + 12] for i in range(29) if secret[i : i + 12] in text], text
+    # /verify shows at most 200 characters of what an unverified token says (its kid).
+    head = {"alg": "ES256", "kid": "k" * 180 + ":" + secret, "typ": "JWT"}
+    forged = ".".join([b64url(dumps(head)), *env.token.split(".")[1:]])
+    text = env.client.post("/verify", json={"token": forged}).get_data(as_text=True)
+    assert "[redacted]" in text, text
+    assert not [secret[i : i + 12] for i in range(29) if secret[i : i + 12] in text], text
