@@ -62,6 +62,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Final, Literal
 
+from authbridge.audit import redact
 from authbridge.errors import MalformedArn
 
 __all__ = [
@@ -125,7 +126,13 @@ _PATH_KINDS: Final[dict[str, PrincipalKind]] = {"user": "user", "role": "role", 
 
 
 def _show(piece: str) -> str:
-    """Quote ``piece`` for a message: at most _QUOTE_LIMIT characters, non-ASCII escaped."""
+    """Quote ``piece`` for a message: at most _QUOTE_LIMIT characters, non-ASCII escaped.
+
+    Redacted before it is cut (:func:`authbridge.audit.redact`): cut first, a
+    secret pasted into an ARN could lose a character or two, no longer look
+    like one, and be quoted all but whole.
+    """
+    piece = redact(piece)
     shown = ascii(piece[:_QUOTE_LIMIT])
     return shown + "..." if len(piece) > _QUOTE_LIMIT else shown
 

@@ -32,7 +32,7 @@ token's id: not a credential), ``detail`` (the reason in words), ``cache_hit``,
 Never a token or a secret. Records are built only from verified identities,
 fixed labels and error messages that authbridge keeps free of secrets; and as
 defence in depth :func:`scrub` drops any string field that looks like a JWT
-(three base64url segments joined by dots, over 40 characters) or an access-key
+(three or more base64url segments joined by dots, over 40 characters) or an access-key
 secret (exactly 40 base64url characters), keeps the line, and names the
 dropped fields in ``redacted``.
 
@@ -44,6 +44,16 @@ pipe keeps writes up to PIPE_BUF, 4096 bytes, whole). Before each write the
 path is checked (as :class:`logging.handlers.WatchedFileHandler` does) and
 reopened when logrotate moved it away. A failed write is logged once per
 distinct error and never fails the request.
+
+The same definition of "secret-shaped" keeps such values out of every other
+sink: :func:`redact` replaces each secret-shaped run in a text with
+``[redacted]``, and :class:`RedactingFilter` applies it to every record a
+logging handler emits (message, traceback and stack). ``authbridge serve``
+puts that filter on the application log's handlers and on gunicorn's error
+log; the web layer applies :func:`redact` to every error message it answers
+with. So a secret pasted into the wrong field (``role_arn``,
+``role_session_name``, ``client_id``, a claim of a forged token) is quoted
+back and logged nowhere, whichever message happens to mention it.
 
 Every line is also emitted, as its JSON text, on the ``authbridge.audit``
 logger (WARNING for ``outcome: error``, else INFO) for in-process observers;
@@ -72,9 +82,12 @@ __all__ = [
     "AuditLog",
     "Event",
     "Outcome",
+    "REDACTED",
+    "RedactingFilter",
     "looks_secret",
     "new_request_id",
     "record",
+    "redact",
     "scrub",
 ]
 
@@ -87,13 +100,19 @@ ERRORS_LOGGER: Final = "authbridge.auditlog"
 Event = Literal["token_issued", "tokenreview", "verify", "introspect", "revoke"]
 Outcome = Literal["allowed", "denied", "error"]
 
-# A compact JWS/JWT: three base64url runs joined by dots (RFC 7515 §7.1). Anything that
-# holds one over 40 characters long is refused, wherever it appears in a value.
-_JWT_SHAPE: Final = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
+# A compact JWS/JWT: three base64url runs joined by dots (RFC 7515 §7.1), or more (a JWE
+# has five). Anything that holds such a run over 40 characters long is refused, wherever
+# it appears in a value.
+# Linear in the length, whatever the text: a match starts only where a run starts (the
+# lookbehind) and its segments never give characters back (possessive), so a long run
+# without dots is one failed attempt, not one per character (that was quadratic: a
+# 16 KiB header took seconds).
+_JWT_SHAPE: Final = re.compile(r"(?<![A-Za-z0-9_-])[A-Za-z0-9_-]++(?:\.[A-Za-z0-9_-]++){2,}")
 _JWT_MIN_CHARS: Final = 41
 # An access-key secret: 30 random bytes as base64url, exactly 40 characters
 # (authbridge.iam.credentials.new_secret).
 _SECRET_SHAPE: Final = re.compile(r"(?<![A-Za-z0-9_-])[A-Za-z0-9_-]{40}(?![A-Za-z0-9_-])")
+REDACTED: Final = "[redacted]"  # what stands in a text where a secret-shaped value was
 
 
 # For _suspect: every base64url character and the dot become "a", everything else a space.
@@ -123,6 +142,54 @@ def _suspect(text: str) -> bool:
     (a long host name in a detail, say) get it. Two C-speed string operations.
     """
     return _LONG_RUN in text.translate(_RUNS)
+
+
+def _unless_short(match: re.Match[str]) -> str:
+    run = match.group()
+    return REDACTED if len(run) >= _JWT_MIN_CHARS else run
+
+
+def redact(text: str) -> str:
+    """``text`` with every secret-shaped run (:func:`looks_secret`) replaced by ``[redacted]``.
+
+    For messages and log lines, which stay readable around the hole:
+    ``role_arn: is not a role ARN: '[redacted]' does not start with 'arn:'``.
+    Afterwards :func:`looks_secret` is false for the text; a text it is false for
+    comes back unchanged.
+    """
+    if not _suspect(text):  # nearly every text: two C-speed string operations
+        return text
+    return _SECRET_SHAPE.sub(REDACTED, _JWT_SHAPE.sub(_unless_short, text))
+
+
+class RedactingFilter(logging.Filter):
+    """A handler filter: the record's message, traceback and stack go out :func:`redact`-ed.
+
+    On a handler (not a logger), so it sees every record the handler writes,
+    whichever logger it came from. The record is changed in place: the
+    message is formatted once here (``args`` dropped) and the traceback
+    formatted into ``exc_text``, which formatters then use as it is.
+    """
+
+    _formatter = logging.Formatter()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - arguments that do not fit the format string
+            # logging would print them raw from handleError: drop them instead.
+            message = f"{record.msg} (log arguments dropped: they do not fit the message)"
+            record.msg, record.args = message, None
+        clean = redact(message)
+        if clean != message:
+            record.msg, record.args = clean, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self._formatter.formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
+        return True
 
 
 def _tainted(value: object) -> bool:

@@ -49,6 +49,7 @@ from datetime import UTC, datetime
 from typing import Any, Final, Literal, NotRequired, TypedDict
 
 from authbridge import arn as arns
+from authbridge.audit import redact
 from authbridge.errors import (
     MalformedArn,
     NoSuchEntity,
@@ -62,7 +63,7 @@ from authbridge.mapping.model import Mapping as MappingFile
 from authbridge.mapping.resolve import resolve
 from authbridge.store.base import ReviewFacts, Store
 from authbridge.sts import IssuerPolicy, verify_token_facts
-from authbridge.tokens import MAX_TOKEN_SIZE, Principal
+from authbridge.tokens import MAX_NUMERIC_DATE, MAX_TOKEN_SIZE, Principal
 
 __all__ = [
     "REASON_NOT_MAPPED",
@@ -236,10 +237,10 @@ def verify_answer(review: Review) -> VerifyAnswer:
 
 
 def _shown(value: object) -> str | None:
-    """A string from an unverified token, bounded; None for anything else."""
+    """A string from an unverified token, redacted and bounded; None for anything else."""
     if not isinstance(value, str):
         return None
-    clean = "".join(c if c.isprintable() else "?" for c in value)
+    clean = "".join(c if c.isprintable() else "?" for c in redact(value))
     return clean if len(clean) <= _SHOWN else clean[: _SHOWN - 1] + "…"
 
 
@@ -267,9 +268,12 @@ def unverified_info(token: str) -> TokenInfo | None:
     aud = claims.get("aud")
     auds = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
     exp = claims.get("exp")
+    # Compared, not math.isfinite()d: an unverified exp of 10**400 overflows a float.
     exp_int = (
         math.floor(exp)
-        if isinstance(exp, int | float) and not isinstance(exp, bool) and math.isfinite(exp)
+        if isinstance(exp, int | float)
+        and not isinstance(exp, bool)
+        and 0 <= exp <= MAX_NUMERIC_DATE
         else None
     )
     return TokenInfo(

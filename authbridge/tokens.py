@@ -39,7 +39,9 @@ label for logs and metrics):
     alg is not the algorithm of that key               TokenAlgorithmRefused
     signature                                          TokenBadSignature
     payload not a JSON object, or a claim name twice   TokenMalformed
-    claim missing or of the wrong type, iss, lifetime  TokenClaimsInvalid
+    claim missing, of the wrong type or out of bounds  TokenClaimsInvalid
+    (a lone surrogate, a control character, a nested
+    object, an absurd number), iss, lifetime
     aud names none of the accepted audiences           TokenWrongAudience
     exp (+ leeway) passed                              TokenExpired
     nbf / iat (− leeway) in the future                 TokenNotYetValid
@@ -71,6 +73,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
+from authbridge.audit import redact
 from authbridge.errors import (
     TokenAlgorithmRefused,
     TokenBadSignature,
@@ -88,7 +91,9 @@ from authbridge.keys import ALGORITHMS, KeySet, SigningKey
 
 __all__ = [
     "DEFAULT_LIFETIME",
+    "MAX_CLAIM_CHARS",
     "MAX_LEEWAY",
+    "MAX_NUMERIC_DATE",
     "MAX_TOKEN_SIZE",
     "REGISTERED_CLAIMS",
     "REQUIRED_CLAIMS",
@@ -126,6 +131,15 @@ REGISTERED_CLAIMS: frozenset[str] = (
 _STRING_CLAIMS = ("iss", "sub", "jti", "arn", "account", "principal_id")
 _OPTIONAL_STRING_CLAIMS = ("session_name", "access_key_id", *SOURCE_CLAIMS)
 _TIME_CLAIMS = ("exp", "iat", "nbf")
+# Bounds of a claim value: a token authbridge signs never comes near them, so a
+# value past one is refused as invalid claims (never a 500 further on).
+MAX_CLAIM_CHARS = 2048  # characters of a string claim (IAM ARNs are at most 2048)
+MAX_AUDIENCES = 64  # entries of an "aud" list
+MAX_NUMERIC_DATE = 253402300799  # 9999-12-31T23:59:59Z
+# Characters no claim authbridge reads may hold: C0 and C1 controls, DEL, and lone
+# surrogates, which JSON's \u escapes can carry but no UTF-8 encoder (the store's
+# driver, a response) can write.
+_BAD_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 # RFC 7515 §2: base64url without padding. The signature segment may be empty
 # (an unsecured JWS, RFC 7515 §A.5) so that `alg: none` is refused as such.
@@ -244,8 +258,12 @@ _JSON = json.JSONDecoder(object_pairs_hook=_no_duplicates)
 
 
 def _show(value: object) -> str:
-    """An attacker-supplied value, quoted and shortened, for an error message."""
-    text = repr(value)
+    """An attacker-supplied value, quoted and shortened, for an error message.
+
+    Redacted before it is cut (:func:`authbridge.audit.redact`), so a secret
+    cut short never escapes the rule by no longer looking like one.
+    """
+    text = redact(repr(value))
     return text if len(text) <= 48 else text[:45] + "..."
 
 
@@ -445,35 +463,64 @@ def _parse_claims(payload: bytes) -> dict[str, Any]:
     return claims
 
 
+def _text_problem(value: str) -> str | None:
+    """What keeps the string ``value`` from being a claim value, or ``None``."""
+    if len(value) > MAX_CLAIM_CHARS:
+        return f"at most {MAX_CLAIM_CHARS} characters"
+    if _BAD_CHARS.search(value):
+        return "well-formed text (no control characters, no lone surrogates)"
+    return None
+
+
 def _claim_problem(claims: Mapping[str, Any]) -> str | None:
-    """What is wrong with the claims' presence or types, or ``None``."""
+    """What is wrong with the claims' presence, types or values, or ``None``.
+
+    Strict, so that whatever a key of ours ever signed cannot break a later
+    step (the store, a response, a log): each string claim authbridge reads
+    is a non-empty string (not a number, list or object) of well-formed text
+    and bounded length; each time claim is a number of seconds since the
+    epoch, up to the year 9999; ``aud`` is a string or a bounded list of such
+    strings.
+    """
     for name in REQUIRED_CLAIMS:
         if claims.get(name) is None:
             return f"the token has no {name!r} claim"
-    for name in _STRING_CLAIMS:
-        value = claims[name]
+    for name in (*_STRING_CLAIMS, *_OPTIONAL_STRING_CLAIMS):
+        value = claims.get(name)
+        if value is None and name in _OPTIONAL_STRING_CLAIMS:
+            continue
         if not isinstance(value, str) or not value:
             return f"claim {name!r} must be a non-empty string"
-    for name in _OPTIONAL_STRING_CLAIMS:
-        value = claims.get(name)
-        if value is not None and (not isinstance(value, str) or not value):
-            return f"claim {name!r} must be a non-empty string"
+        problem = _text_problem(value)
+        if problem:
+            return f"claim {name!r} must be {problem}"
     for name in _TIME_CLAIMS:
         value = claims[name]
         # RFC 7519 §2 NumericDate: a JSON number. bool is an int subclass in
-        # Python, and json.loads accepts NaN/Infinity, so both are excluded here.
+        # Python, and json.loads accepts NaN/Infinity (refused by the range, as
+        # NaN compares false) and integers of any size (compared without
+        # converting them to float, which would overflow).
         if (
             isinstance(value, bool)
             or not isinstance(value, int | float)
-            or not math.isfinite(value)
+            or not 0 <= value <= MAX_NUMERIC_DATE
         ):
-            return f"claim {name!r} must be a number of seconds since the epoch"
+            return (
+                f"claim {name!r} must be a number of seconds since the epoch,"
+                f" 0 to {MAX_NUMERIC_DATE}"
+            )
     aud = claims["aud"]
     # RFC 7519 §4.1.3: a string or an array of strings.
-    if not isinstance(aud, str | list) or (
-        isinstance(aud, list) and not all(isinstance(a, str) for a in aud)
+    auds = [aud] if isinstance(aud, str) else aud
+    if (
+        not isinstance(auds, list)
+        or len(auds) > MAX_AUDIENCES
+        or not all(isinstance(a, str) and _text_problem(a) is None for a in auds)
     ):
-        return "claim 'aud' must be a string or a list of strings"
+        return (
+            f"claim 'aud' must be a string or a list of at most {MAX_AUDIENCES} strings"
+            f" of well-formed text, each at most {MAX_CLAIM_CHARS} characters"
+        )
     return None
 
 

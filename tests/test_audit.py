@@ -15,6 +15,12 @@ Covers:
   and names the field in ``redacted``; ordinary values (ARNs, ids, UUIDs,
   host names, short dotted names) pass;
 - every line is also emitted on the ``authbridge.audit`` logger;
+- ``redact``, the same rule for every other sink: each secret-shaped run of a
+  text (a Hypothesis property over texts with secrets and JWTs spliced in)
+  becomes ``[redacted]``, the rest of the message stays, and a text with
+  nothing secret-shaped comes back unchanged; ``RedactingFilter`` on a
+  handler redacts a record's formatted message, its traceback and its stack,
+  whichever logger it came from;
 - the ``auditLog`` setting: ``-`` is stdout, a relative path resolves
   against the config file's directory; AUTHBRIDGE_AUDIT_LOG too.
 """
@@ -31,6 +37,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from authbridge import audit
 from authbridge.iam.credentials import new_secret
@@ -356,3 +364,82 @@ def test_utc_is_isoformat_with_milliseconds_whatever_the_order_of_calls() -> Non
     times += [rng.uniform(-1e9, 4e9) for _ in range(3000)]
     for ts in times:
         assert audit.utc(ts) == reference(ts), ts
+
+
+# --------------------------------------------------------------------------- redact, the filter
+
+_B64URL = "ABCxyz019_-"
+_TEXT_PIECES = st.one_of(
+    st.text(alphabet=_B64URL + ".", max_size=60),
+    st.sampled_from(['"', "'", " ", ":", "/", "\n", "é", "[", "]", "?", "\\"]),
+    st.builds(new_secret),  # a real access-key secret
+    st.just(JWT),
+    st.text(max_size=8),
+)
+
+
+@given(st.lists(_TEXT_PIECES, max_size=8).map("".join))
+def test_redact_leaves_nothing_secret_shaped_and_changes_nothing_else(text: str) -> None:
+    clean = audit.redact(text)
+    assert not audit.looks_secret(clean)
+    if not audit.looks_secret(text):
+        assert clean == text
+
+
+def test_redact_keeps_the_message_around_the_hole() -> None:
+    secret = new_secret()
+    message = f"role_arn: is not a role ARN: {secret!r} does not start with 'arn:'"
+    assert audit.redact(message) == (
+        "role_arn: is not a role ARN: '[redacted]' does not start with 'arn:'"
+    )
+    assert audit.redact(f"issued token for {JWT}.") == "issued token for [redacted]."
+    session = f"arn:aws:sts::111122223333:assumed-role/Admin/{secret}"
+    assert audit.redact(session) == "arn:aws:sts::111122223333:assumed-role/Admin/[redacted]"
+    for ordinary in ("kid abc.def.ghi", "x" * 41, "token expired at 2026-11-22T00:15:00Z"):
+        assert audit.redact(ordinary) == ordinary
+
+
+def test_the_log_filter_redacts_message_traceback_and_stack_of_any_logger() -> None:
+    import io
+
+    secret = new_secret()
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.addFilter(audit.RedactingFilter())
+    root = logging.getLogger("test_redacting_filter")
+    root.propagate = False
+    root.addHandler(handler)
+    child = root.getChild("child")  # a handler filter sees records of child loggers too
+    try:
+        root.warning("issued token %s for %s", "jti-1", f"assumed-role/Admin/{secret}")
+        child.info("subject %s", JWT)
+        try:
+            raise ValueError(f"role_arn: is not a role ARN: {secret!r}")
+        except ValueError:
+            child.exception("request failed")
+        child.warning("with a stack", stack_info=True)
+        child.warning("%s %s", "too few")  # arguments that do not fit: dropped, not printed raw
+        child.warning("an ordinary line for %s", "arn:aws:iam::111122223333:user/alice")
+    finally:
+        root.removeHandler(handler)
+    text = out.getvalue()
+    assert secret not in text and JWT not in text and JWT[:30] not in text
+    assert "issued token jti-1 for assumed-role/Admin/[redacted]" in text
+    assert "ValueError: role_arn: is not a role ARN: '[redacted]'" in text
+    assert "an ordinary line for arn:aws:iam::111122223333:user/alice" in text
+
+
+def test_redact_and_the_scrub_take_linear_time_on_long_runs() -> None:
+    # A caller controls how long a run of base64url characters gets (a header of
+    # 16 KiB, a form value of 64 KiB); a backtracking pattern made that quadratic.
+    # Megabyte runs in a subprocess with a minute to spare: linear takes well under
+    # a second, quadratic hours.
+    import subprocess
+    import sys
+
+    script = (
+        "from authbridge import audit\n"
+        "for text in ('a' * 2_000_000, ('a' * 50 + '.') * 40_000, 'a.' * 1_000_000):\n"
+        "    audit.redact(text); audit.looks_secret(text); audit.scrub({'detail': text})\n"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=60)

@@ -23,6 +23,24 @@ Then no captured text (log records with their tracebacks, the audit file,
 stdout, stderr) holds a secret, a canary, or any 16 characters in a row of a
 token; the audit file has exactly one JSON line per request to an audited
 endpoint, with the access key id a client named only when it is one.
+
+Then the same against a real ``authbridge serve`` (gunicorn, TLS, two
+workers), with **secret-shaped** canaries (a fresh access-key-shaped secret,
+the user's real secret, JWT-shaped forgeries) put where a message would
+quote them: ``role_arn`` (the value, and a role name inside an ARN),
+``role_session_name`` (a valid one: the "issued" log line names it),
+``audience``, ``client_id``, ``duration_seconds``, ``grant_type``, a
+repeated parameter's name, a subject token whose ``alg`` is the canary;
+introspection and revocation of canaries; ``/verify`` with a forged token
+whose ``kid`` is the canary, with the canary as ``clusterID`` and with a real
+token whose session name is the canary; ``/authenticate`` with canary tokens;
+and raw HTTP that gunicorn's parser refuses (a header line that is the
+canary). Afterwards the server's whole output (the application log on
+stderr, gunicorn's error log, the audit log on stdout) and every response
+body hold no canary, no secret and no 16 characters of a token; and each
+sink shows it did redact something. The one place the canary session name
+does appear is the TokenReview verdict for its token: that is the
+Kubernetes username (``admin:<session>``), an identity, not a message.
 """
 
 from __future__ import annotations
@@ -31,7 +49,11 @@ import base64
 import json
 import logging
 import secrets
+import socket
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -40,12 +62,13 @@ import pytest
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from authbridge.iam.credentials import Pepper
+from authbridge.iam.credentials import Pepper, new_secret
 from authbridge.keys import KeyDirectory, KeyRing
 from authbridge.mapping.holder import MappingHolder
 from authbridge.store import SqlStore, open_store
 from authbridge.web import create_app
 from tests.conftest import ACCOUNT
+from tests.serving import LiveServer, start_server
 from tests.web.conftest import make_settings
 from tests.web.helpers import JWT_TYPE, STS, TOKEN_EXCHANGE, Clock, World, basic, build_world
 
@@ -256,3 +279,219 @@ def test_no_token_or_secret_reaches_any_log(
         and line["session"] == "canary-run"
         for line in issued
     )
+
+
+# --------------------------------------------------------------------------- a real server
+
+LIVE_MAPPING = f"""\
+mapRoles:
+  - rolearn: arn:aws:iam::{ACCOUNT}:role/platform/Admin
+    username: "admin:{{{{SessionName}}}}"
+mapUsers:
+  - userarn: arn:aws:iam::{ACCOUNT}:user/alice
+    username: alice
+"""
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def forged_header(token: str, **header: str) -> str:
+    """``token`` with another JOSE header (and so a signature that cannot verify)."""
+    _head, payload, signature = token.split(".")
+    return f"{b64url(json.dumps(header).encode())}.{payload}.{signature}"
+
+
+class Live:
+    """Requests to the real server, every response body kept for the final check."""
+
+    def __init__(self, live: LiveServer) -> None:
+        self.live = live
+        self.bodies: list[str] = []
+        tls = live.root / "keys" / "tls"
+        self.with_cert = live.ssl_context()
+        self.with_cert.load_cert_chain(
+            str(tls / "apiserver-prod-cp.crt"), str(tls / "apiserver-prod-cp.key")
+        )
+
+    def call(
+        self,
+        path: str,
+        data: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        *,
+        cert: bool = False,
+    ) -> tuple[int, Any]:
+        req = urllib.request.Request(self.live.url + path, data=data, headers=headers or {})  # noqa: S310
+        context = self.with_cert if cert else self.live.ssl_context()
+        try:
+            with urllib.request.urlopen(req, context=context, timeout=10) as resp:  # noqa: S310
+                status, raw = resp.status, resp.read()
+        except urllib.error.HTTPError as e:
+            status, raw = e.code, e.read()
+        text = raw.decode("utf-8")
+        self.bodies.append(text)
+        return status, json.loads(text) if text.strip() else None
+
+    def form(self, path: str, fields: dict[str, str] | str, **headers: str) -> tuple[int, Any]:
+        body = fields if isinstance(fields, str) else urllib.parse.urlencode(fields)
+        headers["Content-Type"] = "application/x-www-form-urlencoded"
+        return self.call(path, body.encode(), headers)
+
+    def review(self, token: str) -> tuple[int, Any]:
+        doc = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview"}
+        body = json.dumps({**doc, "spec": {"token": token}}).encode()
+        return self.call("/authenticate", body, {"Content-Type": "application/json"}, cert=True)
+
+    def raw(self, request: bytes) -> str:
+        """Bytes straight to the server (what urllib would refuse to send); the answer."""
+        host, _, port = self.live.url.removeprefix("https://").partition(":")
+        with socket.create_connection((host, int(port)), timeout=10) as plain:
+            context = self.live.ssl_context()
+            with context.wrap_socket(plain, server_hostname=host) as conn:
+                conn.sendall(request)
+                answer = b""
+                while chunk := conn.recv(65536):
+                    answer += chunk
+        text = answer.decode("latin-1")
+        self.bodies.append(text)
+        return text
+
+
+@pytest.fixture(scope="module")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    served = start_server(
+        tmp_path_factory.mktemp("canary"),
+        mapping=LIVE_MAPPING,
+        init_args="--apiserver-client prod-cp=prod",
+    )
+    try:
+        yield next(served)
+    finally:
+        served.close()
+
+
+def test_no_secret_shaped_value_reaches_any_sink_of_a_real_server(
+    live_server: LiveServer,
+) -> None:
+    live = Live(live_server)
+    key_id, secret = live_server.access_key_id, live_server.secret
+    canary = new_secret()  # shaped exactly like an access-key secret
+    auth = {"Authorization": basic(key_id, secret)["Authorization"]}
+    cc = {"grant_type": "client_credentials", "audience": "prod"}
+
+    status, body = live.form("/oauth2/token", cc, **auth)
+    assert status == 200, body
+    t_alice = body["access_token"]
+    forged_kid = forged_header(t_alice, alg="ES256", kid=canary, typ="JWT")
+    forged_alg = forged_header(t_alice, alg=canary, kid="k", typ="JWT")
+    xchg = {
+        "grant_type": TOKEN_EXCHANGE,
+        "subject_token_type": JWT_TYPE,
+        "subject_token": t_alice,
+        "audience": "prod",
+        "role_arn": live_server.role_arn,
+        "role_session_name": "canary-run",
+    }
+
+    # -- the token endpoint: a canary in every field a message might quote
+    refusals: list[tuple[dict[str, str] | str, dict[str, str], int, str]] = [
+        ({**xchg, "role_arn": canary}, {}, 400, "role_arn"),  # the issue's case
+        ({**xchg, "role_arn": secret}, {}, 400, "role_arn"),  # the real secret, pasted
+        ({**xchg, "role_arn": f"arn:aws:iam::{ACCOUNT}:role/{canary}"}, {}, 400, "role"),
+        ({**xchg, "role_session_name": canary + "!"}, {}, 400, "role_session_name"),
+        ({**xchg, "audience": canary}, {}, 400, ""),
+        ({**xchg, "duration_seconds": canary}, {}, 400, "duration_seconds"),
+        ({**xchg, "subject_token": forged_alg}, {}, 400, "subject_token"),
+        ({**xchg, "subject_token": forged_kid}, {}, 400, "subject_token"),
+        ({**xchg, "subject_token": canary}, {}, 400, "subject_token"),
+        ({**xchg, "client_id": key_id, "client_secret": canary}, {}, 401, ""),
+        ({**cc, "client_id": canary, "client_secret": secret}, {}, 401, ""),
+        ({**cc, "client_id": secret, "client_secret": key_id}, {}, 401, ""),  # swapped
+        ({**cc, "audience": canary}, auth, 400, ""),
+        ({**cc, "grant_type": canary}, auth, 400, "grant_type"),
+        (f"grant_type=client_credentials&{canary}=1&{canary}=2", auth, 400, "repeated"),
+    ]
+    for fields, headers, expected, named in refusals:
+        status, body = live.form("/oauth2/token", fields, **headers)
+        assert status == expected, (fields, body)
+        assert named in body.get("error_description", ""), body
+    # A valid but secret-shaped session name: issued, and named in the "issued" log line.
+    status, body = live.form("/oauth2/token", {**xchg, "role_session_name": canary})
+    assert status == 200, body
+    t_canary_session = body["access_token"]
+
+    # -- introspection, revocation
+    for token in (canary, forged_kid):
+        assert live.form("/oauth2/introspect", {"token": token}, **auth) == (200, {"active": False})
+        assert live.form("/oauth2/revoke", {"token": token})[0] == 200
+    assert live.form("/oauth2/introspect", {"token": t_alice}, **basic(canary, secret))[0] == 401
+
+    # -- /verify
+    status, body = live.call("/verify", headers={"Authorization": f"Bearer {forged_kid}"})
+    assert status == 200 and body["reasonCode"] == "unknown_kid", body
+    assert "[redacted]" in body["reason"] and body["token"]["kid"] == "[redacted]"
+    status, body = live.call(
+        "/verify?clusterID=" + canary, headers={"Authorization": f"Bearer {t_alice}"}
+    )
+    assert status == 400 and "[redacted]" in body["error"], body
+    status, body = live.call("/verify", headers={"Authorization": f"Bearer {t_canary_session}"})
+    assert status == 200 and body["authenticated"] is True, body
+    assert body["identity"]["sessionName"] == "[redacted]"
+
+    # -- /authenticate
+    for token in (canary, forged_kid, forged_alg, secret):
+        status, body = live.review(token)
+        assert status == 200 and body["status"]["authenticated"] is False, body
+    bodies_so_far = len(live.bodies)
+    status, verdict = live.review(t_canary_session)  # the one answer that must name it
+    assert verdict["status"]["user"]["username"] == f"admin:{canary}"
+    del live.bodies[bodies_so_far:]
+
+    # -- what gunicorn's parser refuses: it quotes the line in its log and its page
+    page = live.raw(f"GET /healthz HTTP/1.1\r\nHost: x\r\n{canary}\r\n\r\n".encode())
+    assert page.startswith("HTTP/1.1 400") and "[redacted]" in page
+
+    # -- nothing anywhere
+    time.sleep(0.5)  # the workers' last lines reach the log
+    output = live_server.log.read_text()
+    needles = {canary, secret}
+    for token in (t_alice, t_canary_session, forged_kid, forged_alg):
+        needles.update(token[i : i + 16] for i in range(len(token) - 15))
+    assert not [n[:8] for n in needles if n in output]
+    for text in live.bodies:
+        assert canary not in text and secret not in text, text
+
+    # -- each sink did meet a canary and redacted it
+    lines = output.splitlines()
+    app_log = [x for x in lines if x[:2] == "20" and " authbridge." in x]
+    gunicorn_log = [x for x in lines if x.startswith("[")]
+    audit_lines = [json.loads(x) for x in lines if x.startswith('{"time"')]
+    assert any("role_arn" in x and "[redacted]" in x for x in app_log), app_log
+    assert any("issued token-exchange" in x and "/[redacted]" in x for x in app_log), app_log
+    assert any("Invalid request" in x and "[redacted]" in x for x in gunicorn_log), gunicorn_log
+    assert any("redacted" in x for x in audit_lines)
+
+
+def test_gunicorns_error_log_goes_through_the_redacting_filter(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # serve gives gunicorn RedactingLogger: whatever gunicorn itself logs (it quotes
+    # refused request lines and headers, and tracebacks) is redacted on its handlers.
+    from authbridge.web.server import AuthbridgeServer, RedactingLogger
+
+    server = AuthbridgeServer(make_settings(tmp_path), tls=False)
+    assert server.cfg.logger_class is RedactingLogger
+    secret = new_secret()
+    logger = RedactingLogger(server.cfg)
+    logger.warning("Invalid request from ip=127.0.0.1: Invalid HTTP Header: %r", secret)
+    try:
+        raise RuntimeError(f"while handling {secret}")
+    except RuntimeError:
+        logger.exception("Error handling request")
+    logger.setup(server.cfg)  # a reload (SIGHUP) makes new handlers: redacted too
+    logger.info("after a reload: %s", secret)
+    err = capsys.readouterr().err
+    assert secret not in err
+    assert err.count("[redacted]") == 3 and "RuntimeError: while handling [redacted]" in err

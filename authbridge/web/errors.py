@@ -27,7 +27,12 @@ Descriptions are limited to the characters RFC 6749 §5.2 allows (no ``"`` or
 ``\\``, printable ASCII) and to a bounded length; exception messages in
 authbridge never contain secrets or tokens, and a client secret or token is
 never put in one here. Free-form parameters (grant_type, audience, a
-non-numeric duration) are named, never repeated back.
+non-numeric duration) are named, never repeated back. Where a message does
+quote what the caller sent (a malformed ``role_arn``, a repeated parameter's
+name, a field of a forged subject token's header), every secret-shaped run
+in it (:func:`authbridge.audit.redact`: a JWT, or 40 base64url characters
+like an access-key secret) becomes ``[redacted]``: the description names the
+field and what it expects, never a secret pasted into it.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from authlib.oauth2.rfc6749.errors import InvalidClientError, UnsupportedGrantTy
 from flask import Flask, Response, json
 from werkzeug.exceptions import HTTPException
 
+from authbridge.audit import redact
 from authbridge.errors import (
     AuthbridgeError,
     InputError,
@@ -86,8 +92,11 @@ class WireError:
 
 
 def wire_text(text: str, limit: int = MAX_DESCRIPTION) -> str:
-    """``text`` in the characters RFC 6749 §5.2 allows (%x20-21 / %x23-5B / %x5D-7E), bounded."""
-    clean = "".join(c if " " <= c <= "~" and c not in '"\\' else "?" for c in text)
+    """``text`` redacted, in the characters RFC 6749 §5.2 allows, bounded.
+
+    Allowed: %x20-21 / %x23-5B / %x5D-7E; anything else becomes ``?``.
+    """
+    clean = "".join(c if " " <= c <= "~" and c not in '"\\' else "?" for c in redact(text))
     return clean if len(clean) <= limit else clean[: limit - 3] + "..."
 
 

@@ -127,7 +127,7 @@ BAD_REQUEST: Final = "bad_request"  # the body is not a TokenReview (400)
 BODY_TOO_LARGE: Final = "body_too_large"  # 413
 CLIENT_CERT_REQUIRED: Final = "client_cert_required"  # 401
 CLUSTER_NOT_SERVED: Final = "cluster_not_served"  # 403 (webhook) / 400 (/verify)
-NO_TOKEN: Final = "no_token"  # noqa: S105 - a label: /verify without a token (400)
+NO_TOKEN: Final = "no_token"  # noqa: S105 - a label: no token (/verify: 400; webhook: a denial)
 STORE_UNAVAILABLE: Final = "store_unavailable"  # 503
 INTERNAL: Final = "internal"  # 500
 

@@ -17,9 +17,11 @@ the answer carries the ``apiVersion`` and ``kind`` of the request.
 harmless (unknown fields, ``metadata``, ``status`` and ``audiences: null`` are
 ignored) and strict where it matters: the body must be a JSON object of a
 known ``apiVersion`` and ``kind: TokenReview`` whose ``spec.token`` is a
-non-empty string of at most :data:`MAX_TOKEN_CHARS`. Anything else is a
-:class:`BadTokenReview` (HTTP 400): a request that is not a TokenReview is a
-wiring error, not a verdict. Messages name the field, never its value.
+string. Anything else is a :class:`BadTokenReview` (HTTP 400): a request that
+is not a TokenReview is a wiring error, not a verdict. Messages name the
+field, never its value. The token's content is not judged here: an empty one,
+or one over :data:`MAX_TOKEN_CHARS`, is a well-formed TokenReview whose answer
+is a denial (:mod:`authbridge.web.webhook`).
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ __all__ = [
 ApiVersion = Literal["authentication.k8s.io/v1", "authentication.k8s.io/v1beta1"]
 API_VERSIONS: Final[tuple[ApiVersion, ...]] = get_args(ApiVersion)
 KIND: Final = "TokenReview"
-MAX_TOKEN_CHARS: Final = 16 * 1024  # a spec.token longer than this is not a bearer token
+MAX_TOKEN_CHARS: Final = 16 * 1024  # a spec.token longer than this is denied unread
 MAX_AUDIENCES: Final = 64  # spec.audiences entries
 MAX_AUDIENCE_LENGTH: Final = 1024  # characters per audience
 
@@ -125,10 +127,6 @@ def parse_request(body: bytes) -> ReviewRequest:
     token = spec.get("token")
     if not isinstance(token, str):
         raise BadTokenReview("spec.token must be a string")
-    if not token:
-        raise BadTokenReview("spec.token is empty")
-    if len(token) > MAX_TOKEN_CHARS:
-        raise BadTokenReview(f"spec.token is longer than {MAX_TOKEN_CHARS} characters")
     audiences = spec.get("audiences")
     if audiences is None:
         audiences = []

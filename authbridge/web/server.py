@@ -30,6 +30,12 @@ so ``/metrics``, answered by any worker, sums all of them. gunicorn's
 ``child_exit`` hook marks an exited worker dead (prometheus_client then drops
 its live gauges; its counts stay summed).
 
+Logs: the application log (stderr, the root logger's handler) and gunicorn's
+error log (stderr too) each go through :class:`authbridge.audit.RedactingFilter`
+on their handlers, gunicorn's through :class:`RedactingLogger` (its
+``logger_class``), so no secret-shaped value reaches either, whichever logger
+or message carried it (the audit log has its own :func:`~authbridge.audit.scrub`).
+
 Audit log: the master opens ``auditLog`` once to fail early when it cannot be
 written; each worker appends with its own ``O_APPEND`` descriptor. The
 ``authbridge.audit`` logger does not propagate to the root logger, so an
@@ -48,6 +54,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from gunicorn import glogging
 from gunicorn.app.base import BaseApplication
 
 from authbridge import audit
@@ -85,6 +92,26 @@ def _ssl_context(config: Any, default_ssl_context_factory: Any) -> ssl.SSLContex
     return context
 
 
+def redact_handlers(logger: logging.Logger) -> None:
+    """Put :class:`~authbridge.audit.RedactingFilter` on each of ``logger``'s handlers, once."""
+    for handler in logger.handlers:
+        if not any(isinstance(f, audit.RedactingFilter) for f in handler.filters):
+            handler.addFilter(audit.RedactingFilter())
+
+
+class RedactingLogger(glogging.Logger):  # type: ignore[misc]  # gunicorn is untyped
+    """gunicorn's logger, its error (and access) log handlers redacted (see the module doc).
+
+    ``setup`` runs at start and on every reload (SIGHUP), each time with new
+    handlers: the filter goes on after each.
+    """
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        redact_handlers(self.error_log)
+        redact_handlers(self.access_log)
+
+
 class AuthbridgeServer(BaseApplication):  # type: ignore[misc]  # gunicorn is untyped
     def __init__(self, settings: Settings, *, tls: bool) -> None:
         self.settings = settings
@@ -104,6 +131,7 @@ class AuthbridgeServer(BaseApplication):  # type: ignore[misc]  # gunicorn is un
             "graceful_timeout": 10,
             "accesslog": None,
             "errorlog": "-",
+            "logger_class": RedactingLogger,
             "loglevel": "info",
             "proc_name": "authbridge",
             # Header caps: gunicorn answers 414 (request line) or 431 (header fields).
@@ -292,6 +320,7 @@ def check_audit_log(settings: Settings) -> None:
 def serve(settings: Settings) -> None:
     """Run until SIGINT/SIGTERM (gunicorn handles both: graceful stop)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    redact_handlers(logging.getLogger())
     audit_logger = logging.getLogger(audit.LOGGER)
     audit_logger.propagate = False  # the AuditLog writes each line itself
     audit_logger.addHandler(logging.NullHandler())

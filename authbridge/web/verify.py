@@ -19,6 +19,14 @@ authenticated; and what the token says (``iss``, ``aud``, ``exp``, ``kid``,
 with ``verified: false`` when it did not verify). 400 without a token, 503
 when the store is unavailable. Nothing is cached: this is the
 tool to check a revocation or a mapping change right now.
+
+Nothing secret-shaped is quoted back: every string of the answer, and of an
+error, goes out :func:`~authbridge.audit.redact`-ed, so a value that looks
+like a JWT or an access-key secret (a claim of a forged token, a session
+name, a ``clusterID``) reads ``[redacted]``, as in the audit log. A token
+with a claim no authbridge token can hold (a lone surrogate, a nested
+object, an absurd number) is refused with the reason, never a 500
+(:mod:`authbridge.tokens`).
 """
 
 from __future__ import annotations
@@ -123,6 +131,17 @@ def _token_and_cluster(svc: Services) -> tuple[str, str | None]:
     return token, cluster
 
 
+def _redacted(value: Any) -> Any:
+    """``value`` (the answer's JSON) with every string :func:`~authbridge.audit.redact`-ed."""
+    if isinstance(value, str):
+        return audit_trail.redact(value)
+    if isinstance(value, dict):
+        return {k: _redacted(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redacted(v) for v in value]
+    return value
+
+
 @bp.route(VERIFY_PATH, methods=["GET", "POST"])
 def verify() -> Response:
     started = time.perf_counter()
@@ -166,4 +185,4 @@ def verify() -> Response:
         clusters=clusters,
         review=review,
     )
-    return json_response(verify_answer(review))
+    return json_response(_redacted(verify_answer(review)))

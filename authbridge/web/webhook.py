@@ -19,11 +19,18 @@ What it answers (every verdict is HTTP 200, as aws-iam-authenticator's
     short, generic ``error`` :data:`REFUSED`. The precise reason goes to the
     audit log, the ``reason`` metric label and ``/verify``, never to the
     caller. The answer has the ``apiVersion`` and ``kind`` of the request
-    (``authentication.k8s.io/v1`` or ``v1beta1``). A body that is not a
+    (``authentication.k8s.io/v1`` or ``v1beta1``). Every TokenReview that
+    parses gets a verdict, an empty or oversized ``spec.token`` included
+    (``authenticated: false``, reason ``no_token`` or ``malformed``): the
+    kube-apiserver caches a 200 denial, not an error, and nothing a token
+    holds can turn a verdict into an error. Only a body that is not a
     TokenReview is 400, a body over ``maxRequestBytes`` (64 KiB) 413, and an
     internal failure (store down) 503 with ``Retry-After``, which the
     kube-apiserver retries (k8s.io/apiserver ``util/webhook.DefaultShouldRetry``
-    retries a 5xx that suggests a delay).
+    retries a 5xx that suggests a delay). Answers are ASCII JSON (non-ASCII
+    as ``\\u`` escapes), so encoding one cannot fail, whatever a value holds;
+    an error's message is :func:`~authbridge.audit.redact`-ed (a client
+    certificate's CN is the only value it quotes).
 
 Audiences
     The token's ``aud`` must name a cluster the caller speaks for, whatever
@@ -94,7 +101,7 @@ from flask import Blueprint, Flask, Response, current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from authbridge import audit as audit_trail
-from authbridge.errors import StoreUnavailable
+from authbridge.errors import StoreUnavailable, TokenMalformed
 from authbridge.mapping.model import Mapping
 from authbridge.review import REASON_OK, Review, review_token
 from authbridge.web import errors, metrics
@@ -104,6 +111,7 @@ from authbridge.web.limits import audit_client, read_wsgi_body
 from authbridge.web.peer import PeerCert, client_certificate
 from authbridge.web.review import (
     KIND,
+    MAX_TOKEN_CHARS,
     BadTokenReview,
     ReviewRequest,
     TokenReviewStatus,
@@ -126,9 +134,13 @@ NO_CLIENT_CA_WARNING: Final = (
 
 
 class RequestFailed(Exception):
-    """A request answered with an error instead of a verdict; ``status`` is the HTTP code."""
+    """A request answered with an error instead of a verdict; ``status`` is the HTTP code.
+
+    ``message`` is answered, audited and logged: it is redacted here, once, for all three.
+    """
 
     def __init__(self, status: int, message: str, reason: str) -> None:
+        message = audit_trail.redact(message)
         super().__init__(message)
         self.status = status
         self.message = message
@@ -269,10 +281,13 @@ def install(app: Flask, svc: Services) -> WebhookState:
 # --------------------------------------------------------------------------- helpers
 
 
+def dumps(body: Any) -> str:
+    """JSON text in ASCII: a lone surrogate in a value is an escape, not a UnicodeEncodeError."""
+    return json.dumps(body, ensure_ascii=True)
+
+
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    response = Response(
-        json.dumps(body, ensure_ascii=False), status=status, mimetype="application/json"
-    )
+    response = Response(dumps(body), status=status, mimetype="application/json")
     response.headers["Cache-Control"] = "no-store"
     for name, value in (headers or {}).items():
         response.headers[name] = value
@@ -390,6 +405,21 @@ def served_clusters(
     return clusters
 
 
+_REFUSED_JSON: Final = dumps({"authenticated": False, "error": REFUSED})
+
+
+def _unreviewable(token: str) -> tuple[str, str] | None:
+    """(reason, detail) for a ``spec.token`` refused before any review: empty, or too long.
+
+    A denial like any other (HTTP 200), not a 400: the TokenReview itself is fine.
+    """
+    if not token:
+        return metrics.NO_TOKEN, "spec.token is empty"
+    if len(token) > MAX_TOKEN_CHARS:
+        return TokenMalformed.code, f"spec.token is longer than {MAX_TOKEN_CHARS} characters"
+    return None
+
+
 def _status(review: Review, spec_audiences: tuple[str, ...]) -> TokenReviewStatus:
     if not review.authenticated or review.user is None or review.token is None:
         return {"authenticated": False, "error": REFUSED}
@@ -502,7 +532,7 @@ def answer_review(hook: Webhook, environ: Mapping_[str, Any]) -> Answer:
             **where,
         )
         headers = [("Retry-After", str(RETRY_AFTER_SECONDS))] if failure.status == 503 else []
-        return failure.status, json.dumps({"error": failure.message}, ensure_ascii=False), headers
+        return failure.status, dumps({"error": failure.message}), headers
     except Exception:
         conclude(
             "tokenreview",
@@ -566,11 +596,11 @@ class FastPath:
             return self.next(environ, start_response)
         try:
             status, body, extra = answer_review(self.hook, environ)
+            data = body.encode("utf-8")
         except Exception as exc:
             log.error("request failed: %s", type(exc).__name__, exc_info=exc)
             response = errors.error_response(errors.to_wire(exc))
             return response(environ, start_response)
-        data = body.encode("utf-8")
         headers = [
             ("Content-Type", "application/json"),
             ("Content-Length", str(len(data))),
@@ -595,6 +625,10 @@ def _decide(
     note: str | None,
 ) -> Verdict:
     """The verdict: from the cache, or reviewed now (and cached when positive)."""
+    unreviewable = _unreviewable(req.token)
+    if unreviewable is not None:
+        reason, detail = unreviewable
+        return Verdict(False, reason, _REFUSED_JSON, ReviewFields(detail=detail), False)
     cache = webhook.cache
     now = svc.clock()
     key = VerdictCache.key(req.token, req.audiences, clusters) if cache.enabled else None
@@ -616,7 +650,7 @@ def _decide(
     verdict = Verdict(
         review.authenticated,
         review.reason,
-        json.dumps(_status(review, req.audiences), ensure_ascii=False),
+        dumps(_status(review, req.audiences)),
         ReviewFields.of(review),
         False,
     )

@@ -18,7 +18,9 @@ How it works
     and run through the app in place; the answer is buffered and written as
     the socket accepts it. Protocol rules (request-line and header limits,
     ``Transfer-Encoding``, keep-alive, ``Expect: 100-continue``, error pages)
-    are therefore gunicorn's, only the I/O is different.
+    are therefore gunicorn's, only the I/O is different; what gunicorn's error
+    pages and log lines quote of a refused request is redacted
+    (:func:`authbridge.audit.redact`).
 
     Each request runs to completion before the loop looks at the next, so a
     slow store query delays the other connections of the same worker (as in
@@ -111,6 +113,7 @@ from gunicorn.http.message import Request
 from gunicorn.http.unreader import IterUnreader
 from gunicorn.workers import base
 
+from authbridge import audit
 from authbridge.web.limits import connection_address, per_worker
 
 MAX_BODY_BYTES: Final = 1024 * 1024  # the body cap when the app has no settings (tests)
@@ -676,6 +679,19 @@ class EventLoopWorker(base.Worker):  # type: ignore[misc]  # gunicorn is untyped
         gunicorn_util.write_error(conn.answer, status, reason, message)
         conn.close_after = True
         conn.inbuf.clear()
+
+    def handle_error(self, req: Any, client: Any, addr: Any, exc: BaseException) -> None:
+        """gunicorn's error page and log line, with nothing secret-shaped in what they quote.
+
+        gunicorn repeats the request line, method or header it refused, in its
+        log and in the HTML page it answers; a token or secret sent there
+        (say, as a header without a colon) goes out :func:`audit.redact`-ed.
+        """
+        for name, value in list(vars(exc).items()):
+            if isinstance(value, str):
+                setattr(exc, name, audit.redact(value))
+        exc.args = tuple(audit.redact(a) if isinstance(a, str) else a for a in exc.args)
+        super().handle_error(req, client, addr, exc)
 
     def _run_app(self, conn: _Connection, req: Request, *, force_close: bool = False) -> None:
         environ: dict[str, Any] = {}

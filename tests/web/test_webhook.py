@@ -9,7 +9,8 @@ Covers:
   short generic error, no user; the precise reason only in the audit log;
 - status.audiences = spec.audiences ∩ token aud: spec.audiences absent,
   disjoint (the kube-apiserver's own audience: left out), overlapping;
-- 400 for bodies that are not a TokenReview, 413 over 64 KiB, 405 for GET;
+- 400 for bodies that are not a TokenReview, 413 over 64 KiB, 405 for GET; an
+  empty or oversized (20 KiB) spec.token is a 200 denial, not a 400;
 - client certificates: 401 without one when a client CA is configured, 403
   for a certificate of no served cluster, several clusters in one
   certificate; without a client CA every caller is served and a warning is
@@ -24,7 +25,9 @@ Covers:
   a canary token, for
   valid, invalid and malformed requests;
 - a latency histogram sample per outcome, and the reason counter;
-- the client certificate read from gunicorn's TLS socket; no header can forge one.
+- the client certificate read from gunicorn's TLS socket; no header can forge one;
+- answers are ASCII JSON (a lone surrogate is an escape), and an answer the fast
+  path cannot encode is the app's JSON 500, not gunicorn's HTML one.
 """
 
 from __future__ import annotations
@@ -392,8 +395,6 @@ def _doc(**changes: Any) -> str:
         (_doc(spec=None), "spec"),
         (_doc(spec={}), "spec.token"),
         (_doc(spec={"token": 42}), "spec.token"),
-        (_doc(spec={"token": ""}), "spec.token"),
-        (_doc(spec={"token": "x" * (16 * 1024 + 1)}), "spec.token"),
         (_doc(spec={"token": "x", "audiences": "prod"}), "spec.audiences"),
         (_doc(spec={"token": "x", "audiences": [1]}), "spec.audiences"),
     ],
@@ -404,6 +405,30 @@ def test_not_a_token_review_is_400(client: FlaskClient, body: str | bytes, fragm
     error = response.get_json()["error"]
     assert error.startswith("not a TokenReview") and fragment in error
     assert "authenticated" not in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize(
+    ("token", "reason", "detail"),
+    [
+        ("", "no_token", "spec.token is empty"),
+        ("x" * (20 * 1024), "malformed", "spec.token is longer than 16384 characters"),
+    ],
+    ids=["empty", "20 KiB"],
+)
+def test_an_empty_or_oversized_token_is_a_200_denial_not_a_400(
+    client: FlaskClient,
+    token: str,
+    reason: str,
+    detail: str,
+    audit_records: Callable[[], list[dict[str, Any]]],
+) -> None:
+    # A TokenReview that parses gets a verdict: the kube-apiserver caches a 200
+    # denial, while a 400 is an error it does not cache (and logs as a webhook failure).
+    before = sample("authbridge_tokenreview_total", outcome="denied", reason=reason)
+    denied(review(client, token))
+    record = last_decision(audit_records)
+    assert (record["outcome"], record["reason"], record["detail"]) == ("denied", reason, detail)
+    assert sample("authbridge_tokenreview_total", outcome="denied", reason=reason) == before + 1
 
 
 def test_unknown_fields_are_ignored(client: FlaskClient, world: World) -> None:
@@ -742,7 +767,7 @@ def test_the_fast_path_and_the_flask_view_answer_alike(
     token = user_token(clients["fast path"], world.alice_key)
     cases: list[tuple[str, dict[str, Any]]] = [
         (json.dumps({"apiVersion": V1, "kind": "TokenReview", "spec": {"token": t}}), cert)
-        for t in (token, "garbage")
+        for t in (token, "garbage", "", "x" * (20 * 1024))
         for cert in (PROD, STAGING, {})
     ]
     cases += [
@@ -795,3 +820,21 @@ def test_an_unexpected_failure_on_the_fast_path_is_a_logged_500(
     assert response.headers["Cache-Control"] == "no-store"
     assert any("request failed: KeyError" in r.getMessage() for r in caplog.records)
     assert last_decision(audit_records)["reason"] == metrics.INTERNAL
+
+
+def test_answers_are_ascii_json_so_no_value_can_fail_to_encode(
+    build: Callable[..., Flask], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A lone surrogate cannot be written as UTF-8: were one ever to reach an answer
+    # (claim validation keeps them out of tokens), it must be an escape, never a 500.
+    from authbridge.web import webhook
+
+    assert webhook.dumps({"username": "\ud800é"}) == '{"username": "\\ud800\\u00e9"}'
+    assert webhook.json_response({"reason": "\udfff"}).get_data() == b'{"reason": "\\udfff"}'
+
+    # And should the fast path meet an answer it cannot encode, the client gets the
+    # app's JSON 500, not the server's HTML one.
+    client = build().test_client()
+    monkeypatch.setattr(webhook, "answer_review", lambda hook, environ: (200, "\ud800", []))
+    response = review(client, "x")
+    assert response.status_code == 500 and response.get_json()["error"] == "server_error"
