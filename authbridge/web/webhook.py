@@ -196,10 +196,12 @@ class Verdict(NamedTuple):
 # a 30-80 ms pause of the whole worker (bench/RESULTS.md).
 _Entry = tuple[float, str, tuple[Any, ...]]
 _Key = tuple[bytes, tuple[str, ...], tuple[str, ...]]
+_Version = tuple[int, int]  # (mapping version, key set reloads)
 
 
 class VerdictCache:
-    """A bounded LRU of positive verdicts that forgets everything when the mapping changes.
+    """A bounded LRU of positive verdicts that forgets everything when the mapping or the
+    key set changes (a revoked or retired signing key ends its tokens' cached verdicts).
 
     Expired entries leave as new ones come in (from the least recently used
     end), so the cache holds about ``rate × ttl`` verdicts, not ``size``.
@@ -209,7 +211,7 @@ class VerdictCache:
         self.size = size
         self.ttl = ttl
         self._entries: OrderedDict[_Key, _Entry] = OrderedDict()
-        self._version: int | None = None
+        self._version: _Version | None = None
         self._lock = threading.Lock()
 
     @property
@@ -221,12 +223,12 @@ class VerdictCache:
         digest = hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
         return digest, tuple(sorted(set(audiences))), tuple(sorted(set(clusters)))
 
-    def _sync(self, version: int) -> None:
+    def _sync(self, version: _Version) -> None:
         if self._version != version:
             self._entries.clear()
             self._version = version
 
-    def get(self, key: _Key, *, now: float, version: int) -> Verdict | None:
+    def get(self, key: _Key, *, now: float, version: _Version) -> Verdict | None:
         with self._lock:
             self._sync(version)
             entry = self._entries.get(key)
@@ -240,7 +242,13 @@ class VerdictCache:
         return Verdict(True, REASON_OK, status_json, ReviewFields(*fields), True)
 
     def put(
-        self, key: _Key, verdict: Verdict, *, expires_at: int | None, now: float, version: int
+        self,
+        key: _Key,
+        verdict: Verdict,
+        *,
+        expires_at: int | None,
+        now: float,
+        version: _Version,
     ) -> None:
         if not self.enabled or expires_at is None or not verdict.authenticated:
             return
@@ -631,16 +639,18 @@ def _decide(
         return Verdict(False, reason, _REFUSED_JSON, ReviewFields(detail=detail), False)
     cache = webhook.cache
     now = svc.clock()
+    keys = svc.keys()  # first: a reload it makes must reach the cache's version below
+    cached_under = (version, svc.keyring.reloads)
     key = VerdictCache.key(req.token, req.audiences, clusters) if cache.enabled else None
     if key is not None:
-        hit = cache.get(key, now=now, version=version)
+        hit = cache.get(key, now=now, version=cached_under)
         metrics.child(metrics.CACHE, "hit" if hit else "miss").inc()
         if hit is not None:
             return hit
     review = review_token(
         req.token,
         store=svc.store,
-        keys=svc.keys(),
+        keys=keys,
         policy=svc.policy,
         mapping=mapping,
         clusters=clusters,
@@ -655,5 +665,5 @@ def _decide(
         False,
     )
     if key is not None:
-        cache.put(key, verdict, expires_at=review.expires_at, now=now, version=version)
+        cache.put(key, verdict, expires_at=review.expires_at, now=now, version=cached_under)
     return verdict

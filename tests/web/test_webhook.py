@@ -43,7 +43,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from authbridge.keys import KeyRing
+from authbridge.keys import KeyDirectory, KeyRing
 from authbridge.mapping.holder import MappingHolder
 from authbridge.settings import Settings
 from authbridge.store import SqlStore
@@ -555,6 +555,20 @@ def test_cache_is_dropped_on_a_mapping_reload(
     hits = _cache("hit")
     assert allowed(review(client, token))["user"]["username"] == "alice2"
     assert _cache("hit") == hits
+
+
+def test_cache_is_dropped_when_the_key_set_changes(
+    client: FlaskClient, world: World, key_directory: KeyDirectory, clock: Clock
+) -> None:
+    # A retired (or, in the store, revoked) signing key ends its tokens' cached verdicts
+    # too: the cache follows the key set as it follows the mapping, not only its TTL.
+    token = user_token(client, world.alice_key)
+    old = key_directory.load().signing_key(int(clock.now))
+    allowed(review(client, token))
+    key_directory.rotate(now=clock.now - 1800)  # the successor is active by now
+    key_directory.retire(old.kid, now=clock.now)
+    clock.advance(1.5)  # past the key ring's check interval, well within the cache TTL
+    denied(review(client, token))
 
 
 def test_cache_never_outlives_its_ttl(
