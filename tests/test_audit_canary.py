@@ -384,12 +384,15 @@ def test_no_secret_shaped_value_reaches_any_sink_of_a_real_server(
     status, body = live.form("/oauth2/token", cc, **auth)
     assert status == 200, body
     t_alice = body["access_token"]
+    status, body = live.form("/oauth2/token", {**cc, "audience": live_server.url + "/sts"}, **auth)
+    assert status == 200, body
+    s_alice = body["access_token"]  # what AssumeRole takes: a token for the sts audience
     forged_kid = forged_header(t_alice, alg="ES256", kid=canary, typ="JWT")
     forged_alg = forged_header(t_alice, alg=canary, kid="k", typ="JWT")
     xchg = {
         "grant_type": TOKEN_EXCHANGE,
         "subject_token_type": JWT_TYPE,
-        "subject_token": t_alice,
+        "subject_token": s_alice,
         "audience": "prod",
         "role_arn": live_server.role_arn,
         "role_session_name": "canary-run",
@@ -457,7 +460,7 @@ def test_no_secret_shaped_value_reaches_any_sink_of_a_real_server(
     time.sleep(0.5)  # the workers' last lines reach the log
     output = live_server.log.read_text()
     needles = {canary, secret}
-    for token in (t_alice, t_canary_session, forged_kid, forged_alg):
+    for token in (t_alice, s_alice, t_canary_session, forged_kid, forged_alg):
         needles.update(token[i : i + 16] for i in range(len(token) - 15))
     assert not [n[:8] for n in needles if n in output]
     for text in live.bodies:

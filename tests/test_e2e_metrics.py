@@ -328,7 +328,7 @@ def test_state_families(run: Run) -> None:
     assert 0 <= samples[key("authbridge_mapping_age_seconds")] < 300
     assert samples[key("authbridge_mapping_last_reload_failed")] == 0
     states = {k[1][0][1]: v for k, v in samples.items() if k[0] == "authbridge_signing_keys"}
-    assert states == {"pending": 0, "active": 1, "retiring": 1, "retired": 0}
+    assert states == {"pending": 0, "active": 1, "retiring": 1, "retired": 0, "revoked": 0}
     ages = {dict(k[1])["state"]: v for k, v in samples.items() if k[0].endswith("key_age_seconds")}
     assert set(ages) == {"active", "retiring"} and 7199 < ages["retiring"] < 7500
     assert any(k[0] == "authbridge_store_operation_duration_seconds_bucket" for k in samples)

@@ -34,7 +34,7 @@ from authbridge.store import SqlStore, open_store
 from authbridge.web import create_app
 from tests.conftest import ACCOUNT
 from tests.web.conftest import make_settings
-from tests.web.helpers import ISSUER, Clock, World, build_world, user_token
+from tests.web.helpers import ISSUER, Clock, World, build_world, sts_token, user_token
 
 MAPPING = f"""\
 mapRoles:
@@ -66,6 +66,7 @@ class Env:
     client: FlaskClient
     token: str  # a valid token of alice for prod
     spare_token: str  # a valid token of bob for prod, for tests that may revoke it
+    sts_token: str  # a valid token of alice for the sts audience: AssumeRole's subject_token
 
     def signing_key(self) -> SigningKey:
         return self.ring.current().signing_key(self.clock.now)
@@ -141,6 +142,7 @@ def build_env(root: Path, **settings: Any) -> Env:
         client,
         user_token(client, world.alice_key),
         user_token(client, world.bob_key),
+        sts_token(client, world.alice_key),
     )
 
 
