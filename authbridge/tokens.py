@@ -130,6 +130,7 @@ REGISTERED_CLAIMS: frozenset[str] = (
 )
 _STRING_CLAIMS = ("iss", "sub", "jti", "arn", "account", "principal_id")
 _OPTIONAL_STRING_CLAIMS = ("session_name", "access_key_id", *SOURCE_CLAIMS)
+_ALL_STRING_CLAIMS = (*_STRING_CLAIMS, *_OPTIONAL_STRING_CLAIMS)
 _TIME_CLAIMS = ("exp", "iat", "nbf")
 # Bounds of a claim value: a token authbridge signs never comes near them, so a
 # value past one is refused as invalid claims (never a 500 further on).
@@ -485,15 +486,24 @@ def _claim_problem(claims: Mapping[str, Any]) -> str | None:
     for name in REQUIRED_CLAIMS:
         if claims.get(name) is None:
             return f"the token has no {name!r} claim"
-    for name in (*_STRING_CLAIMS, *_OPTIONAL_STRING_CLAIMS):
+    # The text checks run once over every string claim together (this is on every
+    # review's path); only a token that fails them is walked claim by claim, to name one.
+    texts: list[str] = []
+    for name in _ALL_STRING_CLAIMS:
         value = claims.get(name)
         if value is None and name in _OPTIONAL_STRING_CLAIMS:
             continue
         if not isinstance(value, str) or not value:
             return f"claim {name!r} must be a non-empty string"
-        problem = _text_problem(value)
-        if problem:
-            return f"claim {name!r} must be {problem}"
+        if len(value) > MAX_CLAIM_CHARS:
+            return f"claim {name!r} must be at most {MAX_CLAIM_CHARS} characters"
+        texts.append(value)
+    if _BAD_CHARS.search("".join(texts)):
+        for name in _ALL_STRING_CLAIMS:
+            value = claims.get(name)
+            problem = _text_problem(value) if isinstance(value, str) else None
+            if problem:
+                return f"claim {name!r} must be {problem}"
     for name in _TIME_CLAIMS:
         value = claims[name]
         # RFC 7519 §2 NumericDate: a JSON number. bool is an int subclass in
