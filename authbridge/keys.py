@@ -518,6 +518,18 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _refuse_unsafe(st: os.stat_result, what: str, path: Path) -> None:
+    """Refuse a secret file that is not a regular file, or that others may read."""
+    if not stat.S_ISREG(st.st_mode):
+        raise KeyStoreError(f"{what} is not a regular file")
+    if st.st_mode & _UNSAFE_MODE_BITS:
+        raise KeyStoreError(
+            f"{what} is accessible by other users (mode {stat.S_IMODE(st.st_mode):04o});"
+            " refusing to use it",
+            hint=f"run `chmod 600 {path}`",
+        )
+
+
 class KeyDirectory:
     """The signing keys directory (default ``keys/``): load, init, rotate, retire.
 
@@ -670,14 +682,7 @@ class KeyDirectory:
             ) from e
         except OSError as e:
             raise KeyStoreError(f"cannot read key file {key_path}: {e.strerror}") from e
-        if not stat.S_ISREG(st.st_mode):
-            raise KeyStoreError(f"key file {key_path} is not a regular file")
-        if st.st_mode & _UNSAFE_MODE_BITS:
-            raise KeyStoreError(
-                f"key file {key_path} is accessible by other users "
-                f"(mode {stat.S_IMODE(st.st_mode):04o}); refusing to use it",
-                hint=f"run `chmod 600 {key_path}`",
-            )
+        _refuse_unsafe(st, f"key file {key_path}", key_path)
         try:
             data = key_path.read_bytes()
         except OSError as e:
@@ -1115,14 +1120,7 @@ def load_kek(kek_file: Path | None, kek_env: str | None) -> Kek:
         ) from None
     except OSError as e:
         raise KeyStoreError(f"cannot read {where}: {e.strerror}") from None
-    if not stat.S_ISREG(st.st_mode):
-        raise KeyStoreError(f"{where} is not a regular file")
-    if st.st_mode & _UNSAFE_MODE_BITS:
-        raise KeyStoreError(
-            f"{where} is accessible by other users (mode {stat.S_IMODE(st.st_mode):04o});"
-            " refusing to use it",
-            hint=f"run `chmod 600 {kek_file}`",
-        )
+    _refuse_unsafe(st, where, kek_file)
     try:
         data = Path(kek_file).read_bytes()
     except OSError as e:

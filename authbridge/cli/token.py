@@ -220,27 +220,22 @@ def _mint(
             cfg.access_key_id, cfg.secret_access_key, audience=cluster_id, duration=duration
         )
     role, session_name = assume
+
+    def exchange(subject: str) -> IssuedToken:
+        return issuer.assume_role(
+            subject, audience=cluster_id, role_arn=role, session_name=session_name,
+            duration=duration,
+        )  # fmt: skip
+
     subject, cached = _sts_token(cfg, issuer, cache, reuse=True)
     try:
-        return issuer.assume_role(
-            subject.token,
-            audience=cluster_id,
-            role_arn=role,
-            session_name=session_name,
-            duration=duration,
-        )
+        return exchange(subject.token)
     except IssuerRefused as e:
         if not cached or e.error != "invalid_grant":
             raise
     # The cached sts token may have been revoked since: once more with a new one.
     subject, _ = _sts_token(cfg, issuer, cache, reuse=False)
-    return issuer.assume_role(
-        subject.token,
-        audience=cluster_id,
-        role_arn=role,
-        session_name=session_name,
-        duration=duration,
-    )
+    return exchange(subject.token)
 
 
 def _sts_token(
