@@ -42,7 +42,15 @@
     CPU time per path over interleaved batches, their ratio, and in how many
     batches the missing role was the faster. A few seconds.
 
-All are bounded (about a minute each) and clean up after themselves.
+``.venv/bin/python -m bench.experiments replicas [--seconds S] [--changes N]``
+    Three `authbridge serve` replicas on one PostgreSQL against one on SQLite,
+    reviews/s through the same load generator in the same run, and the
+    propagation of a revocation and of a key rotation across the three (median
+    and max over N changes, 50 by default): :mod:`bench.replicas`. Needs
+    ``AUTHBRIDGE_BENCH_POSTGRES_DSN`` (or ``AUTHBRIDGE_TEST_POSTGRES_DSN``); a few
+    minutes.
+
+All are bounded (about a minute each, ``replicas`` a few) and clean up after themselves.
 """
 
 from __future__ import annotations
@@ -643,8 +651,14 @@ def main(argv: list[str]) -> int:
         "plugin-floor": plugin_floor,
         "role-timing": role_timing,
     }
+    if argv[:1] == ["replicas"]:
+        from bench import replicas
+
+        replicas.main(argv[1:])
+        return 0
     if not argv or argv[0] not in names:
-        print(f"usage: python -m bench.experiments {{{'|'.join(names)}}}", file=sys.stderr)
+        usage = "|".join([*names, "replicas"])
+        print(f"usage: python -m bench.experiments {{{usage}}}", file=sys.stderr)
         return 2
     names[argv[0]]()
     return 0

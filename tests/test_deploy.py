@@ -13,7 +13,10 @@ Covers:
   ``AUTHBRIDGE_*`` variables, no Service links;
 * the server: 2 replicas spread over nodes and zones, probes on ``/healthz`` and
   ``/readyz``, the DSN from a Secret (no literal DSN anywhere), Secrets mounted with
-  a mode authbridge accepts, no Kubernetes API token; the reconciler: the
+  a mode authbridge accepts, no Kubernetes API token, the signing keys in the store
+  under the mounted KEK (the keys Secret holds only the KEK and the pepper, as the
+  README's command makes it), the mapping ConfigMap optional (a server without it
+  becomes ready once it appears); the reconciler: the
   ServiceAccount of ``rbac/authbridge-rbac.yaml``, no keys, no ``--prune``, the
   mapping as a flag; both containers' args name a real command and its options;
 * the PodDisruptionBudget, Service and NetworkPolicies select what they should, and
@@ -21,12 +24,13 @@ Covers:
 * the Dockerfile (stages, user, healthcheck, entrypoint, no compiler in the final
   stage) and ``.dockerignore`` (evaluated with Docker's matching rules);
 * the files a kubelet mounts (links through ``..data``, mode 0440) as authbridge
-  reads them: keys and pepper load, a Secret update reaches the key ring, and (an
+  reads them: keys, KEK and pepper load, a Secret update reaches the key ring, and (an
   expected failure until settings stop resolving links) paths survive an update.
 """
 
 from __future__ import annotations
 
+import base64
 import inspect
 import json
 import os
@@ -359,6 +363,36 @@ def test_server_files_are_where_the_settings_say() -> None:
     assert all("subPath" not in m for m in container(SERVER)["volumeMounts"]), (
         "the kubelet never updates subPath mounts"
     )
+
+
+def test_server_keeps_its_signing_keys_in_the_store_under_the_mounted_kek() -> None:
+    env = {k: e.get("value") for k, e in env_of(SERVER).items()}
+    settings = load_settings({}, {k: v for k, v in env.items() if v is not None}, None)
+    assert settings.key_source == "store"
+    assert settings.kek_file is not None and settings.kek_file.name == "kek"
+    keys_mount = mounts_of(SERVER)[str(settings.kek_file.parent)]
+    assert keys_mount["secret"]["secretName"] == "authbridge-keys"
+    assert settings.pepper_file.parent == settings.kek_file.parent
+    assert "AUTHBRIDGE_KEK" not in env, "the KEK comes from the mounted Secret, not a variable"
+
+
+def test_readme_puts_only_the_kek_and_the_pepper_in_the_keys_secret() -> None:
+    readme = (DEPLOY / "README.md").read_text()
+    commands = re.findall(r"create secret generic authbridge-keys(.*?)--dry-run", readme, re.S)
+    assert len(commands) == 1, "one command makes the keys Secret"
+    files = re.findall(r"--from-file=(\S+)", commands[0])
+    names = sorted(f.split("=")[0] if "=" in f else Path(f).name for f in files)
+    assert names == ["access-key-pepper", "kek"], files
+    assert ".pem" not in commands[0] and "signing-keys.json" not in commands[0]
+
+
+def test_the_mapping_configmap_is_optional_for_the_server_only() -> None:
+    # The server starts without it (and is not ready until it exists); the reconciler
+    # has nothing to do without a mapping and refuses to start, so it waits for it.
+    server = mounts_of(SERVER)["/etc/authbridge/mapping"]["configMap"]
+    assert server["name"] == "authbridge-mapping" and server["optional"] is True
+    reconciler = mounts_of(RECONCILER)["/etc/authbridge/mapping"]["configMap"]
+    assert reconciler["name"] == "authbridge-mapping" and not reconciler.get("optional")
 
 
 @pytest.mark.parametrize("deployment", [SERVER, RECONCILER])
@@ -720,6 +754,40 @@ def test_a_mounted_keys_secret_with_mode_0440_loads_and_updates(tmp_path: Path) 
     source.rotate()  # `authbridge keys rotate`, then the Secret is replaced
     kubelet_volume(mount, key_files(source.path), 0o440, "2026_01_01_00_10_00.2")
     assert len(ring.current().keys) == 2 and ring.last_error is None
+
+
+def test_a_mounted_kek_and_pepper_with_mode_0440_open_the_store_keys(tmp_path: Path) -> None:
+    from authbridge.keys import KEK_BYTES, Kek, StoreKeys, load_kek
+    from authbridge.store import open_store
+
+    source = tmp_path / "keys"
+    source.mkdir()
+    pepper = load_or_create_pepper(source / "access-key-pepper")
+    raw = os.urandom(KEK_BYTES)
+    kek = Kek(raw, "test")
+    (source / "kek").write_bytes(base64.b64encode(raw) + b"\n")
+    store = open_store(f"sqlite:///{tmp_path}/data/authbridge.db", pepper=pepper)
+    try:
+        made = StoreKeys(store, kek).init("ES256")
+        mount = tmp_path / "mount"
+        kubelet_volume(mount, key_files(source), 0o440, "2026_01_01_00_00_00.1")
+        mounted = load_kek(mount / "kek", None)  # through ..data, group-readable
+        load_or_create_pepper(mount / "access-key-pepper", create=False)
+        assert [k.kid for k in StoreKeys(store, mounted).load().keys] == [made.kid]
+    finally:
+        store.close()
+
+
+def test_a_server_without_the_mapping_configmap_becomes_ready_when_it_appears(
+    tmp_path: Path,
+) -> None:
+    mount = tmp_path / "mapping"  # the optional volume: an empty directory at first
+    mount.mkdir()
+    holder = MappingHolder(mount / "mapping.yaml", check_interval=0)
+    assert not holder.ready and "does not exist" in str(holder.last_error)
+    kubelet_volume(mount, {"mapping.yaml": b"mapAccounts: ['111122223333']\n"}, 0o444, "1")
+    holder.current()
+    assert holder.ready and holder.version == 1
 
 
 def test_a_mapping_path_used_as_given_follows_configmap_updates(tmp_path: Path) -> None:
