@@ -11,6 +11,8 @@ bumped by every change and only by changes, in the transaction of the change
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from authbridge.errors import EntityAlreadyExists, InputError, NoSuchEntity
@@ -96,14 +98,15 @@ def test_entries_are_per_cluster(store: SqlStore) -> None:
 
 def test_bad_fields_are_named(store: SqlStore) -> None:
     _principals(store)
-    for call, field in [
-        (lambda: store.create_access_entry("bad id", USER_ARN), "clusterName"),
-        (lambda: store.create_access_entry("prod", USER_ARN, entry_type="EC2"), "type"),
-        (lambda: store.create_access_entry("prod", USER_ARN, username=""), "username"),
-        (lambda: store.create_access_entry("prod", USER_ARN, groups=[""]), "kubernetesGroups"),
-    ]:
+    cases: list[tuple[str, dict[str, Any], str]] = [
+        ("bad id", {}, "clusterName"),
+        ("prod", {"entry_type": "EC2"}, "type"),
+        ("prod", {"username": ""}, "username"),
+        ("prod", {"groups": [""]}, "kubernetesGroups"),
+    ]
+    for cluster, kwargs, field in cases:
         with pytest.raises(InputError) as e:
-            call()
+            store.create_access_entry(cluster, USER_ARN, **kwargs)
         assert e.value.field == field
     assert store.list_access_entries() == []
     assert store.access_version() == 0
