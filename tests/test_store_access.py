@@ -66,7 +66,10 @@ def test_role_entry_takes_the_role_path_and_refuses_sessions(store: SqlStore) ->
     role = store.get_role(ACCOUNT, "Deploy")
     entry = store.create_access_entry("prod", f"arn:aws:iam::{ACCOUNT}:role/deploy")
     assert entry.principal_id == role.role_id and entry.principal_arn == ROLE_ARN
-    assert entry.username is None and entry.to_aws()["username"] == ROLE_ARN
+    assert entry.username is None
+    assert entry.to_aws()["username"] == (
+        f"arn:aws:sts::{ACCOUNT}:assumed-role/Deploy/{{{{SessionName}}}}"
+    )
     with pytest.raises(InputError, match="principalArn.*assumed-role") as e:
         store.create_access_entry("dev", f"arn:aws:sts::{ACCOUNT}:assumed-role/Deploy/sess")
     assert "role/<name>" in str(e.value)

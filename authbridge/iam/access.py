@@ -55,7 +55,7 @@ ENTRY_TYPES: Final[tuple[EntryType, ...]] = ("STANDARD",)
 Scope = Literal["cluster", "namespace"]
 
 POLICY_ARN_PREFIX: Final = "arn:aws:eks::aws:cluster-access-policy/"
-# EKS access policy -> authbridge ClusterRole (as authbridge.rbac.policies.ACCESS_POLICIES)
+# EKS access policy -> authbridge ClusterRole (rbac/access-policies.yaml)
 POLICY_CLUSTER_ROLES: Final = {
     "AmazonEKSClusterAdminPolicy": "authbridge:cluster-admin",
     "AmazonEKSAdminPolicy": "authbridge:admin",
@@ -184,6 +184,14 @@ class AccessEntry:
             f"{self.principal_id}"
         )
 
+    def default_username(self) -> str:
+        """EKS's default: a user's ARN; a role's session ARN with ``{{SessionName}}``."""
+        if ":role/" not in self.principal_arn:
+            return self.principal_arn
+        partition, account = _arn_parts(self.principal_arn)
+        role = self.principal_arn.rsplit("/", 1)[1]
+        return f"arn:{partition}:sts::{account}:assumed-role/{role}/{{{{SessionName}}}}"
+
     def to_aws(self) -> dict[str, Any]:
         partition, account = _arn_parts(self.principal_arn)
         return {
@@ -194,7 +202,7 @@ class AccessEntry:
             "createdAt": iso8601(self.created_at),
             "modifiedAt": iso8601(self.modified_at),
             "tags": {},
-            "username": self.username if self.username is not None else self.principal_arn,
+            "username": self.username if self.username is not None else self.default_username(),
             "type": self.type,
         }
 
