@@ -35,7 +35,7 @@ the callers that write entries (the CLI) run it before the store is asked.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, Literal
@@ -244,3 +244,19 @@ def list_policies_aws() -> dict[str, Any]:
             for name, role in POLICY_CLUSTER_ROLES.items()
         ]
     }
+
+
+@dataclass(frozen=True)
+class AccessSnapshot:
+    """Every cluster's mode and entries at one access version (a worker caches one)."""
+
+    version: int
+    modes: Mapping[str, AuthenticationMode]
+    entries: Mapping[tuple[str, str], AccessEntry]  # (cluster id, principal id) -> entry
+
+    def mode(self, cluster: str) -> AuthenticationMode:
+        return self.modes.get(cluster, DEFAULT_AUTHENTICATION_MODE)
+
+    def entry_for(self, cluster: str, principal_id: str) -> AccessEntry | None:
+        """The entry of a user id, or of a role session's role (``AROA…:session``)."""
+        return self.entries.get((cluster, principal_id.split(":", 1)[0]))

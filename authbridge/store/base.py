@@ -21,7 +21,7 @@ Every method is one transaction: it either happens whole or not at all.
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Literal, Protocol
 
@@ -36,7 +36,12 @@ from authbridge.iam.model import (
 )
 
 if TYPE_CHECKING:
-    from authbridge.iam.access import AccessEntry, AuthenticationMode, PolicyAssociation
+    from authbridge.iam.access import (
+        AccessEntry,
+        AccessSnapshot,
+        AuthenticationMode,
+        PolicyAssociation,
+    )
     from authbridge.keys import KeyEdit, KeyRecord
 
 MAX_ACCESS_KEYS_PER_USER = 2
@@ -63,7 +68,7 @@ class ReviewFacts:
     case-insensitively); otherwise ``None`` and ``()``. ``source_revoked``
     says whether the ``source_jti`` asked about is revoked, and
     ``source_user_name`` is the source user's name when it exists and is not
-    the principal itself.
+    the principal itself. ``access_version`` is :meth:`Store.access_version`.
     """
 
     revoked: bool
@@ -72,6 +77,9 @@ class ReviewFacts:
     group_arns: tuple[str, ...] = ()
     source_revoked: bool = False
     source_user_name: str | None = None
+    # Store.access_version, read in the same statement: a cache tag, not a fact
+    # about the principal, so equality leaves it out.
+    access_version: int | None = field(default=None, compare=False)
 
 
 class Store(Protocol):
@@ -244,6 +252,10 @@ class Store(Protocol):
     # -- access entries (authbridge.iam.access) ------------------------------------
     def access_version(self) -> int:
         """Bumped by every change to access entries, policies and modes; one cheap read."""
+        ...
+
+    def access_snapshot(self, version: int | None = None) -> AccessSnapshot:
+        """Every mode and entry; cached per store object while ``version`` is current."""
         ...
 
     def get_authentication_mode(self, cluster_id: str) -> AuthenticationMode:

@@ -32,6 +32,7 @@ from authbridge.iam import access, credentials, names
 from authbridge.iam.access import (
     DEFAULT_AUTHENTICATION_MODE,
     AccessEntry,
+    AccessSnapshot,
     AuthenticationMode,
     PolicyAssociation,
 )
@@ -113,7 +114,8 @@ _KEY_COLS = (
     "k.access_key_id, k.user_id, u.name, u.account_id, k.status, k.created_at, k.last_used_at"
 )
 # review_facts: one row per group of the user (one row if none, or no such user),
-# each carrying the revocations, the role's existence, the user, the source user
+# each carrying the revocations, the role's existence, the access version, the
+# user, the source user
 # and the key status (the key must belong to the source user: the principal
 # itself for a user token). Parameters in order: jti, source jti, role id,
 # principal id, source id, access key id.
@@ -121,6 +123,7 @@ _REVIEW_FACTS_SQL = (
     "SELECT EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = ?),"
     " EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = ?),"
     " EXISTS (SELECT 1 FROM iam_roles WHERE role_id = ?),"
+    " (SELECT version FROM access_version WHERE id = 1),"
     " u.user_id, u.enabled, u.name, k.status, s.user_id, s.enabled, s.name,"
     " g.account_id, g.name, g.path"
     " FROM (SELECT CAST(? AS TEXT) AS principal_id, CAST(? AS TEXT) AS source_id) p"
@@ -150,6 +153,7 @@ class SqlStore:
         self._pepper_value: credentials.Pepper | None = None
         self.partition = partition
         self._partitions = arns.KNOWN_PARTITIONS | {partition}
+        self._access: AccessSnapshot | None = None  # the last one read (access_snapshot)
 
     def __repr__(self) -> str:
         return f"SqlStore(dialect={self._db.dialect!r}, partition={self.partition!r})"
@@ -882,6 +886,7 @@ class SqlStore:
             revoked,
             source_revoked,
             role_exists,
+            access_version,
             user_id,
             enabled,
             user_name,
@@ -889,7 +894,7 @@ class SqlStore:
             source_user_id,
             source_enabled,
             source_name,
-        ) = rows[0][:10]
+        ) = rows[0][:11]
         # The decision of check_principal, in its order, on the facts just read,
         # then the source's (whose key the access key must be).
         refusal: PrincipalRefusal | None = None
@@ -925,6 +930,7 @@ class SqlStore:
             source_user_name=source_name
             if source_user_id is not None and source_id != principal_id
             else None,
+            access_version=int(access_version),
         )
 
     # -- revocation ----------------------------------------------------------------
@@ -1014,6 +1020,30 @@ class SqlStore:
     # UPDATE also serializes concurrent changes on the version row.
     def access_version(self) -> int:
         return int(self._db.query("SELECT version FROM access_version WHERE id = 1")[0][0])
+
+    def access_snapshot(self, version: int | None = None) -> AccessSnapshot:
+        """All modes and entries; the cached snapshot when it is of ``version``.
+
+        ``version`` is what the caller just read (``ReviewFacts.access_version``);
+        None reads it here. A new snapshot is read in one transaction.
+        """
+        cached = self._access
+        if version is None:
+            version = self.access_version()
+        if cached is not None and cached.version == version:
+            return cached
+        with self._tx() as cur:
+            now = int(cur.execute("SELECT version FROM access_version WHERE id = 1")[0][0])
+            modes = {
+                r[0]: access.authentication_mode(r[1])
+                for r in cur.execute("SELECT cluster_id, authentication_mode FROM access_clusters")
+            }
+            entries = [
+                _access_entry(r) for r in cur.execute(f"SELECT {_ENTRY_COLS} FROM access_entries")
+            ]
+        snapshot = AccessSnapshot(now, modes, {(e.cluster_id, e.principal_id): e for e in entries})
+        self._access = snapshot  # one reference swap: safe for a worker's threads
+        return snapshot
 
     def get_authentication_mode(self, cluster_id: str) -> AuthenticationMode:
         access.cluster_id(cluster_id)
