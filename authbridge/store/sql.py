@@ -1033,6 +1033,9 @@ class SqlStore:
         if cached is not None and cached.version == version:
             return cached
         with self._tx() as cur:
+            # The version first: under READ COMMITTED a change committed between these
+            # statements gives newer rows under the older tag (one reload too many),
+            # never older rows under the newer one.
             now = int(cur.execute("SELECT version FROM access_version WHERE id = 1")[0][0])
             modes = {
                 r[0]: access.authentication_mode(r[1])
