@@ -14,8 +14,13 @@ speak for, and returns a :class:`Review`:
 2. the mapping, if it names a ``clusterID``, applies only to tokens for that
    cluster;
 3. for an IAM user, its groups (``mapGroups``) are those of that same read;
-4. :func:`authbridge.mapping.resolve.resolve` maps the identity to a username
-   and groups, or says no rule matched.
+4. :func:`authbridge.mapping.resolve.resolve_access` maps the identity to a
+   username and groups, or says no rule matched: by the authenticationMode of
+   the first cluster the token is for, its access entry (bound to the unique
+   id) and/or the mapping file. The entries come from the store object's
+   snapshot (:meth:`Store.access_snapshot`), re-read only when the access
+   version read with the facts of step 1 changed: no extra round trip, except
+   one transaction per worker per access version.
 
 A refused token gets ``reason`` (a short stable label: the token error code
 such as ``expired``, or ``not_mapped``: metrics and logs) and ``detail``, one
@@ -60,7 +65,7 @@ from authbridge.errors import (
 from authbridge.keys import KeySet
 from authbridge.mapping.model import Identity, KubeIdentity, MatchedRule
 from authbridge.mapping.model import Mapping as MappingFile
-from authbridge.mapping.resolve import resolve
+from authbridge.mapping.resolve import resolve_access
 from authbridge.store.base import ReviewFacts, Store
 from authbridge.sts import IssuerPolicy, verify_token_facts
 from authbridge.tokens import MAX_NUMERIC_DATE, MAX_TOKEN_SIZE, Principal
@@ -119,6 +124,9 @@ class Review:
     source_identity: str | None = None
     source_access_key_id: str | None = None
     source_jti: str | None = None
+    # The access version (Store.access_version) the entries consulted were of: the
+    # webhook's verdict cache is tagged with it.
+    access_version: int | None = None
 
 
 # --------------------------------------------------------------------------- /verify JSON
@@ -144,7 +152,7 @@ class KubernetesDoc(TypedDict):
 
 
 class RuleDoc(TypedDict):
-    section: Literal["mapRoles", "mapUsers", "mapGroups", "mapAccounts"]
+    section: Literal["mapRoles", "mapUsers", "mapGroups", "mapAccounts", "accessEntry"]
     index: int
     arn: str | None
 
@@ -505,7 +513,14 @@ def map_identity(
         clusters=clusters,
     )
 
-    if mapping.cluster_id is not None and mapping.cluster_id not in clusters:
+    # Access entries: those of the first cluster the token is for, from the
+    # worker's snapshot, re-read only when review_facts saw a new access version.
+    snapshot = store.access_snapshot(facts.access_version if facts is not None else None)
+    cluster = clusters[0] if clusters else None
+    mode = snapshot.mode(cluster) if cluster is not None else "CONFIG_MAP"
+    entry = snapshot.entry_for(cluster, identity.principal_id) if cluster is not None else None
+    uses_file = mode == "CONFIG_MAP" or (mode == "API_AND_CONFIG_MAP" and entry is None)
+    if uses_file and mapping.cluster_id is not None and mapping.cluster_id not in clusters:
         return replace(
             refused,
             detail=f"no mapping rule matched {identity.canonical_arn}: the mapping"
@@ -531,14 +546,21 @@ def map_identity(
                 )
             group_arns = [g.arn for g in store.list_groups_for_user(user.account_id, user.name)]
 
-    resolution = resolve(mapping, identity, group_arns)
+    resolution = resolve_access(mapping, identity, group_arns, mode=mode, entry=entry)
     if resolution.user is None:
         detail = resolution.reason or f"no mapping rule matched {identity.canonical_arn}"
+        hint = (
+            "create an access entry for it (authbridge access create-entry)"
+            if mode == "API"
+            else "add a rule for it to the mapping (authbridge mapping check shows the"
+            " rules), or an access entry (authbridge access create-entry)"
+        )
         return replace(
             refused,
-            detail=f"{detail}; {mapping_note}" if mapping_note else detail,
-            hint="add a rule for it to the mapping (authbridge mapping check shows the rules)",
+            detail=f"{detail}; {mapping_note}" if mapping_note and mode != "API" else detail,
+            hint=hint,
             rules=resolution.rules,
+            access_version=snapshot.version,
         )
 
     return Review(
@@ -548,4 +570,5 @@ def map_identity(
         user=resolution.user,
         rules=resolution.rules,
         clusters=clusters,
+        access_version=snapshot.version,
     )

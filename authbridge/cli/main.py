@@ -64,6 +64,7 @@ _NOT_UTF8 = "authbridge.cli.not_utf8"
 COMMANDS: dict[str, str] = {
     "init": "authbridge.cli.init:init",
     "iam": "authbridge.cli.iam:iam",
+    "access": "authbridge.cli.access:access_group",
     "quickstart": "authbridge.cli.quickstart:quickstart",
     "serve": "authbridge.cli.serve:serve",
     "keys": "authbridge.cli.keys:keys",

@@ -38,8 +38,8 @@ class Identity:
 class MatchedRule:
     """Which mapping entry decided, for /verify and the logs."""
 
-    section: Literal["mapRoles", "mapUsers", "mapGroups", "mapAccounts"]
-    index: int  # position in that section
+    section: Literal["mapRoles", "mapUsers", "mapGroups", "mapAccounts", "accessEntry"]
+    index: int  # position in that section (0 for an access entry)
     arn: str | None  # the rolearn / userarn / grouparn of the entry; None for mapAccounts
 
 

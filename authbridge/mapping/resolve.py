@@ -44,6 +44,25 @@ names (``pkg/server/server.go``): ``arn``, ``canonicalArn``, ``sessionName``,
 strings included; authbridge leaves out the empty ones. EKS itself also sends
 ``sigs.k8s.io/aws-iam-authenticator/principalId``; authbridge does not.
 ``rules`` lists every entry that contributed, in the order applied.
+
+Access entries (:func:`resolve_access`, :mod:`authbridge.iam.access`) come
+before all of this, by the cluster's ``authenticationMode``:
+
+======================  ==============================================================
+mode                    rule order
+======================  ==============================================================
+``CONFIG_MAP``          the file only (steps 1-4); entries are ignored
+``API_AND_CONFIG_MAP``  the principal's entry, if it has one, decides alone (the
+                        file is not consulted, so nothing is merged); else steps 1-4
+``API``                 the principal's entry, or refused; the file is ignored
+======================  ==============================================================
+
+The caller finds the entry by unique id (a user's ``AIDA…``; a role session's
+role id, the ``AROA…`` before the ``:``), so a re-created namesake has none.
+An entry's username defaults to EKS's: a user's canonical ARN, a role's
+``arn:…:sts::<acct>:assumed-role/<role>/{{SessionName}}``. Its rendered names
+follow the rules above with no reserved-prefix opt-out; the matched rule is
+``accessEntry`` with the entry's principal ARN.
 """
 
 from __future__ import annotations
@@ -53,6 +72,7 @@ from collections.abc import Iterable, Sequence
 
 from authbridge import arn
 from authbridge.errors import MalformedArn
+from authbridge.iam.access import AccessEntry, AuthenticationMode
 from authbridge.mapping import templates
 from authbridge.mapping.model import (
     Identity,
@@ -62,7 +82,7 @@ from authbridge.mapping.model import (
     Resolution,
 )
 
-__all__ = ["UNMAPPED_SECTIONS", "resolve", "template_values"]
+__all__ = ["UNMAPPED_SECTIONS", "resolve", "resolve_access", "template_values"]
 
 UNMAPPED_SECTIONS = "mapRoles/mapUsers/mapGroups/mapAccounts"
 
@@ -234,3 +254,28 @@ def resolve(mapping: Mapping, identity: Identity, iam_group_arns: Sequence[str] 
         user=None,
         reason=f"no mapping rule matched {identity.canonical_arn} ({UNMAPPED_SECTIONS})",
     )
+
+
+def resolve_access(
+    mapping: Mapping,
+    identity: Identity,
+    iam_group_arns: Sequence[str] = (),
+    *,
+    mode: AuthenticationMode,
+    entry: AccessEntry | None,
+) -> Resolution:
+    """Map ``identity`` by ``mode`` (module docstring), ``entry`` being its access entry."""
+    if mode == "CONFIG_MAP":
+        return resolve(mapping, identity, iam_group_arns)
+    if entry is not None:
+        matched = MatchedRule("accessEntry", 0, entry.principal_arn)
+        username = entry.username if entry.username is not None else entry.default_username()
+        groups = [(g, False, matched) for g in entry.groups]
+        return _mapped(identity, [matched], (username, False, matched), groups)
+    if mode == "API":
+        return Resolution(
+            user=None,
+            reason=f"no access entry matched {identity.canonical_arn} (the cluster's"
+            " authenticationMode is API: the mapping file is not used)",
+        )
+    return resolve(mapping, identity, iam_group_arns)

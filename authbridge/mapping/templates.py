@@ -38,12 +38,15 @@ import re
 from collections.abc import Mapping
 from typing import Final
 
+from authbridge.errors import InputError
+
 __all__ = [
     "MAX_NAME_LENGTH",
     "RESERVED_PREFIXES",
     "SECTION_VARIABLES",
     "VARIABLES",
     "RenderError",
+    "check_access_entry",
     "literal_prefix",
     "parts",
     "render",
@@ -156,3 +159,32 @@ def render(text: str, values: Mapping[str, str]) -> str:
         return value
 
     return _TEMPLATE.sub(one, text)
+
+
+def check_access_entry(kind: str, username: str | None, groups: tuple[str, ...]) -> None:
+    """An access entry's username and groups by a mapping entry's rules, without the opt-out.
+
+    ``kind`` is ``user`` or ``role`` (a role's entry may use ``{{SessionName}}``,
+    as ``mapRoles``). As in EKS, an access entry can never use a reserved prefix.
+    Raises ``InputError`` naming ``username`` or ``kubernetesGroups[i]``.
+    """
+    section = "mapRoles" if kind == "role" else "mapUsers"
+    named = [("username", username)] if username is not None else []
+    named += [(f"kubernetesGroups[{i}]", g) for i, g in enumerate(groups)]
+    for field, text in named:
+        if not text or len(text) > MAX_NAME_LENGTH:
+            raise InputError(field, f"must be 1 to {MAX_NAME_LENGTH} characters")
+        if not text.isprintable():
+            bad = next(c for c in text if not c.isprintable())
+            raise InputError(field, f"has a character that is not printable ({ascii(bad)})")
+        problems = template_problems(text, section)
+        if problems:
+            raise InputError(field, problems[0])
+        prefix = reserved_prefix(literal_prefix(text))
+        if prefix is not None:
+            raise InputError(
+                field,
+                f'uses the reserved prefix "{prefix}"; access entries may not',
+                hint="choose a name outside system:, eks:, aws:, amazon:, iam: and"
+                " authbridge-internal:",
+            )

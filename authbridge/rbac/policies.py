@@ -19,6 +19,7 @@ from typing import Any, Final
 
 import yaml
 
+from authbridge.iam.access import POLICY_CLUSTER_ROLES
 from authbridge.mapping.model import Mapping
 from authbridge.rbac.errors import RbacError
 
@@ -41,14 +42,9 @@ RBAC_DIR: Final = Path(__file__).resolve().parents[2] / "rbac"
 ACCESS_POLICIES_FILE: Final = RBAC_DIR / "access-policies.yaml"
 RECONCILER_RBAC_FILE: Final = RBAC_DIR / "authbridge-rbac.yaml"
 RECONCILER_ROLE: Final = "authbridge:reconciler"
-# EKS access policy -> authbridge ClusterRole (rbac/access-policies.yaml)
-ACCESS_POLICIES: Final = {
-    "AmazonEKSClusterAdminPolicy": "authbridge:cluster-admin",
-    "AmazonEKSAdminPolicy": "authbridge:admin",
-    "AmazonEKSEditPolicy": "authbridge:edit",
-    "AmazonEKSViewPolicy": "authbridge:view",
-    "AmazonEKSAdminViewPolicy": "authbridge:admin-view",
-}
+# EKS access policy -> authbridge ClusterRole (rbac/access-policies.yaml); access
+# entries name the same policies.
+ACCESS_POLICIES: Final = POLICY_CLUSTER_ROLES
 BUILTIN_ROLES: Final = ("cluster-admin", "admin", "edit", "view")
 
 Permission = tuple[str, str, str]  # apiGroup ("" for the core group), resource, verb

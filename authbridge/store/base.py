@@ -9,7 +9,11 @@ Semantics follow AWS IAM where it has an opinion:
   deleted the entry stays, shown as the bare id, and trusts nobody new;
 * deleting a user with access keys or group memberships, or a group with
   members, is a ``DeleteConflict`` unless ``force=True``;
-* a user holds at most two access keys (``LimitExceeded``).
+* a user holds at most two access keys (``LimitExceeded``);
+* an access entry (:mod:`authbridge.iam.access`) is bound to its principal's
+  unique id; every change to entries, their policies or a cluster's
+  authentication mode bumps :meth:`Store.access_version` in the same
+  transaction.
 
 Every method is one transaction: it either happens whole or not at all.
 """
@@ -17,7 +21,7 @@ Every method is one transaction: it either happens whole or not at all.
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Literal, Protocol
 
@@ -32,6 +36,12 @@ from authbridge.iam.model import (
 )
 
 if TYPE_CHECKING:
+    from authbridge.iam.access import (
+        AccessEntry,
+        AccessSnapshot,
+        AuthenticationMode,
+        PolicyAssociation,
+    )
     from authbridge.keys import KeyEdit, KeyRecord
 
 MAX_ACCESS_KEYS_PER_USER = 2
@@ -58,7 +68,7 @@ class ReviewFacts:
     case-insensitively); otherwise ``None`` and ``()``. ``source_revoked``
     says whether the ``source_jti`` asked about is revoked, and
     ``source_user_name`` is the source user's name when it exists and is not
-    the principal itself.
+    the principal itself. ``access_version`` is :meth:`Store.access_version`.
     """
 
     revoked: bool
@@ -67,6 +77,9 @@ class ReviewFacts:
     group_arns: tuple[str, ...] = ()
     source_revoked: bool = False
     source_user_name: str | None = None
+    # Store.access_version, read in the same statement: a cache tag, not a fact
+    # about the principal, so equality leaves it out.
+    access_version: int | None = field(default=None, compare=False)
 
 
 class Store(Protocol):
@@ -235,3 +248,60 @@ class Store(Protocol):
         ``wait=False``, ``None`` at once when another process holds the lock.
         """
         ...
+
+    # -- access entries (authbridge.iam.access) ------------------------------------
+    def access_version(self) -> int:
+        """Bumped by every change to access entries, policies and modes; one cheap read."""
+        ...
+
+    def access_snapshot(self, version: int | None = None) -> AccessSnapshot:
+        """Every mode and entry; cached per store object while ``version`` is current."""
+        ...
+
+    def get_authentication_mode(self, cluster_id: str) -> AuthenticationMode:
+        """The cluster's mode; ``API_AND_CONFIG_MAP`` when never set."""
+        ...
+
+    def set_authentication_mode(self, cluster_id: str, mode: str) -> AuthenticationMode: ...
+
+    def create_access_entry(
+        self,
+        cluster_id: str,
+        principal_arn: str,
+        *,
+        username: str | None = None,
+        groups: Sequence[str] = (),
+        entry_type: str = "STANDARD",
+    ) -> AccessEntry:
+        """An entry bound to the unique id of the existing user or role ``principal_arn``.
+
+        The username and group templates must have been checked by the caller
+        (:func:`authbridge.mapping.templates.template_problems`).
+        """
+        ...
+
+    def get_access_entry(self, cluster_id: str, principal_arn: str) -> AccessEntry: ...
+
+    def list_access_entries(self, cluster_id: str | None = None) -> list[AccessEntry]: ...
+
+    def delete_access_entry(self, cluster_id: str, principal_arn: str) -> None:
+        """Delete the entry and its policy associations."""
+        ...
+
+    def associate_access_policy(
+        self,
+        cluster_id: str,
+        principal_arn: str,
+        policy: str,
+        *,
+        scope: str,
+        namespaces: Sequence[str] = (),
+    ) -> PolicyAssociation: ...
+
+    def disassociate_access_policy(
+        self, cluster_id: str, principal_arn: str, policy: str
+    ) -> None: ...
+
+    def list_associated_access_policies(
+        self, cluster_id: str | None = None, principal_arn: str | None = None
+    ) -> list[PolicyAssociation]: ...

@@ -124,6 +124,53 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    Migration(
+        3,
+        "access entries, their policy associations, cluster authentication modes",
+        (
+            # principal_id is the unique id (AIDA.../AROA...) the entry is bound to;
+            # arn_key (the lowercased account, kind and name) finds it by ARN, so an
+            # entry whose principal was deleted and re-created is still found, and
+            # must be deleted before the new principal gets one.
+            """CREATE TABLE access_entries (
+                cluster_id TEXT NOT NULL,
+                principal_id TEXT NOT NULL,
+                principal_arn TEXT NOT NULL,
+                arn_key TEXT NOT NULL,
+                username TEXT,
+                groups_json TEXT NOT NULL DEFAULT '[]',
+                entry_type TEXT NOT NULL CHECK (entry_type IN ('STANDARD')),
+                created_at BIGINT NOT NULL,
+                modified_at BIGINT NOT NULL,
+                PRIMARY KEY (cluster_id, principal_id),
+                UNIQUE (cluster_id, arn_key)
+            )""",
+            """CREATE TABLE access_policy_associations (
+                cluster_id TEXT NOT NULL,
+                principal_id TEXT NOT NULL,
+                policy TEXT NOT NULL,
+                scope TEXT NOT NULL CHECK (scope IN ('cluster', 'namespace')),
+                namespaces_json TEXT NOT NULL DEFAULT '[]',
+                associated_at BIGINT NOT NULL,
+                modified_at BIGINT NOT NULL,
+                PRIMARY KEY (cluster_id, principal_id, policy),
+                FOREIGN KEY (cluster_id, principal_id)
+                    REFERENCES access_entries(cluster_id, principal_id) ON DELETE CASCADE
+            )""",
+            """CREATE TABLE access_clusters (
+                cluster_id TEXT PRIMARY KEY,
+                authentication_mode TEXT NOT NULL
+                    CHECK (authentication_mode IN ('CONFIG_MAP', 'API_AND_CONFIG_MAP', 'API'))
+            )""",
+            # One row: bumped in the transaction of every change above, so a reader
+            # knows with one cheap read whether what it cached is stale.
+            """CREATE TABLE access_version (
+                id INTEGER PRIMARY KEY CHECK (id = 1),
+                version BIGINT NOT NULL
+            )""",
+            "INSERT INTO access_version (id, version) VALUES (1, 0)",
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

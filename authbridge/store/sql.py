@@ -28,7 +28,14 @@ from authbridge.errors import (
     NoSuchEntity,
     SchemaTooNew,
 )
-from authbridge.iam import credentials, names
+from authbridge.iam import access, credentials, names
+from authbridge.iam.access import (
+    DEFAULT_AUTHENTICATION_MODE,
+    AccessEntry,
+    AccessSnapshot,
+    AuthenticationMode,
+    PolicyAssociation,
+)
 from authbridge.iam.model import (
     AccessKey,
     AccessKeyStatus,
@@ -107,7 +114,8 @@ _KEY_COLS = (
     "k.access_key_id, k.user_id, u.name, u.account_id, k.status, k.created_at, k.last_used_at"
 )
 # review_facts: one row per group of the user (one row if none, or no such user),
-# each carrying the revocations, the role's existence, the user, the source user
+# each carrying the revocations, the role's existence, the access version, the
+# user, the source user
 # and the key status (the key must belong to the source user: the principal
 # itself for a user token). Parameters in order: jti, source jti, role id,
 # principal id, source id, access key id.
@@ -115,6 +123,7 @@ _REVIEW_FACTS_SQL = (
     "SELECT EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = ?),"
     " EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = ?),"
     " EXISTS (SELECT 1 FROM iam_roles WHERE role_id = ?),"
+    " (SELECT version FROM access_version WHERE id = 1),"
     " u.user_id, u.enabled, u.name, k.status, s.user_id, s.enabled, s.name,"
     " g.account_id, g.name, g.path"
     " FROM (SELECT CAST(? AS TEXT) AS principal_id, CAST(? AS TEXT) AS source_id) p"
@@ -144,6 +153,7 @@ class SqlStore:
         self._pepper_value: credentials.Pepper | None = None
         self.partition = partition
         self._partitions = arns.KNOWN_PARTITIONS | {partition}
+        self._access: AccessSnapshot | None = None  # the last one read (access_snapshot)
 
     def __repr__(self) -> str:
         return f"SqlStore(dialect={self._db.dialect!r}, partition={self.partition!r})"
@@ -876,6 +886,7 @@ class SqlStore:
             revoked,
             source_revoked,
             role_exists,
+            access_version,
             user_id,
             enabled,
             user_name,
@@ -883,7 +894,7 @@ class SqlStore:
             source_user_id,
             source_enabled,
             source_name,
-        ) = rows[0][:10]
+        ) = rows[0][:11]
         # The decision of check_principal, in its order, on the facts just read,
         # then the source's (whose key the access key must be).
         refusal: PrincipalRefusal | None = None
@@ -919,6 +930,7 @@ class SqlStore:
             source_user_name=source_name
             if source_user_id is not None and source_id != principal_id
             else None,
+            access_version=int(access_version),
         )
 
     # -- revocation ----------------------------------------------------------------
@@ -1003,6 +1015,284 @@ class SqlStore:
                     raise KeyStoreError(f"signing key {rec.kid} is not in the store")
             return change
 
+    # -- access entries (authbridge.iam.access) ---------------------------------------
+    # Every change bumps access_version in its own transaction; on PostgreSQL that
+    # UPDATE also serializes concurrent changes on the version row.
+    def access_version(self) -> int:
+        return int(self._db.query("SELECT version FROM access_version WHERE id = 1")[0][0])
+
+    def access_snapshot(self, version: int | None = None) -> AccessSnapshot:
+        """All modes and entries; the cached snapshot when it is of ``version``.
+
+        ``version`` is what the caller just read (``ReviewFacts.access_version``);
+        None reads it here. A new snapshot is read in one transaction.
+        """
+        cached = self._access
+        if version is None:
+            version = self.access_version()
+        if cached is not None and cached.version == version:
+            return cached
+        with self._tx() as cur:
+            # The version first: under READ COMMITTED a change committed between these
+            # statements gives newer rows under the older tag (one reload too many),
+            # never older rows under the newer one.
+            now = int(cur.execute("SELECT version FROM access_version WHERE id = 1")[0][0])
+            modes = {
+                r[0]: access.authentication_mode(r[1])
+                for r in cur.execute("SELECT cluster_id, authentication_mode FROM access_clusters")
+            }
+            entries = [
+                _access_entry(r) for r in cur.execute(f"SELECT {_ENTRY_COLS} FROM access_entries")
+            ]
+        snapshot = AccessSnapshot(now, modes, {(e.cluster_id, e.principal_id): e for e in entries})
+        self._access = snapshot  # one reference swap: safe for a worker's threads
+        return snapshot
+
+    def get_authentication_mode(self, cluster_id: str) -> AuthenticationMode:
+        access.cluster_id(cluster_id)
+        rows = self._db.query(
+            "SELECT authentication_mode FROM access_clusters WHERE cluster_id = ?", (cluster_id,)
+        )
+        return access.authentication_mode(rows[0][0]) if rows else DEFAULT_AUTHENTICATION_MODE
+
+    def set_authentication_mode(self, cluster_id: str, mode: str) -> AuthenticationMode:
+        access.cluster_id(cluster_id)
+        checked = access.authentication_mode(mode)
+        with self._tx(write=True) as cur:
+            self._bump_access_version(cur)
+            cur.execute(
+                "INSERT INTO access_clusters (cluster_id, authentication_mode) VALUES (?, ?)"
+                " ON CONFLICT (cluster_id) DO UPDATE SET"
+                " authentication_mode = excluded.authentication_mode",
+                (cluster_id, checked),
+            )
+        return checked
+
+    def create_access_entry(
+        self,
+        cluster_id: str,
+        principal_arn: str,
+        *,
+        username: str | None = None,
+        groups: Sequence[str] = (),
+        entry_type: str = "STANDARD",
+    ) -> AccessEntry:
+        access.cluster_id(cluster_id)
+        kind = access.entry_type(entry_type)
+        group_list = _entry_groups(groups)
+        if username is not None and not username:
+            raise InputError("username", "must not be empty", hint="omit it for the default")
+        now = _now()
+        with self._tx(write=True) as cur:
+            self._bump_access_version(cur)
+            principal_id, arn, key = self._entry_principal(cur, principal_arn)
+            taken = cur.execute(
+                "SELECT principal_id FROM access_entries WHERE cluster_id = ? AND arn_key = ?",
+                (cluster_id, key),
+            )
+            if taken:
+                stale = taken[0][0] != principal_id
+                raise EntityAlreadyExists(
+                    f"cluster {cluster_id} already has an access entry for {arn}"
+                    + (" (made for a deleted principal of that name)" if stale else ""),
+                    hint="delete it first with `authbridge access delete-entry`"
+                    if stale
+                    else "see it with `authbridge access describe-entry`",
+                )
+            self._insert(
+                cur,
+                "INSERT INTO access_entries (cluster_id, principal_id, principal_arn, arn_key,"
+                " username, groups_json, entry_type, created_at, modified_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    cluster_id,
+                    principal_id,
+                    arn,
+                    key,
+                    username,
+                    json.dumps(group_list),
+                    kind,
+                    now,
+                    now,
+                ),
+                f"cluster {cluster_id} already has an access entry for {arn}",
+            )
+        return AccessEntry(
+            cluster_id,
+            principal_id,
+            arn,
+            username,
+            tuple(group_list),
+            kind,
+            _dt_req(now),
+            _dt_req(now),
+        )
+
+    def get_access_entry(self, cluster_id: str, principal_arn: str) -> AccessEntry:
+        with self._tx() as cur:
+            return _access_entry(self._entry_row(cur, cluster_id, principal_arn))
+
+    def list_access_entries(self, cluster_id: str | None = None) -> list[AccessEntry]:
+        """The entries of one cluster (every cluster's with None), by cluster and ARN."""
+        if cluster_id is not None:
+            access.cluster_id(cluster_id)
+        rows = self._db.query(
+            f"SELECT {_ENTRY_COLS} FROM access_entries"
+            + (" WHERE cluster_id = ?" if cluster_id is not None else "")
+            + " ORDER BY cluster_id, arn_key",
+            () if cluster_id is None else (cluster_id,),
+        )
+        return [_access_entry(r) for r in rows]
+
+    def delete_access_entry(self, cluster_id: str, principal_arn: str) -> None:
+        with self._tx(write=True) as cur:
+            self._bump_access_version(cur)
+            row = self._entry_row(cur, cluster_id, principal_arn)
+            cur.execute(
+                "DELETE FROM access_policy_associations WHERE cluster_id = ? AND principal_id = ?",
+                (cluster_id, row[1]),
+            )
+            cur.execute(
+                "DELETE FROM access_entries WHERE cluster_id = ? AND principal_id = ?",
+                (cluster_id, row[1]),
+            )
+
+    def associate_access_policy(
+        self,
+        cluster_id: str,
+        principal_arn: str,
+        policy: str,
+        *,
+        scope: str,
+        namespaces: Sequence[str] = (),
+    ) -> PolicyAssociation:
+        """Associate (or re-scope, as EKS does) a policy with an entry."""
+        name = access.policy_name(policy)
+        kind, ns = access.scope(scope, namespaces)
+        now = _now()
+        with self._tx(write=True) as cur:
+            self._bump_access_version(cur)
+            row = self._entry_row(cur, cluster_id, principal_arn)
+            old = cur.execute(
+                "SELECT associated_at FROM access_policy_associations"
+                " WHERE cluster_id = ? AND principal_id = ? AND policy = ?",
+                (cluster_id, row[1], name),
+            )
+            associated = int(old[0][0]) if old else now
+            cur.execute(
+                "INSERT INTO access_policy_associations (cluster_id, principal_id, policy,"
+                " scope, namespaces_json, associated_at, modified_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (cluster_id, principal_id, policy) DO UPDATE SET"
+                " scope = excluded.scope, namespaces_json = excluded.namespaces_json,"
+                " modified_at = excluded.modified_at",
+                (cluster_id, row[1], name, kind, json.dumps(list(ns)), associated, now),
+            )
+        return PolicyAssociation(
+            cluster_id, row[1], row[2], name, kind, ns, _dt_req(associated), _dt_req(now)
+        )
+
+    def disassociate_access_policy(self, cluster_id: str, principal_arn: str, policy: str) -> None:
+        name = access.policy_name(policy)
+        with self._tx(write=True) as cur:
+            self._bump_access_version(cur)
+            row = self._entry_row(cur, cluster_id, principal_arn)
+            cur.execute(
+                "DELETE FROM access_policy_associations"
+                " WHERE cluster_id = ? AND principal_id = ? AND policy = ?",
+                (cluster_id, row[1], name),
+            )
+            if cur.rowcount != 1:
+                raise NoSuchEntity(
+                    f"policy {name} is not associated with the access entry for {row[2]}"
+                    f" in cluster {cluster_id}",
+                    hint="see its policies with `authbridge access list-associated-policies`",
+                )
+
+    def list_associated_access_policies(
+        self, cluster_id: str | None = None, principal_arn: str | None = None
+    ) -> list[PolicyAssociation]:
+        """One entry's associations, or (no ARN) every entry's of the cluster (or of all)."""
+        with self._tx() as cur:
+            where, params = "", ()  # type: tuple[str, tuple[str, ...]]
+            if principal_arn is not None:
+                if cluster_id is None:
+                    raise InputError("clusterName", "is required with a principal ARN")
+                row = self._entry_row(cur, cluster_id, principal_arn)
+                where, params = (
+                    " WHERE a.cluster_id = ? AND a.principal_id = ?",
+                    (
+                        cluster_id,
+                        row[1],
+                    ),
+                )
+            elif cluster_id is not None:
+                access.cluster_id(cluster_id)
+                where, params = " WHERE a.cluster_id = ?", (cluster_id,)
+            rows = cur.execute(
+                "SELECT a.cluster_id, a.principal_id, e.principal_arn, a.policy, a.scope,"
+                " a.namespaces_json, a.associated_at, a.modified_at"
+                " FROM access_policy_associations a JOIN access_entries e"
+                " ON e.cluster_id = a.cluster_id AND e.principal_id = a.principal_id"
+                + where
+                + " ORDER BY a.cluster_id, e.arn_key, a.policy",
+                params,
+            )
+        return [
+            PolicyAssociation(
+                r[0],
+                r[1],
+                r[2],
+                r[3],
+                r[4],
+                tuple(json.loads(r[5])),
+                _dt_req(r[6]),
+                _dt_req(r[7]),
+            )
+            for r in rows
+        ]
+
+    def _bump_access_version(self, cur: Cursor) -> None:
+        cur.execute("UPDATE access_version SET version = version + 1 WHERE id = 1")
+
+    def _entry_principal(self, cur: Cursor, principal_arn: str) -> tuple[str, str, str]:
+        """The (unique id, ARN, arn key) of the existing user or role ``principal_arn`` names."""
+        p, key = self._entry_arn(principal_arn)
+        if p.kind == "user":
+            row = self._user_row(cur, p.account_id, p.name)
+            return row[0], arns.user_arn(self.partition, row[1], row[2], row[3]), key
+        role = self._role_row(cur, p.account_id, p.name)
+        return role[0], arns.role_arn(self.partition, role[1], role[2], role[3]), key
+
+    def _entry_arn(self, principal_arn: str) -> tuple[arns.PrincipalArn, str]:
+        try:
+            p = arns.parse_principal(principal_arn, partitions=self._partitions)
+        except MalformedArn as e:
+            raise InputError("principalArn", e.message, hint=e.hint) from e
+        if p.kind not in ("user", "role"):
+            raise InputError(
+                "principalArn",
+                f"must be an IAM user or role ARN, got a {p.kind} ARN",
+                hint="a role session matches the entry of its role: use"
+                " arn:aws:iam::<account>:role/<name>"
+                if p.kind == "assumed-role"
+                else None,
+            )
+        return p, f"{p.account_id}:{p.kind}:{p.name.lower()}"
+
+    def _entry_row(self, cur: Cursor, cluster_id: str, principal_arn: str) -> Row:
+        access.cluster_id(cluster_id)
+        _, key = self._entry_arn(principal_arn)
+        rows = cur.execute(
+            f"SELECT {_ENTRY_COLS} FROM access_entries WHERE cluster_id = ? AND arn_key = ?",
+            (cluster_id, key),
+        )
+        if not rows:
+            raise NoSuchEntity(
+                f"cluster {cluster_id} has no access entry for {principal_arn}",
+                hint=f"list them with `authbridge access list-entries --cluster-id {cluster_id}`",
+            )
+        return rows[0]
+
     # -- helpers -------------------------------------------------------------------
     def _insert(self, cur: Cursor, sql: str, params: Sequence[Any], conflict: str) -> None:
         """Insert; a unique-key race lost to another writer reads as 'already exists'."""
@@ -1036,6 +1326,37 @@ def _key_record(row: Row) -> KeyRecord:
         revoked_at=None if row[8] is None else int(row[8]),
         revocation_reason=row[9],
     )
+
+
+_ENTRY_COLS = (
+    "cluster_id, principal_id, principal_arn, username, groups_json, entry_type, created_at,"
+    " modified_at"
+)
+
+
+def _access_entry(r: Row) -> AccessEntry:
+    return AccessEntry(
+        cluster_id=r[0],
+        principal_id=r[1],
+        principal_arn=r[2],
+        username=r[3],
+        groups=tuple(json.loads(r[4])),
+        type=access.entry_type(r[5]),
+        created_at=_dt_req(r[6]),
+        modified_at=_dt_req(r[7]),
+    )
+
+
+def _entry_groups(groups: Sequence[str]) -> list[str]:
+    out: list[str] = []
+    for g in groups:
+        if not isinstance(g, str) or not g:
+            raise InputError("kubernetesGroups", "a group name must be a non-empty string")
+        if g not in out:
+            out.append(g)
+    if len(out) > access.MAX_GROUPS:
+        raise InputError("kubernetesGroups", f"at most {access.MAX_GROUPS} groups")
+    return out
 
 
 def _taken(kind: str, name: str, existing: str, account_id: str) -> str:

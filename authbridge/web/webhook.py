@@ -60,10 +60,14 @@ Cache
     used first out, keyed by SHA-256(token) + ``spec.audiences`` + the caller's
     clusters. An entry lives until the token's ``exp`` or ``webhookCacheTTLSeconds``
     (default 5), whichever comes first, and every entry is dropped when the
-    mapping is reloaded. Refusals are never cached: they are cheap to
+    mapping is reloaded, the key set changes, or a review of this worker reads a
+    new access version (``ReviewFacts.access_version``, read in the same
+    statement as the token's facts: any access-entry or authenticationMode
+    change bumps it). Refusals are never cached: they are cheap to
     recompute and must not pin a stale "no". ``webhookCacheTTLSeconds: 0``
     turns the cache off. Revocation bound of the webhook path: a revoked
-    token, a disabled user or an inactive key stops working within
+    token, a disabled user, an inactive key or an access-entry change stops
+    working (or takes effect) within
     ``webhookCacheTTLSeconds`` here plus the kube-apiserver's own
     ``--authentication-token-webhook-cache-ttl`` (``authbridge init``
     recommends 10 s).
@@ -196,12 +200,13 @@ class Verdict(NamedTuple):
 # a 30-80 ms pause of the whole worker (bench/RESULTS.md).
 _Entry = tuple[float, str, tuple[Any, ...]]
 _Key = tuple[bytes, tuple[str, ...], tuple[str, ...]]
-_Version = tuple[int, int]  # (mapping version, key set reloads)
+_Version = tuple[int, int, int | None]  # (mapping version, key set reloads, access version)
 
 
 class VerdictCache:
-    """A bounded LRU of positive verdicts that forgets everything when the mapping or the
-    key set changes (a revoked or retired signing key ends its tokens' cached verdicts).
+    """A bounded LRU of positive verdicts that forgets everything when the mapping, the
+    key set (a revoked or retired signing key ends its tokens' cached verdicts) or the
+    access entries (the access version a review read) change.
 
     Expired entries leave as new ones come in (from the least recently used
     end), so the cache holds about ``rate × ttl`` verdicts, not ``size``.
@@ -276,6 +281,12 @@ class WebhookState:
 
     cache: VerdictCache
     warned_no_client_ca: bool = False
+    access_version: int | None = None  # the newest Store.access_version a review saw
+
+    def note_access_version(self, seen: int) -> None:
+        # Versions only grow; an older one (a slower thread) never winds it back.
+        if self.access_version is None or seen > self.access_version:
+            self.access_version = seen
 
 
 def install(app: Flask, svc: Services) -> WebhookState:
@@ -640,7 +651,10 @@ def _decide(
     cache = webhook.cache
     now = svc.clock()
     keys = svc.keys()  # first: a reload it makes must reach the cache's version below
-    cached_under = (version, svc.keyring.reloads)
+    # The access version is the newest a review of this worker saw (one rides along
+    # with every review's store read): an access-entry change seen by one miss drops
+    # every cached verdict, and without any miss a verdict lives at most the ttl.
+    cached_under = (version, svc.keyring.reloads, webhook.access_version)
     key = VerdictCache.key(req.token, req.audiences, clusters) if cache.enabled else None
     if key is not None:
         hit = cache.get(key, now=now, version=cached_under)
@@ -664,6 +678,9 @@ def _decide(
         ReviewFields.of(review),
         False,
     )
+    if review.access_version is not None:
+        webhook.note_access_version(review.access_version)
     if key is not None:
-        cache.put(key, verdict, expires_at=review.expires_at, now=now, version=cached_under)
+        reviewed_under = (version, cached_under[1], review.access_version)
+        cache.put(key, verdict, expires_at=review.expires_at, now=now, version=reviewed_under)
     return verdict

@@ -852,3 +852,30 @@ def test_answers_are_ascii_json_so_no_value_can_fail_to_encode(
     monkeypatch.setattr(webhook, "answer_review", lambda hook, environ: (200, "\ud800", []))
     response = review(client, "x")
     assert response.status_code == 500 and response.get_json()["error"] == "server_error"
+
+
+def test_cache_is_dropped_when_access_entries_change(
+    client: FlaskClient, world: World, app_store: SqlStore
+) -> None:
+    # An access entry made (or deleted) after a verdict was cached must not wait for the
+    # TTL once any review of this worker has seen the new access version.
+    token = user_token(client, world.alice_key)
+    assert allowed(review(client, token))["user"]["username"] == "alice"
+    app_store.create_access_entry("prod", world.alice.arn, username="alice-entry")
+    denied(review(client, user_token(client, world.bob_key)))  # a miss: reads the version
+    assert allowed(review(client, token))["user"]["username"] == "alice-entry"
+    app_store.delete_access_entry("prod", world.alice.arn)
+    denied(review(client, user_token(client, world.bob_key)))
+    assert allowed(review(client, token))["user"]["username"] == "alice"
+
+
+def test_access_entry_change_reaches_a_cached_verdict_within_the_ttl(
+    client: FlaskClient, world: World, app_store: SqlStore, clock: Clock, settings: Settings
+) -> None:
+    token = user_token(client, world.alice_key)
+    allowed(review(client, token))
+    app_store.set_authentication_mode("prod", "API")  # alice has no entry: refused
+    clock.advance(settings.webhook_cache_ttl - 1)
+    allowed(review(client, token))  # within the documented revocation bound
+    clock.advance(1)
+    denied(review(client, token))
