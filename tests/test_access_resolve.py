@@ -23,17 +23,10 @@ from authbridge.mapping.parse import parse_mapping
 from authbridge.mapping.resolve import resolve_access
 from authbridge.review import Review, review_token
 from authbridge.store import SqlStore
-from authbridge.sts import IssuerPolicy, assume_role, get_session_token
+from authbridge.sts import assume_role
 from tests.conftest import ACCOUNT
+from tests.test_review_facts import NOW, POLICY, user_token
 
-NOW = 1_800_000_000.0
-POLICY = IssuerPolicy(
-    issuer="https://authbridge.test/",
-    cluster_ids=frozenset({"prod", "staging"}),
-    default_lifetime=900,
-    max_user_lifetime=3600,
-    partition="aws",
-)
 USER_ARN = f"arn:aws:iam::{ACCOUNT}:user/alice"
 ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/Deploy"
 MAPPING = parse_mapping(
@@ -108,19 +101,6 @@ def alice(store: SqlStore) -> tuple[User, NewAccessKey]:
     return user, store.create_access_key(ACCOUNT, "alice")
 
 
-def _user_token(store: SqlStore, keys: KeySet, key: NewAccessKey, audience: str = "prod") -> str:
-    return get_session_token(
-        store,
-        keys,
-        POLICY,
-        access_key_id=key.key.access_key_id,
-        secret=key.secret_access_key,
-        audience=audience,
-        duration=None,
-        now=NOW,
-    ).token
-
-
 def _review(store: SqlStore, keys: KeySet, token: str) -> Review:
     return review_token(
         token, store=store, keys=keys, policy=POLICY, mapping=MAPPING, clusters=["prod"], now=NOW
@@ -134,7 +114,7 @@ def _username(review: Review) -> str | None:
 def test_entry_wins_over_the_file_and_changes_apply_at_once(
     store: SqlStore, keys: KeySet, alice: tuple[User, NewAccessKey]
 ) -> None:
-    token = _user_token(store, keys, alice[1])
+    token = user_token(store, keys, alice[1])
     assert _username(_review(store, keys, token)) == "file-alice"
     store.create_access_entry("prod", USER_ARN, username="entry:{{AccessKeyID}}", groups=["g"])
     got = _review(store, keys, token)  # the same store object: no restart
@@ -157,7 +137,7 @@ def test_entries_are_those_of_the_token_cluster(
 ) -> None:
     store.create_access_entry("staging", USER_ARN, username="staging-alice")
     store.set_authentication_mode("staging", "API")
-    token = _user_token(store, keys, alice[1])
+    token = user_token(store, keys, alice[1])
     assert _username(_review(store, keys, token)) == "file-alice"
 
 
@@ -169,7 +149,7 @@ def test_role_session_matches_its_role_entry(
         store,
         keys,
         POLICY,
-        subject_token=_user_token(store, keys, alice[1], POLICY.sts_audience),
+        subject_token=user_token(store, keys, alice[1], POLICY.sts_audience),
         role_arn=ROLE_ARN,
         session_name="ci@build",
         audience="prod",
@@ -189,5 +169,5 @@ def test_recreated_namesake_does_not_inherit_the_entry_at_review(
     store.delete_user(ACCOUNT, "alice", force=True)
     store.create_user(ACCOUNT, "alice")
     new_key = store.create_access_key(ACCOUNT, "alice")
-    got = _review(store, keys, _user_token(store, keys, new_key))
+    got = _review(store, keys, user_token(store, keys, new_key))
     assert got.authenticated is False and got.reason == "not_mapped", got
