@@ -61,11 +61,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def cli(cwd: Path, *args: str) -> str:
+def cli(cwd: Path, *args: str, env: dict[str, str] | None = None) -> str:
+    """``authbridge ARGS`` in ``cwd`` (its stdout), with ``env`` or a clean one."""
     proc = subprocess.run(
         [AUTHBRIDGE, *args],
         cwd=cwd,
-        env=clean_env(HOME=str(cwd)),
+        env=env if env is not None else clean_env(HOME=str(cwd)),
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,

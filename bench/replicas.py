@@ -75,19 +75,7 @@ def _dsn() -> str:
 
 
 def _cli(root: Path, env: dict[str, str], *args: str) -> str:
-    proc = subprocess.run(
-        [AUTHBRIDGE, *args],
-        cwd=root,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(f"authbridge {' '.join(args)} failed: {proc.stderr.strip()}")
-    return proc.stdout
+    return _setup.cli(root, *args, env=env)
 
 
 def _world(root: Path, env: dict[str, str], port: int, users: int = 4) -> list[AccessKey]:
