@@ -1459,7 +1459,13 @@ class StoreKeys:
             if rotate:
                 # Active at once: with a compromised key, a verifier briefly meeting an
                 # unknown kid is the lesser harm.
-                made.append(generate_signing_key(_current_alg(keyset, ts), now=ts, activates_at=ts))
+                # Keys are ordered by (activates_at, created_at, kid): a key that activated
+                # this same second (a rotation just before) must sort before the successor,
+                # or the revoked key would still count as the newest and none would sign.
+                ties = [k.created_at + 1 for k in keyset.keys if k.activates_at == ts]
+                created = max([ts, *ties])
+                alg = _current_alg(keyset, ts)
+                made.append(generate_signing_key(alg, now=created, activates_at=ts))
                 add = (seal_key(made[0], self.kek),)
             elif signs_now:
                 raise KeyStoreError(
