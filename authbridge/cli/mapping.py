@@ -293,7 +293,10 @@ def export_command(app: App, cluster_id: str, output_file: Path | None, force: b
         return
     app.emit(
         doc,
-        lambda: f"wrote {out.clean(str(output_file))} ({_plural(count, 'access entry')})",
+        lambda: (
+            f"wrote {out.clean(str(output_file))} ({count} access"
+            f" {'entry' if count == 1 else 'entries'})"
+        ),
     )
 
 

@@ -235,7 +235,7 @@ def entries_from_mapping(
     seen: dict[str, str] = {}
     for where, principal, username, groups, is_role in rules:
         key = _role_key(principal) if is_role else principal.lower()
-        if key in seen:
+        if key in seen:  # pragma: no cover - parse_mapping refuses such a file first
             problems.append(
                 f"{where}: names {principal} as {seen[key]} does; a principal has one access"
                 " entry per cluster"
