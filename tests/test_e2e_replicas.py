@@ -56,7 +56,9 @@ from tests.serving import ACCOUNT, AUTHBRIDGE, LiveServer, _wait_ready, clean_en
 from tests.test_cli_keys_store import _kek_file
 from tests.test_keys_store import private_forms
 
-pytestmark = pytest.mark.postgres
+# serial: its PostgreSQL restart would break every other test using the server, and its
+# three replicas (six workers) want the machine to themselves (scripts/test runs it alone).
+pytestmark = [pytest.mark.postgres, pytest.mark.serial]
 
 REPLICAS = 3
 REFRESH_SECONDS = 1
