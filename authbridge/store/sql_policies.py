@@ -526,7 +526,12 @@ class SqlPolicies:
             lowered = {k.lower() for k in given}
             merged = {k: v for k, v in current.items() if k.lower() not in lowered}
             merged.update(given)
-            names.tags(merged)
+            if len(merged) > names.MAX_TAGS:
+                raise LimitExceeded(
+                    f"{holder} {principal_name} would have {len(merged)} tags;"
+                    f" IAM allows {names.MAX_TAGS}",
+                    hint=f"remove some with `authbridge iam untag-{holder}` first",
+                )
             self._write_tags(cur, holder, pid, merged)
         return dict(sorted(merged.items()))
 
