@@ -85,6 +85,7 @@ MAX_CHARS: Final = {"managed": 6144, "user": 2048, "role": 10240, "group": 5120}
 MAX_TEXT_BYTES: Final = 128 * 1024  # a JSON text larger than this is not read at all
 VERSIONS: Final = ("2012-10-17", "2008-10-17")
 _VARIABLES_VERSION: Final = "2012-10-17"
+_ACTION_CACHE: Final = 512  # distinct actions remembered per document
 
 _SID: Final = re.compile(r"[A-Za-z0-9]{1,128}", re.ASCII)
 _ACTION: Final = re.compile(r"\*|[A-Za-z0-9*?-]{1,64}:[A-Za-z0-9_*?-]{1,128}", re.ASCII)
@@ -141,6 +142,10 @@ class Statement:
             ),
         )
 
+    def matches_action(self, action: str) -> bool:
+        """Whether the action element matches ``action`` (lowercased)."""
+        return (self._actions.match(action, {}, {}) is True) == (self.actions is not None)
+
     def applies(
         self,
         action: str,
@@ -153,8 +158,13 @@ class Statement:
         ``action`` is lowercased, and so are ``context``'s keys; absent keys are
         added to ``missing``.
         """
-        if (self._actions.match(action, context, missing) is True) != (self.actions is not None):
-            return False
+        return self.matches_action(action) and self._applies_beyond_action(
+            resource, context, missing
+        )
+
+    def _applies_beyond_action(
+        self, resource: str, context: Mapping[str, ContextValue], missing: dict[str, str]
+    ) -> bool:
         matched = self._resources.match(resource, context, missing)
         if self.resources is not None:
             if matched is not True:
@@ -198,6 +208,21 @@ class PolicyDocument:
     version: str
     statements: tuple[Statement, ...]
     id: str | None = None
+    # action (lowercased) -> the statements whose action element matches it; actions
+    # need no context, so a request checks only these (bounded; dict ops are atomic)
+    _by_action: dict[str, tuple[Statement, ...]] = field(
+        init=False, compare=False, repr=False, default_factory=dict
+    )
+
+    def statements_for(self, action: str) -> tuple[Statement, ...]:
+        """The statements whose Action/NotAction matches ``action`` (lowercased)."""
+        hit = self._by_action.get(action)
+        if hit is None:
+            hit = tuple(s for s in self.statements if s.matches_action(action))
+            if len(self._by_action) >= _ACTION_CACHE:
+                self._by_action.clear()
+            self._by_action[action] = hit
+        return hit
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"Version": self.version}
@@ -264,8 +289,8 @@ def evaluate(policies: Sequence[SourcePolicy], request: Request) -> Decision:
     denies: list[MatchedStatement] = []
     allows: list[MatchedStatement] = []
     for policy in policies:
-        for statement in policy.document.statements:
-            if statement.applies(action, request.resource, context, missing):
+        for statement in policy.document.statements_for(action):
+            if statement._applies_beyond_action(request.resource, context, missing):
                 (denies if statement.effect == "Deny" else allows).append(
                     MatchedStatement(
                         policy.policy_id, policy.policy_type, statement.index, statement.sid

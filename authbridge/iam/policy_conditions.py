@@ -37,6 +37,7 @@ Values that can never match (a non-CIDR for ``IpAddress``, a non-number for
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import math
 import operator
@@ -44,7 +45,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 from authbridge.errors import MalformedPolicyDocument
 from authbridge.iam.policy_patterns import (
@@ -59,10 +60,6 @@ from authbridge.iam.policy_patterns import (
     show,
     template,
 )
-
-Kind = Literal["string", "string-ignore-case", "string-like", "numeric", "date", "bool", "ip"]
-_ArnKind = Literal["arn"]
-_NullKind = Literal["null"]
 
 _COMPARE: Final[dict[str, Callable[[float, float], bool]]] = {
     "Equals": operator.eq,
@@ -121,6 +118,7 @@ def _number(value: str) -> float | None:
     return number if math.isfinite(number) else None
 
 
+@functools.lru_cache(maxsize=1024)
 def _date(value: str) -> float | None:
     """Epoch seconds for an ISO 8601 date/time or an epoch number, ``None`` if neither."""
     if _EPOCH.fullmatch(value):
@@ -146,6 +144,7 @@ def _network(value: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None
         return None
 
 
+@functools.lru_cache(maxsize=1024)
 def _address(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     if not _IP_CHARS.fullmatch(value):
         return None
@@ -242,8 +241,9 @@ class _Test:
             dynamic, unresolved = self.patterns.rendered(context, missing)
         if unresolved and self.negated and allow:
             return False
-        values = raw if isinstance(raw, tuple) else (raw,)
-        results = (self._matches(value, strings, dynamic) != self.negated for value in values)
+        if not isinstance(raw, tuple):  # one value: every qualifier reads the same
+            return self._matches(raw, strings, dynamic) != self.negated
+        results = (self._matches(value, strings, dynamic) != self.negated for value in raw)
         if self.qualifier == "ForAllValues:":
             return all(results)
         if self.qualifier == "ForAnyValue:" or not self.negated:

@@ -167,50 +167,69 @@ def literal_text(
     return "".join(out)
 
 
+_SPECIAL: Final = re.compile(r"([*?:])")
+
+
 def _glob_source(text: str, field: int | None) -> tuple[str, int | None]:
     """Regex source for wildcard ``text``; ``field`` counts ARN fields (``None``: no ARN)."""
     out: list[str] = []
-    for char in text:
+    for piece in _SPECIAL.split(text):
         inside = field is not None and field < _ARN_FIELDS - 1
-        if char == "*":
+        if piece == "*":
             out.append("[^:]*" if inside else ".*")
-        elif char == "?":
+        elif piece == "?":
             out.append("[^:]" if inside else ".")
-        else:
-            if char == ":" and field is not None:
+        elif piece == ":":
+            if field is not None:
                 field += 1
-            out.append(re.escape(char))
+            out.append(":")
+        elif piece:
+            out.append(re.escape(piece))
     return "".join(out), field
 
 
-def regex_source(
-    parts: Template,
-    *,
-    arn: bool,
-    context: Mapping[str, ContextValue] | None = None,
-    missing: dict[str, str] | None = None,
-) -> str | None:
-    """Regex source of a wildcard template; ``None`` if a variable is unresolved.
+def regex_source(parts: Template, *, arn: bool) -> str:
+    """Regex source of a template without variables (``arn``: wildcards stay in their field)."""
+    steps = plan(parts, arn=arn)
+    assert all(isinstance(step, str) for step in steps)  # noqa: S101 - no variables here
+    return "".join(step for step in steps if isinstance(step, str))
 
-    ``arn`` keeps wildcards (and substituted values) inside their ARN field:
-    a value with a ``:`` substituted before the resource field matches nothing.
-    """
+
+Plan = tuple[str | tuple[Variable, bool], ...]  # regex source, or (variable, inside ARN prefix)
+
+
+def plan(parts: Template, *, arn: bool) -> Plan:
+    """A template with variables, its wildcard text translated once (see :func:`render`)."""
     field: int | None = 0 if arn else None
-    out: list[str] = []
+    out: list[str | tuple[Variable, bool]] = []
     for part in parts:
+        if isinstance(part, Variable):
+            out.append((part, field is not None and field < _ARN_FIELDS - 1))
+            continue
         if isinstance(part, str):
             source, field = _glob_source(part, field)
-            out.append(source)
-            continue
-        if isinstance(part, Literal):
-            value: str = part.text
         else:
-            assert context is not None and missing is not None  # noqa: S101 - static parts only
-            resolved = resolve(part, context, missing)
-            if resolved is None:
-                return None
-            value = resolved
-        if field is not None and field < _ARN_FIELDS - 1 and ":" in value:
+            source = re.escape(part.text)
+        if out and isinstance(out[-1], str):
+            out[-1] += source
+        else:
+            out.append(source)
+    return tuple(out)
+
+
+def render(steps: Plan, context: Mapping[str, ContextValue], missing: dict[str, str]) -> str | None:
+    """The plan's regex source for this request; ``None`` if a variable is unresolved.
+
+    A value with a ``:`` substituted before an ARN's resource field matches nothing.
+    """
+    out: list[str] = []
+    for step in steps:
+        if isinstance(step, str):
+            out.append(step)
+            continue
+        variable, in_prefix = step
+        value = resolve(variable, context, missing)
+        if value is None or (in_prefix and ":" in value):
             return None
         out.append(re.escape(value))
     return "".join(out)
@@ -233,8 +252,7 @@ class PatternSet:
     """
 
     static: re.Pattern[str] | None
-    dynamic: tuple[Template, ...]
-    arn: bool
+    dynamic: tuple[Plan, ...]
     match_all: bool
 
     @classmethod
@@ -246,13 +264,11 @@ class PatternSet:
             if parts == ("*",):
                 match_all = True
             if has_variables(parts):
-                dynamic.append(parts)
+                dynamic.append(plan(parts, arn=arn))
             else:
-                source = regex_source(parts, arn=arn)
-                assert source is not None  # noqa: S101 - no variables, always resolved
-                sources.append(source)
+                sources.append(regex_source(parts, arn=arn))
         static = compiled("|".join(f"(?:{s})" for s in sources)) if sources else None
-        return cls(static, tuple(dynamic), arn, match_all)
+        return cls(static, tuple(dynamic), match_all)
 
     def match(
         self, value: str, context: Mapping[str, ContextValue], missing: dict[str, str]
@@ -272,8 +288,8 @@ class PatternSet:
         """The patterns with variables compiled for this request; and whether one is unresolved."""
         out = []
         unresolved = False
-        for parts in self.dynamic:
-            source = regex_source(parts, arn=self.arn, context=context, missing=missing)
+        for steps in self.dynamic:
+            source = render(steps, context, missing)
             if source is None:
                 unresolved = True
             else:
