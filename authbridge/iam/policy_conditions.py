@@ -17,7 +17,8 @@ multivalued context keys" in the IAM user guide:
 * a key absent from the request: a positive operator is false, a negated
   operator (``StringNotEquals``, ``NotIpAddress``, ``ArnNotLike``, …) is true,
   ``…IfExists`` is true, ``ForAllValues:`` is true and ``ForAnyValue:`` false;
-  ``Null`` with ``true`` asks exactly that the key is absent;
+  ``Null`` with ``true`` asks exactly that the key is absent (an empty tuple
+  is a present, empty set: ``ForAllValues`` true, ``ForAnyValue`` false);
 * a multi-valued request value (a tuple) without a qualifier is read as
   ``ForAnyValue`` for positive operators and as "no value matches" for
   negated ones; a single value under a qualifier is a one-element set;
