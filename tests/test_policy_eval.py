@@ -5,8 +5,8 @@ asserts the decision, the deciding statements (policy id and statement index)
 and, where it matters, the condition keys reported missing. Covers: default
 and explicit deny across policies, NotAction/NotResource, case rules and ARN
 wildcards, missing keys with and without IfExists, negated operators, Null,
-Bool, IpAddress (v4/v6), dates, ForAnyValue/ForAllValues on empty and missing
-sets, policy variables (missing, default, literal substitution), version
+Bool, IpAddress (v4/v6), dates, numbers, ARN operators, ForAnyValue/ForAllValues
+on empty and missing sets, multi-valued keys without a qualifier, policy variables (missing, default, literal substitution), version
 2008-10-17, and the four shipped managed policies.
 """
 
@@ -319,6 +319,37 @@ CASES = [
          admin_and(doc(deny(**when("ForAnyValue:StringNotEquals", "aws:TagKeys",
                                    ["team", "env"])))),
          "iam:TagUser", ALICE, "explicitDeny", GUARD, {"aws:TagKeys": ("team", "cost")}),
+    Case("unqualified-positive-on-set-is-any",
+         {"p": doc(allow(**when("StringEquals", "aws:TagKeys", "team")))},
+         "iam:TagUser", ALICE, "allowed", (("p", 0),), {"aws:TagKeys": ("cost", "team")}),
+    Case("unqualified-negated-on-set-is-none-match",
+         {"p": doc(allow(**when("StringNotEquals", "aws:TagKeys", "team")))},
+         "iam:TagUser", ALICE, "implicitDeny", context={"aws:TagKeys": ("cost", "team")}),
+    # -- "IAM JSON policy elements: Condition operators" ("Amazon Resource Name (ARN)
+    #    condition operators": each of the six ARN fields is matched on its own)
+    Case("arn-like-principal-arn",
+         {"p": doc(allow(**when("ArnLike", "aws:PrincipalArn", "arn:aws:iam::*:role/admin/*")))},
+         "iam:GetUser", ALICE, "allowed", (("p", 0),),
+         {"aws:PrincipalArn": f"arn:aws:iam::{ACCOUNT}:role/admin/Ops"}),
+    Case("arn-like-does-not-cross-fields",
+         {"p": doc(allow(**when("ArnLike", "aws:PrincipalArn", "arn:aws:iam::*:role/admin")))},
+         "iam:GetUser", ALICE, "implicitDeny",
+         context={"aws:PrincipalArn": f"arn:aws:iam::{ACCOUNT}:x:role/admin"}),
+    Case("string-like-crosses-colons",
+         {"p": doc(allow(**when("StringLike", "aws:PrincipalArn", "arn:aws:iam::*:role/admin")))},
+         "iam:GetUser", ALICE, "allowed", (("p", 0),),
+         {"aws:PrincipalArn": f"arn:aws:iam::{ACCOUNT}:x:role/admin"}),
+    Case("deny-arn-not-equals",
+         admin_and(doc(deny(**when("ArnNotEquals", "aws:PrincipalArn",
+                                   f"arn:aws:iam::{ACCOUNT}:role/BreakGlass")))),
+         "iam:DeleteRole", ALICE, "explicitDeny", GUARD, {"aws:PrincipalArn": ALICE}),
+    Case("numeric-not-equals",
+         {"p": doc(allow(**when("NumericNotEquals", "aws:MultiFactorAuthAge", ["0", "1"])))},
+         "iam:GetUser", ALICE, "implicitDeny", context={"aws:MultiFactorAuthAge": 1}),
+    Case("date-less-than-equals-boundary",
+         {"p": doc(allow(**when("DateLessThanEquals", "aws:CurrentTime", "2026-12-31")))},
+         "iam:GetUser", ALICE, "allowed", (("p", 0),),
+         {"aws:CurrentTime": datetime(2026, 12, 31, tzinfo=UTC)}),
     # -- "IAM policy elements: Variables and tags" (Resource and Condition variables, "Policy
     #    variables with no value", "Specifying default values", special characters)
     Case("variable-own-user",
@@ -436,6 +467,24 @@ def test_evaluate(case: Case) -> None:
         source = sources[matched.policy_id]
         assert matched.policy_type == source.policy_type
         assert matched.sid == source.document.statements[matched.statement_index].sid
+
+
+def test_missing_context_lists_each_key_once() -> None:
+    document = doc(
+        allow(
+            Condition={
+                "Bool": {"aws:MultiFactorAuthPresent": "true"},
+                "BoolIfExists": {"AWS:multifactorauthpresent": "true"},
+                "StringEquals": {"aws:username": "alice"},
+            }
+        )
+    )
+    decision = evaluate(
+        [SourcePolicy("p", "managed", parse_policy(document))],
+        Request("iam:GetUser", ALICE, {"aws:username": "alice"}),
+    )
+    assert decision.decision == "implicitDeny"
+    assert decision.missing_context == ("aws:MultiFactorAuthPresent",)
 
 
 def test_self_manage_reports_the_sid() -> None:

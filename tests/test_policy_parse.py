@@ -563,3 +563,31 @@ def test_property_valid_documents_round_trip_and_evaluate(
     assert (decision.decision == "implicitDeny") == (not decision.statements)
     effects = {parsed.statements[m.statement_index].effect for m in decision.statements}
     assert effects <= ({"Deny"} if decision.decision == "explicitDeny" else {"Allow"})
+
+
+# -- named security regressions
+
+
+def test_attack_duplicate_effect_is_refused_not_last_wins() -> None:
+    """``{"Effect": "Deny", "Effect": "Allow"}`` reads as a Deny to a reviewer, Allow to json."""
+    text = (
+        '{"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Effect": "Allow",'
+        ' "Action": "*", "Resource": "*"}]}'
+    )
+    with pytest.raises(MalformedPolicyDocument, match="'Effect' appears twice"):
+        parse_policy(text)
+
+
+def test_attack_resource_policy_principal_is_refused() -> None:
+    """A pasted resource policy must not parse as if its Principal limited who it grants to."""
+    document = one(st_(Principal={"AWS": "arn:aws:iam::111122223333:user/alice"}))
+    with pytest.raises(MalformedPolicyDocument, match="cannot name a principal"):
+        parse_policy(document)
+
+
+def test_attack_oversized_inline_user_policy() -> None:
+    """The user kind is capped at 2,048 characters even when the managed cap would allow it."""
+    document = _sized(MAX_CHARS["user"] + 1)
+    assert parse_policy(document, kind="managed")
+    with pytest.raises(MalformedPolicyDocument, match="user policy limit"):
+        parse_policy(document, kind="user")
