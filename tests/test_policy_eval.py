@@ -6,8 +6,11 @@ and, where it matters, the condition keys reported missing. Covers: default
 and explicit deny across policies, NotAction/NotResource, case rules and ARN
 wildcards, missing keys with and without IfExists, negated operators, Null,
 Bool, IpAddress (v4/v6), dates, numbers, ARN operators, ForAnyValue/ForAllValues
-on empty and missing sets, multi-valued keys without a qualifier, policy variables (missing, default, literal substitution), version
-2008-10-17, and the four shipped managed policies.
+on empty and missing sets, multi-valued keys without a qualifier, policy
+variables (missing, default, literal substitution), version 2008-10-17, the
+four shipped managed policies, and wildcard matching against a reference glob
+matcher (Hypothesis), including patterns that would make a backtracking
+matcher exponential.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from authbridge.iam.policy import (
     AWS_MANAGED_POLICIES,
@@ -584,3 +589,74 @@ def test_attack_uncomparable_context_value_matches_nothing() -> None:
         assert evaluate([SourcePolicy("p", "managed", policy)], request).decision == (
             "implicitDeny"
         ), value
+
+
+def test_attack_pathological_wildcards_do_not_backtrack() -> None:
+    """``*a*a*…*b`` against ``aaaa…`` is exponential for a backtracking matcher.
+
+    A policy author (perhaps a delegated team admin) must not be able to stall
+    the admin API with one pattern. authbridge's patterns commit to each
+    segment's leftmost place, so these finish at once; a regression shows as
+    this test hanging, not as a timing assertion.
+    """
+    stars = "*a" * 40 + "*b"
+    document = doc(
+        allow(f"iam:{stars}", f"arn:aws:iam::*:user/{stars}"),
+        allow(**when("StringLike", "aws:username", stars)),
+        allow("iam:GetUser", f"arn:aws:iam::{'*a' * 10}*:user/x"),
+    )
+    policy = SourcePolicy("p", "managed", parse_policy(document))
+    resource = f"arn:aws:iam::{'a' * 3000}:user/{'a' * 3000}"
+    request = Request("iam:" + "a" * 3000, resource, {"aws:username": "a" * 3000})
+    assert evaluate([policy], request).decision == "implicitDeny"
+    request = Request("iam:GetUser", resource, {"aws:username": "a" * 3000 + "b"})
+    assert evaluate([policy], request).decision == "allowed"
+
+
+def _glob(pattern: str, text: str) -> bool:
+    """Reference glob matcher (dynamic programming): ``*`` any run, ``?`` one character."""
+    reachable = {0}
+    for char in pattern:
+        if char == "*":
+            start = min(reachable, default=len(text) + 1)
+            reachable = set(range(start, len(text) + 1))
+        else:
+            reachable = {i + 1 for i in reachable if i < len(text) and char in ("?", text[i])}
+        if not reachable:
+            return False
+    return len(text) in reachable
+
+
+def _arn_glob(pattern: str, resource: str) -> bool:
+    """AWS's ARN matching: the six fields (five colons) each matched on their own."""
+    fields, subject = pattern.split(":", 5), resource.split(":", 5)
+    return len(subject) == 6 and all(map(_glob, fields, subject))
+
+
+field_pattern = st.text("ab*?", max_size=5)
+resource_pattern = st.text("ab*?:/", max_size=8)
+
+
+@given(
+    st.tuples(field_pattern, field_pattern, field_pattern, field_pattern, resource_pattern),
+    st.text("ab:/", max_size=16)
+    | st.tuples(*[st.text("ab", max_size=3)] * 4, st.text("ab:/", max_size=6)),
+)
+def test_property_resource_matching_is_field_wise_glob(
+    fields: tuple[str, ...], subject: Any
+) -> None:
+    pattern = "arn:" + ":".join(fields)
+    resource = "arn:" + (subject if isinstance(subject, str) else ":".join(subject))
+    policy = SourcePolicy("p", "managed", parse_policy(doc(allow("iam:GetUser", pattern))))
+    decision = evaluate([policy], Request("iam:GetUser", resource))
+    assert decision.allowed == _arn_glob(pattern, resource), (pattern, resource)
+
+
+@given(st.text("ab*?:", max_size=8), st.text("ab:", max_size=10))
+def test_property_string_like_is_glob(pattern: str, value: str) -> None:
+    policy = parse_policy(doc(allow(**when("StringLike", "aws:username", pattern))))
+    decision = evaluate(
+        [SourcePolicy("p", "managed", policy)],
+        Request("iam:GetUser", ALICE, {"aws:username": value}),
+    )
+    assert decision.allowed == _glob(pattern, value), (pattern, value)

@@ -20,6 +20,11 @@ elements: Variables and tags"):
   leaves the string *unresolved*: it matches nothing. Multi-valued keys cannot
   be variables (AWS: "a multivalued condition key fails to be replaced").
 
+Matching never backtracks catastrophically: a segment between two stars is
+taken at its leftmost place and not reconsidered (an atomic group), which is
+exact for glob segments, so ``*a*a*a…*b`` costs what ``*b`` costs, and whoever
+may write a policy cannot stall evaluation with one.
+
 Patterns without variables are compiled to one regular expression when the
 policy is parsed; patterns with variables are rendered per request and their
 expressions kept in an LRU cache, so a request never compiles a regex for a
@@ -28,12 +33,13 @@ principal seen before.
 
 from __future__ import annotations
 
+import enum
 import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Final
+from typing import Any, Final
 
 from authbridge.errors import MalformedPolicyDocument
 
@@ -170,75 +176,120 @@ def literal_text(
 _SPECIAL: Final = re.compile(r"([*?:])")
 
 
-def _glob_source(text: str, field: int | None) -> tuple[str, int | None]:
-    """Regex source for wildcard ``text``; ``field`` counts ARN fields (``None``: no ARN)."""
-    out: list[str] = []
-    for piece in _SPECIAL.split(text):
-        inside = field is not None and field < _ARN_FIELDS - 1
-        if piece == "*":
-            out.append("[^:]*" if inside else ".*")
-        elif piece == "?":
-            out.append("[^:]" if inside else ".")
-        elif piece == ":":
-            if field is not None:
-                field += 1
-            out.append(":")
-        elif piece:
-            out.append(re.escape(piece))
-    return "".join(out), field
+class Wild(enum.Enum):
+    """The wildcard tokens of a pattern; literal text is a plain ``str``."""
+
+    STAR = "*"
+    ONE = "?"
+    FIELD = ":"  # a separator between ARN fields (the first five colons)
+
+
+Token = str | Wild
+Plan = tuple[Token | tuple[Variable, bool], ...]  # variable: (it, inside the ARN's first 5 fields)
+
+
+def _text(out: list[Any], text: str) -> None:
+    if out and isinstance(out[-1], str):
+        out[-1] += text
+    elif text:
+        out.append(text)
+
+
+def plan(parts: Template, *, arn: bool) -> Plan:
+    """A template as wildcard tokens, literal text and variables (see :func:`render`)."""
+    field = 0
+    out: list[Token | tuple[Variable, bool]] = []
+    for part in parts:
+        if isinstance(part, Variable):
+            out.append((part, arn and field < _ARN_FIELDS - 1))
+        elif isinstance(part, Literal):
+            _text(out, part.text)
+        else:
+            for piece in _SPECIAL.split(part):
+                if piece == "*":
+                    out.append(Wild.STAR)
+                elif piece == "?":
+                    out.append(Wild.ONE)
+                elif piece == ":" and arn and field < _ARN_FIELDS - 1:
+                    out.append(Wild.FIELD)
+                    field += 1
+                else:
+                    _text(out, piece)
+    return tuple(out)
+
+
+def render(
+    steps: Plan, context: Mapping[str, ContextValue], missing: dict[str, str]
+) -> tuple[Token, ...] | None:
+    """The plan with this request's values substituted; ``None`` if one is unresolved.
+
+    A value with a ``:`` substituted before an ARN's resource field matches nothing.
+    """
+    out: list[Token] = []
+    for step in steps:
+        if isinstance(step, tuple):
+            variable, in_prefix = step
+            value = resolve(variable, context, missing)
+            if value is None or (in_prefix and ":" in value):
+                return None
+            _text(out, value)
+        elif isinstance(step, str):
+            _text(out, step)
+        else:
+            out.append(step)
+    return tuple(out)
+
+
+def _field_source(tokens: list[Token], any_char: str) -> str:
+    """One field's glob as a regex that cannot backtrack catastrophically.
+
+    ``a*b*c`` becomes ``a(?>X*?b)X*c``: every segment between two stars is taken
+    at its leftmost place and never reconsidered (an atomic group), which is
+    exact for glob segments (fixed length: text and ``?``), and the last star
+    is greedy. So matching is linear per segment, not exponential in the stars.
+    """
+    segments: list[list[Token]] = [[]]
+    for token in tokens:
+        if token is Wild.STAR:
+            segments.append([])
+        else:
+            segments[-1].append(token)
+
+    def segment(items: list[Token]) -> str:
+        return "".join(any_char if t is Wild.ONE else re.escape(str(t)) for t in items)
+
+    if len(segments) == 1:
+        return segment(segments[0])
+    middle = "".join(f"(?>{any_char}*?{segment(s)})" for s in segments[1:-1])
+    return f"{segment(segments[0])}{middle}{any_char}*{segment(segments[-1])}"
+
+
+@functools.lru_cache(maxsize=4096)
+def translate(tokens: tuple[Token, ...], *, arn: bool) -> str:
+    """Regex source for rendered tokens; in an ARN, wildcards stay inside their field."""
+    fields: list[list[Token]] = [[]]
+    for token in tokens:
+        if token is Wild.FIELD:
+            fields.append([])
+        else:
+            fields[-1].append(token)
+    return ":".join(
+        _field_source(field, "[^:]" if arn and index < _ARN_FIELDS - 1 else ".")
+        for index, field in enumerate(fields)
+    )
 
 
 def regex_source(parts: Template, *, arn: bool) -> str:
     """Regex source of a template without variables (``arn``: wildcards stay in their field)."""
-    steps = plan(parts, arn=arn)
-    assert all(isinstance(step, str) for step in steps)  # noqa: S101 - no variables here
-    return "".join(step for step in steps if isinstance(step, str))
-
-
-Plan = tuple[str | tuple[Variable, bool], ...]  # regex source, or (variable, inside ARN prefix)
-
-
-def plan(parts: Template, *, arn: bool) -> Plan:
-    """A template with variables, its wildcard text translated once (see :func:`render`)."""
-    field: int | None = 0 if arn else None
-    out: list[str | tuple[Variable, bool]] = []
-    for part in parts:
-        if isinstance(part, Variable):
-            out.append((part, field is not None and field < _ARN_FIELDS - 1))
-            continue
-        if isinstance(part, str):
-            source, field = _glob_source(part, field)
-        else:
-            source = re.escape(part.text)
-        if out and isinstance(out[-1], str):
-            out[-1] += source
-        else:
-            out.append(source)
-    return tuple(out)
-
-
-def render(steps: Plan, context: Mapping[str, ContextValue], missing: dict[str, str]) -> str | None:
-    """The plan's regex source for this request; ``None`` if a variable is unresolved.
-
-    A value with a ``:`` substituted before an ARN's resource field matches nothing.
-    """
-    out: list[str] = []
-    for step in steps:
-        if isinstance(step, str):
-            out.append(step)
-            continue
-        variable, in_prefix = step
-        value = resolve(variable, context, missing)
-        if value is None or (in_prefix and ":" in value):
-            return None
-        out.append(re.escape(value))
-    return "".join(out)
+    tokens = render(plan(parts, arn=arn), {}, {})
+    assert tokens is not None  # noqa: S101 - no variables, nothing to resolve
+    return translate(tokens, arn=arn)
 
 
 @functools.lru_cache(maxsize=4096)
-def compiled(source: str, *, ignore_case: bool = False) -> re.Pattern[str]:
+def compiled(source: str) -> re.Pattern[str]:
     """One compiled expression per distinct source (rendered variables included)."""
-    return re.compile(source, re.DOTALL | (re.IGNORECASE if ignore_case else 0))
+    return re.compile(source, re.DOTALL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,6 +304,7 @@ class PatternSet:
 
     static: re.Pattern[str] | None
     dynamic: tuple[Plan, ...]
+    arn: bool
     match_all: bool
 
     @classmethod
@@ -268,7 +320,7 @@ class PatternSet:
             else:
                 sources.append(regex_source(parts, arn=arn))
         static = compiled("|".join(f"(?:{s})" for s in sources)) if sources else None
-        return cls(static, tuple(dynamic), match_all)
+        return cls(static, tuple(dynamic), arn, match_all)
 
     def match(
         self, value: str, context: Mapping[str, ContextValue], missing: dict[str, str]
@@ -289,11 +341,11 @@ class PatternSet:
         out = []
         unresolved = False
         for steps in self.dynamic:
-            source = render(steps, context, missing)
-            if source is None:
+            tokens = render(steps, context, missing)
+            if tokens is None:
                 unresolved = True
             else:
-                out.append(compiled(source))
+                out.append(compiled(translate(tokens, arn=self.arn)))
         return tuple(out), unresolved
 
     def match_with(self, value: str, dynamic: tuple[re.Pattern[str], ...]) -> bool:
