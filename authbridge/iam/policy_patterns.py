@@ -196,7 +196,7 @@ def _text(out: list[Any], text: str) -> None:
 
 
 def plan(parts: Template, *, arn: bool) -> Plan:
-    """A template as wildcard tokens, literal text and variables (see :func:`render`)."""
+    """A template as wildcard tokens, literal text and variables (substituted per request)."""
     field = 0
     out: list[Token | tuple[Variable, bool]] = []
     for part in parts:
@@ -215,28 +215,6 @@ def plan(parts: Template, *, arn: bool) -> Plan:
                     field += 1
                 else:
                     _text(out, piece)
-    return tuple(out)
-
-
-def render(
-    steps: Plan, context: Mapping[str, ContextValue], missing: dict[str, str]
-) -> tuple[Token, ...] | None:
-    """The plan with this request's values substituted; ``None`` if one is unresolved.
-
-    A value with a ``:`` substituted before an ARN's resource field matches nothing.
-    """
-    out: list[Token] = []
-    for step in steps:
-        if isinstance(step, tuple):
-            variable, in_prefix = step
-            value = resolve(variable, context, missing)
-            if value is None or (in_prefix and ":" in value):
-                return None
-            _text(out, value)
-        elif isinstance(step, str):
-            _text(out, step)
-        else:
-            out.append(step)
     return tuple(out)
 
 
@@ -281,8 +259,7 @@ def translate(tokens: tuple[Token, ...], *, arn: bool) -> str:
 
 def regex_source(parts: Template, *, arn: bool) -> str:
     """Regex source of a template without variables (``arn``: wildcards stay in their field)."""
-    tokens = render(plan(parts, arn=arn), {}, {})
-    assert tokens is not None  # noqa: S101 - no variables, nothing to resolve
+    tokens = tuple(step for step in plan(parts, arn=arn) if not isinstance(step, tuple))
     return translate(tokens, arn=arn)
 
 
@@ -290,6 +267,42 @@ def regex_source(parts: Template, *, arn: bool) -> str:
 def compiled(source: str) -> re.Pattern[str]:
     """One compiled expression per distinct source (rendered variables included)."""
     return re.compile(source, re.DOTALL)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _Dynamic:
+    """A pattern with variables; hashed by identity, so the render cache key is cheap."""
+
+    plan: Plan
+    variables: tuple[tuple[Variable, bool], ...]
+    arn: bool
+
+    def values(
+        self, context: Mapping[str, ContextValue], missing: dict[str, str]
+    ) -> tuple[str, ...] | None:
+        """This request's values for the variables, in order; ``None`` if one is unresolved."""
+        out = []
+        for variable, in_prefix in self.variables:
+            value = resolve(variable, context, missing)
+            if value is None or (in_prefix and ":" in value):
+                return None
+            out.append(value)
+        return tuple(out)
+
+
+@functools.lru_cache(maxsize=4096)
+def _rendered(dynamic: _Dynamic, values: tuple[str, ...]) -> re.Pattern[str]:
+    """The compiled pattern for one set of variable values (a principal seen before is free)."""
+    substitutes = iter(values)
+    out: list[Token] = []
+    for step in dynamic.plan:
+        if isinstance(step, tuple):
+            _text(out, next(substitutes))
+        elif isinstance(step, str):
+            _text(out, step)
+        else:
+            out.append(step)
+    return compiled(translate(tuple(out), arn=dynamic.arn))
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,8 +316,7 @@ class PatternSet:
     """
 
     static: re.Pattern[str] | None
-    dynamic: tuple[Plan, ...]
-    arn: bool
+    dynamic: tuple[_Dynamic, ...]
     match_all: bool
 
     @classmethod
@@ -316,11 +328,13 @@ class PatternSet:
             if parts == ("*",):
                 match_all = True
             if has_variables(parts):
-                dynamic.append(plan(parts, arn=arn))
+                steps = plan(parts, arn=arn)
+                variables = tuple(step for step in steps if isinstance(step, tuple))
+                dynamic.append(_Dynamic(steps, variables, arn))
             else:
                 sources.append(regex_source(parts, arn=arn))
         static = compiled("|".join(f"(?:{s})" for s in sources)) if sources else None
-        return cls(static, tuple(dynamic), arn, match_all)
+        return cls(static, tuple(dynamic), match_all)
 
     def match(
         self, value: str, context: Mapping[str, ContextValue], missing: dict[str, str]
@@ -340,12 +354,12 @@ class PatternSet:
         """The patterns with variables compiled for this request; and whether one is unresolved."""
         out = []
         unresolved = False
-        for steps in self.dynamic:
-            tokens = render(steps, context, missing)
-            if tokens is None:
+        for dynamic in self.dynamic:
+            values = dynamic.values(context, missing)
+            if values is None:
                 unresolved = True
             else:
-                out.append(compiled(translate(tokens, arn=self.arn)))
+                out.append(_rendered(dynamic, values))
         return tuple(out), unresolved
 
     def match_with(self, value: str, dynamic: tuple[re.Pattern[str], ...]) -> bool:
