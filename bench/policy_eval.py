@@ -177,7 +177,11 @@ def main(argv: list[str]) -> int:
             "allowed",
         ),
     ]
-    print(f"policy evaluation, one core, best of 3 rounds of {args.seconds:g} s")
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(
+        f"policy evaluation, one core, best of 3 rounds of {args.seconds:g} s"
+        f" (load average {load:.2f} on {os.cpu_count()} cores: above 1, others share the core)"
+    )
     for name, policies, request, expected in scenarios:
         decision = evaluate(policies, request)
         if decision.decision != expected:
