@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from authbridge.errors import InputError, MalformedPolicyDocument
 from authbridge.iam.policy import (
     MAX_CHARS,
-    MAX_TEXT_BYTES,
+    MAX_TEXT_CHARS,
     Condition,
     PolicyDocument,
     Request,
@@ -229,7 +229,7 @@ def test_whitespace_is_not_counted() -> None:
 
 
 def test_oversized_text_refused_before_reading() -> None:
-    text = " " * (MAX_TEXT_BYTES + 1)
+    text = " " * (MAX_TEXT_CHARS + 1)
     with pytest.raises(MalformedPolicyDocument) as caught:
         parse_policy(text)
     assert "far over any policy limit" in caught.value.reason

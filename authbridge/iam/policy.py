@@ -35,7 +35,7 @@ from authbridge.errors import MalformedPolicyDocument
 from authbridge.iam.policy_conditions import Condition
 from authbridge.iam.policy_document import (
     MAX_CHARS,
-    MAX_TEXT_BYTES,
+    MAX_TEXT_CHARS,
     PolicyDocument,
     PolicyKind,
     Statement,
@@ -47,7 +47,7 @@ __all__ = [
     "AWS_MANAGED_POLICIES",
     "KNOWN_ACTIONS",
     "MAX_CHARS",
-    "MAX_TEXT_BYTES",
+    "MAX_TEXT_CHARS",
     "Condition",
     "ContextValue",
     "Decision",

@@ -16,7 +16,7 @@ Grammar ("IAM JSON policy element reference"):
   variables (:mod:`authbridge.iam.policy_patterns`), matched case-sensitively
   field by field;
 * a document is at most :data:`MAX_CHARS` characters for its kind, whitespace
-  not counted (IAM's quotas); a JSON text is refused above 128 KiB before it
+  not counted (IAM's quotas); a JSON text of more than 128 Ki characters is refused before it
   is even read, and duplicate keys in an object are refused (IAM would keep
   one silently; here they are an ambiguity an attacker could use).
 
@@ -49,7 +49,7 @@ Effect = Literal["Allow", "Deny"]
 # IAM quotas, in characters with whitespace not counted: managed policy,
 # inline policies of a user, group and role ("IAM and AWS STS quotas").
 MAX_CHARS: Final = {"managed": 6144, "user": 2048, "role": 10240, "group": 5120}
-MAX_TEXT_BYTES: Final = 128 * 1024  # a JSON text larger than this is not read at all
+MAX_TEXT_CHARS: Final = 128 * 1024  # a JSON text larger than this is not read at all
 VERSIONS: Final = ("2012-10-17", "2008-10-17")
 _VARIABLES_VERSION: Final = "2012-10-17"
 _ACTION_CACHE: Final = 512  # distinct actions remembered per document
@@ -270,7 +270,7 @@ def _jsonable(value: object) -> Any:
 def _load(document: str | Mapping[str, Any], kind: PolicyKind) -> Any:
     """The document as JSON values, after the size check."""
     if isinstance(document, str):
-        if len(document) > MAX_TEXT_BYTES:
+        if len(document) > MAX_TEXT_CHARS:
             raise MalformedPolicyDocument(
                 "PolicyDocument", f"{len(document)} characters is far over any policy limit"
             )
