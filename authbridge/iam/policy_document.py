@@ -16,9 +16,10 @@ Grammar ("IAM JSON policy element reference"):
   variables (:mod:`authbridge.iam.policy_patterns`), matched case-sensitively
   field by field;
 * a document is at most :data:`MAX_CHARS` characters for its kind, whitespace
-  not counted (IAM's quotas); a JSON text of more than 128 Ki characters is refused before it
-  is even read, and duplicate keys in an object are refused (IAM would keep
-  one silently; here they are an ambiguity an attacker could use).
+  not counted (IAM's quotas); a JSON text of more than :data:`MAX_TEXT_CHARS`
+  characters is refused before it is even read, and duplicate keys in an
+  object are refused (IAM would keep one silently; here they are an ambiguity
+  an attacker could use).
 
 Every refusal is a :class:`~authbridge.errors.MalformedPolicyDocument` whose
 field names the statement (index from 0, and its Sid) and the element.
