@@ -325,7 +325,7 @@ def test_inline_policies_share_the_principal_size_quota(store: SqlStore) -> None
 
     one = sized(8)
     size = sum(not c.isspace() for c in one)
-    assert 2048 / 3 < size < 2048 / 2
+    assert 2048 / 3 < size < 2048 / 2  # whitespace is not counted
     store.put_inline_policy(ACCOUNT, "user", "alice", "A", one)
     store.put_inline_policy(ACCOUNT, "user", "alice", "B", one)
     with pytest.raises(LimitExceeded, match="2048") as e:

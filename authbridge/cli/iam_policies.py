@@ -62,16 +62,17 @@ def _command(name: str) -> Callable[[Callable[..., None]], click.Command]:
 
 def read_document(value: str, field: str = "PolicyDocument") -> str:
     """The document text ``--policy-document`` names: JSON itself, ``file://PATH`` or ``-``."""
-    limit = policy.MAX_TEXT_BYTES
+    limit = policy.MAX_TEXT_CHARS
+    cap = 4 * limit + 1  # UTF-8 takes at most four bytes a character: never read more
     if value == "-":
-        raw = sys.stdin.buffer.read(limit + 1)
+        raw = sys.stdin.buffer.read(cap)
         where = "stdin"
     elif value.startswith("file://"):
         path = Path(value.removeprefix("file://")).expanduser()
         where = str(path)
         try:
             with path.open("rb") as f:
-                raw = f.read(limit + 1)
+                raw = f.read(cap)
         except OSError as e:
             raise InputError(
                 field,
@@ -80,12 +81,17 @@ def read_document(value: str, field: str = "PolicyDocument") -> str:
             ) from None
     else:
         return value
-    if len(raw) > limit:
-        raise InputError(field, f"{where} holds more than {limit} bytes; a policy is far smaller")
     try:
-        return raw.decode("utf-8-sig")
+        text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise InputError(field, f"{where} is not UTF-8 text") from None
+        text = None
+    if len(raw) >= cap or (text is not None and len(text) > limit):
+        raise InputError(
+            field, f"{where} holds more than {limit} characters; a policy is far smaller"
+        )
+    if text is None:
+        raise InputError(field, f"{where} is not UTF-8 text")
+    return text
 
 
 def checked_document(value: str, kind: policy.PolicyKind) -> str:
