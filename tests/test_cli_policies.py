@@ -565,7 +565,7 @@ def test_malformed_document_fails_before_the_store_is_opened(tmp_path: Path) -> 
         "PolicyDocument: cannot read",
         "file://",
     )
-    (tmp_path / "big.json").write_text(" " * (policy.MAX_TEXT_BYTES + 10))
+    (tmp_path / "big.json").write_text(" " * (policy.MAX_TEXT_CHARS + 10))
     cli.fails(
         f"iam create-policy --policy-name P --policy-document file://{tmp_path}/big.json",
         "more than",
