@@ -533,6 +533,17 @@ def test_simulate_fills_principal_tags_and_sessions(cli: Cli) -> None:
         f"iam simulate-principal-policy --policy-source-arn {GROUP} --action-names iam:TagUser"
     )["EvaluationResults"][0]
     assert group["EvalDecision"] == "allowed"
+    # The principal's account is its ARN's, even when the store holds several.
+    cli.ok("iam create-account --account-id 444455556666")
+    mine = cli.json(
+        f"iam simulate-principal-policy --policy-source-arn {USER} --action-names iam:TagUser"
+    )["EvaluationResults"][0]
+    assert mine["EvalDecision"] == "allowed"
+    cli.fails(
+        "iam simulate-principal-policy --policy-source-arn"
+        " arn:aws:iam::444455556666:user/alice --action-names iam:TagUser",
+        "user alice does not exist in account 444455556666",
+    )
 
 
 # -- refusals -------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ import click
 from authbridge import arn as arns
 from authbridge.cli import output as out
 from authbridge.cli.context import App, output_option, pass_app
-from authbridge.errors import InputError
+from authbridge.errors import InputError, MalformedArn
 from authbridge.iam import managed, policy, simulate
 from authbridge.iam.managed import PrincipalKind, TaggableKind
 
@@ -543,7 +543,7 @@ def simulate_principal_policy(
     """Evaluate a principal's policies for actions on resources: allowed or denied, and why.
 
     A user's policies include those of its groups; a role session's are its
-    role's. aws:username, aws:userid, aws:PrincipalArn and aws:PrincipalTag/*
+    role's. The principal's account is the one its ARN names. aws:username, aws:userid, aws:PrincipalArn and aws:PrincipalTag/*
     come from the store and aws:CurrentTime is now; give other condition keys
     (aws:SourceIp, aws:MultiFactorAuthPresent, …) with --context-entries.
     Text output is one line per action and resource: the decision, then the
@@ -562,9 +562,11 @@ def simulate_principal_policy(
     targets = resources or ("*",)
     for resource in targets:
         simulate.resource_name(resource)
-    account = app.account_id()
+    # The principal's own account: the ARN names it, whatever --account-id says.
+    source = _source(app, policy_source_arn)
+    account = source.account_id
     policies = app.store.principal_policies(account, policy_source_arn)
-    principal_arn, user_id, user_name = _identity(app, account, policy_source_arn)
+    principal_arn, user_id, user_name = _identity(app, account, source)
     context = simulate.simulation_context(
         principal_arn=principal_arn,
         user_id=user_id,
@@ -585,14 +587,22 @@ def simulate_principal_policy(
     app.emit({"EvaluationResults": results}, lambda: _results_text(results))
 
 
-def _identity(app: App, account: str, source_arn: str) -> tuple[str, str, str | None]:
+def _source(app: App, source_arn: str) -> arns.PrincipalArn:
+    try:
+        return arns.parse_principal(
+            source_arn, partitions=arns.KNOWN_PARTITIONS | {app.settings.partition}
+        )
+    except MalformedArn as e:
+        raise InputError("PolicySourceArn", e.message, hint=e.hint) from e
+
+
+def _identity(app: App, account: str, p: arns.PrincipalArn) -> tuple[str, str, str | None]:
     """(aws:PrincipalArn, aws:userid, aws:username) of the simulated principal, as IAM sets them.
 
     A role session's PrincipalArn is its role's ARN and its userid
     ``AROA…:<session>``; only a user has a username. ``principal_policies``
     has already checked that the principal exists.
     """
-    p = arns.parse_principal(source_arn, partitions=arns.KNOWN_PARTITIONS | {app.store.partition})
     if p.kind == "user":
         user = app.store.get_user(account, p.name)
         return user.arn, user.user_id, user.name
