@@ -546,7 +546,14 @@ def map_identity(
                 )
             group_arns = [g.arn for g in store.list_groups_for_user(user.account_id, user.name)]
 
-    resolution = resolve_access(mapping, identity, group_arns, mode=mode, entry=entry)
+    entry_policies = (
+        snapshot.policies_for(cluster, identity.principal_id)
+        if entry is not None and cluster is not None
+        else ()
+    )
+    resolution = resolve_access(
+        mapping, identity, group_arns, mode=mode, entry=entry, entry_policies=entry_policies
+    )
     if resolution.user is None:
         detail = resolution.reason or f"no mapping rule matched {identity.canonical_arn}"
         hint = (

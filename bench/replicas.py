@@ -28,7 +28,11 @@ Then, in one run:
    the end of the first polling round that saw it everywhere (a round is about
    12 HTTPS calls; its length is printed as the resolution).
 
-Access entries do not exist yet: their propagation is not measured. The figures
+   An access-entry change (``Store.create_access_entry`` for the token's user,
+   with a new username; done when all three ``/verify`` show that username, 4
+   calls each), then its deletion (back to the mapping file's username) before
+   the next one. ``/verify`` caches nothing, so this is the store-to-worker
+   bound; the webhook's verdict cache follows the same access version. The figures
 depend on the machine (2 shared cores here: six workers on PostgreSQL share
 them with PostgreSQL and the generator); they are measured, never asserted.
 """
@@ -275,7 +279,30 @@ def _summary(name: str, values: list[float], rounds: list[float]) -> dict[str, A
     return out
 
 
-def propagation(servers: list[Server], store_keys: Any, changes: int) -> dict[str, Any]:
+def _username(server: Server, tok: str) -> str | None:
+    status, body = _https(server, "/verify", json.dumps({"token": tok}).encode())
+    answer = json.loads(body) if status == 200 else {}
+    return answer["kubernetes"]["username"] if answer.get("authenticated") else None
+
+
+def entry_propagation(servers: list[Server], store: Any, changes: int) -> dict[str, Any]:
+    key = servers[0].keys[1]
+    tok = _token(servers[0], key)
+    mapped = _username(servers[0], tok)
+    took_all: list[float] = []
+    rounds: list[float] = []
+    for i in range(changes):
+        name = f"entry-{i}"
+        store.create_access_entry(CLUSTER, key.user_arn, username=name)
+        took, round_s = _until_everywhere(servers, lambda s, n=name: _username(s, tok) == n)
+        took_all.append(took)
+        rounds.append(round_s)
+        store.delete_access_entry(CLUSTER, key.user_arn)
+        _until_everywhere(servers, lambda s: _username(s, tok) == mapped)
+    return _summary("entry", took_all, rounds)
+
+
+def propagation(servers: list[Server], store: Any, store_keys: Any, changes: int) -> dict[str, Any]:
     import jwt
 
     key = servers[0].keys[0]
@@ -313,6 +340,7 @@ def propagation(servers: list[Server], store_keys: Any, changes: int) -> dict[st
     return {
         "revocation": _summary("revocation", revocations, rounds),
         "rotation": _summary("rotation", rotations, rrounds),
+        "access_entry": entry_propagation(servers, store, changes),
     }
 
 
@@ -384,7 +412,7 @@ def run(seconds: float = 5.0, changes: int = 50, tokens_per_world: int = 6000) -
             store = open_store(dsn, pepper=Pepper(b"p" * 32), migrate=False)
             try:
                 kek = load_kek(Path(pg_env["AUTHBRIDGE_KEK_FILE"]), None)
-                figures["propagation"] = propagation(pg, StoreKeys(store, kek), changes)
+                figures["propagation"] = propagation(pg, store, StoreKeys(store, kek), changes)
             except BaseException:
                 for s in pg:  # the temp dir goes: show why here
                     print(f"--- {s.log.name}:\n{s.log.read_text()[-3000:]}")

@@ -158,6 +158,23 @@ def test_refusal_names_the_mode_on_its_one_line(local: Path) -> None:
     assert out.stderr.rstrip().endswith(f"(checked locally with the keys in {local / 'keys'})")
 
 
+def test_local_without_a_mapping_file_uses_access_entries(tmp_path: Path) -> None:
+    """API mode needs no mapping file: --local answers from the entries, as serve does."""
+    run_cli(tmp_path, "init --cluster-id prod --algorithm ES256")
+    run_cli(tmp_path, f"iam create-account --account-id {ACCOUNT}")
+    run_cli(tmp_path, "iam create-user --user-name bob")
+    (tmp_path / "rbac" / "mapping.yaml").unlink(missing_ok=True)
+    token = break_glass(tmp_path, BOB, "prod", "--token-only")
+    refused = run(tmp_path, ["verify", "--local", "-o", "json", token])
+    assert refused.code == 1 and "no mapping rule matched" in refused.json()["reason"]
+    run_cli(tmp_path, f"access create-entry --cluster-id prod --principal-arn {BOB} --username bob")
+    run_cli(tmp_path, "access update-cluster-config --cluster-id prod --authentication-mode API")
+    out = run(tmp_path, ["verify", "--local", "-o", "json", token])
+    assert out.code == 0, out.stderr
+    assert out.json()["kubernetes"]["username"] == "bob"
+    assert out.json()["matchedRule"]["section"] == "accessEntry"
+
+
 def test_no_endpoint_and_no_keys_says_pass_profile_or_endpoint(tmp_path: Path) -> None:
     out = run(tmp_path, ["verify", "t.t.t"])  # HOME=tmp_path: no profile; no keys/ here
     assert out.code == 1, out.stderr

@@ -388,6 +388,49 @@ def test_a_disabled_user_is_refused_at_every_replica(fleet: Fleet) -> None:
         fleet.cli("--account-id", ACCOUNT, "iam", "update-user", "--user-name", "dave", "--enable")
 
 
+def _username(fleet: Fleet, replica: Replica, tok: str) -> str | None:
+    status, _, answer = review(fleet, replica, tok)
+    assert status == 200, answer
+    user = answer["status"].get("user") if answer["status"]["authenticated"] else None
+    return None if user is None else str(user["username"])
+
+
+def test_an_access_entry_change_reaches_every_replica(fleet: Fleet) -> None:
+    tok = token(fleet, fleet.replicas[0])
+    for r in fleet.replicas:
+        assert _username(fleet, r, tok) == "alice"  # the file's rule; cached now
+    alice = f"arn:aws:iam::{ACCOUNT}:user/alice"
+    base = ("access", "create-entry", "--cluster-id", "prod", "--principal-arn", alice)
+    fleet.cli(*base, "--username", "entry-alice", "--group", "entry-devs")
+    try:
+        took = everywhere(
+            "new access entry used by the webhook",
+            fleet,
+            lambda r: _username(fleet, r, tok) == "entry-alice",
+            BOUND,
+        )
+        print(f"access entry used by every webhook after {took:.2f} s")
+        fleet.cli(
+            "access", "associate-policy", "--cluster-id", "prod", "--principal-arn", alice,
+            "--policy", "view", "--scope", "cluster",
+        )  # fmt: skip
+        group = f"authbridge-internal:access-entry:{alice}"
+
+        def grouped(r: Replica) -> bool:
+            _, _, answer = review(fleet, r, tok)
+            return group in answer["status"]["user"]["groups"]
+
+        everywhere("associated policy's group handed out", fleet, grouped, BOUND)
+    finally:
+        fleet.cli("access", "delete-entry", "--cluster-id", "prod", "--principal-arn", alice)
+    everywhere(
+        "deleted access entry no longer used",
+        fleet,
+        lambda r: _username(fleet, r, tok) == "alice",
+        BOUND,
+    )
+
+
 def _pg(fleet: Fleet) -> Any:
     import psycopg
 

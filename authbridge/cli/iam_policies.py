@@ -543,9 +543,10 @@ def simulate_principal_policy(
     """Evaluate a principal's policies for actions on resources: allowed or denied, and why.
 
     A user's policies include those of its groups; a role session's are its
-    role's. The principal's account is the one its ARN names. aws:username, aws:userid, aws:PrincipalArn and aws:PrincipalTag/*
-    come from the store and aws:CurrentTime is now; give other condition keys
-    (aws:SourceIp, aws:MultiFactorAuthPresent, …) with --context-entries.
+    role's. The principal's account is the one its ARN names. aws:username,
+    aws:userid, aws:PrincipalArn and aws:PrincipalTag/* come from the store
+    and aws:CurrentTime is now; give other condition keys (aws:SourceIp,
+    aws:MultiFactorAuthPresent, …) with --context-entries.
     Text output is one line per action and resource: the decision, then the
     deciding statements (policy#index) and any missing context keys.
 

@@ -246,3 +246,171 @@ def import_aws_auth(
             f" check it with `authbridge mapping check {out.clean(str(output_file))}`"
         ),
     )
+
+
+@mapping.command("export")
+@click.option(
+    "--cluster-id", required=True, metavar="ID", help="The cluster whose entries to write."
+)
+@click.option(
+    "--output-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="F",
+    help="Write the mapping to F (0644, atomically) instead of stdout.",
+)
+@click.option("--force", is_flag=True, help="Replace --output-file if it exists.")
+@output_option
+@pass_app
+def export_command(app: App, cluster_id: str, output_file: Path | None, force: bool) -> None:
+    """Write a cluster's access entries (and their policies) as a mapping file.
+
+    For GitOps: commit the file, review changes as diffs, load it back with
+    `authbridge mapping import`. Each entry is a mapRoles or mapUsers rule;
+    each associated policy a bindings item for the entry's own group
+    (authbridge-internal:access-entry:<ARN>). Served as a mapping file it
+    gives the same users, groups and RBAC objects. -o json prints
+    {"file", "mapping", "entries"}.
+
+    \b
+    Example:
+      authbridge mapping export --cluster-id prod --output-file gitops/prod-access.yaml
+    """
+    from authbridge.iam.access import cluster_id as check_cluster
+    from authbridge.mapping.entries import export_entries
+
+    check_cluster(cluster_id)
+    snapshot = app.store.access_snapshot()
+    text = export_entries(snapshot, cluster_id)
+    _write(output_file, text, force)
+    count = len(snapshot.cluster_entries(cluster_id))
+    doc = {
+        "file": None if output_file is None else str(output_file),
+        "mapping": text if output_file is None else None,
+        "entries": count,
+    }
+    if output_file is None:
+        app.emit(doc, lambda: text.rstrip("\n"))
+        return
+    app.emit(
+        doc,
+        lambda: (
+            f"wrote {out.clean(str(output_file))} ({count} access"
+            f" {'entry' if count == 1 else 'entries'})"
+        ),
+    )
+
+
+def _write(output_file: Path | None, text: str, force: bool) -> None:
+    from authbridge.files import PUBLIC, write_atomic
+
+    if output_file is None:
+        return
+    try:
+        write_atomic(output_file, text.encode(), mode=PUBLIC, exclusive=not force)
+    except FileExistsError:
+        raise InputError(
+            "--output-file",
+            f"{out.clean(str(output_file))} already exists",
+            hint="pass --force to replace it",
+        ) from None
+
+
+@mapping.command("import")
+@click.argument("file", metavar="FILE")
+@click.option(
+    "--cluster-id", metavar="ID", help="The cluster to load into (default: the file's clusterID)."
+)
+@click.option(
+    "--prune", is_flag=True, help="Also delete the cluster's entries the file does not name."
+)
+@click.option("--dry-run", is_flag=True, help="Show what would change and change nothing.")
+@click.option(
+    "--skip-unsupported",
+    is_flag=True,
+    help="Leave out what entries cannot hold (mapGroups, mapAccounts, serviceAccounts,"
+    " bindings of other groups), each listed on stderr, instead of refusing.",
+)
+@output_option
+@pass_app
+def import_command(
+    app: App,
+    file: str,
+    cluster_id: str | None,
+    prune: bool,
+    dry_run: bool,
+    skip_unsupported: bool,
+) -> None:
+    """Load a mapping file's mapRoles, mapUsers and their bindings as access entries.
+
+    The reverse of `authbridge mapping export`, in one transaction: each rule
+    becomes (or updates) the entry of its user or role, with its username and
+    groups; each bindings item for an entry's own group becomes one of its
+    associated policies (the ClusterRole of an access policy, cluster-wide or
+    in its namespaces). Entries the file does not name are kept (listed)
+    unless --prune. Whatever entries cannot hold is refused, naming the
+    field, unless --skip-unsupported. -o json prints {"clusterName",
+    "dryRun", "created", "updated", "deleted", "unchanged", "keptWithoutPrune",
+    "skipped"}.
+
+    \b
+    Example:
+      authbridge mapping import gitops/prod-access.yaml --prune --dry-run
+      authbridge mapping import gitops/prod-access.yaml --prune
+    """
+    from authbridge.mapping import MappingError, parse_mapping
+    from authbridge.mapping.entries import entries_from_mapping
+    from authbridge.mapping.templates import check_access_entry
+
+    data, source = _read(file)
+    try:
+        parsed = parse_mapping(data, source, partitions=_partitions(app))
+        wanted = entries_from_mapping(parsed, cluster_id, skip_unsupported=skip_unsupported)
+    except MappingError as e:
+        head = f"authbridge: {out.clean(source)} cannot be imported"
+        click.echo(f"{head} ({_plural(len(e.problems), 'problem')}):", err=True)
+        for problem in e.problems:
+            click.echo(f"  {out.clean(problem)}", err=True)
+        if e.hint:
+            click.echo(f"  hint: {out.clean(e.hint)}", err=True)
+        raise click.exceptions.Exit(1) from None
+    for spec in wanted.entries:
+        kind = "role" if spec.where.startswith("mapRoles") else "user"
+        try:
+            check_access_entry(kind, spec.username, spec.groups)
+        except InputError as e:
+            detail = e.message.removeprefix(f"{e.field}: ")
+            raise InputError(f"{spec.where}.{e.field}", detail, hint=e.hint) from None
+    result = app.store.import_access_entries(
+        wanted.cluster_id, wanted.entries, prune=prune, dry_run=dry_run
+    )
+    for note in wanted.notes:
+        click.echo(f"authbridge: left out {out.one_line(note)}", err=True)
+    doc = {"clusterName": wanted.cluster_id, "dryRun": dry_run, **result.to_json()}
+    doc["skipped"] = list(wanted.notes)
+
+    def text() -> str:
+        would = "would be " if dry_run else ""
+        lines = [
+            f"{sign} {out.clean(arn)}: {would}{verb}"
+            for sign, verb, arns in (
+                ("+", "created", result.created),
+                ("~", "updated", result.updated),
+                ("-", "deleted", result.deleted),
+            )
+            for arn in arns
+        ]
+        lines += [f"  {out.clean(a)}: not in the file; kept (pass --prune)" for a in result.kept]
+        counts = (
+            f"{len(result.created)} created, {len(result.updated)} updated,"
+            f" {len(result.deleted)} deleted, {len(result.unchanged)} unchanged"
+        )
+        lines.append(f"{'Dry run: ' if dry_run else ''}cluster {wanted.cluster_id}: {counts}.")
+        return "\n".join(lines)
+
+    app.emit(doc, text)
+
+
+def _partitions(app: App) -> frozenset[str]:
+    from authbridge import arn as arns
+
+    return frozenset(arns.KNOWN_PARTITIONS | {app.settings.partition})

@@ -71,6 +71,12 @@ _mapping_option = click.option(
     metavar="FILE",
     help="Mapping file (default: the setting mappingFile, rbac/mapping.yaml).",
 )
+_cluster_option = click.option(
+    "--cluster-id",
+    metavar="ID",
+    help="The cluster whose access entries to render with the mapping (default: the"
+    " mapping's clusterID, else the one configured cluster).",
+)
 _kubeconfig_option = click.option(
     "--kubeconfig",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -120,6 +126,91 @@ def _load_mapping(app: App, mapping_file: Path | None) -> Mapping:
         raise click.exceptions.Exit(1) from None
 
 
+def _entries_cluster(app: App, mapping: Mapping, cluster_id: str | None) -> str | None:
+    """The cluster whose access entries join the mapping; None: the file alone.
+
+    Entries are read when the store exists (a PostgreSQL store, or a SQLite
+    file that is there): ``rbac render`` on a machine with only a mapping file
+    renders the file, and creates no store.
+    """
+    from authbridge.iam.access import cluster_id as check_cluster
+
+    dsn = app.settings.store
+    if dsn.startswith("sqlite:///") and not Path(dsn.removeprefix("sqlite:///")).exists():
+        if cluster_id is not None:
+            raise ConfigError(
+                f"--cluster-id {cluster_id}: there is no store to read its access entries from"
+                f" ({dsn} does not exist)",
+                hint="pass --store DSN (or set AUTHBRIDGE_STORE), or drop --cluster-id",
+            )
+        return None
+    cluster = cluster_id or mapping.cluster_id
+    if cluster is None and len(app.settings.cluster_ids) == 1:
+        cluster = app.settings.cluster_ids[0]
+    if cluster is None:
+        snapshot = app.store.access_snapshot()
+        if snapshot.entries or snapshot.modes:
+            raise ConfigError(
+                "the store has access entries and no cluster was chosen",
+                hint="pass --cluster-id ID, or set clusterID in the mapping",
+            )
+        return None
+    return check_cluster(cluster)
+
+
+def _with_entries(app: App, mapping: Mapping, cluster_id: str | None) -> Mapping:
+    """The mapping RBAC works from (authbridge.mapping.entries.effective_mapping)."""
+    from authbridge.mapping.entries import effective_mapping
+
+    cluster = _entries_cluster(app, mapping, cluster_id)
+    if cluster is None:
+        return mapping
+    return effective_mapping(mapping, app.store.access_snapshot(), cluster)
+
+
+class _WithEntries:
+    """A :class:`~authbridge.rbac.reconcile.MappingSource`: the file's holder and the store.
+
+    ``version`` moves when either the mapping file or the store's access
+    version does, so watch reconciles on an access-entry change as on a file
+    change. A store that cannot be read keeps the last entries and says why in
+    ``last_error``.
+    """
+
+    def __init__(self, holder: Any, store: Any, cluster: str) -> None:
+        self._holder, self._store, self._cluster = holder, store, cluster
+        self._seen: tuple[int, int] | None = None
+        self._snapshot: Any = None
+        self._store_error: str | None = None
+        self.version = 0
+
+    @property
+    def ready(self) -> bool:
+        return bool(self._holder.ready) and self._snapshot is not None
+
+    @property
+    def last_error(self) -> str | None:
+        return self._holder.last_error or self._store_error
+
+    def current(self) -> Mapping:
+        from authbridge.errors import StoreError
+        from authbridge.mapping.entries import effective_mapping
+
+        mapping: Mapping = self._holder.current()
+        try:
+            self._snapshot = self._store.access_snapshot()
+            self._store_error = None
+        except StoreError as e:
+            self._store_error = f"access entries: {e} (the last ones read are kept)"
+        if self._snapshot is None:
+            return mapping
+        seen = (self._holder.version, self._snapshot.version)
+        if seen != self._seen:
+            self._seen = seen
+            self.version += 1
+        return effective_mapping(mapping, self._snapshot, self._cluster)
+
+
 def _warn(line: str) -> None:
     click.echo(f"authbridge: {out.one_line(line)}", err=True)
 
@@ -132,6 +223,7 @@ def _adapter(kubeconfig: Path | None, context: str | None) -> KubeAdapter:
 
 @rbac.command("render")
 @_mapping_option
+@_cluster_option
 @click.option(
     "--namespace",
     "namespaces",
@@ -143,7 +235,9 @@ def _adapter(kubeconfig: Path | None, context: str | None) -> KubeAdapter:
 )
 @output_option
 @pass_app
-def render(app: App, mapping_file: Path | None, namespaces: tuple[str, ...]) -> None:
+def render(
+    app: App, mapping_file: Path | None, cluster_id: str | None, namespaces: tuple[str, ...]
+) -> None:
     """Print the objects the mapping asks for as YAML that `kubectl apply -f -` accepts.
 
     Needs no cluster (for GitOps). A cluster's namespaces are not known here:
@@ -159,7 +253,7 @@ def render(app: App, mapping_file: Path | None, namespaces: tuple[str, ...]) -> 
     from authbridge.rbac.desired import desired_state
     from authbridge.rbac.render import apply_manifest, render_yaml
 
-    mapping = _load_mapping(app, mapping_file)
+    mapping = _with_entries(app, _load_mapping(app, mapping_file), cluster_id)
     state = desired_state(mapping, list(namespaces) if namespaces else None)
     for warning in state.warnings:
         _warn(f"warning: {warning}")
@@ -210,6 +304,7 @@ def _plan_summary(actions: tuple[Action, ...]) -> str:
 
 @rbac.command("plan")
 @_mapping_option
+@_cluster_option
 @_kubeconfig_option
 @_context_option
 @_prune_option
@@ -218,6 +313,7 @@ def _plan_summary(actions: tuple[Action, ...]) -> str:
 def plan_command(
     app: App,
     mapping_file: Path | None,
+    cluster_id: str | None,
     kubeconfig: Path | None,
     context: str | None,
     prune: bool,
@@ -236,7 +332,7 @@ def plan_command(
     """
     from authbridge.rbac.reconcile import describe_action, orphan_line, plan_cluster
 
-    mapping = _load_mapping(app, mapping_file)
+    mapping = _with_entries(app, _load_mapping(app, mapping_file), cluster_id)
     adapter = _adapter(kubeconfig, context)
     try:
         planned = plan_cluster(adapter, mapping, prune=prune)
@@ -264,6 +360,7 @@ def plan_command(
 
 @rbac.command("apply")
 @_mapping_option
+@_cluster_option
 @_kubeconfig_option
 @_context_option
 @_prune_option
@@ -281,6 +378,7 @@ def plan_command(
 def apply_command(
     app: App,
     mapping_file: Path | None,
+    cluster_id: str | None,
     kubeconfig: Path | None,
     context: str | None,
     prune: bool,
@@ -303,7 +401,7 @@ def apply_command(
     """
     from authbridge.rbac.reconcile import orphan_line, reconcile
 
-    mapping = _load_mapping(app, mapping_file)
+    mapping = _with_entries(app, _load_mapping(app, mapping_file), cluster_id)
     adapter = _adapter(kubeconfig, context)
     try:
         result = reconcile(
@@ -341,6 +439,7 @@ def _stamp() -> str:
 
 @rbac.command("watch")
 @_mapping_option
+@_cluster_option
 @_kubeconfig_option
 @_context_option
 @_prune_option
@@ -358,6 +457,7 @@ def _stamp() -> str:
 def watch_command(
     app: App,
     mapping_file: Path | None,
+    cluster_id: str | None,
     kubeconfig: Path | None,
     context: str | None,
     prune: bool,
@@ -383,7 +483,7 @@ def watch_command(
     from authbridge.rbac.reconcile import watch
 
     # Checked once up front: a bad start is an error now, not a controller waiting forever.
-    _load_mapping(app, mapping_file)
+    cluster = _entries_cluster(app, _load_mapping(app, mapping_file), cluster_id)
     path = _mapping_path(app, mapping_file)
     adapter = _adapter(kubeconfig, context)
     stop = threading.Event()
@@ -400,7 +500,9 @@ def watch_command(
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        holder = MappingHolder(path, log=_silent_log())
+        holder: Any = MappingHolder(path, log=_silent_log())
+        if cluster is not None:
+            holder = _WithEntries(holder, app.store, cluster)
         report(
             f"watching {adapter.source} for mapping {path} (every {interval:g}s"
             f"{', prune' if prune else ''}{', allow-lockout' if allow_lockout else ''})"

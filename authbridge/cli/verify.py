@@ -235,6 +235,7 @@ def _require_local_keys(keys_dir: Path) -> None:
 def _local_answer(app: App, token: str, cluster_id: str | None) -> VerifyAnswer:
     from authbridge.cli.keys import load_keys
     from authbridge.errors import InputError
+    from authbridge.mapping.model import Mapping
     from authbridge.mapping.parse import load_mapping
     from authbridge.review import describe_clusters, review_token, verify_answer
     from authbridge.sts import IssuerPolicy
@@ -247,7 +248,12 @@ def _local_answer(app: App, token: str, cluster_id: str | None) -> VerifyAnswer:
             f" ({describe_clusters(settings.cluster_ids)})",
         )
     keys = load_keys(app)  # keys/ or the store, as keySource says
-    mapping = load_mapping(settings.mapping_file)
+    # As `serve`: without a mapping file only access entries let anybody in (the
+    # mapping ConfigMap is optional when entries carry the access).
+    if settings.mapping_file.exists():
+        mapping = load_mapping(settings.mapping_file)
+    else:
+        mapping = Mapping(source=f"{settings.mapping_file} (absent)", digest="", cluster_id=None)
     review = review_token(
         token,
         store=app.store,

@@ -34,9 +34,10 @@ the callers that write entries (the CLI) run it before the store is asked.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final, Literal
 
@@ -70,6 +71,13 @@ POLICY_SHORT_NAMES: Final = {
     "view": "AmazonEKSViewPolicy",
     "admin-view": "AmazonEKSAdminViewPolicy",
 }
+# The Kubernetes group an entry with at least one associated policy also gets: the
+# RoleBindings and ClusterRoleBindings rendered from its policies bind this group.
+# It is keyed by the principal's ARN so a mapping file exported from one store
+# means the same in another; only a review of the entry's own principal (by its
+# unique id) hands it out, and the reserved prefix keeps every other rule from it.
+ENTRY_GROUP_PREFIX: Final = "authbridge-internal:access-entry:"
+MAX_ENTRY_GROUP_LENGTH: Final = 253  # as mapping.templates.MAX_NAME_LENGTH
 MAX_GROUPS: Final = 100
 MAX_NAMESPACES: Final = 100
 
@@ -125,6 +133,24 @@ def policy_name(value: str) -> str:
             " `authbridge access list-policies`",
         )
     return name
+
+
+def entry_group(principal_arn: str) -> str:
+    """The group an entry's associated policies are bound to (see ENTRY_GROUP_PREFIX).
+
+    An ARN too long for a Kubernetes name (253 characters with the prefix) is
+    replaced by its SHA-256, so the group stays the same for the same ARN.
+    """
+    group = ENTRY_GROUP_PREFIX + principal_arn
+    if len(group) <= MAX_ENTRY_GROUP_LENGTH:
+        return group
+    digest = hashlib.sha256(principal_arn.encode("utf-8")).hexdigest()
+    return f"{ENTRY_GROUP_PREFIX}sha256-{digest}"
+
+
+def policy_for_cluster_role(cluster_role: str) -> str | None:
+    """The EKS policy name whose ClusterRole is ``cluster_role``, or None."""
+    return next((p for p, role in POLICY_CLUSTER_ROLES.items() if role == cluster_role), None)
 
 
 def policy_arn(name: str) -> str:
@@ -247,12 +273,56 @@ def list_policies_aws() -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
+class PolicySpec:
+    policy: str  # the EKS policy name, e.g. AmazonEKSViewPolicy
+    scope: Scope
+    namespaces: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class EntrySpec:
+    """One entry a mapping file asks for (``username`` None: the default)."""
+
+    principal_arn: str
+    username: str | None
+    groups: tuple[str, ...]
+    policies: tuple[PolicySpec, ...] = ()
+    where: str = ""  # mapRoles[0] …, for messages
+
+
+@dataclass(frozen=True)
+class AccessImport:
+    """What :meth:`Store.import_access_entries` did (or, dry run, would do): ARNs."""
+
+    created: tuple[str, ...] = ()
+    updated: tuple[str, ...] = ()
+    deleted: tuple[str, ...] = ()
+    unchanged: tuple[str, ...] = ()
+    kept: tuple[str, ...] = ()  # in the store, not in the file, no prune
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.created or self.updated or self.deleted)
+
+    def to_json(self) -> dict[str, list[str]]:
+        return {
+            "created": list(self.created),
+            "updated": list(self.updated),
+            "deleted": list(self.deleted),
+            "unchanged": list(self.unchanged),
+            "keptWithoutPrune": list(self.kept),
+        }
+
+
+@dataclass(frozen=True)
 class AccessSnapshot:
     """Every cluster's mode and entries at one access version (a worker caches one)."""
 
     version: int
     modes: Mapping[str, AuthenticationMode]
     entries: Mapping[tuple[str, str], AccessEntry]  # (cluster id, principal id) -> entry
+    # (cluster id, principal id) -> the entry's associated policies, by policy name
+    policies: Mapping[tuple[str, str], tuple[PolicyAssociation, ...]] = field(default_factory=dict)
 
     def mode(self, cluster: str) -> AuthenticationMode:
         return self.modes.get(cluster, DEFAULT_AUTHENTICATION_MODE)
@@ -260,3 +330,12 @@ class AccessSnapshot:
     def entry_for(self, cluster: str, principal_id: str) -> AccessEntry | None:
         """The entry of a user id, or of a role session's role (``AROA…:session``)."""
         return self.entries.get((cluster, principal_id.split(":", 1)[0]))
+
+    def policies_for(self, cluster: str, principal_id: str) -> tuple[PolicyAssociation, ...]:
+        """The associated policies of the entry :meth:`entry_for` gives (none: ``()``)."""
+        return self.policies.get((cluster, principal_id.split(":", 1)[0]), ())
+
+    def cluster_entries(self, cluster: str) -> list[AccessEntry]:
+        """The entries of ``cluster``, by principal ARN (case-insensitively)."""
+        found = [e for (c, _), e in self.entries.items() if c == cluster]
+        return sorted(found, key=lambda e: (e.principal_arn.lower(), e.principal_arn))

@@ -113,6 +113,9 @@ class Binding:
     user: str | None = None
     namespaces: tuple[str, ...] = ()  # empty: a ClusterRoleBinding
     allow_reserved_prefixes: bool = False  # may bind e.g. system:authenticated
+    # Where the binding comes from, for the objects' source annotation; None: the
+    # file's ``bindings[i]``. An access entry's policy says so (mapping.entries).
+    source: str | None = None
 
 
 @dataclass(frozen=True)

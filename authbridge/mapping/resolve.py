@@ -62,7 +62,9 @@ role id, the ``AROA…`` before the ``:``), so a re-created namesake has none.
 An entry's username defaults to EKS's: a user's canonical ARN, a role's
 ``arn:…:sts::<acct>:assumed-role/<role>/{{SessionName}}``. Its rendered names
 follow the rules above with no reserved-prefix opt-out; the matched rule is
-``accessEntry`` with the entry's principal ARN.
+``accessEntry`` with the entry's principal ARN. An entry with associated
+policies also gives its group ``authbridge-internal:access-entry:<principal
+ARN>``, the subject of the RBAC objects ``rbac apply`` renders from them.
 """
 
 from __future__ import annotations
@@ -72,7 +74,7 @@ from collections.abc import Iterable, Sequence
 
 from authbridge import arn
 from authbridge.errors import MalformedArn
-from authbridge.iam.access import AccessEntry, AuthenticationMode
+from authbridge.iam.access import AccessEntry, AuthenticationMode, PolicyAssociation, entry_group
 from authbridge.mapping import templates
 from authbridge.mapping.model import (
     Identity,
@@ -263,14 +265,22 @@ def resolve_access(
     *,
     mode: AuthenticationMode,
     entry: AccessEntry | None,
+    entry_policies: Sequence[PolicyAssociation] = (),
 ) -> Resolution:
-    """Map ``identity`` by ``mode`` (module docstring), ``entry`` being its access entry."""
+    """Map ``identity`` by ``mode`` (module docstring), ``entry`` being its access entry.
+
+    ``entry_policies`` are the entry's associated policies: with any, the user
+    also gets the entry's group (:func:`authbridge.iam.access.entry_group`),
+    which the RBAC objects rendered from those policies bind.
+    """
     if mode == "CONFIG_MAP":
         return resolve(mapping, identity, iam_group_arns)
     if entry is not None:
         matched = MatchedRule("accessEntry", 0, entry.principal_arn)
         username = entry.username if entry.username is not None else entry.default_username()
         groups = [(g, False, matched) for g in entry.groups]
+        if entry_policies:
+            groups.append((entry_group(entry.principal_arn), True, matched))
         return _mapped(identity, [matched], (username, False, matched), groups)
     if mode == "API":
         return Resolution(

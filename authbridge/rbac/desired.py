@@ -83,7 +83,7 @@ def desired_state(mapping: Mapping, namespaces: Collection[str] | None) -> Desir
     """
     builder = _Builder(namespaces)
     for i, binding in enumerate(mapping.bindings):
-        builder.binding(f"bindings[{i}]", binding)
+        builder.binding(binding.source or f"bindings[{i}]", binding)
     for i, sa in enumerate(mapping.service_accounts):
         builder.service_account(f"serviceAccounts[{i}]", sa)
     return DesiredState(tuple(builder.objects.values()), tuple(builder.warnings))

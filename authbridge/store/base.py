@@ -44,8 +44,10 @@ from authbridge.iam.model import (
 if TYPE_CHECKING:
     from authbridge.iam.access import (
         AccessEntry,
+        AccessImport,
         AccessSnapshot,
         AuthenticationMode,
+        EntrySpec,
         PolicyAssociation,
     )
     from authbridge.iam.managed import (
@@ -318,6 +320,24 @@ class Store(Protocol):
     def list_associated_access_policies(
         self, cluster_id: str | None = None, principal_arn: str | None = None
     ) -> list[PolicyAssociation]: ...
+
+    def import_access_entries(
+        self,
+        cluster_id: str,
+        entries: Sequence[EntrySpec],
+        *,
+        prune: bool = False,
+        dry_run: bool = False,
+    ) -> AccessImport:
+        """Make the cluster's entries and their policies those of ``entries``, at once.
+
+        One transaction: every entry is created, updated (username, groups,
+        policies) or left as it is; with ``prune`` the cluster's other entries
+        are deleted, else listed as kept. ``dry_run`` (and a change of nothing)
+        rolls back, so the access version moves only on a real change. The
+        names must have been checked by the caller, as for create_access_entry.
+        """
+        ...
 
     # -- IAM policies (authbridge.iam.managed; documents: authbridge.iam.policy) ----------
     # ``kind`` is "user", "group" or "role" (tags: "user" or "role"); ``document`` is

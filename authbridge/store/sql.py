@@ -32,8 +32,10 @@ from authbridge.iam import access, credentials, names
 from authbridge.iam.access import (
     DEFAULT_AUTHENTICATION_MODE,
     AccessEntry,
+    AccessImport,
     AccessSnapshot,
     AuthenticationMode,
+    EntrySpec,
     PolicyAssociation,
 )
 from authbridge.iam.model import (
@@ -1070,7 +1072,16 @@ class SqlStore(SqlPolicies):
             entries = [
                 _access_entry(r) for r in cur.execute(f"SELECT {_ENTRY_COLS} FROM access_entries")
             ]
-        snapshot = AccessSnapshot(now, modes, {(e.cluster_id, e.principal_id): e for e in entries})
+            associations = [
+                _association(r) for r in cur.execute(_ASSOCIATIONS_SQL + _ASSOCIATIONS_ORDER)
+            ]
+        policies: dict[tuple[str, str], tuple[PolicyAssociation, ...]] = {}
+        for a in associations:
+            key = (a.cluster_id, a.principal_id)
+            policies[key] = (*policies.get(key, ()), a)
+        snapshot = AccessSnapshot(
+            now, modes, {(e.cluster_id, e.principal_id): e for e in entries}, policies
+        )
         self._access = snapshot  # one reference swap: safe for a worker's threads
         return snapshot
 
@@ -1254,28 +1265,146 @@ class SqlStore(SqlPolicies):
             elif cluster_id is not None:
                 access.cluster_id(cluster_id)
                 where, params = " WHERE a.cluster_id = ?", (cluster_id,)
-            rows = cur.execute(
-                "SELECT a.cluster_id, a.principal_id, e.principal_arn, a.policy, a.scope,"
-                " a.namespaces_json, a.associated_at, a.modified_at"
-                " FROM access_policy_associations a JOIN access_entries e"
-                " ON e.cluster_id = a.cluster_id AND e.principal_id = a.principal_id"
-                + where
-                + " ORDER BY a.cluster_id, e.arn_key, a.policy",
-                params,
+            rows = cur.execute(_ASSOCIATIONS_SQL + where + _ASSOCIATIONS_ORDER, params)
+        return [_association(r) for r in rows]
+
+    def import_access_entries(
+        self,
+        cluster_id: str,
+        entries: Sequence[EntrySpec],
+        *,
+        prune: bool = False,
+        dry_run: bool = False,
+    ) -> AccessImport:
+        access.cluster_id(cluster_id)
+        now = _now()
+        try:
+            with self._tx(write=True) as cur:
+                self._bump_access_version(cur)
+                result = self._import_entries(cur, cluster_id, entries, prune, now)
+                if dry_run or not result.changed:
+                    raise _RollBack(result)
+        except _RollBack as undone:
+            return undone.result
+        return result
+
+    def _import_entries(
+        self,
+        cur: Cursor,
+        cluster_id: str,
+        entries: Sequence[EntrySpec],
+        prune: bool,
+        now: int,
+    ) -> AccessImport:
+        existing = {
+            r[0]: r
+            for r in cur.execute(
+                f"SELECT arn_key, {_ENTRY_COLS} FROM access_entries WHERE cluster_id = ?",
+                (cluster_id,),
             )
-        return [
-            PolicyAssociation(
-                r[0],
-                r[1],
-                r[2],
-                r[3],
-                r[4],
-                tuple(json.loads(r[5])),
-                _dt_req(r[6]),
-                _dt_req(r[7]),
+        }
+        created: list[str] = []
+        updated: list[str] = []
+        unchanged: list[str] = []
+        wanted: set[str] = set()
+        for spec in entries:
+            where = spec.where or spec.principal_arn
+            groups = _entry_groups(spec.groups)
+            if spec.username is not None and not spec.username:
+                raise InputError(f"{where}.username", "must not be empty")
+            policies = {
+                access.policy_name(p.policy): access.scope(p.scope, p.namespaces)
+                for p in spec.policies
+            }
+            principal_id, arn, key = self._entry_principal(cur, spec.principal_arn)
+            if key in wanted:
+                raise InputError(where, f"{arn} is named twice; a principal has one entry")
+            wanted.add(key)
+            draft = AccessEntry(
+                cluster_id, principal_id, arn, None, (), "STANDARD", _dt_req(now), _dt_req(now)
             )
-            for r in rows
-        ]
+            username = None if spec.username == draft.default_username() else spec.username
+            row = existing.get(key)
+            if row is not None and row[2] != principal_id:
+                raise EntityAlreadyExists(
+                    f"cluster {cluster_id} has an access entry for {arn} made for a deleted"
+                    " principal of that name",
+                    hint="delete it first with `authbridge access delete-entry`",
+                )
+            if row is None:
+                cur.execute(
+                    "INSERT INTO access_entries (cluster_id, principal_id, principal_arn, arn_key,"
+                    " username, groups_json, entry_type, created_at, modified_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        cluster_id,
+                        principal_id,
+                        arn,
+                        key,
+                        username,
+                        json.dumps(groups),
+                        "STANDARD",
+                        now,
+                        now,
+                    ),
+                )
+                created.append(arn)
+                have: dict[str, tuple[str, tuple[str, ...]]] = {}
+            else:
+                have = {
+                    r[0]: (r[1], tuple(json.loads(r[2])))
+                    for r in cur.execute(
+                        "SELECT policy, scope, namespaces_json FROM access_policy_associations"
+                        " WHERE cluster_id = ? AND principal_id = ?",
+                        (cluster_id, principal_id),
+                    )
+                }
+                same = row[4] == username and list(json.loads(row[5])) == groups
+                if same and have == policies:
+                    unchanged.append(arn)
+                    continue
+                if not same:
+                    cur.execute(
+                        "UPDATE access_entries SET username = ?, groups_json = ?, modified_at = ?"
+                        " WHERE cluster_id = ? AND principal_id = ?",
+                        (username, json.dumps(groups), now, cluster_id, principal_id),
+                    )
+                updated.append(arn)
+            for policy in have.keys() - policies.keys():
+                cur.execute(
+                    "DELETE FROM access_policy_associations"
+                    " WHERE cluster_id = ? AND principal_id = ? AND policy = ?",
+                    (cluster_id, principal_id, policy),
+                )
+            for policy, (kind, ns) in policies.items():
+                if have.get(policy) == (kind, ns):
+                    continue
+                cur.execute(
+                    "INSERT INTO access_policy_associations (cluster_id, principal_id, policy,"
+                    " scope, namespaces_json, associated_at, modified_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)"
+                    " ON CONFLICT (cluster_id, principal_id, policy) DO UPDATE SET"
+                    " scope = excluded.scope, namespaces_json = excluded.namespaces_json,"
+                    " modified_at = excluded.modified_at",
+                    (cluster_id, principal_id, policy, kind, json.dumps(list(ns)), now, now),
+                )
+        deleted: list[str] = []
+        kept: list[str] = []
+        for key, row in sorted(existing.items()):
+            if key in wanted:
+                continue
+            if not prune:
+                kept.append(row[3])
+                continue
+            for table in ("access_policy_associations", "access_entries"):
+                cur.execute(
+                    f"DELETE FROM {table} WHERE cluster_id = ? AND principal_id = ?",
+                    (cluster_id, row[2]),
+                )
+            deleted.append(row[3])
+        return AccessImport(
+            tuple(created), tuple(updated), tuple(deleted), tuple(unchanged), tuple(kept)
+        )
 
     def _bump_access_version(self, cur: Cursor) -> None:
         cur.execute("UPDATE access_version SET version = version + 1 WHERE id = 1")
@@ -1369,6 +1498,36 @@ def _access_entry(r: Row) -> AccessEntry:
         groups=tuple(json.loads(r[4])),
         type=access.entry_type(r[5]),
         created_at=_dt_req(r[6]),
+        modified_at=_dt_req(r[7]),
+    )
+
+
+class _RollBack(Exception):
+    """Raised inside a transaction to undo it (a dry run, or a change of nothing)."""
+
+    def __init__(self, result: AccessImport) -> None:
+        super().__init__("rolled back")
+        self.result = result
+
+
+_ASSOCIATIONS_SQL = (
+    "SELECT a.cluster_id, a.principal_id, e.principal_arn, a.policy, a.scope,"
+    " a.namespaces_json, a.associated_at, a.modified_at"
+    " FROM access_policy_associations a JOIN access_entries e"
+    " ON e.cluster_id = a.cluster_id AND e.principal_id = a.principal_id"
+)
+_ASSOCIATIONS_ORDER = " ORDER BY a.cluster_id, e.arn_key, a.policy"
+
+
+def _association(r: Row) -> PolicyAssociation:
+    return PolicyAssociation(
+        cluster_id=r[0],
+        principal_id=r[1],
+        principal_arn=r[2],
+        policy=r[3],
+        scope="cluster" if r[4] == "cluster" else "namespace",
+        namespaces=tuple(json.loads(r[5])),
+        associated_at=_dt_req(r[6]),
         modified_at=_dt_req(r[7]),
     )
 
