@@ -230,7 +230,7 @@ def update_user(app: App, user_name: str, enabled: bool | None) -> None:
 @output_option
 @pass_app
 def delete_user(app: App, user_name: str, force: bool) -> None:
-    """Delete a user. Refused while it has access keys or group memberships, unless --force.
+    """Delete a user. Refused while it has access keys, groups or policies, unless --force.
 
     \b
     Example:
@@ -318,7 +318,7 @@ def list_groups_for_user(app: App, user_name: str) -> None:
 @output_option
 @pass_app
 def delete_group(app: App, group_name: str, force: bool) -> None:
-    """Delete a group. Refused while it has members, unless --force.
+    """Delete a group. Refused while it has members or policies, unless --force.
 
     \b
     Example:
@@ -469,7 +469,7 @@ def update_role_trust(app: App, role_name: str, trust: tuple[str, ...]) -> None:
 @output_option
 @pass_app
 def delete_role(app: App, role_name: str) -> None:
-    """Delete a role. Its sessions' tokens stop verifying.
+    """Delete a role. Its sessions' tokens stop verifying. Refused while it has policies.
 
     \b
     Example:

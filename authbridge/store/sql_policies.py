@@ -114,8 +114,9 @@ _USER_HOLDERS = (
     " JOIN iam_groups g ON g.group_id = m.group_id"
     " WHERE u.account_id = ? AND u.name_key = ?"
 )
-_SINGLE_HOLDER = "SELECT '{kind}', {id_col}, name, path, '' FROM {table}"
-_SINGLE_HOLDER += " WHERE account_id = ? AND name_key = ?"
+_SINGLE_HOLDER = (
+    "SELECT '{kind}', {id_col}, name, path, '' FROM {table} WHERE account_id = ? AND name_key = ?"
+)
 
 
 def _compact(obj: Any) -> str:
