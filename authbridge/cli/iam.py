@@ -25,7 +25,7 @@ _RANDOM_ACCOUNT_ATTEMPTS = 5
 
 @click.group()
 def iam() -> None:
-    """Manage IAM accounts, users, groups, roles and access keys.
+    """Manage IAM accounts, users, groups, roles, access keys and policies.
 
     The commands, options and JSON shapes follow `aws iam`. IAM commands act on
     the account given by the global --account-id (or AUTHBRIDGE_ACCOUNT_ID), or
@@ -230,7 +230,7 @@ def update_user(app: App, user_name: str, enabled: bool | None) -> None:
 @output_option
 @pass_app
 def delete_user(app: App, user_name: str, force: bool) -> None:
-    """Delete a user. Refused while it has access keys or group memberships, unless --force.
+    """Delete a user. Refused while it has access keys, groups or policies, unless --force.
 
     \b
     Example:
@@ -318,7 +318,7 @@ def list_groups_for_user(app: App, user_name: str) -> None:
 @output_option
 @pass_app
 def delete_group(app: App, group_name: str, force: bool) -> None:
-    """Delete a group. Refused while it has members, unless --force.
+    """Delete a group. Refused while it has members or policies, unless --force.
 
     \b
     Example:
@@ -469,7 +469,7 @@ def update_role_trust(app: App, role_name: str, trust: tuple[str, ...]) -> None:
 @output_option
 @pass_app
 def delete_role(app: App, role_name: str) -> None:
-    """Delete a role. Its sessions' tokens stop verifying.
+    """Delete a role. Its sessions' tokens stop verifying. Refused while it has policies.
 
     \b
     Example:
@@ -568,3 +568,14 @@ def delete_access_key(app: App, access_key_id: str) -> None:
     """
     app.store.delete_access_key(access_key_id)
     app.emit(None, lambda: f"Deleted access key {access_key_id}.")
+
+
+def _add_policy_commands() -> None:
+    """The policy verbs (:mod:`authbridge.cli.iam_policies`) belong to this group too."""
+    from authbridge.cli.iam_policies import COMMANDS
+
+    for command in COMMANDS:
+        iam.add_command(command)
+
+
+_add_policy_commands()
