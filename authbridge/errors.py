@@ -3,7 +3,8 @@
     AuthbridgeError                  .code (stable, machine-readable), .hint (what next)
     ├── ConfigError                  settings or config file wrong (all problems at once)
     ├── InputError                   a caller-given value breaks a rule (AWS "ValidationError")
-    │   └── MalformedArn             not a well-formed, supported ARN
+    │   ├── MalformedArn             not a well-formed, supported ARN
+    │   └── MalformedPolicyDocument  a policy document breaks the grammar (names the statement)
     ├── StoreError
     │   ├── NoSuchEntity             the named entity does not exist
     │   ├── EntityAlreadyExists      the name is taken (names are case-insensitive)
@@ -70,6 +71,25 @@ class InputError(AuthbridgeError):
 
 class MalformedArn(InputError):
     code = "MalformedArn"
+
+
+class MalformedPolicyDocument(InputError):
+    """A policy document is refused; ``field`` names the statement and element.
+
+    ``field`` reads like ``Statement[2] (Sid ReadOnly).Condition.StringLikeX``;
+    ``reason`` is the message without it, so a caller that parsed a part of a
+    document can put the part's place in front (:meth:`under`).
+    """
+
+    code = "MalformedPolicyDocument"
+
+    def __init__(self, field: str, message: str, *, hint: str | None = None) -> None:
+        super().__init__(field, message, hint=hint)
+        self.reason = message
+
+    def under(self, prefix: str) -> MalformedPolicyDocument:
+        """The same refusal, its field placed under ``prefix`` (``Statement[0]``)."""
+        return MalformedPolicyDocument(f"{prefix}.{self.field}", self.reason, hint=self.hint)
 
 
 class StoreError(AuthbridgeError):
