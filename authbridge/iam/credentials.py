@@ -1,7 +1,7 @@
 """Unique ids and access-key secrets.
 
 Unique ids follow the AWS shapes (``AIDA`` users, ``AGPA`` groups, ``AROA``
-roles: 21 characters; ``AKIA`` access key ids: 20) with random base32 bodies,
+roles, ``ANPA`` managed policies: 21 characters; ``AKIA`` access key ids: 20) with random base32 bodies,
 so they never repeat and carry no meaning.
 
 Secrets are 240 random bits, shown once. The store keeps only
@@ -28,6 +28,7 @@ _B32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
 USER_ID_PREFIX = "AIDA"
 GROUP_ID_PREFIX = "AGPA"
 ROLE_ID_PREFIX = "AROA"
+POLICY_ID_PREFIX = "ANPA"
 ACCESS_KEY_ID_PREFIX = "AKIA"
 
 SECRET_BYTES = 30  # 240 bits -> 40 url-safe characters, the length of an AWS secret
@@ -49,6 +50,10 @@ def new_group_id() -> str:
 
 def new_role_id() -> str:
     return ROLE_ID_PREFIX + _random_b32(17)
+
+
+def new_policy_id() -> str:
+    return POLICY_ID_PREFIX + _random_b32(17)
 
 
 def new_access_key_id() -> str:

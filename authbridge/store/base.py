@@ -10,6 +10,12 @@ Semantics follow AWS IAM where it has an opinion:
 * deleting a user with access keys or group memberships, or a group with
   members, is a ``DeleteConflict`` unless ``force=True``;
 * a user holds at most two access keys (``LimitExceeded``);
+* IAM policies (:mod:`authbridge.iam.managed`): at most five versions per
+  managed policy and ten attached policies per principal (``LimitExceeded``);
+  the default version, a policy still attached, and a user, group or role
+  still holding inline or attached policies cannot be deleted
+  (``DeleteConflict``; ``force=True`` removes a principal's policies with
+  it); inline policies and attachments are bound to the unique id;
 * an access entry (:mod:`authbridge.iam.access`) is bound to its principal's
   unique id; every change to entries, their policies or a cluster's
   authentication mode bumps :meth:`Store.access_version` in the same
@@ -20,10 +26,10 @@ Every method is one transaction: it either happens whole or not at all.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from authbridge.iam.model import (
     AccessKey,
@@ -42,6 +48,13 @@ if TYPE_CHECKING:
         AuthenticationMode,
         PolicyAssociation,
     )
+    from authbridge.iam.managed import (
+        AttachedPolicy,
+        InlinePolicy,
+        ManagedPolicy,
+        PolicyVersion,
+    )
+    from authbridge.iam.policy import SourcePolicy
     from authbridge.keys import KeyEdit, KeyRecord
 
 MAX_ACCESS_KEYS_PER_USER = 2
@@ -164,7 +177,7 @@ class Store(Protocol):
 
     def update_role_trust(self, account_id: str, name: str, trust: Sequence[str]) -> Role: ...
 
-    def delete_role(self, account_id: str, name: str) -> None: ...
+    def delete_role(self, account_id: str, name: str, *, force: bool = False) -> None: ...
 
     # -- access keys ---------------------------------------------------------------
     def create_access_key(self, account_id: str, user_name: str) -> NewAccessKey:
@@ -305,3 +318,110 @@ class Store(Protocol):
     def list_associated_access_policies(
         self, cluster_id: str | None = None, principal_arn: str | None = None
     ) -> list[PolicyAssociation]: ...
+
+    # -- IAM policies (authbridge.iam.managed; documents: authbridge.iam.policy) ----------
+    # ``kind`` is "user", "group" or "role" (tags: "user" or "role"); ``document`` is
+    # JSON text or its parsed object, checked by parse_policy before anything is written.
+    def create_policy(
+        self,
+        account_id: str,
+        name: str,
+        document: str | Mapping[str, Any],
+        *,
+        path: str = "/",
+        description: str = "",
+    ) -> ManagedPolicy: ...
+
+    def get_policy(self, account_id: str, policy_arn: str) -> ManagedPolicy:
+        """The account's policy, or a shipped AWS managed one (``arn:…:iam::aws:policy/…``)."""
+        ...
+
+    def list_policies(
+        self,
+        account_id: str,
+        *,
+        scope: str = "All",
+        only_attached: bool = False,
+        path_prefix: str = "/",
+    ) -> list[ManagedPolicy]: ...
+
+    def delete_policy(self, account_id: str, policy_arn: str) -> None: ...
+
+    def create_policy_version(
+        self,
+        account_id: str,
+        policy_arn: str,
+        document: str | Mapping[str, Any],
+        *,
+        set_as_default: bool = False,
+    ) -> PolicyVersion: ...
+
+    def get_policy_version(
+        self, account_id: str, policy_arn: str, version_id: str
+    ) -> PolicyVersion: ...
+
+    def list_policy_versions(self, account_id: str, policy_arn: str) -> list[PolicyVersion]: ...
+
+    def set_default_policy_version(
+        self, account_id: str, policy_arn: str, version_id: str
+    ) -> None: ...
+
+    def delete_policy_version(self, account_id: str, policy_arn: str, version_id: str) -> None: ...
+
+    def put_inline_policy(
+        self,
+        account_id: str,
+        kind: str,
+        principal_name: str,
+        policy_name: str,
+        document: str | Mapping[str, Any],
+    ) -> InlinePolicy: ...
+
+    def get_inline_policy(
+        self, account_id: str, kind: str, principal_name: str, policy_name: str
+    ) -> InlinePolicy: ...
+
+    def list_inline_policies(
+        self, account_id: str, kind: str, principal_name: str
+    ) -> list[str]: ...
+
+    def delete_inline_policy(
+        self, account_id: str, kind: str, principal_name: str, policy_name: str
+    ) -> None: ...
+
+    def attach_policy(
+        self, account_id: str, kind: str, principal_name: str, policy_arn: str
+    ) -> None: ...
+
+    def detach_policy(
+        self, account_id: str, kind: str, principal_name: str, policy_arn: str
+    ) -> None: ...
+
+    def list_attached_policies(
+        self, account_id: str, kind: str, principal_name: str, *, path_prefix: str = "/"
+    ) -> list[AttachedPolicy]: ...
+
+    def tag_principal(
+        self, account_id: str, kind: str, principal_name: str, tags: Mapping[str, str]
+    ) -> dict[str, str]:
+        """Add or replace tags; returns all of the principal's tags."""
+        ...
+
+    def untag_principal(
+        self, account_id: str, kind: str, principal_name: str, keys: Sequence[str]
+    ) -> dict[str, str]: ...
+
+    def list_principal_tags(
+        self, account_id: str, kind: str, principal_name: str
+    ) -> dict[str, str]: ...
+
+    def principal_tags(self, account_id: str, principal_arn: str) -> dict[str, str]:
+        """The tags of a user, or of a role (also given its session's ARN); a group's: ``{}``."""
+        ...
+
+    def principal_policies(self, account_id: str, principal_arn: str) -> list[SourcePolicy]:
+        """Every policy that applies to a user (its groups' too), group, role or role session.
+
+        One statement, one round trip.
+        """
+        ...

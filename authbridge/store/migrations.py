@@ -171,6 +171,61 @@ MIGRATIONS: tuple[Migration, ...] = (
             "INSERT INTO access_version (id, version) VALUES (1, 0)",
         ),
     ),
+    Migration(
+        4,
+        "IAM policies: managed policies and versions, inline policies, attachments, role tags",
+        (
+            # policy_id is the PolicyId (ANPA...), never reused; names are unique per
+            # account case-insensitively, whatever the path. next_version numbers the
+            # next version: AWS never reuses a deleted version's id.
+            """CREATE TABLE iam_policies (
+                policy_id TEXT PRIMARY KEY,
+                account_id TEXT NOT NULL REFERENCES iam_accounts(account_id),
+                name TEXT NOT NULL,
+                name_key TEXT NOT NULL,
+                path TEXT NOT NULL,
+                description TEXT NOT NULL DEFAULT '',
+                default_version INTEGER NOT NULL,
+                next_version INTEGER NOT NULL,
+                created_at BIGINT NOT NULL,
+                updated_at BIGINT NOT NULL,
+                UNIQUE (account_id, name_key)
+            )""",
+            # document: the JSON the caller gave, compacted (key order kept), checked
+            # by authbridge.iam.policy.parse_policy before it was written.
+            """CREATE TABLE iam_policy_versions (
+                policy_id TEXT NOT NULL REFERENCES iam_policies(policy_id) ON DELETE CASCADE,
+                version INTEGER NOT NULL CHECK (version >= 1),
+                document TEXT NOT NULL,
+                created_at BIGINT NOT NULL,
+                PRIMARY KEY (policy_id, version)
+            )""",
+            # principal_id is the unique id (AIDA.../AGPA.../AROA...) of the user, group
+            # or role: a namesake created after a delete starts with nothing.
+            """CREATE TABLE iam_inline_policies (
+                principal_id TEXT NOT NULL,
+                principal_kind TEXT NOT NULL CHECK (principal_kind IN ('user', 'group', 'role')),
+                name TEXT NOT NULL,
+                name_key TEXT NOT NULL,
+                document TEXT NOT NULL,
+                created_at BIGINT NOT NULL,
+                updated_at BIGINT NOT NULL,
+                PRIMARY KEY (principal_id, name_key)
+            )""",
+            # policy_ref: a customer managed policy's policy_id, or 'aws:<Name>' for a
+            # shipped AWS managed policy (authbridge.iam.policy.AWS_MANAGED_POLICIES).
+            """CREATE TABLE iam_policy_attachments (
+                principal_id TEXT NOT NULL,
+                principal_kind TEXT NOT NULL CHECK (principal_kind IN ('user', 'group', 'role')),
+                account_id TEXT NOT NULL REFERENCES iam_accounts(account_id),
+                policy_ref TEXT NOT NULL,
+                attached_at BIGINT NOT NULL,
+                PRIMARY KEY (principal_id, policy_ref)
+            )""",
+            "CREATE INDEX iam_policy_attachments_policy ON iam_policy_attachments(policy_ref)",
+            "ALTER TABLE iam_roles ADD COLUMN tags TEXT NOT NULL DEFAULT '{}'",
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -49,6 +49,7 @@ from authbridge.iam.model import (
 )
 from authbridge.store.base import MAX_ACCESS_KEYS_PER_USER, PrincipalRefusal, ReviewFacts
 from authbridge.store.migrations import LATEST_VERSION, MIGRATIONS
+from authbridge.store.sql_policies import SqlPolicies
 
 if TYPE_CHECKING:
     from authbridge.keys import KeyEdit, KeyRecord
@@ -136,8 +137,11 @@ _REVIEW_FACTS_SQL = (
 )
 
 
-class SqlStore:
-    """The :class:`~authbridge.store.base.Store` protocol over a SQL driver."""
+class SqlStore(SqlPolicies):
+    """The :class:`~authbridge.store.base.Store` protocol over a SQL driver.
+
+    IAM policies (managed, inline, attachments, tags) are :class:`SqlPolicies`'.
+    """
 
     def __init__(
         self,
@@ -322,16 +326,19 @@ class SqlStore:
                 " ON g.group_id = m.group_id WHERE m.user_id = ? ORDER BY g.name_key",
                 (user_id,),
             )
-            if (keys or groups) and not force:
+            policies = self._principal_policy_holdings(cur, user_id)
+            if (keys or groups or policies) and not force:
                 attached = []
                 if keys:
                     attached.append("access keys " + ", ".join(r[0] for r in keys))
                 if groups:
                     attached.append("membership of groups " + ", ".join(r[0] for r in groups))
+                attached.extend(policies)
                 raise DeleteConflict(
                     f"user {row[2]} still has {' and '.join(attached)}",
                     hint="delete those first, or pass --force to delete them with the user",
                 )
+            self._drop_principal_policies(cur, user_id)
             cur.execute("DELETE FROM iam_access_keys WHERE user_id = ?", (user_id,))
             cur.execute("DELETE FROM iam_group_members WHERE user_id = ?", (user_id,))
             cur.execute("DELETE FROM iam_users WHERE user_id = ?", (user_id,))
@@ -415,6 +422,14 @@ class SqlStore:
                     hint="remove them with `authbridge iam remove-user-from-group`,"
                     " or pass --force",
                 )
+            policies = self._principal_policy_holdings(cur, row[0])
+            if policies and not force:
+                raise DeleteConflict(
+                    f"group {row[2]} still has {' and '.join(policies)}",
+                    hint="delete and detach them with `authbridge iam delete-group-policy` and"
+                    " `detach-group-policy`, or pass --force",
+                )
+            self._drop_principal_policies(cur, row[0])
             cur.execute("DELETE FROM iam_group_members WHERE group_id = ?", (row[0],))
             cur.execute("DELETE FROM iam_groups WHERE group_id = ?", (row[0],))
 
@@ -586,9 +601,17 @@ class SqlStore:
             self._write_trust(cur, row[0], entries)
             return self._role(cur, row)
 
-    def delete_role(self, account_id: str, name: str) -> None:
+    def delete_role(self, account_id: str, name: str, *, force: bool = False) -> None:
         with self._tx(write=True) as cur:
             row = self._role_row(cur, account_id, name, lock=True)
+            policies = self._principal_policy_holdings(cur, row[0])
+            if policies and not force:
+                raise DeleteConflict(
+                    f"role {row[2]} still has {' and '.join(policies)}",
+                    hint="delete and detach them with `authbridge iam delete-role-policy` and"
+                    " `detach-role-policy` first",
+                )
+            self._drop_principal_policies(cur, row[0])
             cur.execute("DELETE FROM iam_role_trust WHERE role_id = ?", (row[0],))
             cur.execute("DELETE FROM iam_roles WHERE role_id = ?", (row[0],))
 
