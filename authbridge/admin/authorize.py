@@ -16,7 +16,10 @@ them in:
 * ``aws:MultiFactorAuthPresent`` is true only when the token says MFA was
   used; access keys never do.
 
-An :class:`Authorizer` decides ``(caller, action, resource, context)``;
+An :class:`Authorizer` decides ``(caller, action, resource, context)``
+(:class:`StorePolicies`: the caller's policies from the store, inline and
+managed, its groups' too, or its role's for a session, evaluated by
+:func:`authbridge.iam.policy.evaluate`);
 anything but ``allowed`` is :class:`AccessDenied` with AWS's wording, naming
 the caller, the action and the resource, and saying whether a policy denied
 it explicitly or none allowed it.
@@ -30,6 +33,8 @@ from datetime import UTC, datetime
 from typing import Final, Literal, Protocol
 
 from authbridge.errors import AuthbridgeError
+from authbridge.iam.policy import Decision, Request, evaluate
+from authbridge.store.base import Store
 
 DecisionName = Literal["allowed", "explicitDeny", "implicitDeny"]
 ContextValue = str | bool | int | datetime | tuple[str, ...]
@@ -131,3 +136,23 @@ def authorize(
     if verdict.decision != "allowed":
         raise denial(caller, action, resource, verdict.decision)
     return verdict
+
+
+class StorePolicies:
+    """The :class:`Authorizer` of the admin API: the caller's policies, read from the store.
+
+    Two reads per call (the policies and the tags; each one statement); nothing
+    cached, so a detached policy stops allowing at the next call.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def principal_tags(self, caller: Caller) -> Mapping[str, str]:
+        return self.store.principal_tags(caller.account_id, caller.arn)
+
+    def decide(
+        self, caller: Caller, action: str, resource: str, context: Mapping[str, ContextValue]
+    ) -> Decision:
+        policies = self.store.principal_policies(caller.account_id, caller.arn)
+        return evaluate(policies, Request(action, resource, context))

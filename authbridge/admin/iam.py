@@ -5,8 +5,13 @@ GetGroup), and the document ``authbridge -o json iam …`` prints. The CLI
 renders text from the same documents. :data:`ACTIONS` describes them for
 the admin API: AWS names, parameters, the IAM action string and the
 resource ARN each acts on (the entity's own ARN, looked up so that its path
-counts as IAM counts it; ``*`` for the List actions and accounts, which IAM
-has no resource type for).
+counts as IAM counts it; ``*`` for the List actions, which IAM has no
+resource type for).
+
+``create-account`` and ``list-accounts`` are CLI verbs only: an account is
+the boundary between tenants of one store, and an API caller lives in one
+account and acts in it alone, so creating accounts or listing the others
+is not something a caller's policies could grant.
 
 Decisions where the API differs from ``aws iam``: UpdateUser takes
 ``Enabled`` (authbridge's users are enabled or disabled, not renamed);
@@ -284,10 +289,6 @@ ACCESS_KEY_ID = _p("AccessKeyId", "access_key_id", required=True)
 KEY_USER = _p("UserName", "user_name")
 
 
-def _account_of(target: Target, args: Mapping[str, Any]) -> Document:
-    return create_account(target.store, args["account_id"], args["alias"])
-
-
 def _key_update(target: Target, args: Mapping[str, Any]) -> Document:
     owned_key(target, args["access_key_id"], args["user_name"])
     return update_access_key(target.store, args["access_key_id"], args["status"])
@@ -299,29 +300,6 @@ def _key_delete(target: Target, args: Mapping[str, Any]) -> None:
 
 
 ACTIONS: Final[tuple[Action, ...]] = (
-    Action(
-        "CreateAccount",
-        "iam",
-        "iam",
-        "iam create-account",
-        (
-            _p("AccountId", "account_id"),
-            _p("AccountAlias", "alias"),
-        ),
-        _account_of,
-        anywhere,
-        mutating=True,
-    ),
-    Action(
-        "ListAccounts",
-        "iam",
-        "iam",
-        "iam list-accounts",
-        (),
-        lambda t, a: list_accounts(t.store),
-        anywhere,
-        mutating=False,
-    ),
     Action(
         "CreateUser",
         "iam",

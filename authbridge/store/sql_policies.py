@@ -203,9 +203,7 @@ class SqlPolicies:
                 " VALUES (?, 1, ?, ?)",
                 (policy_id, text, now),
             )
-        return self._managed(
-            (policy_id, account_id, name, path, description, 1, now, now, 0)
-        )
+        return self._managed((policy_id, account_id, name, path, description, 1, now, now, 0))
 
     def get_policy(self, account_id: str, policy_arn: str) -> ManagedPolicy:
         with self._tx() as cur:
@@ -321,9 +319,7 @@ class SqlPolicies:
         """Every version, newest first (as AWS lists them)."""
         return self._versions(account_id, policy_arn)
 
-    def set_default_policy_version(
-        self, account_id: str, policy_arn: str, version_id: str
-    ) -> None:
+    def set_default_policy_version(self, account_id: str, policy_arn: str, version_id: str) -> None:
         ref = self._policy_arn(policy_arn)
         _refuse_aws_change(ref, "changed")
         number = managed.version_id(version_id)
@@ -371,8 +367,7 @@ class SqlPolicies:
         with self._tx(write=True) as cur:
             pid, name, _ = self._principal(cur, account_id, holder, principal_name, lock=True)
             others = cur.execute(
-                "SELECT document FROM iam_inline_policies WHERE principal_id = ?"
-                " AND name_key <> ?",
+                "SELECT document FROM iam_inline_policies WHERE principal_id = ? AND name_key <> ?",
                 (pid, policy_name.lower()),
             )
             total = _size(text) + sum(_size(r[0]) for r in others)
@@ -565,9 +560,7 @@ class SqlPolicies:
         return self.list_principal_tags(account_id, kind, name)
 
     # -- evaluation input --------------------------------------------------------------------
-    def principal_policies(
-        self, account_id: str, principal_arn: str
-    ) -> list[policy.SourcePolicy]:
+    def principal_policies(self, account_id: str, principal_arn: str) -> list[policy.SourcePolicy]:
         """Every policy that applies to a principal, read in one statement (one round trip).
 
         A user: its inline and attached policies and those of each of its groups;
@@ -665,8 +658,7 @@ class SqlPolicies:
                 (account_id, ref.name.lower()),
             )
         rows = cur.execute(
-            f"SELECT {_POLICY_COLS} FROM iam_policies p"
-            " WHERE p.account_id = ? AND p.name_key = ?",
+            f"SELECT {_POLICY_COLS} FROM iam_policies p WHERE p.account_id = ? AND p.name_key = ?",
             (account_id, ref.name.lower()),
         )
         if not rows or rows[0][3] != ref.path or rows[0][2] != ref.name:
@@ -710,7 +702,9 @@ class SqlPolicies:
     def _aws_managed(self, cur: Cursor, account_id: str, ref: PolicyArn) -> ManagedPolicy:
         name = self._aws_name(ref)
         account = self._account(cur, account_id)
-        return self._aws_value(name, account, self._aws_attachment_counts(cur, account_id).get(name, 0))
+        return self._aws_value(
+            name, account, self._aws_attachment_counts(cur, account_id).get(name, 0)
+        )
 
     def _aws_value(self, name: str, account: Account, count: int) -> ManagedPolicy:
         """A shipped policy as this account sees it: one version, dated as the account."""
@@ -812,7 +806,8 @@ class SqlPolicies:
             raise InputError("PolicySourceArn", e.message, hint=e.hint) from e
         if p.partition != self.partition:
             raise InputError(
-                "PolicySourceArn", f"is in partition {p.partition}, this store uses {self.partition}"
+                "PolicySourceArn",
+                f"is in partition {p.partition}, this store uses {self.partition}",
             )
         if p.account_id != account_id:
             raise NoSuchEntity(
