@@ -18,10 +18,12 @@ store: the parser only guarantees each handler gets the types it declares.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
+from authbridge.audit import looks_secret
 from authbridge.errors import InputError
 
 Kind = Literal["string", "boolean", "integer", "strings", "tags", "object"]
@@ -118,9 +120,9 @@ def _tags(param: Param, value: object) -> dict[str, str]:
             )
         unknown = sorted(set(item) - {"Key", "Value"})
         if unknown:
-            raise InputError(
-                f"{where}.{_shown(unknown[0])}", "is not a field of a tag (Key, Value)"
-            )
+            label = field_label(unknown[0])
+            field = f"{where}.{label}" if label else where
+            raise InputError(field, "has a field other than Key and Value")
         if "Key" not in item:
             raise InputError(f"{where}.Key", "is required")
         key = _string(plain, item["Key"], f"{where}.Key", MAX_TAG_KEY)
@@ -131,10 +133,16 @@ def _tags(param: Param, value: object) -> dict[str, str]:
     return tags
 
 
-def _shown(name: str) -> str:
-    """A field name from the request, bounded and printable, for a message."""
-    text = "".join(c if c.isprintable() else "?" for c in name[:64])
-    return text + ("..." if len(name) > 64 else "")
+_FIELD_NAME: Final = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}", re.ASCII)
+
+
+def field_label(name: str) -> str | None:
+    """A field name from the request as a message may name it, or None.
+
+    Only a plain identifier that does not look like a secret: a secret pasted
+    where a field name goes must not be quoted into a message or a log.
+    """
+    return name if _FIELD_NAME.fullmatch(name) and not looks_secret(name) else None
 
 
 def convert(param: Param, value: object) -> Any:
@@ -169,8 +177,15 @@ def parse_args(
     for name in body:
         if name not in by_name and name not in ignore:
             known = ", ".join(by_name) or "none"
+            label = field_label(name)
+            if label is None:
+                raise InputError(
+                    "body",
+                    "has a field that is not a parameter of this action (its name is not shown)",
+                    hint=f"its parameters: {known}",
+                )
             raise InputError(
-                _shown(name), "is not a parameter of this action", hint=f"its parameters: {known}"
+                label, "is not a parameter of this action", hint=f"its parameters: {known}"
             )
     args: dict[str, Any] = {}
     for param in params:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 from typing import Any, Final
 
+from authbridge.admin.params import field_label
 from authbridge.errors import InputError
 
 MAX_BODY_BYTES: Final = 64 * 1024  # the admin API's cap, under maxRequestBytes if lower
@@ -87,7 +88,10 @@ def parse_body(
     try:
         doc = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_refuse_constant)
     except _Duplicate as e:
-        raise InputError(_shown(e.name), "is given twice in the body") from None
+        label = field_label(e.name)
+        if label is None:
+            raise InputError("body", "has a field given twice") from None
+        raise InputError(label, "is given twice in the body") from None
     except json.JSONDecodeError as e:
         raise InputError("body", f"is not JSON: {e.msg} at character {e.pos}") from None
     except (ValueError, RecursionError):
@@ -103,8 +107,3 @@ def parse_body(
     if not isinstance(action, str):
         raise InputError(ACTION_FIELD, "must be a string")
     return doc
-
-
-def _shown(name: str) -> str:
-    text = "".join(c if c.isprintable() else "?" for c in name[:64])
-    return text + ("..." if len(name) > 64 else "")
