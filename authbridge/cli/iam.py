@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 @click.group()
 def iam() -> None:
-    """Manage IAM accounts, users, groups, roles and access keys.
+    """Manage IAM accounts, users, groups, roles, access keys and policies.
 
     The commands, options and JSON shapes follow `aws iam`. IAM commands act on
     the account given by the global --account-id (or AUTHBRIDGE_ACCOUNT_ID), or
@@ -564,3 +564,14 @@ def delete_access_key(app: App, access_key_id: str) -> None:
     """
     ops.delete_access_key(app.store, access_key_id)
     app.emit(None, lambda: f"Deleted access key {access_key_id}.")
+
+
+def _add_policy_commands() -> None:
+    """The policy verbs (:mod:`authbridge.cli.iam_policies`) belong to this group too."""
+    from authbridge.cli.iam_policies import COMMANDS
+
+    for command in COMMANDS:
+        iam.add_command(command)
+
+
+_add_policy_commands()

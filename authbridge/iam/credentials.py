@@ -1,8 +1,8 @@
 """Unique ids and access-key secrets.
 
 Unique ids follow the AWS shapes (``AIDA`` users, ``AGPA`` groups, ``AROA``
-roles, ``ANPA`` managed policies: 21 characters; ``AKIA`` access key ids: 20) with random base32 bodies,
-so they never repeat and carry no meaning.
+roles, ``ANPA`` managed policies: 21 characters; ``AKIA`` access key ids: 20)
+with random base32 bodies, so they never repeat and carry no meaning.
 
 Secrets are 240 random bits, shown once. The store keeps only
 ``HMAC-SHA-256(pepper, secret)``: the secret is random, so a slow password

@@ -92,6 +92,8 @@ AWS_POLICY_TYPES: Final = {
 }
 
 _KEY_NAME = re.compile(r"[\x21-\x7e]+", re.ASCII)
+_ACTION = re.compile(r"[A-Za-z0-9-]{1,64}:[A-Za-z0-9_-]{1,128}", re.ASCII)
+_RESOURCE = re.compile(r"\*|arn:[\x21-\x7e]{1,2044}", re.ASCII)
 _NUMBER = re.compile(r"-?[0-9]+(?:\.[0-9]+)?", re.ASCII)
 _EPOCH = re.compile(r"-?[0-9]{1,12}", re.ASCII)
 
@@ -255,6 +257,28 @@ def _json_entries(text: str, where: str) -> list[ContextEntry]:
             raise InputError(at, "ContextKeyValues must be a list of strings")
         out.append(_entry(name, values, kind, at))
     return out
+
+
+def action_name(value: str) -> str:
+    """An ``--action-names`` value: ``service:Action``, no wildcards (one request each)."""
+    if not isinstance(value, str) or not _ACTION.fullmatch(value):
+        raise InputError(
+            "ActionNames",
+            f"{_show(str(value))} is not service:Action",
+            hint="e.g. iam:CreateUser; wildcards belong in policies, not in a simulated request",
+        )
+    return value
+
+
+def resource_name(value: str) -> str:
+    """A ``--resource-arns`` value: ``*`` or an ARN, 1 to 2048 printable ASCII characters."""
+    if not isinstance(value, str) or not _RESOURCE.fullmatch(value):
+        raise InputError(
+            "ResourceArns",
+            f"{_show(str(value))} is not * or an ARN",
+            hint="e.g. arn:aws:iam::111122223333:user/alice",
+        )
+    return value
 
 
 def example() -> str:

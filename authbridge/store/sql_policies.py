@@ -61,6 +61,7 @@ from authbridge.iam.managed import (
 
 if TYPE_CHECKING:
     from authbridge.iam.model import Account
+    from authbridge.iam.policy import PolicyKind
     from authbridge.store.sql import Cursor, Driver, Row
 
 # A shipped AWS managed policy is attached as this prefix + its name.
@@ -126,7 +127,9 @@ def _size(text: str) -> int:
     return sum(1 for c in text if not c.isspace())
 
 
-def checked_document(document: str | Mapping[str, Any], kind: str) -> tuple[str, dict[str, Any]]:
+def checked_document(
+    document: str | Mapping[str, Any], kind: PolicyKind
+) -> tuple[str, dict[str, Any]]:
     """The document as stored (compact JSON text) and as shown, once ``parse_policy`` passed it.
 
     Raises :class:`~authbridge.errors.MalformedPolicyDocument` naming the
@@ -523,7 +526,12 @@ class SqlPolicies:
             lowered = {k.lower() for k in given}
             merged = {k: v for k, v in current.items() if k.lower() not in lowered}
             merged.update(given)
-            names.tags(merged)
+            if len(merged) > names.MAX_TAGS:
+                raise LimitExceeded(
+                    f"{holder} {principal_name} would have {len(merged)} tags;"
+                    f" IAM allows {names.MAX_TAGS}",
+                    hint=f"remove some with `authbridge iam untag-{holder}` first",
+                )
             self._write_tags(cur, holder, pid, merged)
         return dict(sorted(merged.items()))
 
