@@ -188,7 +188,7 @@ _CHECK_NAME: Final[dict[str, Callable[[str], str]]] = {
 }
 
 
-def _entity_arn(kind: str, target: Target, name: object) -> str:
+def entity_arn(kind: str, target: Target, name: object) -> str:
     """The entity's ARN as stored (its path included), else the path-less ARN it would have."""
     assert isinstance(name, str)  # noqa: S101 - the schema made it a string
     _CHECK_NAME[kind](name)  # ValidationError naming the parameter, before anything else
@@ -218,15 +218,15 @@ def _new_arn(kind: str, target: Target, name: object, path: object) -> str:
 
 
 def _user(target: Target, args: Mapping[str, Any]) -> tuple[str, ...]:
-    return (_entity_arn("user", target, args["user_name"]),)
+    return (entity_arn("user", target, args["user_name"]),)
 
 
 def _group(target: Target, args: Mapping[str, Any]) -> tuple[str, ...]:
-    return (_entity_arn("group", target, args["group_name"]),)
+    return (entity_arn("group", target, args["group_name"]),)
 
 
 def _role(target: Target, args: Mapping[str, Any]) -> tuple[str, ...]:
-    return (_entity_arn("role", target, args["role_name"]),)
+    return (entity_arn("role", target, args["role_name"]),)
 
 
 def _membership(target: Target, args: Mapping[str, Any]) -> tuple[str, ...]:
@@ -266,9 +266,9 @@ def _key_owner(target: Target, args: Mapping[str, Any]) -> tuple[str, ...]:
         key = owned_key(target, args["access_key_id"], args["user_name"])
     except NoSuchEntity:
         if args["user_name"] is not None:
-            return (_entity_arn("user", target, args["user_name"]),)
+            return (entity_arn("user", target, args["user_name"]),)
         return (f"arn:{target.partition}:iam::{target.account_id}:user/*",)
-    return (_entity_arn("user", target, key.user_name),)
+    return (entity_arn("user", target, key.user_name),)
 
 
 # --------------------------------------------------------------------------- schema

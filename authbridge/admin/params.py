@@ -26,12 +26,13 @@ from typing import Any, Final, Literal
 from authbridge.audit import looks_secret
 from authbridge.errors import InputError
 
-Kind = Literal["string", "boolean", "integer", "strings", "tags", "object"]
+Kind = Literal["string", "boolean", "integer", "strings", "tags", "object", "objects", "document"]
 
 MAX_STRING: Final = 2048  # characters: IAM's longest ARN; names are checked further on
 MAX_ITEMS: Final = 100  # entries of a list (trust, groups, namespaces) or tags
 MAX_TAG_KEY: Final = 128  # characters, as IAM
 MAX_TAG_VALUE: Final = 256
+MAX_DOCUMENT: Final = 64 * 1024  # characters of a policy document given as text (IAM: 10240)
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,8 @@ class Param:
             "strings": "a list of strings",
             "tags": 'a list of {"Key": ..., "Value": ...} objects',
             "object": "an object",
+            "objects": "a list of objects",
+            "document": "a JSON policy document (text or object)",
         }[self.kind]
 
 
@@ -157,6 +160,19 @@ def convert(param: Param, value: object) -> Any:
         return _integer(param, value)
     if param.kind == "strings":
         return _strings(param, value)
+    if param.kind == "document":
+        # The store parses and checks it (MalformedPolicyDocument naming the statement).
+        if isinstance(value, str):
+            return _string(param, value, param.name, MAX_DOCUMENT)
+        if not isinstance(value, dict):
+            raise InputError(param.name, f"must be {param.type_name}, got {_json_type(value)}")
+        return value
+    if param.kind == "objects":
+        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+            raise InputError(param.name, f"must be a list of objects, got {_json_type(value)}")
+        if len(value) > MAX_ITEMS:
+            raise InputError(param.name, f"must have at most {MAX_ITEMS} entries, got {len(value)}")
+        return tuple(value)
     if param.kind == "object":
         # Its fields are the handler's to check (accessScope, accessConfig).
         if not isinstance(value, dict):

@@ -33,7 +33,7 @@ from hypothesis import strategies as st
 from werkzeug.test import TestResponse
 
 from authbridge import keys as key_module
-from authbridge.admin import ALL_ACTIONS
+from authbridge.admin import ALL_ACTIONS, policies
 from authbridge.admin import keys as admin_keys
 from authbridge.audit import AuditLog
 from authbridge.errors import InputError
@@ -268,7 +268,193 @@ def test_every_action_answers(
         "keySource is files",
     )
 
-    assert seen == {a.name for a in ALL_ACTIONS}
+    assert seen == {a.name for a in ALL_ACTIONS} - {a.name for a in policies.ACTIONS}
+
+
+def test_every_policy_action_answers(
+    client: FlaskClient,
+    admin: dict[str, str],
+    world: World,
+    app_store: SqlStore,
+    settings: Settings,
+    tmp_path: Path,
+) -> None:
+    seen: set[str] = set()
+
+    def do(action: str, **params: Any) -> Any:
+        seen.add(action)
+        return ok(client, "iam", action, admin, **params)
+
+    read = policy({"Sid": "Read", "Effect": "Allow", "Action": "iam:Get*", "Resource": "*"})
+    created = do(
+        "CreatePolicy",
+        PolicyName="ReadIam",
+        PolicyDocument=json.dumps(read),
+        Path="/ops/",
+        Description="read",
+    )
+    arn = created["Policy"]["Arn"]
+    assert arn == f"arn:aws:iam::{ACCOUNT}:policy/ops/ReadIam"
+    assert created["Policy"]["DefaultVersionId"] == "v1"
+    assert do("GetPolicy", PolicyArn=arn)["Policy"]["PolicyName"] == "ReadIam"
+    local = do("ListPolicies", Scope="Local")["Policies"]
+    assert [p["PolicyName"] for p in local] == ["ReadIam"]
+    assert "AdministratorAccess" in {
+        p["PolicyName"] for p in do("ListPolicies", Scope="AWS")["Policies"]
+    }
+    v2 = do("CreatePolicyVersion", PolicyArn=arn, PolicyDocument=read, SetAsDefault=False)
+    assert (
+        v2["PolicyVersion"]["VersionId"] == "v2"
+        and v2["PolicyVersion"]["IsDefaultVersion"] is False
+    )
+    assert (
+        do("GetPolicyVersion", PolicyArn=arn, VersionId="v2")["PolicyVersion"]["Document"] == read
+    )
+    assert [v["VersionId"] for v in do("ListPolicyVersions", PolicyArn=arn)["Versions"]] == [
+        "v2",
+        "v1",
+    ]
+    assert do("SetDefaultPolicyVersion", PolicyArn=arn, VersionId="v2") == {}
+    assert do("DeletePolicyVersion", PolicyArn=arn, VersionId="v1") == {}
+    for kind, name_field, name in (
+        ("User", "UserName", "alice"),
+        ("Group", "GroupName", "devs"),
+        ("Role", "RoleName", "Dev"),
+    ):
+        who = {name_field: name}
+        assert do(f"Put{kind}Policy", **who, PolicyName="Inline", PolicyDocument=read) == {}
+        assert do(f"Get{kind}Policy", **who, PolicyName="Inline") == {
+            **who,
+            "PolicyName": "Inline",
+            "PolicyDocument": read,
+        }
+        assert do(f"List{kind}Policies", **who) == {"PolicyNames": ["Inline"]}
+        assert do(f"Delete{kind}Policy", **who, PolicyName="Inline") == {}
+        assert do(f"Attach{kind}Policy", **who, PolicyArn=arn) == {}
+        attached = do(f"ListAttached{kind}Policies", **who)["AttachedPolicies"]
+        assert attached == [{"PolicyName": "ReadIam", "PolicyArn": arn}]
+        assert do(f"Detach{kind}Policy", **who, PolicyArn=arn) == {}
+    for kind, who in (("User", {"UserName": "alice"}), ("Role", {"RoleName": "Dev"})):
+        assert do(f"Tag{kind}", **who, Tags=[{"Key": "team", "Value": "platform"}]) == {}
+        assert do(f"List{kind}Tags", **who) == {"Tags": [{"Key": "team", "Value": "platform"}]}
+        assert do(f"Untag{kind}", **who, TagKeys=["team"]) == {}
+    simulated = do(
+        "SimulatePrincipalPolicy",
+        PolicySourceArn=world.bob.arn,
+        ActionNames=["iam:CreateUser"],
+        ResourceArns=["*"],
+        ContextEntries=[
+            {
+                "ContextKeyName": "aws:SourceIp",
+                "ContextKeyValues": ["10.0.0.1"],
+                "ContextKeyType": "ip",
+            }
+        ],
+    )
+    [result] = simulated["EvaluationResults"]
+    assert result["EvalDecision"] == "allowed"
+    assert result["MatchedStatements"][0]["SourcePolicyId"] == ADMINISTRATOR
+    assert do("DeletePolicy", PolicyArn=arn) == {}
+    assert seen == {a.name for a in policies.ACTIONS}
+
+
+def test_policy_actions_answer_what_the_cli_prints(
+    tmp_path: Path, client: FlaskClient, admin: dict[str, str], world: World, settings: Settings
+) -> None:
+    dsn = f"sqlite:///{tmp_path}/web/authbridge.db"
+    read = policy({"Effect": "Allow", "Action": "iam:List*", "Resource": "*"})
+    arn = ok(client, "iam", "CreatePolicy", admin, PolicyName="Lister", PolicyDocument=read)[
+        "Policy"
+    ]["Arn"]
+    ok(
+        client,
+        "iam",
+        "PutUserPolicy",
+        admin,
+        UserName="alice",
+        PolicyName="Mine",
+        PolicyDocument=read,
+    )
+    ok(client, "iam", "AttachRolePolicy", admin, RoleName="Dev", PolicyArn=arn)
+    ok(client, "iam", "TagUser", admin, UserName="alice", Tags=[{"Key": "k", "Value": "v"}])
+    pairs = [
+        (("GetPolicy", {"PolicyArn": arn}), ("get-policy", "--policy-arn", arn)),
+        (("ListPolicies", {"Scope": "Local"}), ("list-policies", "--scope", "Local")),
+        (("ListPolicyVersions", {"PolicyArn": arn}), ("list-policy-versions", "--policy-arn", arn)),
+        (
+            ("GetPolicyVersion", {"PolicyArn": arn, "VersionId": "v1"}),
+            ("get-policy-version", "--policy-arn", arn, "--version-id", "v1"),
+        ),
+        (
+            ("GetUserPolicy", {"UserName": "alice", "PolicyName": "Mine"}),
+            ("get-user-policy", "--user-name", "alice", "--policy-name", "Mine"),
+        ),
+        (
+            ("ListUserPolicies", {"UserName": "alice"}),
+            ("list-user-policies", "--user-name", "alice"),
+        ),
+        (
+            ("ListAttachedRolePolicies", {"RoleName": "Dev"}),
+            ("list-attached-role-policies", "--role-name", "Dev"),
+        ),
+        (("ListUserTags", {"UserName": "alice"}), ("list-user-tags", "--user-name", "alice")),
+    ]
+    for (action, params), argv in pairs:
+        assert ok(client, "iam", action, admin, **params) == run_cli(settings, dsn, "iam", *argv), (
+            action
+        )
+    simulated = ok(
+        client,
+        "iam",
+        "SimulatePrincipalPolicy",
+        admin,
+        PolicySourceArn=world.alice.arn,
+        ActionNames=["iam:ListUsers"],
+    )
+    printed = run_cli(
+        settings,
+        dsn,
+        "iam",
+        "simulate-principal-policy",
+        "--policy-source-arn",
+        world.alice.arn,
+        "--action-names",
+        "iam:ListUsers",
+    )
+    assert simulated == printed
+
+
+def test_a_malformed_policy_document_names_the_statement(
+    client: FlaskClient, admin: dict[str, str]
+) -> None:
+    bad = policy({"Sid": "Oops", "Effect": "Permit", "Action": "iam:*", "Resource": "*"})
+    message = api_error(
+        call(client, "iam", "CreatePolicy", admin, PolicyName="Bad", PolicyDocument=bad),
+        400,
+        "MalformedPolicyDocument",
+        "Statement[0]",
+        "Effect",
+    )
+    assert "Oops" in message
+    api_error(
+        call(
+            client,
+            "iam",
+            "PutUserPolicy",
+            admin,
+            UserName="alice",
+            PolicyName="X",
+            PolicyDocument="{not json",
+        ),
+        400,
+        "MalformedPolicyDocument",
+    )
+    api_error(
+        call(client, "iam", "CreatePolicy", admin, PolicyName="Bad", PolicyDocument=["x"]),
+        400,
+        "ValidationError",
+        "PolicyDocument",
+    )
 
 
 def test_store_keys_are_revoked_through_the_api(

@@ -24,7 +24,7 @@ raised                                             status  Code
 =================================================  ======  =========================
 InputError (params, body, names, ARNs)             400     ValidationError
 body.UnknownAction                                 400     InvalidAction
-InvalidTrust                                       400     MalformedPolicyDocument
+MalformedPolicyDocument, InvalidTrust (a trust)     400     MalformedPolicyDocument
 NotAuthenticated                                   401     MissingAuthenticationToken,
                                                            InvalidClientTokenId,
                                                            ExpiredToken
@@ -76,6 +76,7 @@ from authbridge.errors import (
     InvalidTrust,
     KeyStoreError,
     LimitExceeded,
+    MalformedPolicyDocument,
     NoSuchEntity,
     StoreUnavailable,
 )
@@ -188,10 +189,10 @@ def to_api_error(exc: BaseException) -> ApiError:
         return ApiError(403, "AccessDenied", str(exc))
     if isinstance(exc, UnknownAction):
         return ApiError(400, "InvalidAction", str(exc))
+    if isinstance(exc, MalformedPolicyDocument | InvalidTrust):
+        return ApiError(400, "MalformedPolicyDocument", str(exc))
     if isinstance(exc, InputError):
         return ApiError(400, "ValidationError", str(exc))
-    if isinstance(exc, InvalidTrust):
-        return ApiError(400, "MalformedPolicyDocument", str(exc))
     if isinstance(exc, NoSuchEntity):
         return ApiError(404, "NoSuchEntity", str(exc))
     if isinstance(exc, _CONFLICTS):
