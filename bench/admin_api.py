@@ -110,15 +110,20 @@ def _phase(
         "calls": result.count,
         "ok": result.ok,
         "per_second": round(result.rate, 1),
-        "p50_ms": round(loadgen.percentile(lat, 0.50) * 1000, 2) if lat else None,
-        "p99_ms": round(loadgen.percentile(lat, 0.99) * 1000, 2) if lat else None,
+        "p50_ms": round(loadgen.percentile(lat, 50) * 1000, 2) if lat else None,
+        "p99_ms": round(loadgen.percentile(lat, 99) * 1000, 2) if lat else None,
         "server_cpu_ms_per_call": round(cpu / max(result.count, 1) * 1000, 3),
+        "server_cpu_s": round(cpu, 2),
+        "generator_cpu_s": round(result.gen_cpu, 2),
+        "wall_s": round(result.wall, 2),
+        "reconnects": result.reconnects,
         "statuses": dict(result.statuses),
     }
     print(
         f"  {name:<34} {row['per_second']:>8} calls/s   p50 {row['p50_ms']} ms"
         f"   p99 {row['p99_ms']} ms   server CPU {row['server_cpu_ms_per_call']} ms/call"
-        f"   ({result.ok}/{result.count} ok)"
+        f"   ({result.ok}/{result.count} ok, {result.reconnects} reconnects; {row['wall_s']} s, CPU server {row['server_cpu_s']} s"
+        f" + generator {row['generator_cpu_s']} s)"
     )
     return row
 
