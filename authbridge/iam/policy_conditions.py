@@ -17,7 +17,8 @@ multivalued context keys" in the IAM user guide:
 * a key absent from the request: a positive operator is false, a negated
   operator (``StringNotEquals``, ``NotIpAddress``, ``ArnNotLike``, …) is true,
   ``…IfExists`` is true, ``ForAllValues:`` is true and ``ForAnyValue:`` false;
-  ``Null`` with ``true`` asks exactly that the key is absent;
+  ``Null`` with ``true`` asks exactly that the key is absent (an empty tuple
+  is a present, empty set: ``ForAllValues`` true, ``ForAnyValue`` false);
 * a multi-valued request value (a tuple) without a qualifier is read as
   ``ForAnyValue`` for positive operators and as "no value matches" for
   negated ones; a single value under a qualifier is a one-element set;
@@ -37,6 +38,7 @@ Values that can never match (a non-CIDR for ``IpAddress``, a non-number for
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import math
 import operator
@@ -44,7 +46,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 from authbridge.errors import MalformedPolicyDocument
 from authbridge.iam.policy_patterns import (
@@ -59,10 +61,6 @@ from authbridge.iam.policy_patterns import (
     show,
     template,
 )
-
-Kind = Literal["string", "string-ignore-case", "string-like", "numeric", "date", "bool", "ip"]
-_ArnKind = Literal["arn"]
-_NullKind = Literal["null"]
 
 _COMPARE: Final[dict[str, Callable[[float, float], bool]]] = {
     "Equals": operator.eq,
@@ -121,6 +119,7 @@ def _number(value: str) -> float | None:
     return number if math.isfinite(number) else None
 
 
+@functools.lru_cache(maxsize=1024)
 def _date(value: str) -> float | None:
     """Epoch seconds for an ISO 8601 date/time or an epoch number, ``None`` if neither."""
     if _EPOCH.fullmatch(value):
@@ -146,6 +145,7 @@ def _network(value: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None
         return None
 
 
+@functools.lru_cache(maxsize=1024)
 def _address(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     if not _IP_CHARS.fullmatch(value):
         return None
@@ -221,6 +221,7 @@ class _Test:
     constants: tuple[Any, ...]  # parsed values (numbers, dates, networks, bools, strings)
     templates: tuple[Template, ...]  # string values with variables (string kinds)
     patterns: PatternSet | None  # string-like and arn
+    matcher: _Matcher  # does one request value match some condition value?
 
     def evaluate(
         self, context: Mapping[str, ContextValue], missing: dict[str, str], *, allow: bool
@@ -242,8 +243,9 @@ class _Test:
             dynamic, unresolved = self.patterns.rendered(context, missing)
         if unresolved and self.negated and allow:
             return False
-        values = raw if isinstance(raw, tuple) else (raw,)
-        results = (self._matches(value, strings, dynamic) != self.negated for value in values)
+        if not isinstance(raw, tuple):  # one value: every qualifier reads the same
+            return self.matcher(self, raw, strings, dynamic) != self.negated
+        results = (self.matcher(self, value, strings, dynamic) != self.negated for value in raw)
         if self.qualifier == "ForAllValues:":
             return all(results)
         if self.qualifier == "ForAnyValue:" or not self.negated:
@@ -264,32 +266,60 @@ class _Test:
                 out.append(text.lower() if self.kind == "string-ignore-case" else text)
         return tuple(out), unresolved
 
-    def _matches(
-        self,
-        value: ContextValue,
-        strings: tuple[Any, ...],
-        dynamic: tuple[re.Pattern[str], ...],
-    ) -> bool:
-        """Whether one request value matches some condition value."""
-        kind = self.kind
-        if kind in ("string", "string-ignore-case", "string-like", "arn"):
-            text = context_string(value)
-            if text is None:
-                return False
-            if kind == "string":
-                return text in strings
-            if kind == "string-ignore-case":
-                return text.lower() in strings
-            assert self.patterns is not None  # noqa: S101 - built for these kinds
-            return self.patterns.match_with(text, dynamic)
-        if kind == "numeric" or kind == "date":
-            number = _context_number(value) if kind == "numeric" else _context_date(value)
-            return number is not None and any(self.compare(number, c) for c in self.constants)
-        if kind == "bool":
-            flag = _context_bool(value)
-            return flag is not None and flag in self.constants
-        address = _address(value) if isinstance(value, str) else None
-        return address is not None and any(address in net for net in self.constants)
+
+_Matcher = Callable[[_Test, ContextValue, tuple[Any, ...], tuple[re.Pattern[str], ...]], bool]
+
+
+def _match_string(test: _Test, value: ContextValue, strings: tuple[Any, ...], _: Any) -> bool:
+    text = context_string(value)
+    return text is not None and text in strings
+
+
+def _match_string_ignore_case(
+    test: _Test, value: ContextValue, strings: tuple[Any, ...], _: Any
+) -> bool:
+    text = context_string(value)
+    return text is not None and text.lower() in strings
+
+
+def _match_pattern(
+    test: _Test, value: ContextValue, _: Any, dynamic: tuple[re.Pattern[str], ...]
+) -> bool:
+    text = context_string(value)
+    assert test.patterns is not None  # noqa: S101 - built for the pattern kinds
+    return text is not None and test.patterns.match_with(text, dynamic)
+
+
+def _match_number(test: _Test, value: ContextValue, _: Any, __: Any) -> bool:
+    number = _context_number(value)
+    return number is not None and any(test.compare(number, c) for c in test.constants)
+
+
+def _match_date(test: _Test, value: ContextValue, _: Any, __: Any) -> bool:
+    moment = _context_date(value)
+    return moment is not None and any(test.compare(moment, c) for c in test.constants)
+
+
+def _match_bool(test: _Test, value: ContextValue, _: Any, __: Any) -> bool:
+    flag = _context_bool(value)
+    return flag is not None and flag in test.constants
+
+
+def _match_ip(test: _Test, value: ContextValue, _: Any, __: Any) -> bool:
+    address = _address(value) if isinstance(value, str) else None
+    return address is not None and any(address in net for net in test.constants)
+
+
+_MATCHERS: Final[dict[str, _Matcher]] = {
+    "string": _match_string,
+    "string-ignore-case": _match_string_ignore_case,
+    "string-like": _match_pattern,
+    "arn": _match_pattern,
+    "numeric": _match_number,
+    "date": _match_date,
+    "bool": _match_bool,
+    "ip": _match_ip,
+}
 
 
 def _compile(condition: Condition) -> _Test:
@@ -339,6 +369,7 @@ def _compile(condition: Condition) -> _Test:
         constants=tuple(constants),
         templates=tuple(templates),
         patterns=patterns,
+        matcher=_MATCHERS.get(kind, _match_string),  # null never calls it
     )
 
 

@@ -20,6 +20,11 @@ elements: Variables and tags"):
   leaves the string *unresolved*: it matches nothing. Multi-valued keys cannot
   be variables (AWS: "a multivalued condition key fails to be replaced").
 
+Matching never backtracks catastrophically: a segment between two stars is
+taken at its leftmost place and not reconsidered (an atomic group), which is
+exact for glob segments, so ``*a*a*a…*b`` costs what ``*b`` costs, and whoever
+may write a policy cannot stall evaluation with one.
+
 Patterns without variables are compiled to one regular expression when the
 policy is parsed; patterns with variables are rendered per request and their
 expressions kept in an LRU cache, so a request never compiles a regex for a
@@ -28,12 +33,13 @@ principal seen before.
 
 from __future__ import annotations
 
+import enum
 import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Final
+from typing import Any, Final
 
 from authbridge.errors import MalformedPolicyDocument
 
@@ -167,59 +173,136 @@ def literal_text(
     return "".join(out)
 
 
-def _glob_source(text: str, field: int | None) -> tuple[str, int | None]:
-    """Regex source for wildcard ``text``; ``field`` counts ARN fields (``None``: no ARN)."""
-    out: list[str] = []
-    for char in text:
-        inside = field is not None and field < _ARN_FIELDS - 1
-        if char == "*":
-            out.append("[^:]*" if inside else ".*")
-        elif char == "?":
-            out.append("[^:]" if inside else ".")
-        else:
-            if char == ":" and field is not None:
-                field += 1
-            out.append(re.escape(char))
-    return "".join(out), field
+_SPECIAL: Final = re.compile(r"([*?:])")
 
 
-def regex_source(
-    parts: Template,
-    *,
-    arn: bool,
-    context: Mapping[str, ContextValue] | None = None,
-    missing: dict[str, str] | None = None,
-) -> str | None:
-    """Regex source of a wildcard template; ``None`` if a variable is unresolved.
+class Wild(enum.Enum):
+    """The wildcard tokens of a pattern; literal text is a plain ``str``."""
 
-    ``arn`` keeps wildcards (and substituted values) inside their ARN field:
-    a value with a ``:`` substituted before the resource field matches nothing.
-    """
-    field: int | None = 0 if arn else None
-    out: list[str] = []
+    STAR = "*"
+    ONE = "?"
+    FIELD = ":"  # a separator between ARN fields (the first five colons)
+
+
+Token = str | Wild
+Plan = tuple[Token | tuple[Variable, bool], ...]  # variable: (it, inside the ARN's first 5 fields)
+
+
+def _text(out: list[Any], text: str) -> None:
+    if out and isinstance(out[-1], str):
+        out[-1] += text
+    elif text:
+        out.append(text)
+
+
+def plan(parts: Template, *, arn: bool) -> Plan:
+    """A template as wildcard tokens, literal text and variables (substituted per request)."""
+    field = 0
+    out: list[Token | tuple[Variable, bool]] = []
     for part in parts:
-        if isinstance(part, str):
-            source, field = _glob_source(part, field)
-            out.append(source)
-            continue
-        if isinstance(part, Literal):
-            value: str = part.text
+        if isinstance(part, Variable):
+            out.append((part, arn and field < _ARN_FIELDS - 1))
+        elif isinstance(part, Literal):
+            _text(out, part.text)
         else:
-            assert context is not None and missing is not None  # noqa: S101 - static parts only
-            resolved = resolve(part, context, missing)
-            if resolved is None:
-                return None
-            value = resolved
-        if field is not None and field < _ARN_FIELDS - 1 and ":" in value:
-            return None
-        out.append(re.escape(value))
-    return "".join(out)
+            for piece in _SPECIAL.split(part):
+                if piece == "*":
+                    out.append(Wild.STAR)
+                elif piece == "?":
+                    out.append(Wild.ONE)
+                elif piece == ":" and arn and field < _ARN_FIELDS - 1:
+                    out.append(Wild.FIELD)
+                    field += 1
+                else:
+                    _text(out, piece)
+    return tuple(out)
+
+
+def _field_source(tokens: list[Token], any_char: str) -> str:
+    """One field's glob as a regex that cannot backtrack catastrophically.
+
+    ``a*b*c`` becomes ``a(?>X*?b)X*c``: every segment between two stars is taken
+    at its leftmost place and never reconsidered (an atomic group), which is
+    exact for glob segments (fixed length: text and ``?``), and the last star
+    is greedy. So matching is linear per segment, not exponential in the stars.
+    """
+    segments: list[list[Token]] = [[]]
+    for token in tokens:
+        if token is Wild.STAR:
+            segments.append([])
+        else:
+            segments[-1].append(token)
+
+    def segment(items: list[Token]) -> str:
+        return "".join(any_char if t is Wild.ONE else re.escape(str(t)) for t in items)
+
+    if len(segments) == 1:
+        return segment(segments[0])
+    middle = "".join(f"(?>{any_char}*?{segment(s)})" for s in segments[1:-1])
+    return f"{segment(segments[0])}{middle}{any_char}*{segment(segments[-1])}"
 
 
 @functools.lru_cache(maxsize=4096)
-def compiled(source: str, *, ignore_case: bool = False) -> re.Pattern[str]:
+def translate(tokens: tuple[Token, ...], *, arn: bool) -> str:
+    """Regex source for rendered tokens; in an ARN, wildcards stay inside their field."""
+    fields: list[list[Token]] = [[]]
+    for token in tokens:
+        if token is Wild.FIELD:
+            fields.append([])
+        else:
+            fields[-1].append(token)
+    return ":".join(
+        _field_source(field, "[^:]" if arn and index < _ARN_FIELDS - 1 else ".")
+        for index, field in enumerate(fields)
+    )
+
+
+def regex_source(parts: Template, *, arn: bool) -> str:
+    """Regex source of a template without variables (``arn``: wildcards stay in their field)."""
+    tokens = tuple(step for step in plan(parts, arn=arn) if not isinstance(step, tuple))
+    return translate(tokens, arn=arn)
+
+
+@functools.lru_cache(maxsize=4096)
+def compiled(source: str) -> re.Pattern[str]:
     """One compiled expression per distinct source (rendered variables included)."""
-    return re.compile(source, re.DOTALL | (re.IGNORECASE if ignore_case else 0))
+    return re.compile(source, re.DOTALL)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _Dynamic:
+    """A pattern with variables; hashed by identity, so the render cache key is cheap."""
+
+    plan: Plan
+    variables: tuple[tuple[Variable, bool], ...]
+    arn: bool
+
+    def values(
+        self, context: Mapping[str, ContextValue], missing: dict[str, str]
+    ) -> tuple[str, ...] | None:
+        """This request's values for the variables, in order; ``None`` if one is unresolved."""
+        out = []
+        for variable, in_prefix in self.variables:
+            value = resolve(variable, context, missing)
+            if value is None or (in_prefix and ":" in value):
+                return None
+            out.append(value)
+        return tuple(out)
+
+
+@functools.lru_cache(maxsize=4096)
+def _rendered(dynamic: _Dynamic, values: tuple[str, ...]) -> re.Pattern[str]:
+    """The compiled pattern for one set of variable values (a principal seen before is free)."""
+    substitutes = iter(values)
+    out: list[Token] = []
+    for step in dynamic.plan:
+        if isinstance(step, tuple):
+            _text(out, next(substitutes))
+        elif isinstance(step, str):
+            _text(out, step)
+        else:
+            out.append(step)
+    return compiled(translate(tuple(out), arn=dynamic.arn))
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,8 +316,7 @@ class PatternSet:
     """
 
     static: re.Pattern[str] | None
-    dynamic: tuple[Template, ...]
-    arn: bool
+    dynamic: tuple[_Dynamic, ...]
     match_all: bool
 
     @classmethod
@@ -246,13 +328,13 @@ class PatternSet:
             if parts == ("*",):
                 match_all = True
             if has_variables(parts):
-                dynamic.append(parts)
+                steps = plan(parts, arn=arn)
+                variables = tuple(step for step in steps if isinstance(step, tuple))
+                dynamic.append(_Dynamic(steps, variables, arn))
             else:
-                source = regex_source(parts, arn=arn)
-                assert source is not None  # noqa: S101 - no variables, always resolved
-                sources.append(source)
+                sources.append(regex_source(parts, arn=arn))
         static = compiled("|".join(f"(?:{s})" for s in sources)) if sources else None
-        return cls(static, tuple(dynamic), arn, match_all)
+        return cls(static, tuple(dynamic), match_all)
 
     def match(
         self, value: str, context: Mapping[str, ContextValue], missing: dict[str, str]
@@ -272,12 +354,12 @@ class PatternSet:
         """The patterns with variables compiled for this request; and whether one is unresolved."""
         out = []
         unresolved = False
-        for parts in self.dynamic:
-            source = regex_source(parts, arn=self.arn, context=context, missing=missing)
-            if source is None:
+        for dynamic in self.dynamic:
+            values = dynamic.values(context, missing)
+            if values is None:
                 unresolved = True
             else:
-                out.append(compiled(source))
+                out.append(_rendered(dynamic, values))
         return tuple(out), unresolved
 
     def match_with(self, value: str, dynamic: tuple[re.Pattern[str], ...]) -> bool:
