@@ -24,7 +24,7 @@ import click
 from authbridge import arn as arns
 from authbridge.cli import output as out
 from authbridge.cli.context import App, output_option, pass_app
-from authbridge.errors import InputError
+from authbridge.errors import InputError, MalformedArn
 from authbridge.iam import managed, policy, simulate
 from authbridge.iam.managed import PrincipalKind, TaggableKind
 
@@ -62,16 +62,17 @@ def _command(name: str) -> Callable[[Callable[..., None]], click.Command]:
 
 def read_document(value: str, field: str = "PolicyDocument") -> str:
     """The document text ``--policy-document`` names: JSON itself, ``file://PATH`` or ``-``."""
-    limit = policy.MAX_TEXT_BYTES
+    limit = policy.MAX_TEXT_CHARS
+    cap = 4 * limit + 1  # UTF-8 takes at most four bytes a character: never read more
     if value == "-":
-        raw = sys.stdin.buffer.read(limit + 1)
+        raw = sys.stdin.buffer.read(cap)
         where = "stdin"
     elif value.startswith("file://"):
         path = Path(value.removeprefix("file://")).expanduser()
         where = str(path)
         try:
             with path.open("rb") as f:
-                raw = f.read(limit + 1)
+                raw = f.read(cap)
         except OSError as e:
             raise InputError(
                 field,
@@ -80,12 +81,17 @@ def read_document(value: str, field: str = "PolicyDocument") -> str:
             ) from None
     else:
         return value
-    if len(raw) > limit:
-        raise InputError(field, f"{where} holds more than {limit} bytes; a policy is far smaller")
     try:
-        return raw.decode("utf-8-sig")
+        text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise InputError(field, f"{where} is not UTF-8 text") from None
+        text = None
+    if len(raw) >= cap or (text is not None and len(text) > limit):
+        raise InputError(
+            field, f"{where} holds more than {limit} characters; a policy is far smaller"
+        )
+    if text is None:
+        raise InputError(field, f"{where} is not UTF-8 text")
+    return text
 
 
 def checked_document(value: str, kind: policy.PolicyKind) -> str:
@@ -537,7 +543,7 @@ def simulate_principal_policy(
     """Evaluate a principal's policies for actions on resources: allowed or denied, and why.
 
     A user's policies include those of its groups; a role session's are its
-    role's. aws:username, aws:userid, aws:PrincipalArn and aws:PrincipalTag/*
+    role's. The principal's account is the one its ARN names. aws:username, aws:userid, aws:PrincipalArn and aws:PrincipalTag/*
     come from the store and aws:CurrentTime is now; give other condition keys
     (aws:SourceIp, aws:MultiFactorAuthPresent, …) with --context-entries.
     Text output is one line per action and resource: the decision, then the
@@ -556,9 +562,11 @@ def simulate_principal_policy(
     targets = resources or ("*",)
     for resource in targets:
         simulate.resource_name(resource)
-    account = app.account_id()
+    # The principal's own account: the ARN names it, whatever --account-id says.
+    source = _source(app, policy_source_arn)
+    account = source.account_id
     policies = app.store.principal_policies(account, policy_source_arn)
-    principal_arn, user_id, user_name = _identity(app, account, policy_source_arn)
+    principal_arn, user_id, user_name = _identity(app, account, source)
     context = simulate.simulation_context(
         principal_arn=principal_arn,
         user_id=user_id,
@@ -579,14 +587,22 @@ def simulate_principal_policy(
     app.emit({"EvaluationResults": results}, lambda: _results_text(results))
 
 
-def _identity(app: App, account: str, source_arn: str) -> tuple[str, str, str | None]:
+def _source(app: App, source_arn: str) -> arns.PrincipalArn:
+    try:
+        return arns.parse_principal(
+            source_arn, partitions=arns.KNOWN_PARTITIONS | {app.settings.partition}
+        )
+    except MalformedArn as e:
+        raise InputError("PolicySourceArn", e.message, hint=e.hint) from e
+
+
+def _identity(app: App, account: str, p: arns.PrincipalArn) -> tuple[str, str, str | None]:
     """(aws:PrincipalArn, aws:userid, aws:username) of the simulated principal, as IAM sets them.
 
     A role session's PrincipalArn is its role's ARN and its userid
     ``AROA…:<session>``; only a user has a username. ``principal_policies``
     has already checked that the principal exists.
     """
-    p = arns.parse_principal(source_arn, partitions=arns.KNOWN_PARTITIONS | {app.store.partition})
     if p.kind == "user":
         user = app.store.get_user(account, p.name)
         return user.arn, user.user_id, user.name

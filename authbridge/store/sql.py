@@ -416,13 +416,16 @@ class SqlStore(SqlPolicies):
                 " ON u.user_id = m.user_id WHERE m.group_id = ? ORDER BY u.name_key",
                 (row[0],),
             )
+            policies = self._principal_policy_holdings(cur, row[0])
             if members and not force:
                 raise DeleteConflict(
-                    f"group {row[2]} still has members: " + ", ".join(r[0] for r in members),
-                    hint="remove them with `authbridge iam remove-user-from-group`,"
-                    " or pass --force",
+                    f"group {row[2]} still has members: "
+                    + ", ".join(r[0] for r in members)
+                    + "".join(f" and {held}" for held in policies),
+                    hint="remove them with `authbridge iam remove-user-from-group`"
+                    + (", `delete-group-policy` and `detach-group-policy`" if policies else "")
+                    + ", or pass --force",
                 )
-            policies = self._principal_policy_holdings(cur, row[0])
             if policies and not force:
                 raise DeleteConflict(
                     f"group {row[2]} still has {' and '.join(policies)}",

@@ -122,9 +122,12 @@ def _compact(obj: Any) -> str:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
 
 
+_WHITESPACE = str.maketrans("", "", " \t\r\n")
+
+
 def _size(text: str) -> int:
-    """A document's size as IAM counts it: characters, whitespace not counted."""
-    return sum(1 for c in text if not c.isspace())
+    """A document's size as IAM (and parse_policy) counts it: whitespace is not counted."""
+    return len(text.translate(_WHITESPACE))
 
 
 def checked_document(
