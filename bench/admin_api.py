@@ -122,7 +122,8 @@ def _phase(
     print(
         f"  {name:<34} {row['per_second']:>8} calls/s   p50 {row['p50_ms']} ms"
         f"   p99 {row['p99_ms']} ms   server CPU {row['server_cpu_ms_per_call']} ms/call"
-        f"   ({result.ok}/{result.count} ok, {result.reconnects} reconnects; {row['wall_s']} s, CPU server {row['server_cpu_s']} s"
+        f"   ({result.ok}/{result.count} ok, {result.reconnects} reconnects;"
+        f" {row['wall_s']} s, CPU server {row['server_cpu_s']} s"
         f" + generator {row['generator_cpu_s']} s)"
     )
     return row

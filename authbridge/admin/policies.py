@@ -28,7 +28,7 @@ from authbridge import arn as arns
 from authbridge.admin.actions import Action, Document, Target, anywhere
 from authbridge.admin.iam import PATH, PATH_PREFIX, entity_arn
 from authbridge.admin.params import Param
-from authbridge.errors import InputError
+from authbridge.errors import InputError, MalformedArn, NoSuchEntity
 from authbridge.iam import managed, policy, simulate
 from authbridge.iam.managed import PrincipalKind, TaggableKind
 from authbridge.store.base import Store
@@ -164,9 +164,18 @@ def list_principal_tags(store: Store, account: str, kind: TaggableKind, principa
     return {"Tags": managed.tags_to_aws(store.list_principal_tags(account, kind, principal))}
 
 
-def identity(store: Store, account: str, source_arn: str) -> tuple[str, str, str | None]:
+def source_principal(store: Store, source_arn: str) -> arns.PrincipalArn:
+    """``PolicySourceArn`` parsed: a user, group, role or role-session ARN."""
+    try:
+        return arns.parse_principal(
+            source_arn, partitions=arns.KNOWN_PARTITIONS | {store.partition}
+        )
+    except MalformedArn as e:
+        raise InputError("PolicySourceArn", e.message, hint=e.hint) from e
+
+
+def identity(store: Store, account: str, p: arns.PrincipalArn) -> tuple[str, str, str | None]:
     """(aws:PrincipalArn, aws:userid, aws:username) of a simulated principal, as IAM sets them."""
-    p = arns.parse_principal(source_arn, partitions=arns.KNOWN_PARTITIONS | {store.partition})
     if p.kind == "user":
         user = store.get_user(account, p.name)
         return user.arn, user.user_id, user.name
@@ -189,15 +198,25 @@ def simulate_principal_policy(
     *,
     now: datetime,
 ) -> Document:
-    """``{"EvaluationResults": […]}`` for every action on every resource (default ``*``)."""
+    """``{"EvaluationResults": […]}`` for every action on every resource (default ``*``).
+
+    The principal is looked up in ``account``; the CLI passes the account its
+    ARN names, the API the caller's (a principal of another account is not
+    found there).
+    """
     context_entries = simulate.parse_context_entries(entries)
     for action in actions:
         simulate.action_name(action)
     targets = tuple(resources) or ("*",)
     for resource in targets:
         simulate.resource_name(resource)
+    source = source_principal(store, source_arn)
+    if source.account_id != account:
+        raise NoSuchEntity(
+            f"PolicySourceArn names account {source.account_id}; this call acts in {account}"
+        )
     policies = store.principal_policies(account, source_arn)
-    principal_arn, user_id, user_name = identity(store, account, source_arn)
+    principal_arn, user_id, user_name = identity(store, account, source)
     context = simulate.simulation_context(
         principal_arn=principal_arn,
         user_id=user_id,
@@ -246,12 +265,8 @@ def _principal(kind: str) -> Callable[[Target, Mapping[str, Any]], tuple[str, ..
 
 
 def _simulated(target: Target, args: Mapping[str, Any]) -> tuple[str, ...]:
-    source = args["source_arn"]
-    try:
-        arns.parse_principal(source, partitions=arns.KNOWN_PARTITIONS | {target.partition})
-    except InputError as e:
-        raise InputError("PolicySourceArn", "is not a user, group, role or session ARN") from e
-    return (source,)
+    source_principal(target.store, args["source_arn"])  # ValidationError first
+    return (args["source_arn"],)
 
 
 def _entries(value: Sequence[Mapping[str, Any]]) -> list[str]:

@@ -1263,3 +1263,23 @@ def test_every_call_writes_an_audit_line(
     assert second["caller"] == world.alice.arn and second["targets"] == ["*"]
     assert third["outcome"] == "denied" and third["reason"] == "InvalidClientTokenId"
     assert third["caller"] is None and refused.status_code == 401
+
+
+def test_simulation_acts_in_the_callers_account(
+    client: FlaskClient, admin: dict[str, str], app_store: SqlStore
+) -> None:
+    app_store.create_account(OTHER_ACCOUNT)
+    mallory = app_store.create_user(OTHER_ACCOUNT, "mallory")
+    response = call(
+        client,
+        "iam",
+        "SimulatePrincipalPolicy",
+        admin,
+        PolicySourceArn=mallory.arn,
+        ActionNames=["iam:ListUsers"],
+    )
+    api_error(response, 404, "NoSuchEntity", OTHER_ACCOUNT)
+    bad = call(
+        client, "iam", "SimulatePrincipalPolicy", admin, PolicySourceArn="nope", ActionNames=["x:Y"]
+    )
+    api_error(bad, 400, "ValidationError", "PolicySourceArn")
