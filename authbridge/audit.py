@@ -7,11 +7,12 @@ it to the app's :class:`AuditLog`, which owns the destination.
 A line (every key is always there, ``null`` when not known)::
 
     time           2026-11-22T00:15:00.123Z (UTC, milliseconds)
-    event          token_issued | tokenreview | verify | introspect | revoke
+    event          token_issued | tokenreview | verify | introspect | revoke | admin_call
     request_id     a UUID per request
     client         the peer address, or behind trustedProxies the client they forwarded for
-    caller         who called: the webhook's client-certificate CN, or the access key
-                   id a client authenticated with at introspection / revocation
+    caller         who called: the webhook's client-certificate CN, the access key
+                   id a client authenticated with at introspection / revocation, or
+                   the ARN of an admin API caller
     clusters       the clusters the caller speaks for / asked about
     audience       the token's audiences among the served clusters
     arn            the principal ARN (a session ARN for role sessions)
@@ -27,7 +28,10 @@ A line (every key is always there, ``null`` when not known)::
 and, when they apply, ``grant`` (client_credentials | token_exchange),
 ``source_arn`` (the user a role session was exchanged from), ``jti`` (a
 token's id: not a credential), ``detail`` (the reason in words), ``cache_hit``,
-``duration_ms`` and ``redacted`` (below).
+``duration_ms``, ``redacted`` (below), and for the admin API (``admin_call``)
+``action`` (the IAM action string, ``iam:CreateUser``), ``targets`` (the ARNs
+it acted on) and ``source_identity`` (the unique id the caller's session
+started from).
 
 Never a token or a secret. Records are built only from verified identities,
 fixed labels and error messages that authbridge keeps free of secrets; and as
@@ -97,7 +101,7 @@ LOGGER: Final = "authbridge.audit"  # every line, as its JSON text
 # Problems writing the log: not a child of LOGGER, which `serve` keeps from propagating.
 ERRORS_LOGGER: Final = "authbridge.auditlog"
 
-Event = Literal["token_issued", "tokenreview", "verify", "introspect", "revoke"]
+Event = Literal["token_issued", "tokenreview", "verify", "introspect", "revoke", "admin_call"]
 Outcome = Literal["allowed", "denied", "error"]
 
 # A compact JWS/JWT: three base64url runs joined by dots (RFC 7515 §7.1), or more (a JWE
@@ -288,6 +292,9 @@ class AuditLine(TypedDict):
     detail: NotRequired[str]
     cache_hit: NotRequired[bool]
     duration_ms: NotRequired[float]
+    action: NotRequired[str]
+    targets: NotRequired[list[str]]
+    source_identity: NotRequired[str]
 
 
 def record(
@@ -314,6 +321,9 @@ def record(
     detail: str | None = None,
     cache_hit: bool | None = None,
     started: float | None = None,
+    action: str | None = None,
+    targets: Sequence[str] | None = None,
+    source_identity: str | None = None,
 ) -> AuditLine:
     """One audit line; ``started`` (a ``time.perf_counter()``) gives ``duration_ms``."""
     line: AuditLine = {
@@ -344,6 +354,12 @@ def record(
         line["detail"] = detail
     if cache_hit is not None:
         line["cache_hit"] = cache_hit
+    if action is not None:
+        line["action"] = action
+    if targets is not None:
+        line["targets"] = list(targets)
+    if source_identity is not None:
+        line["source_identity"] = source_identity
     if started is not None:
         line["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
     return line

@@ -38,7 +38,9 @@ stays Flask-free and mapping-free.
 Audiences (DESIGN.md, "Audiences: what a token is for"): a token is for one
 of the served clusters, or for the ``sts`` audience, :func:`sts_audience` =
 the issuer URL (without a trailing ``/``) + ``/sts``; the admin audience
-(:func:`admin_audience`, ``/admin``) is reserved for the admin API. Cluster
+(:func:`admin_audience`, ``/admin``) is the admin API's (:mod:`authbridge.web.api`):
+GetSessionToken and AssumeRole mint for it as for a cluster, never with
+``k8s_*`` claims, and no cluster or token exchange ever accepts it. Cluster
 ids cannot contain ``:`` or ``/`` (settings), so no cluster id is ever one of
 these. The rule:
 
@@ -184,7 +186,7 @@ __all__ = [
 MIN_DURATION: Final = names.MIN_SESSION_DURATION  # seconds, the shortest token STS issues
 MAX_DURATION_DIGITS: Final = 6  # "duration_seconds" longer than this is not a duration
 STS_AUDIENCE_PATH: Final = "/sts"  # issuer URL + this: the audience of subject tokens
-ADMIN_AUDIENCE_PATH: Final = "/admin"  # issuer URL + this: the admin API's audience (later)
+ADMIN_AUDIENCE_PATH: Final = "/admin"  # issuer URL + this: the admin API's audience
 NOT_AN_STS_CREDENTIAL: Final = "a cluster token is not an STS credential"
 
 # (principal, audience) -> the claims naming its Kubernetes user for that cluster, or None
@@ -289,6 +291,10 @@ class IssuerPolicy:
         return sts_audience(self.issuer)
 
     @property
+    def admin_audience(self) -> str:
+        return admin_audience(self.issuer)
+
+    @property
     def service_audiences(self) -> frozenset[str]:
         """Audiences a token must carry alone (see the module docstring)."""
         return frozenset((sts_audience(self.issuer), admin_audience(self.issuer)))
@@ -316,11 +322,16 @@ def parse_duration_seconds(raw: str | None) -> int | None:
     return int(raw)
 
 
-def _check_audience(policy: IssuerPolicy, audience: str, *, sts: bool = False) -> str:
-    """``audience`` if it is a served cluster (or, with ``sts``, the sts audience)."""
+def _check_audience(
+    policy: IssuerPolicy, audience: str, *, sts: bool = False, admin: bool = True
+) -> str:
+    """``audience`` if it is a served cluster, the admin audience (unless not ``admin``),
+    or, with ``sts``, the sts audience."""
     if not audience:
         raise InvalidRequest("audience", "is required: name the cluster id the token is for")
     if sts and audience == policy.sts_audience:
+        return audience
+    if admin and audience == policy.admin_audience:
         return audience
     if audience not in policy.cluster_ids:
         # The value is not repeated: it is whatever the caller sent.
@@ -450,7 +461,7 @@ def session_token(
     cap = min(policy.max_user_lifetime, keys.max_token_lifetime)
     lifetime = _lifetime(duration, default=policy.default_lifetime, cap=cap, what="a user")
     principal = _user_principal(user, key.access_key_id)
-    for_sts = audience == policy.sts_audience
+    for_service = audience in policy.service_audiences
     return mint(
         principal,
         keys=keys,
@@ -459,7 +470,7 @@ def session_token(
         lifetime=lifetime,
         now=now,
         extra_claims=None
-        if for_sts
+        if for_service
         else _kube_claims(kube_claims, principal, audience, required=False),
     )
 
@@ -679,7 +690,9 @@ def assume_role(
         audience=audience,
         lifetime=lifetime,
         now=now,
-        extra_claims=_kube_claims(kube_claims, principal, audience, required=True),
+        extra_claims=None
+        if audience == policy.admin_audience
+        else _kube_claims(kube_claims, principal, audience, required=True),
     )
 
 
@@ -765,8 +778,8 @@ def revoke_token(
 ) -> str | None:
     """RFC 7009: record ``token`` as revoked; return its ``jti``, or None if nothing to do.
 
-    Only a token this issuer signed, for a served cluster or the ``sts``
-    audience and not yet expired, is recorded; anything else could not be
+    Only a token this issuer signed, for a served cluster, the ``sts`` or the
+    admin audience and not yet expired, is recorded; anything else could not be
     used anyway. Revoking an ``sts`` token also ends the role sessions
     exchanged from it. The principal's status
     is deliberately not checked: the token of a disabled user is revoked too, so
@@ -779,7 +792,7 @@ def revoke_token(
             token,
             keys=keys,
             issuer=policy.issuer,
-            audiences=policy.cluster_ids | {policy.sts_audience},
+            audiences=policy.cluster_ids | policy.service_audiences,
             now=now,
         )
     except TokenError:

@@ -17,7 +17,10 @@ descriptor. Driven through it, with canary secrets and canary tokens:
   (canary, forged, revoked), 400 (not a TokenReview, a token that is not a
   string), 413, 401 without a client certificate;
 - ``/verify``: allowed, a canary, a forged token in the body, the token in
-  the URL, a Basic header, 413; and ``/metrics``.
+  the URL, a Basic header, 413; and ``/metrics``;
+- the admin API (its own test): CreateAccessKey with a token and with a key,
+  canary secrets and tokens as credentials, as the action, a field name, a
+  user name, a trust ARN, in an oversized and in a malformed body.
 
 Then no captured text (log records with their tracebacks, the audit file,
 stdout, stderr) holds a secret, a canary, or any 16 characters in a row of a
@@ -279,6 +282,80 @@ def test_no_token_or_secret_reaches_any_log(
         and line["session"] == "canary-run"
         for line in issued
     )
+
+
+def test_no_secret_of_the_admin_api_reaches_any_log(
+    world_and_client: tuple[World, Session, Path],
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """The admin API: CreateAccessKey's secret is in its answer only; canaries nowhere."""
+    world, s, audit_file = world_and_client
+    caplog.set_level(logging.DEBUG)
+    bob_id, bob_secret = world.bob_key.key.access_key_id, world.bob_key.secret_access_key
+    shaped = new_secret()
+    store = s.client.application.extensions["authbridge"].store
+    store.attach_policy(ACCOUNT, "user", "bob", "arn:aws:iam::aws:policy/AdministratorAccess")
+    cc = {"grant_type": "client_credentials", "audience": "https://authbridge.test/admin"}
+    admin_token = s.token(cc, basic(bob_id, bob_secret)).get_json()["access_token"]
+    as_bob = {"Authorization": f"Bearer {admin_token}"}
+
+    def api(body: Any, headers: dict[str, str], **kwargs: Any) -> TestResponse:
+        return s.client.post("/api/iam", json=body, headers=headers, **kwargs)
+
+    created = api({"Action": "CreateAccessKey", "UserName": "alice"}, as_bob)
+    assert created.status_code == 200, created.get_json()
+    new_secret_value = created.get_json()["AccessKey"]["SecretAccessKey"]
+    with_key = api({"Action": "CreateAccessKey", "UserName": "bob"}, basic(bob_id, bob_secret))
+    assert with_key.status_code == 200
+    key_secret = with_key.get_json()["AccessKey"]["SecretAccessKey"]
+    refused = [
+        api({"Action": "ListUsers"}, basic(bob_id, CANARY_SECRET)),
+        api({"Action": "ListUsers"}, basic(CANARY_SECRET, bob_secret)),
+        api({"Action": "ListUsers"}, {"Authorization": f"Bearer {CANARY_TOKEN}"}),
+        api({"Action": "ListUsers"}, {"Authorization": f"Basic {CANARY_SECRET}"}),
+        api({"Action": CANARY_SECRET}, as_bob),
+        api({"Action": "ListUsers", CANARY_SECRET: 1}, as_bob),
+        api({"Action": "GetUser", "UserName": CANARY_SECRET}, as_bob),
+        api({"Action": "GetUser", "UserName": new_secret_value}, as_bob),
+        # A value the store quotes (an ARN's piece) is redacted when it is secret-shaped.
+        api({"Action": "CreateRole", "RoleName": "R", "Trust": [shaped]}, as_bob),
+        api(
+            {"Action": "CreateRole", "RoleName": "R", "Trust": [f"arn:aws:iam::1:{shaped}"]}, as_bob
+        ),
+        api({"Action": "ListUsers", "PathPrefix": CANARY_SECRET + "x" * 70_000}, as_bob),
+        s.client.post(
+            "/api/iam",
+            data=b'{"Action": "ListUsers", "' + CANARY_SECRET.encode() + b'": 1, "x": 1, "x": 2}',
+            content_type="application/json",
+            headers=as_bob,
+        ),
+    ]
+    assert all(r.status_code >= 400 for r in refused)
+    for r in refused:
+        text = r.get_data(as_text=True)
+        assert not {CANARY_SECRET, CANARY_TOKEN, bob_secret, shaped} & {text, *text.split('"')}
+        assert CANARY_SECRET not in text and shaped not in text
+
+    captured = capfd.readouterr()
+    texts = {"stdout": captured.out, "stderr": captured.err, "audit": audit_file.read_text()}
+    for i, record in enumerate(caplog.records):
+        text = record.getMessage() + (record.exc_text or "")
+        if record.exc_info:
+            text += logging.Formatter().formatException(record.exc_info)
+        texts[f"{record.name}#{i}"] = text
+    needles = {CANARY_SECRET, CANARY_TOKEN, bob_secret, new_secret_value, key_secret, shaped}
+    needles.update(admin_token[i : i + 16] for i in range(len(admin_token) - 15))
+    leaks = {where: [n[:8] for n in needles if n in text] for where, text in texts.items()}
+    assert not {where: found for where, found in leaks.items() if found}
+    calls = [
+        json.loads(line)
+        for line in audit_file.read_text().splitlines()
+        if json.loads(line)["event"] == "admin_call"
+    ]
+    assert len(calls) == 2 + len(refused)
+    assert [c["outcome"] for c in calls[:2]] == ["allowed", "allowed"]
+    assert calls[0]["action"] == "iam:CreateAccessKey" and calls[0]["targets"] == [world.alice.arn]
 
 
 # --------------------------------------------------------------------------- a real server

@@ -1,7 +1,8 @@
 """``authbridge access …``: access entries, in the grammar and JSON shapes of ``aws eks``.
 
-Each command is one store call (see :mod:`authbridge.iam.access` for the
-rules). The JSON is what ``aws eks … --output json`` prints:
+Each command is one :mod:`authbridge.admin.access` call (the admin API's
+handler for the same action; see :mod:`authbridge.iam.access` for the rules).
+The JSON is what ``aws eks … --output json`` prints:
 
 =============================  ===============================================
 command                        JSON
@@ -22,8 +23,8 @@ command                        JSON
 ``describe-cluster-config``    the same
 =============================  ===============================================
 
-The username and group templates are checked here, before the store is
-asked, by the mapping file's rules
+The username and group templates are checked before the store is asked
+(in :func:`authbridge.admin.access.create_entry`), by the mapping file's rules
 (:func:`authbridge.mapping.templates.check_access_entry`): an access entry
 may never use a reserved prefix. Unlike EKS, a cluster's authentication mode
 may be set back (``API`` to ``CONFIG_MAP``): the file is one the operator
@@ -36,12 +37,10 @@ from typing import Any
 
 import click
 
-from authbridge import arn as arns
+from authbridge.admin import access as ops
 from authbridge.cli import output as out
 from authbridge.cli.context import App, output_option, pass_app
-from authbridge.errors import MalformedArn
 from authbridge.iam import access
-from authbridge.mapping import templates
 
 _ENTRY_FIELDS = (
     "clusterName",
@@ -87,15 +86,6 @@ _policy_option = click.option(
     metavar="POLICY",
     help="cluster-admin, admin, edit, view, admin-view, or a policy ARN.",
 )
-
-
-def _kind(app: App, principal_arn: str) -> str:
-    """``role`` for a role ARN, else ``user``: the stricter rules when in doubt."""
-    try:
-        partitions = arns.KNOWN_PARTITIONS | {app.store.partition}
-        return arns.parse_principal(principal_arn, partitions=partitions).kind
-    except MalformedArn:
-        return "user"  # the store then names the ARN's problem
 
 
 def _entry_text(doc: dict[str, Any]) -> str:
@@ -145,12 +135,15 @@ def create_entry(
           --principal-arn arn:aws:iam::111122223333:user/alice \\
           --username 'alice' --group devs
     """
-    templates.check_access_entry(_kind(app, principal_arn), username, groups)
-    entry = app.store.create_access_entry(
-        cluster_id, principal_arn, username=username, groups=groups, entry_type=entry_type
+    result = ops.create_entry(
+        app.store,
+        cluster_id,
+        principal_arn,
+        username=username,
+        groups=groups,
+        entry_type=entry_type,
     )
-    doc = entry.to_aws()
-    app.emit({"accessEntry": doc}, lambda: _entry_text(doc))
+    app.emit(result, lambda: _entry_text(result["accessEntry"]))
 
 
 @access_group.command("describe-entry")
@@ -166,8 +159,8 @@ def describe_entry(app: App, cluster_id: str, principal_arn: str) -> None:
       authbridge access describe-entry --cluster-id prod \\
           --principal-arn arn:aws:iam::111122223333:user/alice
     """
-    doc = app.store.get_access_entry(cluster_id, principal_arn).to_aws()
-    app.emit({"accessEntry": doc}, lambda: _entry_text(doc))
+    result = ops.describe_entry(app.store, cluster_id, principal_arn)
+    app.emit(result, lambda: _entry_text(result["accessEntry"]))
 
 
 @access_group.command("list-entries")
@@ -181,9 +174,9 @@ def list_entries(app: App, cluster_id: str) -> None:
     Example:
       authbridge access list-entries --cluster-id prod
     """
-    entries = [e.to_aws() for e in app.store.list_access_entries(cluster_id)]
+    result, entries = ops.list_entries(app.store, cluster_id)
     app.emit(
-        {"accessEntries": [e["principalArn"] for e in entries]},
+        result,
         lambda: out.table(
             entries,
             ("principalArn", "username", "kubernetesGroups", "type", "createdAt"),
@@ -205,8 +198,8 @@ def delete_entry(app: App, cluster_id: str, principal_arn: str) -> None:
       authbridge access delete-entry --cluster-id prod \\
           --principal-arn arn:aws:iam::111122223333:user/alice
     """
-    app.store.delete_access_entry(cluster_id, principal_arn)
-    app.emit({}, lambda: f"Deleted the access entry for {out.clean(principal_arn)}.")
+    result = ops.delete_entry(app.store, cluster_id, principal_arn)
+    app.emit(result, lambda: f"Deleted the access entry for {out.clean(principal_arn)}.")
 
 
 @access_group.command("associate-policy")
@@ -241,18 +234,10 @@ def associate_policy(
           --principal-arn arn:aws:iam::111122223333:user/alice \\
           --policy view --scope namespace --namespace 'team-*' --namespace ci
     """
-    a = app.store.associate_access_policy(
-        cluster_id, principal_arn, policy, scope=scope, namespaces=namespaces
+    result = ops.associate_policy(
+        app.store, cluster_id, principal_arn, policy, scope=scope, namespaces=namespaces
     )
-    doc = a.to_aws()
-    app.emit(
-        {
-            "clusterName": a.cluster_id,
-            "principalArn": a.principal_arn,
-            "associatedAccessPolicy": doc,
-        },
-        lambda: _association_text([doc], ""),
-    )
+    app.emit(result, lambda: _association_text([result["associatedAccessPolicy"]], ""))
 
 
 @access_group.command("disassociate-policy")
@@ -269,8 +254,8 @@ def disassociate_policy(app: App, cluster_id: str, principal_arn: str, policy: s
       authbridge access disassociate-policy --cluster-id prod \\
           --principal-arn arn:aws:iam::111122223333:user/alice --policy view
     """
-    app.store.disassociate_access_policy(cluster_id, principal_arn, policy)
-    app.emit({}, lambda: f"Disassociated {access.policy_name(policy)}.")
+    result = ops.disassociate_policy(app.store, cluster_id, principal_arn, policy)
+    app.emit(result, lambda: f"Disassociated {access.policy_name(policy)}.")
 
 
 @access_group.command("list-associated-policies")
@@ -286,17 +271,12 @@ def list_associated_policies(app: App, cluster_id: str, principal_arn: str) -> N
       authbridge access list-associated-policies --cluster-id prod \\
           --principal-arn arn:aws:iam::111122223333:user/alice
     """
-    entry = app.store.get_access_entry(cluster_id, principal_arn)
-    docs = [
-        a.to_aws() for a in app.store.list_associated_access_policies(cluster_id, principal_arn)
-    ]
+    result = ops.list_associated_policies(app.store, cluster_id, principal_arn)
     app.emit(
-        {
-            "clusterName": cluster_id,
-            "principalArn": entry.principal_arn,
-            "associatedAccessPolicies": docs,
-        },
-        lambda: _association_text(docs, "No associated access policies."),
+        result,
+        lambda: _association_text(
+            result["associatedAccessPolicies"], "No associated access policies."
+        ),
     )
 
 
@@ -310,12 +290,8 @@ def list_policies(app: App) -> None:
     Example:
       authbridge access list-policies
     """
-    doc = access.list_policies_aws()
+    doc = ops.list_policies()
     app.emit(doc, lambda: out.table(doc["accessPolicies"], ("name", "clusterRole", "arn"), ""))
-
-
-def _cluster_doc(cluster_id: str, mode: str) -> dict[str, Any]:
-    return {"cluster": {"name": cluster_id, "accessConfig": {"authenticationMode": mode}}}
 
 
 @access_group.command("update-cluster-config")
@@ -336,8 +312,9 @@ def update_cluster_config(app: App, cluster_id: str, authentication_mode: str) -
     Example:
       authbridge access update-cluster-config --cluster-id prod --authentication-mode API
     """
-    mode = app.store.set_authentication_mode(cluster_id, authentication_mode)
-    app.emit(_cluster_doc(cluster_id, mode), lambda: f"{cluster_id}  {mode}")
+    result = ops.update_cluster_config(app.store, cluster_id, authentication_mode)
+    mode = result["cluster"]["accessConfig"]["authenticationMode"]
+    app.emit(result, lambda: f"{cluster_id}  {mode}")
 
 
 @access_group.command("describe-cluster-config")
@@ -351,5 +328,6 @@ def describe_cluster_config(app: App, cluster_id: str) -> None:
     Example:
       authbridge access describe-cluster-config --cluster-id prod
     """
-    mode = app.store.get_authentication_mode(cluster_id)
-    app.emit(_cluster_doc(cluster_id, mode), lambda: f"{cluster_id}  {mode}")
+    result = ops.describe_cluster_config(app.store, cluster_id)
+    mode = result["cluster"]["accessConfig"]["authenticationMode"]
+    app.emit(result, lambda: f"{cluster_id}  {mode}")

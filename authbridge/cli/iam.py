@@ -1,7 +1,8 @@
 """``authbridge iam …``: accounts, users, groups, roles and access keys, in the AWS CLI grammar.
 
-Each command is a thin translation: options in, one store call, the entity's
-``to_aws()`` shape out (``-o json``) or an aligned text rendering. Every rule
+Each command is a thin translation: options in, one :mod:`authbridge.admin.iam`
+call (the admin API's handler for the same action, so both give the same
+JSON), that document out (``-o json``) or an aligned text rendering of it. Every rule
 (names, limits, trust, delete conflicts) is the store's; its errors name the
 field and say what to do. ``create-access-key`` is the only command whose
 output ever contains a secret.
@@ -13,14 +14,13 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from authbridge.admin import iam as ops
 from authbridge.cli import output as out
 from authbridge.cli.context import App, output_option, pass_app
 from authbridge.errors import EntityAlreadyExists
 
 if TYPE_CHECKING:
     from authbridge.iam.model import AccessKeyStatus
-
-_RANDOM_ACCOUNT_ATTEMPTS = 5
 
 
 @click.group()
@@ -105,23 +105,16 @@ def create_account(app: App, account_id: str | None, alias: str | None) -> None:
       authbridge iam create-account --account-id 111122223333 --alias prod
     """
     chosen = account_id or app.settings.account_id
-    if chosen is not None:
-        try:
-            account = app.store.create_account(chosen, alias)
-        except EntityAlreadyExists as e:
-            raise EntityAlreadyExists(
-                e.message, hint="use it, or omit --account-id to create one with a random id"
-            ) from e
-    else:
-        for attempt in range(_RANDOM_ACCOUNT_ATTEMPTS):
-            try:
-                account = app.store.create_account(app.new_account_id(), alias)
-                break
-            except EntityAlreadyExists:
-                if attempt == _RANDOM_ACCOUNT_ATTEMPTS - 1:
-                    raise
-    doc = account.to_aws()
-    app.emit({"Account": doc}, lambda: out.fields(doc))
+    try:
+        result = ops.create_account(app.store, chosen, alias, new_id=app.new_account_id)
+    except EntityAlreadyExists as e:
+        if chosen is None:
+            raise
+        raise EntityAlreadyExists(
+            e.message, hint="use it, or omit --account-id to create one with a random id"
+        ) from e
+    doc = result["Account"]
+    app.emit(result, lambda: out.fields(doc))
 
 
 @iam.command("list-accounts")
@@ -134,9 +127,10 @@ def list_accounts(app: App) -> None:
     Example:
       authbridge iam list-accounts
     """
-    docs = [a.to_aws() for a in app.store.list_accounts()]
+    result = ops.list_accounts(app.store)
+    docs = result["Accounts"]
     app.emit(
-        {"Accounts": docs},
+        result,
         lambda: out.table(
             docs,
             out.ACCOUNT_COLUMNS,
@@ -163,8 +157,8 @@ def create_user(app: App, user_name: str, path: str, tags: dict[str, str]) -> No
     Example:
       authbridge iam create-user --user-name alice --path /team/ --tag team=platform
     """
-    doc = app.store.create_user(app.account_id(), user_name, path, tags).to_aws()
-    app.emit({"User": doc}, lambda: out.fields(doc, out.USER_FIELDS))
+    result = ops.create_user(app.store, app.account_id(), user_name, path, tags)
+    app.emit(result, lambda: out.fields(result["User"], out.USER_FIELDS))
 
 
 @iam.command("get-user")
@@ -178,8 +172,8 @@ def get_user(app: App, user_name: str) -> None:
     Example:
       authbridge iam get-user --user-name alice
     """
-    doc = app.store.get_user(app.account_id(), user_name).to_aws()
-    app.emit({"User": doc}, lambda: out.fields(doc, out.USER_FIELDS))
+    result = ops.get_user(app.store, app.account_id(), user_name)
+    app.emit(result, lambda: out.fields(result["User"], out.USER_FIELDS))
 
 
 @iam.command("list-users")
@@ -193,8 +187,8 @@ def list_users(app: App, path_prefix: str) -> None:
     Example:
       authbridge iam list-users --path-prefix /team/
     """
-    docs = [u.to_aws() for u in app.store.list_users(app.account_id(), path_prefix)]
-    app.emit({"Users": docs}, lambda: _users_table(docs, "No users."))
+    result = ops.list_users(app.store, app.account_id(), path_prefix)
+    app.emit(result, lambda: _users_table(result["Users"], "No users."))
 
 
 @iam.command("update-user")
@@ -216,11 +210,11 @@ def update_user(app: App, user_name: str, enabled: bool | None) -> None:
     """
     if enabled is None:
         raise click.UsageError("pass --enable or --disable")
-    user = app.store.set_user_enabled(app.account_id(), user_name, enabled)
-    doc = user.to_aws()
+    result = ops.update_user(app.store, app.account_id(), user_name, enabled)
+    doc = result["User"]
     app.emit(
-        {"User": doc},
-        lambda: f"User {user.name} is now {'enabled' if user.enabled else 'disabled'}.",
+        result,
+        lambda: f"User {doc['UserName']} is now {'enabled' if doc['Enabled'] else 'disabled'}.",
     )
 
 
@@ -236,7 +230,7 @@ def delete_user(app: App, user_name: str, force: bool) -> None:
     Example:
       authbridge iam delete-user --user-name alice --force
     """
-    app.store.delete_user(app.account_id(), user_name, force=force)
+    ops.delete_user(app.store, app.account_id(), user_name, force)
     app.emit(None, lambda: f"Deleted user {user_name}.")
 
 
@@ -255,8 +249,8 @@ def create_group(app: App, group_name: str, path: str) -> None:
     Example:
       authbridge iam create-group --group-name devs
     """
-    doc = app.store.create_group(app.account_id(), group_name, path).to_aws()
-    app.emit({"Group": doc}, lambda: out.fields(doc, out.GROUP_FIELDS))
+    result = ops.create_group(app.store, app.account_id(), group_name, path)
+    app.emit(result, lambda: out.fields(result["Group"], out.GROUP_FIELDS))
 
 
 @iam.command("get-group")
@@ -270,11 +264,10 @@ def get_group(app: App, group_name: str) -> None:
     Example:
       authbridge iam get-group --group-name devs
     """
-    account = app.account_id()
-    group = app.store.get_group(account, group_name).to_aws()
-    users = [u.to_aws() for u in app.store.list_group_members(account, group_name)]
+    result = ops.get_group(app.store, app.account_id(), group_name)
+    group, users = result["Group"], result["Users"]
     app.emit(
-        {"Group": group, "Users": users},
+        result,
         lambda: out.fields(group, out.GROUP_FIELDS) + "\n\n" + _users_table(users, "No members."),
     )
 
@@ -290,8 +283,8 @@ def list_groups(app: App, path_prefix: str) -> None:
     Example:
       authbridge iam list-groups
     """
-    docs = [g.to_aws() for g in app.store.list_groups(app.account_id(), path_prefix)]
-    app.emit({"Groups": docs}, lambda: out.table(docs, out.GROUP_COLUMNS, "No groups."))
+    result = ops.list_groups(app.store, app.account_id(), path_prefix)
+    app.emit(result, lambda: out.table(result["Groups"], out.GROUP_COLUMNS, "No groups."))
 
 
 @iam.command("list-groups-for-user")
@@ -305,10 +298,10 @@ def list_groups_for_user(app: App, user_name: str) -> None:
     Example:
       authbridge iam list-groups-for-user --user-name alice
     """
-    docs = [g.to_aws() for g in app.store.list_groups_for_user(app.account_id(), user_name)]
+    result = ops.list_groups_for_user(app.store, app.account_id(), user_name)
     app.emit(
-        {"Groups": docs},
-        lambda: out.table(docs, out.GROUP_COLUMNS, f"User {user_name} is in no group."),
+        result,
+        lambda: out.table(result["Groups"], out.GROUP_COLUMNS, f"User {user_name} is in no group."),
     )
 
 
@@ -324,7 +317,7 @@ def delete_group(app: App, group_name: str, force: bool) -> None:
     Example:
       authbridge iam delete-group --group-name devs --force
     """
-    app.store.delete_group(app.account_id(), group_name, force=force)
+    ops.delete_group(app.store, app.account_id(), group_name, force)
     app.emit(None, lambda: f"Deleted group {group_name}.")
 
 
@@ -340,7 +333,7 @@ def add_user_to_group(app: App, group_name: str, user_name: str) -> None:
     Example:
       authbridge iam add-user-to-group --group-name devs --user-name alice
     """
-    app.store.add_user_to_group(app.account_id(), group_name, user_name)
+    ops.add_user_to_group(app.store, app.account_id(), group_name, user_name)
     app.emit(None, lambda: f"User {user_name} is a member of group {group_name}.")
 
 
@@ -356,7 +349,7 @@ def remove_user_from_group(app: App, group_name: str, user_name: str) -> None:
     Example:
       authbridge iam remove-user-from-group --group-name devs --user-name alice
     """
-    app.store.remove_user_from_group(app.account_id(), group_name, user_name)
+    ops.remove_user_from_group(app.store, app.account_id(), group_name, user_name)
     app.emit(None, lambda: f"Removed user {user_name} from group {group_name}.")
 
 
@@ -405,16 +398,16 @@ def create_role(
       authbridge iam create-role --role-name Admin --path /platform/ \\
           --trust arn:aws:iam::111122223333:group/oncall --max-session-duration 3600
     """
-    role = app.store.create_role(
+    result = ops.create_role(
+        app.store,
         app.account_id(),
         role_name,
-        trust=list(trust),
         path=path,
+        trust=trust,
         max_session_duration=max_session_duration,
         description=description,
     )
-    doc = role.to_aws()
-    app.emit({"Role": doc}, lambda: out.fields(doc, out.ROLE_FIELDS))
+    app.emit(result, lambda: out.fields(result["Role"], out.ROLE_FIELDS))
 
 
 @iam.command("get-role")
@@ -428,8 +421,8 @@ def get_role(app: App, role_name: str) -> None:
     Example:
       authbridge iam get-role --role-name Admin
     """
-    doc = app.store.get_role(app.account_id(), role_name).to_aws()
-    app.emit({"Role": doc}, lambda: out.fields(doc, out.ROLE_FIELDS))
+    result = ops.get_role(app.store, app.account_id(), role_name)
+    app.emit(result, lambda: out.fields(result["Role"], out.ROLE_FIELDS))
 
 
 @iam.command("list-roles")
@@ -443,8 +436,8 @@ def list_roles(app: App, path_prefix: str) -> None:
     Example:
       authbridge iam list-roles --path-prefix /platform/
     """
-    docs = [r.to_aws() for r in app.store.list_roles(app.account_id(), path_prefix)]
-    app.emit({"Roles": docs}, lambda: out.table(docs, out.ROLE_COLUMNS, "No roles."))
+    result = ops.list_roles(app.store, app.account_id(), path_prefix)
+    app.emit(result, lambda: out.table(result["Roles"], out.ROLE_COLUMNS, "No roles."))
 
 
 @iam.command("update-role-trust")
@@ -460,8 +453,8 @@ def update_role_trust(app: App, role_name: str, trust: tuple[str, ...]) -> None:
       authbridge iam update-role-trust --role-name Admin \\
           --trust arn:aws:iam::111122223333:user/alice
     """
-    doc = app.store.update_role_trust(app.account_id(), role_name, list(trust)).to_aws()
-    app.emit({"Role": doc}, lambda: out.fields(doc, out.ROLE_FIELDS))
+    result = ops.update_role_trust(app.store, app.account_id(), role_name, trust)
+    app.emit(result, lambda: out.fields(result["Role"], out.ROLE_FIELDS))
 
 
 @iam.command("delete-role")
@@ -475,7 +468,7 @@ def delete_role(app: App, role_name: str) -> None:
     Example:
       authbridge iam delete-role --role-name Admin
     """
-    app.store.delete_role(app.account_id(), role_name)
+    ops.delete_role(app.store, app.account_id(), role_name)
     app.emit(None, lambda: f"Deleted role {role_name}.")
 
 
@@ -496,8 +489,8 @@ def create_access_key(app: App, user_name: str) -> None:
     Example:
       authbridge -o json iam create-access-key --user-name alice
     """
-    new = app.store.create_access_key(app.account_id(), user_name)
-    doc = new.to_aws()
+    result = ops.create_access_key(app.store, app.account_id(), user_name)
+    doc = result["AccessKey"]
 
     def text() -> str:
         click.echo(
@@ -509,7 +502,7 @@ def create_access_key(app: App, user_name: str) -> None:
             doc, ("AccessKeyId", "SecretAccessKey", "UserName", "Status", "CreateDate")
         )
 
-    app.emit({"AccessKey": doc}, text)
+    app.emit(result, text)
 
 
 @iam.command("list-access-keys")
@@ -523,9 +516,10 @@ def list_access_keys(app: App, user_name: str) -> None:
     Example:
       authbridge iam list-access-keys --user-name alice
     """
-    docs = [k.to_aws() for k in app.store.list_access_keys(app.account_id(), user_name)]
+    result = ops.list_access_keys(app.store, app.account_id(), user_name)
+    docs = result["AccessKeyMetadata"]
     app.emit(
-        {"AccessKeyMetadata": docs},
+        result,
         lambda: out.table(docs, out.ACCESS_KEY_COLUMNS, f"User {user_name} has no access keys."),
     )
 
@@ -547,11 +541,13 @@ def update_access_key(app: App, access_key_id: str, status: AccessKeyStatus) -> 
     Example:
       authbridge iam update-access-key --access-key-id AKIAEXAMPLE --status Inactive
     """
-    key = app.store.update_access_key(access_key_id, status)
-    doc = key.to_aws()
+    result = ops.update_access_key(app.store, access_key_id, status)
+    doc = result["AccessKey"]
     app.emit(
-        {"AccessKey": doc},
-        lambda: f"Access key {key.access_key_id} of user {key.user_name} is now {key.status}.",
+        result,
+        lambda: (
+            f"Access key {doc['AccessKeyId']} of user {doc['UserName']} is now {doc['Status']}."
+        ),
     )
 
 
@@ -566,7 +562,7 @@ def delete_access_key(app: App, access_key_id: str) -> None:
     Example:
       authbridge iam delete-access-key --access-key-id AKIAEXAMPLE
     """
-    app.store.delete_access_key(access_key_id)
+    ops.delete_access_key(app.store, access_key_id)
     app.emit(None, lambda: f"Deleted access key {access_key_id}.")
 
 

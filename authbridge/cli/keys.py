@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from authbridge.admin import keys as ops
 from authbridge.cli import output as out
 from authbridge.cli.context import App, output_option, pass_app
 
@@ -50,34 +51,20 @@ def keys() -> None:
 
 
 def _directory(app: App) -> KeyDirectory:
-    from authbridge.keys import KeyDirectory
-
-    settings = app.settings
-    return KeyDirectory(
-        settings.keys_dir,
-        prepublication_delay=settings.prepublication_delay,
-        max_token_lifetime=settings.max_token_lifetime,
-    )
+    return ops.directory(app.settings)
 
 
 def _store_keys(app: App) -> StoreKeys:
-    from authbridge.keys import StoreKeys, load_kek
+    return ops.store_keys(app.settings, app.store)
 
-    settings = app.settings
-    kek = load_kek(settings.kek_file, settings.kek)
-    return StoreKeys(
-        app.store,
-        kek,
-        prepublication_delay=settings.prepublication_delay,
-        max_token_lifetime=settings.max_token_lifetime,
-        rotation_period=settings.rotation_period,
-        location=_location(app),
-    )
+
+def _place(app: App) -> ops.KeyPlace:
+    """Where the keys live: the store when keySource is store, else the keys directory."""
+    return ops.key_place(app.settings, lambda: app.store)
 
 
 def _source(app: App) -> KeyDirectory | StoreKeys:
-    """Where the keys live: the store when keySource is store, else the keys directory."""
-    return _store_keys(app) if app.settings.key_source == "store" else _directory(app)
+    return _place(app).source
 
 
 def load_keys(app: App) -> KeySet:
@@ -86,12 +73,14 @@ def load_keys(app: App) -> KeySet:
 
 
 def _location(app: App) -> str:
-    from authbridge.settings import redact_dsn
+    return ops.location(app.settings)
 
-    settings = app.settings
-    if settings.key_source == "store":
-        return f"store: {redact_dsn(settings.store)}"
-    return f"files: {settings.keys_dir}"
+
+def _timestamp(iso: str) -> int:
+    """Seconds since the epoch of a KeyDescription time (ISO 8601 UTC)."""
+    from datetime import datetime
+
+    return int(datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp())
 
 
 def _describe(source: KeyDirectory | StoreKeys, now: float) -> list[KeyDescription]:
@@ -142,10 +131,10 @@ def list_keys(app: App) -> None:
     Example:
       authbridge -o json keys list
     """
-    rows = [dict(r) for r in _describe(_source(app), time.time())]
-    where = _location(app)
+    result = ops.list_keys(_place(app), time.time())
+    rows, where = result["Keys"], result["Source"]
     app.emit(
-        {"Keys": rows, "Source": where},
+        result,
         lambda: out.table(rows, out.KEY_COLUMNS, "No signing keys.") + f"\nKeys live in {where}.",
     )
 
@@ -165,19 +154,18 @@ def rotate(app: App, algorithm: Algorithm | None) -> None:
     Example:
       authbridge keys rotate
     """
-    source = _source(app)
     now = time.time()
-    key = source.rotate(algorithm, now)
-    row = _row(_describe(source, now), key.kid)
+    result = ops.rotate(_place(app), algorithm, now)
+    row = result["Key"]
 
     def text() -> str:
-        delay = max(0, key.activates_at - int(now))
+        delay = max(0, _timestamp(row["activates"]) - int(now))
         return (
-            f"Created signing key {key.kid} ({key.alg}); it is {row['state']}: "
+            f"Created signing key {row['kid']} ({row['alg']}); it is {row['state']}: "
             f"published now, it starts signing at {row['activates']} (in {delay} s)."
         )
 
-    app.emit({"Key": row}, text)
+    app.emit(result, text)
 
 
 @keys.command("retire")
@@ -191,12 +179,10 @@ def retire(app: App, kid: str) -> None:
     Example:
       authbridge keys retire --kid NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs
     """
-    source = _source(app)
-    now = time.time()
-    source.retire(kid, now)
-    row = _row(_describe(source, now), kid)
+    result = ops.retire(_place(app), kid, time.time())
+    row = result["Key"]
     app.emit(
-        {"Key": row},
+        result,
         lambda: f"Key {kid} is {row['state']}; tokens it signed no longer verify.",
     )
 
@@ -228,26 +214,13 @@ def revoke(app: App, kid: str, reason: str, rotate_too: bool) -> None:
       authbridge keys revoke --kid NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs \\
           --reason compromised --rotate
     """
-    from authbridge.errors import KeyStoreError
-
-    if app.settings.key_source != "store":
-        raise KeyStoreError(
-            "keys revoke acts on keys in the store, and keySource is files",
-            hint=f"run `authbridge keys retire --kid {kid}` (after `keys rotate` if it is the"
-            " active key): a retired key file stops verifying at once",
-        )
-    source = _store_keys(app)
-    now = time.time()
-    new = source.revoke(kid, reason, now, rotate=rotate_too)
-    rows = _describe(source, now)
-    doc: dict[str, Any] = {"Key": _row(rows, kid), "Reason": reason}
-    if new is not None:
-        doc["NewKey"] = _row(rows, new.kid)
+    doc = ops.revoke(_place(app), kid, reason, rotate_too, time.time())
+    new = doc.get("NewKey")
 
     def text() -> str:
         said = f"Key {kid} is revoked ({reason}): out of the JWKS; tokens it signed are refused."
         if new is not None:
-            said += f" New signing key {new.kid} ({new.alg}) is active now."
+            said += f" New signing key {new['kid']} ({new['alg']}) is active now."
         return said
 
     app.emit(doc, text)
@@ -296,5 +269,5 @@ def export(app: App, public: bool) -> None:
 
     if not public:
         raise click.UsageError("only --public is supported: private keys never leave the store")
-    jwks = _source(app).load().jwks(time.time())
+    jwks = ops.export_public(_place(app), time.time())
     click.echo(json.dumps(jwks, indent=2, ensure_ascii=True))

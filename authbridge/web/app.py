@@ -1,19 +1,18 @@
 """The Flask app factory: ``create_app(settings, *, store, keys, clock, mapping)``.
 
 Blueprints, one per surface: ``oidc`` (discovery, JWKS), ``oauth`` (token,
-introspection, revocation, authorize), ``webhook`` (``/authenticate``,
-TokenReview), ``verify`` (``/verify``), ``health`` (probes), ``metrics``
-(``/metrics``). Every store, key and mapping access goes through the injected
-objects; there are no module globals (the Prometheus metrics excepted:
+introspection, revocation, authorize), ``api`` (the admin API, ``/api/…``), ``webhook``
+(``/authenticate``, TokenReview), ``verify`` (``/verify``), ``health`` (probes),
+``metrics`` (``/metrics``). Every store, key and mapping access goes through the
+injected objects; there are no module globals (the Prometheus metrics excepted:
 :mod:`authbridge.web.metrics`). The store is wrapped in a
 :class:`~authbridge.web.metrics.TimedStore`; audit lines go to the injected
-:class:`~authbridge.audit.AuditLog`, by default one for ``settings.audit_log``.
-Each request takes the current key set from the :class:`~authbridge.keys.KeyRing`,
-which looks at ``keys/`` at most once a second and reloads it when it changed
-(with ``keySource: store``, a thread of the worker reloads it from the store every
-``keyRefreshSeconds`` instead), so every worker of every replica picks up a
-rotation by itself; the mapping
-file is followed the same way by a
+:class:`~authbridge.audit.AuditLog`, by default one for ``settings.audit_log``. Each
+request takes the current key set from the :class:`~authbridge.keys.KeyRing`, which
+looks at ``keys/`` at most once a second and reloads it when it changed (with
+``keySource: store``, a thread of the worker reloads it from the store every
+``keyRefreshSeconds`` instead), so every worker of every replica picks up a rotation by
+itself; the mapping file is followed the same way by a
 :class:`~authbridge.mapping.holder.MappingHolder`.
 
 When the issuer URL has a path (``https://host/auth``) the OIDC and OAuth
@@ -30,6 +29,7 @@ from collections.abc import Callable
 
 from flask import Flask
 
+from authbridge.admin.authorize import Authorizer, StorePolicies
 from authbridge.audit import EXTENSION as AUDIT_EXTENSION
 from authbridge.audit import AuditLog
 from authbridge.errors import ConfigError
@@ -38,7 +38,18 @@ from authbridge.mapping.holder import MappingHolder
 from authbridge.settings import Settings
 from authbridge.store.base import Store
 from authbridge.sts import IssuerPolicy
-from authbridge.web import context, errors, health, limits, metrics, oauth, oidc, verify, webhook
+from authbridge.web import (
+    api,
+    context,
+    errors,
+    health,
+    limits,
+    metrics,
+    oauth,
+    oidc,
+    verify,
+    webhook,
+)
 
 
 def create_app(
@@ -49,10 +60,13 @@ def create_app(
     clock: Callable[[], float] = time.time,
     mapping: MappingHolder | None = None,
     audit: AuditLog | None = None,
+    authorizer: Authorizer | None = None,
 ) -> Flask:
     """Build the issuer's Flask app over an open store, a key ring and the mapping.
 
-    Without ``mapping``, the app follows ``settings.mapping_file`` itself.
+    Without ``mapping``, the app follows ``settings.mapping_file`` itself;
+    without ``authorizer``, the admin API evaluates the callers' IAM policies
+    from the store (:class:`~authbridge.admin.authorize.StorePolicies`).
     """
     try:
         prefix = context.issuer_path(settings.issuer)
@@ -76,9 +90,10 @@ def create_app(
     limits.install(app, settings)  # body cap (maxRequestBytes), failed-authentication limits
     oauth.install(app, svc)
     webhook.install(app, svc)
+    api.install(app, authorizer if authorizer is not None else StorePolicies(svc.store))
     errors.register(app)
 
-    for bp in (oidc.bp, oauth.bp):
+    for bp in (oidc.bp, oauth.bp, api.bp):
         app.register_blueprint(bp)
         if prefix:
             app.register_blueprint(bp, url_prefix=prefix, name=f"{bp.name}_under_issuer_path")

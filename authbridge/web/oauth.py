@@ -284,6 +284,10 @@ def _basic_credentials(header: str | None) -> tuple[str, str] | None:
     return unquote_plus(client_id), unquote_plus(secret)
 
 
+# The admin API reads access-key client authentication from the same header, the same way.
+basic_credentials = _basic_credentials
+
+
 def _basic_client(query_client: Any, request: OAuth2Request) -> AccessKeyClient | None:
     """``client_secret_basic`` (RFC 6749 §2.3.1), strict: any malformed header fails auth."""
     credentials = _basic_credentials(request.headers.get("Authorization"))

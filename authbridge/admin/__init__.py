@@ -1,0 +1,29 @@
+"""The admin actions: every ``authbridge iam|access|keys`` verb as data, free of Flask and click.
+
+:data:`SURFACES` maps each admin API endpoint (``/api/iam``, ``/api/access``,
+``/api/keys``) to its actions by AWS name. The CLI's ``iam``, ``access`` and
+``keys`` verbs call the same handler functions (:mod:`authbridge.admin.iam`,
+:mod:`~authbridge.admin.access`, :mod:`~authbridge.admin.keys`), so both print
+and answer the same JSON; the policy verbs (:mod:`authbridge.cli.iam_policies`)
+build theirs from the same store calls and shapes as
+:mod:`~authbridge.admin.policies`, and a test compares the two.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from authbridge.admin import access, iam, keys, policies
+from authbridge.admin.actions import Action, Surface, registry
+
+SURFACES: Final[dict[Surface, dict[str, Action]]] = {
+    "iam": registry((*iam.ACTIONS, *policies.ACTIONS)),
+    "access": registry(access.ACTIONS),
+    "keys": registry(keys.ACTIONS),
+}
+ALL_ACTIONS: Final[tuple[Action, ...]] = (
+    *iam.ACTIONS,
+    *policies.ACTIONS,
+    *access.ACTIONS,
+    *keys.ACTIONS,
+)
