@@ -92,11 +92,6 @@ class CredentialsFile:
         self.endpoint = endpoint
         self._written = False
 
-    def check(self) -> None:
-        """Refuse early, before the store is locked, when the file is already there."""
-        if self.path.exists() or self.path.is_symlink():
-            raise self._exists()
-
     def write(self, made: BootstrapAdmin) -> None:
         doc = credential_document(made, endpoint=self.endpoint)
         data = (json.dumps(doc, indent=2) + "\n").encode()

@@ -237,8 +237,8 @@ def _bootstrap_admin(
     ca_file = str(report.directory / "tls" / "ca.crt")
     target = None
     if credentials_file is not None:
+        # An existing file is refused inside the transaction, only if there is an admin to make.
         target = first_admin.CredentialsFile(credentials_file.absolute(), endpoint=report.issuer)
-        target.check()
     made = first_admin.bootstrap(
         store,
         account_id=account_id,
