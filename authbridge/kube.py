@@ -16,7 +16,7 @@ REST calls it makes (the verbs ``rbac/authbridge-rbac.yaml`` must grant)::
     get, create, update, delete  clusterrolebindings, rolebindings
 
 :class:`SecretSlot` (the first administrator's credential, authbridge.first_admin)
-makes two more, on one Secret only (``resourceNames`` in deploy/bootstrap-rbac.yaml)::
+makes two more, on one Secret only (``resourceNames`` in deploy/bootstrap-admin.yaml)::
 
     get, update  secrets/<name> in the pod's namespace            (core)
 
@@ -824,8 +824,8 @@ class SecretSlot:
             reason, message = _status(e)
             status = int(e.status or 0)
             hints = {
-                403: "apply deploy/bootstrap-rbac.yaml (get and update on this Secret only)",
-                404: "`kubectl apply -k deploy/` creates it, empty (deploy/bootstrap-secret.yaml)",
+                403: "apply deploy/bootstrap-admin.yaml (get and update on this Secret only)",
+                404: "`kubectl apply -k deploy/` creates it, empty (deploy/bootstrap-admin.yaml)",
                 409: "another writer changed it meanwhile; the next start tries again",
             }
             raise ConfigError(
