@@ -762,8 +762,18 @@ class SecretSlot:
         return f"Secret {self.namespace}/{self.name}"
 
     @classmethod
-    def in_cluster(cls, ref: str, *, namespace_file: Path = NAMESPACE_FILE) -> SecretSlot:
-        """``NAME`` (in the pod's own namespace) or ``NAMESPACE/NAME``, from inside a pod."""
+    def auto(
+        cls,
+        ref: str,
+        *,
+        env: Mapping[str, str] | None = None,
+        namespace_file: Path = NAMESPACE_FILE,
+    ) -> SecretSlot:
+        """``NAME`` (in the pod's own namespace) or ``NAMESPACE/NAME``.
+
+        The API server and credentials as :meth:`KubeAdapter.auto` finds them:
+        ``$KUBECONFIG`` when set, else the pod's ServiceAccount in a pod.
+        """
         namespace, _, name = ref.rpartition("/")
         if not namespace:
             try:
@@ -775,7 +785,7 @@ class SecretSlot:
                     hint="give it as NAMESPACE/NAME, or mount the ServiceAccount token"
                     " (automountServiceAccountToken: true)",
                 ) from None
-        adapter = KubeAdapter.in_cluster()
+        adapter = KubeAdapter.auto(env=env)
         return cls(adapter._client, namespace, name, timeout=adapter._timeout)
 
     def close(self) -> None:

@@ -120,7 +120,7 @@ def _first_start(settings: Settings, random_account: str) -> Callable[[Store], N
         if settings.bootstrap_secret is not None:
             from authbridge.kube import SecretSlot
 
-            slot = SecretSlot.in_cluster(settings.bootstrap_secret)
+            slot = SecretSlot.auto(settings.bootstrap_secret)
         where = [str(w) for w in (slot, file and file.path) if w]
 
         def deliver(made: BootstrapAdmin) -> None:
