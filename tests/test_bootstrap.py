@@ -36,12 +36,15 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import given
+from hypothesis import strategies as st
 
 from authbridge import first_admin
-from authbridge.errors import ConfigError, InputError, InvalidCredentials
+from authbridge.errors import ConfigError, InputError, InvalidCredentials, StoreUnavailable
 from authbridge.iam.credentials import Pepper
 from authbridge.iam.model import BootstrapAdmin
 from authbridge.kube import SECRET_VERBS, SecretSlot
+from authbridge.settings import load_settings
 from authbridge.store import SqlStore, open_store
 from tests.conftest import BACKENDS, _dsn_for
 from tests.fakekube import FakeKube
@@ -590,3 +593,95 @@ def test_kube_adapter_is_unchanged_by_the_secret_verbs() -> None:
     from authbridge.kube import VERBS
 
     assert not {v for v in VERBS if v[1] == "secrets"}
+
+
+# -- hostile input --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "Authbridge-Bootstrap",  # upper case
+        "ns/name/extra",  # the namespace would hold a slash
+        "-leading-dash",
+        "trailing-dash-",
+        "under_score",
+        "name/",  # no name
+        "x" * 254,  # longer than a DNS subdomain
+        "n" * 64 + "/name",  # longer than a DNS label
+        "name\n",
+        "ns/../name",
+    ],
+)
+def test_a_malformed_bootstrap_secret_setting_is_refused_naming_it(value: str) -> None:
+    with pytest.raises(ConfigError, match="AUTHBRIDGE_BOOTSTRAP_SECRET must be NAME|namespace"):
+        load_settings({}, {"AUTHBRIDGE_BOOTSTRAP_SECRET": value}, None)
+
+
+@given(st.text(max_size=300))
+def test_bootstrap_secret_setting_accepts_only_what_the_api_server_would(value: str) -> None:
+    try:
+        got = load_settings({}, {"AUTHBRIDGE_BOOTSTRAP_SECRET": value}, None).bootstrap_secret
+    except ConfigError as e:
+        assert "AUTHBRIDGE_BOOTSTRAP_SECRET" in str(e)
+        return
+    assert got == value
+    namespace, _, name = value.rpartition("/")
+    assert re.fullmatch(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?", name) and len(name) <= 253
+    assert not namespace or (
+        re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", namespace) and len(namespace) <= 63
+    )
+
+
+def test_a_symlink_planted_at_the_credentials_path_is_not_followed(
+    tmp_path: Path, empty_store: SqlStore
+) -> None:
+    victim = tmp_path / "victim"
+    victim.write_text("untouched\n")
+    planted = tmp_path / "admin.json"
+    planted.symlink_to(victim)
+    target = first_admin.CredentialsFile(planted, endpoint="https://x")
+    with pytest.raises(InputError, match="already exists"):
+        first_admin.bootstrap(
+            empty_store, account_id=ACCOUNT, deliver=target.write, undo=target.undo
+        )
+    assert victim.read_text() == "untouched\n"
+    assert planted.is_symlink() and empty_store.list_accounts() == []
+    dangling = tmp_path / "dangling.json"
+    dangling.symlink_to(tmp_path / "nowhere")
+    target = first_admin.CredentialsFile(dangling, endpoint="https://x")
+    with pytest.raises(InputError, match="already exists"):
+        first_admin.bootstrap(empty_store, account_id=ACCOUNT, deliver=target.write)
+    assert not (tmp_path / "nowhere").exists() and empty_store.list_accounts() == []
+
+
+class _CommitFails:
+    """A store whose commit fails after the delivery ran (a connection lost at COMMIT)."""
+
+    def __init__(self, inner: SqlStore) -> None:
+        self.inner = inner
+        self.partition = inner.partition
+
+    def bootstrap_admin(self, *args: Any, deliver: Any, **kwargs: Any) -> Any:
+        def deliver_then_fail(made: BootstrapAdmin) -> None:
+            deliver(made)
+            raise StoreUnavailable("PostgreSQL connection failed: OperationalError")
+
+        return self.inner.bootstrap_admin(*args, deliver=deliver_then_fail, **kwargs)
+
+
+def test_a_commit_that_fails_after_the_file_was_written_removes_the_file(
+    tmp_path: Path, empty_store: SqlStore
+) -> None:
+    path = tmp_path / "admin.json"
+    target = first_admin.CredentialsFile(path, endpoint="https://x")
+    store: Any = _CommitFails(empty_store)
+    with pytest.raises(StoreUnavailable):
+        first_admin.bootstrap(store, account_id=ACCOUNT, deliver=target.write, undo=target.undo)
+    assert not path.exists()  # no file naming a key the store never kept
+    assert empty_store.list_accounts() == []
+    made = first_admin.bootstrap(
+        empty_store, account_id=ACCOUNT, deliver=target.write, undo=target.undo
+    )
+    assert made is not None
+    assert json.loads(path.read_text())["AccessKeyId"] == made.key.key.access_key_id
