@@ -567,6 +567,10 @@ def test_first_serve_fills_the_secret_and_a_second_server_leaves_it(
     logged = server.log.read_text() + second.log.read_text() + audit.read_text()
     assert data["SecretAccessKey"] not in logged and data["SecretAccessKey"][:16] not in logged
     assert f"Secret {NAMESPACE}/{SECRET}" in server.log.read_text()
+    (line,) = [json.loads(x) for x in audit.read_text().splitlines() if '"admin_bootstrap"' in x]
+    assert line["action"] == "BootstrapAdmin" and line["outcome"] == "allowed"
+    assert line["targets"][0].endswith(":user/admin")
+    assert data["AccessKeyId"] in line["detail"]
 
 
 def test_secret_slot_needs_a_namespace_outside_a_pod(tmp_path: Path) -> None:

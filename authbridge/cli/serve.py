@@ -149,5 +149,25 @@ def _first_start(settings: Settings, random_account: str) -> Callable[[Store], N
             made.key.key.access_key_id,
             " and ".join(where),
         )
+        from authbridge import audit
+
+        trail = audit.AuditLog(settings.audit_log)
+        try:
+            trail.write(
+                audit.record(
+                    "admin_bootstrap",
+                    request_id=audit.new_request_id(),
+                    client=None,
+                    outcome="allowed",
+                    reason="ok",
+                    caller="authbridge serve (first start, empty store)",
+                    action="BootstrapAdmin",
+                    targets=[made.user.arn, made.policy_arn],
+                    detail=f"access key {made.key.key.access_key_id} delivered to"
+                    f" {' and '.join(where)}",
+                )
+            )
+        finally:
+            trail.close()
 
     return first_start
