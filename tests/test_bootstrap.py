@@ -560,9 +560,11 @@ def test_first_serve_fills_the_secret_and_a_second_server_leaves_it(
         _stop(server)
     version = (fake.get("Secret", SECRET, NAMESPACE) or {})["metadata"]["resourceVersion"]
     fake.clear_requests()
-    second = _serve(tmp_path, free_port(), env)
+    # Restarted with no way to reach the API at all: it need not, the store has its account.
+    second = _serve(tmp_path, free_port(), {**env, "KUBECONFIG": str(tmp_path / "gone")})
     _stop(second)
-    assert fake.requests == []  # the store has its account: the API is not even asked
+    assert fake.requests == []
+    assert "no first administrator to make" in second.log.read_text()
     assert (fake.get("Secret", SECRET, NAMESPACE) or {})["metadata"]["resourceVersion"] == version
     logged = server.log.read_text() + second.log.read_text() + audit.read_text()
     assert data["SecretAccessKey"] not in logged and data["SecretAccessKey"][:16] not in logged

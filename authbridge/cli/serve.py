@@ -111,6 +111,11 @@ def _first_start(settings: Settings, random_account: str) -> Callable[[Store], N
         from authbridge import first_admin
 
         log = logging.getLogger("authbridge.bootstrap")
+        if store.list_accounts():
+            # Every start after the first: no Kubernetes client, no file looked at (the
+            # token may be unmounted by now). bootstrap_admin decides again, under its lock.
+            log.info("the store has an account: no first administrator to make")
+            return
         file = None
         if settings.bootstrap_credentials_file is not None:
             file = first_admin.CredentialsFile(
