@@ -10,6 +10,7 @@ there.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -30,6 +31,7 @@ VENV_BIN = str(Path(sys.executable).parent)
 # (file under docs/, section) -> the test that runs its ```sh blocks.
 DOCS_RUN_BY = {
     ("cluster.md", "The TokenReview webhook"): "test_docs_init_block_works_as_written",
+    ("reference.md", "The admin API"): "test_docs_admin_api_block_works_as_written",
 }
 
 
@@ -187,6 +189,37 @@ def _run_block(doc: str, section: str, cwd: Path) -> subprocess.CompletedProcess
         check=False,
         stdin=subprocess.DEVNULL,
     )
+
+
+def test_docs_admin_api_block_works_as_written(tmp_path: Path) -> None:
+    """The curl example, against a real server: its host and CA swapped in, nothing else."""
+    from tests.serving import run_cli, start_server
+
+    path = ROOT / "docs" / "reference.md"
+    (text,) = [t for s, lang, t in _blocks(path) if s == "The admin API" and lang == "sh"]
+    served = start_server(tmp_path / "srv", workers=1)
+    live = next(served)
+    try:
+        admin = "arn:aws:iam::aws:policy/AdministratorAccess"
+        run_cli(live.root, f"iam attach-user-policy --user-name alice --policy-arn {admin}")
+        script = text.replace("https://authbridge.example", live.url).replace(
+            "ca.crt", str(live.ca_file)
+        )
+        env = clean_env(AKID=live.access_key_id, SECRET=live.secret)
+        proc = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", script],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        served.close()
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    created = json.loads(proc.stdout)["User"]
+    assert created["UserName"] == "bob" and created["Path"] == "/team/"
 
 
 def test_docs_init_block_works_as_written(tmp_path: Path) -> None:

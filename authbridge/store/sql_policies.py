@@ -30,6 +30,7 @@ both pass a check that only one of them may.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import time
@@ -605,7 +606,7 @@ class SqlPolicies:
             if source is None:
                 continue
             if source == "inline":
-                doc = policy.parse_policy(document, kind=h_kind)
+                doc = _parsed(document, h_kind)
                 out.append(policy.SourcePolicy(f"{h_kind}/{h_name}/{p_name}", h_kind, doc))
             elif ref.startswith(AWS_REF_PREFIX):
                 aws_name = ref.removeprefix(AWS_REF_PREFIX)
@@ -614,7 +615,7 @@ class SqlPolicies:
                     policy.SourcePolicy(arn, "aws-managed", policy.AWS_MANAGED_POLICIES[aws_name])
                 )
             else:
-                doc = policy.parse_policy(document, kind="managed")
+                doc = _parsed(document, "managed")
                 arn = managed.policy_arn(self.partition, account_id, p_name, p_path)
                 out.append(policy.SourcePolicy(arn, "managed", doc))
         return out
@@ -879,3 +880,11 @@ def _no_principal(kind: PrincipalKind, name: str, account_id: str) -> NoSuchEnti
         f"{kind} {name} does not exist in account {account_id}",
         hint=f"list them with `authbridge iam list-{kind}s`",
     )
+
+
+@functools.lru_cache(maxsize=512)
+def _parsed(document: str, kind: policy.PolicyKind) -> policy.PolicyDocument:
+    """A stored document, parsed once per process (the admin API reads the caller's on
+    every call). The text is the key, so an edit is a new entry; the values are
+    immutable, and each keeps its own per-action statement cache warm."""
+    return policy.parse_policy(document, kind=kind)
