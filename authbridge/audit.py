@@ -101,7 +101,15 @@ LOGGER: Final = "authbridge.audit"  # every line, as its JSON text
 # Problems writing the log: not a child of LOGGER, which `serve` keeps from propagating.
 ERRORS_LOGGER: Final = "authbridge.auditlog"
 
-Event = Literal["token_issued", "tokenreview", "verify", "introspect", "revoke", "admin_call"]
+Event = Literal[
+    "token_issued",
+    "tokenreview",
+    "verify",
+    "introspect",
+    "revoke",
+    "admin_call",
+    "admin_bootstrap",  # the first start of a new deployment made the first administrator
+]
 Outcome = Literal["allowed", "denied", "error"]
 
 # A compact JWS/JWT: three base64url runs joined by dots (RFC 7515 §7.1), or more (a JWE

@@ -15,6 +15,11 @@ REST calls it makes (the verbs ``rbac/authbridge-rbac.yaml`` must grant)::
     list    rolebindings, all namespaces, labelSelector    (rbac.authorization.k8s.io)
     get, create, update, delete  clusterrolebindings, rolebindings
 
+:class:`SecretSlot` (the first administrator's credential, authbridge.first_admin)
+makes two more, on one Secret only (``resourceNames`` in deploy/bootstrap-admin.yaml)::
+
+    get, update  secrets/<name> in the pod's namespace            (core)
+
 Creating or updating a binding also needs ``bind`` on the ClusterRole it
 references (the API server's escalation check), unless the caller holds the
 role's permissions itself.
@@ -43,6 +48,7 @@ everything and stores nothing.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -69,7 +75,14 @@ from authbridge.rbac.reconcile import (
     KubeUnavailable,
 )
 
-__all__ = ["DEFAULT_TIMEOUT", "KubeAdapter", "MANAGED_SELECTOR", "VERBS"]
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "KubeAdapter",
+    "MANAGED_SELECTOR",
+    "SECRET_VERBS",
+    "SecretSlot",
+    "VERBS",
+]
 
 DEFAULT_TIMEOUT: Final = (5.0, 30.0)  # (connect, read) seconds, on every call
 PAGE_SIZE: Final = 500
@@ -166,6 +179,12 @@ VERBS: Final = frozenset(
     | {(k.group, k.plural, v) for k in _KINDS.values() for v in ("list", "get")}
     | {(k.group, k.plural, v) for k in _KINDS.values() for v in ("create", "update", "delete")}
 )
+
+
+# What SecretSlot sends, and all the server's Role grants (on one resourceName).
+SECRET_VERBS: Final = frozenset({("", "secrets", "get"), ("", "secrets", "update")})
+# Where the kubelet puts the pod's namespace, beside its ServiceAccount token.
+NAMESPACE_FILE: Final = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
 
 def _one_line(text: str) -> str:
@@ -712,3 +731,130 @@ def _api_error(
         hint="try again later; apply converges from where it stopped",
         **fields,
     )
+
+
+class SecretSlot:
+    """One Secret that the manifests create empty and authbridge fills once.
+
+    A Role cannot limit ``create`` to a name (the name is not known when a
+    create is authorized), so the server is granted no ``create`` at all:
+    ``kubectl apply -k deploy/`` makes the Secret, with no data, and the
+    server may only ``get`` and ``update`` that one name. :meth:`fill` reads
+    it and PUTs the data with the ``resourceVersion`` it read, so a change
+    made meanwhile is a 409 Conflict, never overwritten.
+    """
+
+    def __init__(
+        self,
+        api_client: Any,
+        namespace: str,
+        name: str,
+        *,
+        timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+    ) -> None:
+        self._client = api_client
+        self._core = client.CoreV1Api(api_client)
+        self._timeout = timeout
+        self.namespace, self.name = namespace, name
+        self.server = str(api_client.configuration.host)
+
+    def __str__(self) -> str:
+        return f"Secret {self.namespace}/{self.name}"
+
+    @classmethod
+    def auto(
+        cls,
+        ref: str,
+        *,
+        env: Mapping[str, str] | None = None,
+        namespace_file: Path = NAMESPACE_FILE,
+    ) -> SecretSlot:
+        """``NAME`` (in the pod's own namespace) or ``NAMESPACE/NAME``.
+
+        The API server and credentials as :meth:`KubeAdapter.auto` finds them:
+        ``$KUBECONFIG`` when set, else the pod's ServiceAccount in a pod.
+        """
+        namespace, _, name = ref.rpartition("/")
+        if not namespace:
+            try:
+                namespace = namespace_file.read_text(encoding="utf-8").strip()
+            except OSError as e:
+                raise ConfigError(
+                    f"bootstrapSecret {ref}: cannot read the pod's namespace from"
+                    f" {namespace_file}: {e.strerror}",
+                    hint="give it as NAMESPACE/NAME, or mount the ServiceAccount token"
+                    " (automountServiceAccountToken: true)",
+                ) from None
+        adapter = KubeAdapter.auto(env=env)
+        return cls(adapter._client, namespace, name, timeout=adapter._timeout)
+
+    def close(self) -> None:
+        self._client.close()
+
+    def fill(self, data: Mapping[str, str]) -> None:
+        """Put ``data`` (string values) into the Secret, keeping its labels and annotations.
+
+        What it held before is replaced: the caller fills it only while the
+        store has no account, when anything in it is stale.
+        """
+        current = self._send("get", self._core.read_namespaced_secret)
+        meta = current.get("metadata") or {}
+        body = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {
+                "name": self.name,
+                "namespace": self.namespace,
+                "resourceVersion": meta.get("resourceVersion"),
+                "labels": meta.get("labels") or {},
+                "annotations": meta.get("annotations") or {},
+            },
+            "type": current.get("type") or "Opaque",
+            "data": {
+                key: base64.b64encode(value.encode()).decode("ascii") for key, value in data.items()
+            },
+        }
+        self._send("update", self._core.replace_namespaced_secret, body=body)
+
+    def _send(self, verb: str, method: Callable[..., Any], **kwargs: Any) -> dict[str, Any]:
+        """One call; failures become ConfigError naming the Secret and the fix, never its data."""
+        try:
+            response = method(
+                self.name,
+                self.namespace,
+                _preload_content=False,
+                _request_timeout=self._timeout,
+                **kwargs,
+            )
+            try:
+                raw = response.data
+            finally:
+                response.release_conn()
+        except ApiException as e:
+            reason, message = _status(e)
+            status = int(e.status or 0)
+            hints = {
+                403: "apply deploy/bootstrap-admin.yaml (get and update on this Secret only)",
+                404: "`kubectl apply -k deploy/` creates it, empty (deploy/bootstrap-admin.yaml)",
+                409: "another writer changed it meanwhile; the next start tries again",
+            }
+            raise ConfigError(
+                f"cannot {verb} {self} for the first administrator ({status} {reason}):"
+                f" {message[:_MAX_SERVER_MESSAGE]}",
+                hint=hints.get(status, "check the API server and try again"),
+            ) from None
+        except (urllib3.exceptions.HTTPError, OSError) as e:
+            raise ConfigError(
+                f"cannot reach the API server at {self.server} to {verb} {self}:"
+                f" {_one_line(str(e)) or type(e).__name__}",
+                hint="check the pod's network policy (egress to the API server) and try again",
+            ) from None
+        try:
+            doc = json.loads(raw or b"{}")
+        except ValueError:
+            doc = None
+        if not isinstance(doc, dict):
+            raise ConfigError(
+                f"the API server at {self.server} answered {verb} {self} with no JSON object"
+            )
+        return doc

@@ -115,6 +115,12 @@ class Settings:
     # peers whose X-Forwarded-For names the client (e.g. an ingress controller); none by default
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
     audit_log: Path | None  # file the audit log is appended to (0600); None: stdout ("-")
+    # First start of a new deployment (authbridge.first_admin): on a store with no account,
+    # `serve` makes the account and an administrator and writes its one-time credential to
+    # this file (0600, never overwritten) and/or into this Kubernetes Secret
+    # ("NAME" in the pod's namespace, or "NAMESPACE/NAME"); neither: serve makes none
+    bootstrap_credentials_file: Path | None
+    bootstrap_secret: str | None
 
     @property
     def pepper_file(self) -> Path:
@@ -259,6 +265,23 @@ def _key_source(value: Any) -> str:
     return str(value)
 
 
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+
+
+def _secret_ref(value: Any) -> str:
+    """``NAME`` or ``NAMESPACE/NAME`` of a Kubernetes Secret, as the API server accepts them."""
+    text = _str(value)
+    namespace, _, name = text.rpartition("/")
+    if namespace and (len(namespace) > 63 or not _DNS_LABEL.fullmatch(namespace)):
+        raise ValueError("the namespace must be a DNS label (a-z, 0-9, '-'; at most 63)")
+    if len(name) > 253 or not _DNS_SUBDOMAIN.fullmatch(name):
+        raise ValueError(
+            "must be NAME or NAMESPACE/NAME, NAME a DNS subdomain (a-z, 0-9, '-', '.')"
+        )
+    return text
+
+
 def _store(value: Any) -> str:
     dsn = _str(value)
     if not dsn.startswith(("sqlite:///", "postgresql://", "postgres://")):
@@ -318,6 +341,8 @@ _FIELDS: dict[str, tuple[str, Callable[[Any], Any], Any]] = {
     "max_request_bytes": ("maxRequestBytes", _int_in(16 * 1024, 16 * 1024 * 1024, "bytes"), 65536),
     "trusted_proxies": ("trustedProxies", _networks, ()),
     "audit_log": ("auditLog", _audit_log, None),
+    "bootstrap_credentials_file": ("bootstrapCredentialsFile", _optional_path, None),
+    "bootstrap_secret": ("bootstrapSecret", _secret_ref, None),
 }
 _PATH_FIELDS = {
     "keys_dir",
@@ -327,6 +352,7 @@ _PATH_FIELDS = {
     "client_ca_file",
     "mapping_file",
     "audit_log",
+    "bootstrap_credentials_file",
 }
 # Secrets read only from the environment, never from the config file (which is not a Secret).
 _ENV_ONLY = {"kek"}

@@ -158,6 +158,7 @@ def setup(root: Path, *, users: int) -> tuple[list[AccessKey], str, int]:
     cli(
         root,
         "init",
+        "--no-admin",  # the account is made below, by hand
         "--cluster-id",
         CLUSTER,
         "--port",

@@ -88,6 +88,7 @@ def _world(root: Path, env: dict[str, str], port: int, users: int = 4) -> list[A
         root,
         env,
         "init",
+        "--no-admin",  # the account is made below, by hand
         "--cluster-id",
         CLUSTER,
         "--algorithm",

@@ -12,6 +12,7 @@ Served (everything else is 404 NotFound, as for an unknown resource)::
     /api/v1/namespaces[/{name}]                           list, get, create
     /api/v1/serviceaccounts                               list (all namespaces)
     /api/v1/namespaces/{ns}/serviceaccounts[/{name}]      list, get, create, update, delete
+    /api/v1/namespaces/{ns}/secrets[/{name}]              list, get, create, update, delete
     /apis/rbac.authorization.k8s.io/v1/clusterroles[/{name}]
     /apis/rbac.authorization.k8s.io/v1/clusterrolebindings[/{name}]
                                                           list, get, create, update, delete
@@ -42,6 +43,12 @@ Kubernetes semantics kept (each one something a reconciler can get wrong):
   ``limit``/``continue`` paging; list items carry no ``kind``/``apiVersion``
   (the real server leaves them out of list items too);
 * ``dryRun=All`` on POST/PUT/DELETE: everything is checked, nothing stored;
+* Secrets as the core strategy keeps them: ``data`` values must be base64 (400
+  BadRequest otherwise, as JSON decoding into ``[]byte`` fails), keys
+  ``[-._a-zA-Z0-9]+`` and at most 1 MiB in all (422 Invalid), ``stringData``
+  merged into ``data`` and never stored, ``type`` defaulted to ``Opaque`` and
+  immutable, ``immutable: true`` freezing ``data`` (422 Invalid); PUT of a
+  missing Secret is 404 (no create on update);
 * the bootstrap ClusterRoles a kube-apiserver seeds (:func:`bootstrap_cluster_roles`):
   ``cluster-admin``, and ``admin``/``edit``/``view`` with an ``aggregationRule`` and
   no rules of their own, plus the ``system:aggregate-to-{admin,edit,view}`` roles
@@ -130,6 +137,7 @@ NAMESPACES = Resource("namespaces", "", "Namespace", namespaced=False, create_on
 SERVICE_ACCOUNTS = Resource(
     "serviceaccounts", "", "ServiceAccount", namespaced=True, create_on_update=False
 )
+SECRETS = Resource("secrets", "", "Secret", namespaced=True, create_on_update=False)
 CLUSTER_ROLES = Resource(
     "clusterroles", RBAC_GROUP, "ClusterRole", namespaced=False, create_on_update=True
 )
@@ -141,7 +149,14 @@ ROLE_BINDINGS = Resource(
 )
 RESOURCES = {
     r.kind: r
-    for r in (NAMESPACES, SERVICE_ACCOUNTS, CLUSTER_ROLES, CLUSTER_ROLE_BINDINGS, ROLE_BINDINGS)
+    for r in (
+        NAMESPACES,
+        SERVICE_ACCOUNTS,
+        SECRETS,
+        CLUSTER_ROLES,
+        CLUSTER_ROLE_BINDINGS,
+        ROLE_BINDINGS,
+    )
 }
 _BY_PATH = {(r.group, r.name): r for r in RESOURCES.values()}
 
@@ -324,6 +339,61 @@ def _binding_problems(resource: Resource, obj: dict[str, Any]) -> list[str]:
         else:
             problems.append(f'{where}.kind: Unsupported value: "{kind}"')
     return problems
+
+
+_SECRET_KEY = re.compile(r"[-._a-zA-Z0-9]+")
+MAX_SECRET_BYTES = 1024 * 1024
+
+
+def _secret_problems(obj: dict[str, Any]) -> list[str]:
+    """ValidateSecret, after the JSON decoding of ``data`` (400 when a value is not base64)
+    and the ``stringData`` merge of the Secret strategy; ``obj`` is normalized in place."""
+    data = obj.get("data") or {}
+    string_data = obj.pop("stringData", None) or {}
+    if not isinstance(data, dict) or not isinstance(string_data, dict):
+        raise ApiError(400, "BadRequest", "data and stringData must be objects")
+    decoded: dict[str, bytes] = {}
+    for key, value in data.items():
+        try:
+            decoded[key] = base64.b64decode(str(value), validate=True)
+        except ValueError:
+            raise ApiError(400, "BadRequest", f"illegal base64 data in data[{key}]") from None
+    for key, value in string_data.items():
+        decoded[key] = str(value).encode()
+    problems = [
+        f"data[{key}]: Invalid value: {key!r}: a valid config key must consist of alphanumeric"
+        " characters, '-', '_' or '.'"
+        for key in decoded
+        if len(key) > 253 or not _SECRET_KEY.fullmatch(key)
+    ]
+    if sum(len(v) for v in decoded.values()) > MAX_SECRET_BYTES:
+        problems.append(f"data: Too long: must have at most {MAX_SECRET_BYTES} bytes")
+    if decoded:
+        obj["data"] = {k: base64.b64encode(v).decode("ascii") for k, v in decoded.items()}
+    else:
+        obj.pop("data", None)
+    obj["type"] = obj.get("type") or "Opaque"
+    return problems
+
+
+def _check_secret_update(old: dict[str, Any], new: dict[str, Any]) -> None:
+    """ValidateSecretUpdate: ``type`` never changes; ``immutable`` freezes data and itself."""
+    name = old["metadata"]["name"]
+    problems = []
+    if new.get("type") != old.get("type"):
+        problems.append("type: Invalid value: field is immutable")
+    if old.get("immutable") is True:
+        if (new.get("data") or {}) != (old.get("data") or {}):
+            problems.append("data: Forbidden: field is immutable when `immutable` is set")
+        if new.get("immutable") is not True:
+            problems.append("immutable: Forbidden: field is immutable when `immutable` is set")
+    if problems:
+        raise ApiError(
+            422,
+            "Invalid",
+            f'Secret "{name}" is invalid: {", ".join(problems)}',
+            {"name": name, "kind": "Secret"},
+        )
 
 
 def _role_problems(obj: dict[str, Any]) -> list[str]:
@@ -1174,6 +1244,8 @@ class FakeKube:
             problems += _binding_problems(resource, obj)
         if resource is CLUSTER_ROLES:
             problems += _role_problems(obj)
+        if resource is SECRETS:
+            problems += _secret_problems(obj)
         if problems:
             shown = meta.get("name") or ""
             raise ApiError(
@@ -1302,6 +1374,8 @@ class FakeKube:
                 )
             if resource in (CLUSTER_ROLE_BINDINGS, ROLE_BINDINGS):
                 self._check_bind(resource, obj, namespace)
+            if resource is SECRETS:
+                _check_secret_update(old, obj)
             meta["uid"] = old["metadata"]["uid"]
             meta["creationTimestamp"] = old["metadata"]["creationTimestamp"]
             if dry_run:
@@ -1394,7 +1468,7 @@ _DISCOVERY: dict[str, Callable[[], dict[str, Any]]] = {
             }
         ],
     },
-    "/api/v1": lambda: _resource_list("v1", (NAMESPACES, SERVICE_ACCOUNTS)),
+    "/api/v1": lambda: _resource_list("v1", (NAMESPACES, SERVICE_ACCOUNTS, SECRETS)),
     f"/apis/{RBAC_VERSION}": lambda: _resource_list(
         RBAC_VERSION, (CLUSTER_ROLES, CLUSTER_ROLE_BINDINGS, ROLE_BINDINGS)
     ),

@@ -148,7 +148,7 @@ def start_server(
     root.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     clusters = " ".join(f"--cluster-id {c}" for c in CLUSTERS)
-    run_cli(root, f"init {clusters} --algorithm ES256 --port {port} {init_args}")
+    run_cli(root, f"init --no-admin {clusters} --algorithm ES256 --port {port} {init_args}")
     if mapping is not None:
         (root / "rbac").mkdir(exist_ok=True)
         (root / "rbac" / "mapping.yaml").write_text(mapping)

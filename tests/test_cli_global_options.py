@@ -110,7 +110,7 @@ def test_serve_config_and_mapping_after_the_subcommand(tmp_path: Path) -> None:
     setup.mkdir()
     port = free_port()
     cli = Cli(setup, clean_env())
-    cli.ok(f"init --cluster-id prod --port {port}")
+    cli.ok(f"init --no-admin --cluster-id prod --port {port}")
     cli.ok(f"iam create-account --account-id {ACCOUNT}")
     cli.ok("iam create-user --user-name alice")
     mapping = tmp_path / "custom-mapping.yaml"

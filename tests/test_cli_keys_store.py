@@ -269,7 +269,16 @@ def _start(
             timeout=60,
         ).stdout
 
-    run("init", "--cluster-id", "prod", "--algorithm", "ES256", "--port", str(ports[0]))
+    run(
+        "init",
+        "--no-admin",
+        "--cluster-id",
+        "prod",
+        "--algorithm",
+        "ES256",
+        "--port",
+        str(ports[0]),
+    )
     env["AUTHBRIDGE_KEK_FILE"] = str(_kek_file(root))
     env["AUTHBRIDGE_KEY_REFRESH_SECONDS"] = str(REFRESH_SECONDS)
     run("keys", "import")

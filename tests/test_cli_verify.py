@@ -82,7 +82,7 @@ def write_mapping(root: Path) -> None:
 @pytest.fixture(scope="module")
 def local(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("verify-local")
-    run_cli(root, "init --cluster-id prod --cluster-id staging --algorithm ES256")
+    run_cli(root, "init --no-admin --cluster-id prod --cluster-id staging --algorithm ES256")
     run_cli(root, f"iam create-account --account-id {ACCOUNT}")
     run_cli(root, "iam create-user --user-name alice")
     run_cli(root, "iam create-user --user-name bob")
@@ -160,7 +160,7 @@ def test_refusal_names_the_mode_on_its_one_line(local: Path) -> None:
 
 def test_local_without_a_mapping_file_uses_access_entries(tmp_path: Path) -> None:
     """API mode needs no mapping file: --local answers from the entries, as serve does."""
-    run_cli(tmp_path, "init --cluster-id prod --algorithm ES256")
+    run_cli(tmp_path, "init --no-admin --cluster-id prod --algorithm ES256")
     run_cli(tmp_path, f"iam create-account --account-id {ACCOUNT}")
     run_cli(tmp_path, "iam create-user --user-name bob")
     (tmp_path / "rbac" / "mapping.yaml").unlink(missing_ok=True)

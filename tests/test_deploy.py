@@ -13,7 +13,9 @@ Covers:
   ``AUTHBRIDGE_*`` variables, no Service links;
 * the server: 2 replicas spread over nodes and zones, probes on ``/healthz`` and
   ``/readyz``, the DSN from a Secret (no literal DSN anywhere), Secrets mounted with
-  a mode authbridge accepts, no Kubernetes API token, the signing keys in the store
+  a mode authbridge accepts, a Kubernetes API token that may only get and update
+  the one (empty) Secret authbridge-bootstrap-admin, named by its setting, and egress
+  to the API server for it (the first administrator), the signing keys in the store
   under the mounted KEK (the keys Secret holds only the KEK and the pepper, as the
   README's command makes it), the mapping ConfigMap optional (a server without it
   becomes ready once it appears); the reconciler: the
@@ -75,7 +77,11 @@ MODELS = {
     ("networking.k8s.io/v1", "NetworkPolicy"): "V1NetworkPolicy",
     ("rbac.authorization.k8s.io/v1", "ClusterRole"): "V1ClusterRole",
     ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"): "V1ClusterRoleBinding",
+    ("rbac.authorization.k8s.io/v1", "Role"): "V1Role",
+    ("rbac.authorization.k8s.io/v1", "RoleBinding"): "V1RoleBinding",
+    ("v1", "Secret"): "V1Secret",
 }
+BOOTSTRAP_SECRET = "authbridge-bootstrap-admin"
 CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding"}
 
 
@@ -193,7 +199,11 @@ def test_every_document_is_a_known_api_object_with_only_known_fields(path: Path)
 
 
 def test_no_secret_and_no_literal_dsn_in_any_manifest() -> None:
-    assert not of_kind("Secret"), "Secrets are made with kubectl from local files (README)"
+    # Secrets are made with kubectl from local files (README); the one exception is
+    # the empty Secret the first server fills with the first administrator's key.
+    (secret,) = of_kind("Secret")
+    assert secret["metadata"]["name"] == BOOTSTRAP_SECRET
+    assert "data" not in secret and "stringData" not in secret
     for path in manifest_files():
         text = path.read_text()
         assert not re.search(r"postgres(ql)?://|sqlite://", text), f"a literal DSN in {path}"
@@ -331,12 +341,47 @@ def test_server_probes_healthz_and_readyz_over_https_on_its_port() -> None:
     assert c["args"] == ["serve"] and "command" not in c
 
 
-def test_server_gets_no_api_token_and_not_the_reconcilers_account() -> None:
+def test_server_token_may_only_get_and_update_the_bootstrap_secret() -> None:
+    """Least privilege: one Role, one rule, one Secret name, the verbs SecretSlot sends.
+
+    Not ``create``: RBAC cannot limit a create to a name, so the Secret is made
+    (empty) by the manifests instead.
+    """
+    from authbridge.kube import SECRET_VERBS
+
     spec = pod_spec(SERVER)
-    assert spec["automountServiceAccountToken"] is False
-    assert spec["serviceAccountName"] != "authbridge"
-    account = find("ServiceAccount", spec["serviceAccountName"])
-    assert account["automountServiceAccountToken"] is False
+    account_name = spec["serviceAccountName"]
+    assert account_name != "authbridge"  # not the reconciler's account
+    assert spec["automountServiceAccountToken"] is True  # for this pod only:
+    assert find("ServiceAccount", account_name)["automountServiceAccountToken"] is False
+    assert env_of(SERVER)["AUTHBRIDGE_BOOTSTRAP_SECRET"]["value"] == BOOTSTRAP_SECRET
+
+    def binds_server(binding: dict[str, Any]) -> bool:
+        return any(
+            s["kind"] == "ServiceAccount"
+            and s["name"] == account_name
+            and s.get("namespace", binding["metadata"].get("namespace")) == NAMESPACE
+            for s in binding.get("subjects") or []
+        )
+
+    rbac_file = _docs(RBAC_FILE) if RBAC_FILE.exists() else []
+    cluster_bindings = [d for d in [*objects(), *rbac_file] if d["kind"] == "ClusterRoleBinding"]
+    assert not [b for b in cluster_bindings if binds_server(b)], "no cluster-wide grant"
+    (binding,) = [b for b in of_kind("RoleBinding") if binds_server(b)]
+    assert binding["roleRef"]["kind"] == "Role"
+    role = find("Role", binding["roleRef"]["name"])
+    assert (
+        role["metadata"]["namespace"]
+        == NAMESPACE
+        == find("Secret", BOOTSTRAP_SECRET)["metadata"]["namespace"]
+    )
+    (rule,) = role["rules"]
+    assert rule == {
+        "apiGroups": [""],
+        "resources": ["secrets"],
+        "resourceNames": [BOOTSTRAP_SECRET],
+        "verbs": sorted(verb for _, _, verb in SECRET_VERBS),
+    }
 
 
 def test_server_dsn_comes_from_a_secret() -> None:
@@ -518,7 +563,7 @@ def test_the_reconciler_accepts_no_connections() -> None:
 
 
 @pytest.mark.parametrize(
-    ("deployment", "ports"), [(SERVER, {53, 5432}), (RECONCILER, {53, 443, 6443})]
+    ("deployment", "ports"), [(SERVER, {53, 5432, 443, 6443}), (RECONCILER, {53, 443, 6443})]
 )
 def test_egress_is_limited_to_dns_and_what_each_part_calls(
     deployment: str, ports: set[int]

@@ -166,6 +166,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     try:
         fleet.cli(
             "init",
+            "--no-admin",
             "--cluster-id",
             "prod",
             "--algorithm",

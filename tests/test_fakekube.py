@@ -17,7 +17,11 @@ authbridge's own access-policy ClusterRoles are not aggregated and do not change
 when another ClusterRole is labelled aggregate-to-view, while view does; the
 authorizer: a ClusterRoleBinding grants everywhere, a RoleBinding only in its
 namespace, ServiceAccount subjects (namespace defaulted from the RoleBinding),
-resourceNames and ``*/sub`` subresource rules.
+resourceNames and ``*/sub`` subresource rules. Secrets as the core strategy keeps
+them: create (409 AlreadyExists again), ``stringData`` merged into ``data`` and not
+stored, ``type`` defaulted and immutable, data not base64 (400), a bad key and more
+than 1 MiB (422), ``immutable: true`` freezing data, PUT of a missing Secret 404, a
+stale resourceVersion 409 Conflict.
 """
 
 from __future__ import annotations
@@ -293,3 +297,75 @@ def test_the_authorizer_scopes_bindings_like_rbac(fake: FakeKube) -> None:
     assert not may(fake, carol, namespace="ci", verb="list", resource="configmaps")
     assert may(fake, carol, namespace="ci", verb="get", resource="pods/status")
     assert not may(fake, carol, namespace="ci", verb="get", resource="pods")
+
+
+# -- Secrets ---------------------------------------------------------------------------------
+
+SECRETS = "/api/v1/namespaces/dev/secrets"
+
+
+def _b64(text: str) -> str:
+    import base64
+
+    return base64.b64encode(text.encode()).decode()
+
+
+def test_secret_create_merges_string_data_and_a_second_create_is_409(fake: FakeKube) -> None:
+    body = {"metadata": {"name": "s"}, "data": {"a": _b64("1")}, "stringData": {"b": "2"}}
+    status, made = call(fake, "POST", SECRETS, body)
+    assert status == 201, made
+    assert made["type"] == "Opaque" and "stringData" not in made
+    assert made["data"] == {"a": _b64("1"), "b": _b64("2")}
+    status, again = call(fake, "POST", SECRETS, body)
+    assert (status, again["reason"]) == (409, "AlreadyExists")
+    assert again["message"] == 'secrets "s" already exists'
+    status, got = call(fake, "GET", f"{SECRETS}/s")
+    assert status == 200 and got["data"] == made["data"]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "says"),
+    [
+        ({"data": {"a": "not base64!"}}, 400, "illegal base64 data"),
+        ({"data": {"bad key": _b64("x")}}, 422, "a valid config key"),
+        ({"stringData": {"big": "x" * (1024 * 1024 + 1)}}, 422, "Too long"),
+    ],
+)
+def test_an_invalid_secret_is_refused(
+    fake: FakeKube, body: dict[str, Any], status: int, says: str
+) -> None:
+    got_status, got = call(fake, "POST", SECRETS, {"metadata": {"name": "s"}, **body})
+    assert got_status == status and says in got["message"], got
+    assert fake.get("Secret", "s", "dev") is None
+
+
+def test_secret_updates_keep_type_respect_immutable_and_need_the_object(
+    fake: FakeKube,
+) -> None:
+    status, _ = call(fake, "PUT", f"{SECRETS}/s", {"metadata": {"name": "s"}})
+    assert status == 404  # no create on update for Secrets
+    _, made = call(fake, "POST", SECRETS, {"metadata": {"name": "s"}, "type": "Opaque"})
+    version = made["metadata"]["resourceVersion"]
+    changed = {"metadata": {"name": "s", "resourceVersion": version}, "type": "kubernetes.io/tls"}
+    status, got = call(fake, "PUT", f"{SECRETS}/s", changed)
+    assert status == 422 and "type: Invalid value: field is immutable" in got["message"]
+    frozen = {
+        "metadata": {"name": "s", "resourceVersion": version},
+        "data": {"a": _b64("1")},
+        "immutable": True,
+    }
+    status, got = call(fake, "PUT", f"{SECRETS}/s", frozen)
+    assert status == 200, got
+    stale = {**frozen, "data": {"a": _b64("2")}}
+    status, got = call(fake, "PUT", f"{SECRETS}/s", stale)
+    assert (status, got["reason"]) == (409, "Conflict")
+    latest = {**stale, "metadata": {"name": "s", "resourceVersion": got_version(fake)}}
+    status, got = call(fake, "PUT", f"{SECRETS}/s", latest)
+    assert status == 422 and "field is immutable when `immutable` is set" in got["message"]
+
+
+def got_version(fake: FakeKube) -> str:
+    secret = fake.get("Secret", "s", "dev")
+    assert secret is not None
+    version: str = secret["metadata"]["resourceVersion"]
+    return version

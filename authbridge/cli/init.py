@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from authbridge.cli.context import App, output_option, pass_app
+
+if TYPE_CHECKING:
+    from authbridge.bootstrap import InitReport
 
 
 @click.command("init")
@@ -54,6 +58,27 @@ from authbridge.cli.context import App, output_option, pass_app
     help="Remake the CA, TLS files, config and kubeconfigs from these flags alone"
     " (never the signing keys or the pepper).",
 )
+@click.option(
+    "--admin-user",
+    default="admin",
+    show_default=True,
+    metavar="NAME",
+    help="On a store with no account yet: the administrator made with the account.",
+)
+@click.option(
+    "--no-admin",
+    is_flag=True,
+    help="Make no account and no administrator (accounts made by hand, break-glass).",
+)
+@click.option(
+    "--bootstrap-credentials",
+    "credentials_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    metavar="FILE",
+    help="Write the administrator's one-time credential to FILE (0600, never overwritten)"
+    " instead of printing it.",
+)
 @output_option
 @pass_app
 def init(
@@ -67,6 +92,9 @@ def init(
     algorithm: str,
     apiserver_clients: tuple[str, ...],
     force: bool,
+    admin_user: str,
+    no_admin: bool,
+    credentials_file: Path | None,
 ) -> None:
     """Create a CA, serving and kube-apiserver client certificates, the first
     signing key, the config `serve` reads, and the webhook kubeconfigs.
@@ -80,6 +108,12 @@ def init(
     difference named, unless --force, which remakes the CA, TLS files, config
     and kubeconfigs; signing keys and the access-key pepper are never
     overwritten.
+
+    On a store with no account yet it also makes the account (--account-id,
+    else a random 12-digit id) and an administrator (--admin-user, default
+    admin) with AdministratorAccess and one access key, whose secret is
+    shown this once (or written to --bootstrap-credentials FILE, 0600, and
+    not shown). A store that has an account gets no new administrator.
 
     \b
     Example:
@@ -100,6 +134,12 @@ def init(
                 f"{item!r} is not NAME=CLUSTER_ID", param_hint="--apiserver-client"
             )
         pairs.append((name, cluster))
+    if not no_admin:
+        from authbridge.iam import names
+
+        names.user_name(admin_user)  # refused before anything is written
+    if no_admin and credentials_file is not None:
+        raise click.UsageError("--bootstrap-credentials makes no sense with --no-admin")
     target = directory or app.settings.keys_dir
     report = init_directory(
         InitRequest(
@@ -115,7 +155,7 @@ def init(
             apiserver_clients=pairs,
         )
     )
-    doc = {
+    doc: dict[str, object] = {
         "Directory": str(report.directory),
         "Issuer": report.issuer,
         "Made": report.made,
@@ -135,6 +175,9 @@ def init(
             for c in report.clients
         ],
     }
+    admin = None if no_admin else _bootstrap_admin(app, report, admin_user, credentials_file)
+    if admin is not None:
+        doc["Admin"] = admin.doc
 
     def text() -> str:
         lines = [f"authbridge init: {report.directory}"]
@@ -166,6 +209,83 @@ def init(
         lines += [
             "Next: authbridge serve",
         ]
+        if admin is not None:
+            lines += ["", *admin.lines]
         return "\n".join(lines)
 
     app.emit(doc, text)
+
+
+class _Admin:
+    """What init says about the first administrator: a JSON object and text lines."""
+
+    def __init__(self, doc: dict[str, object], lines: list[str]) -> None:
+        self.doc = doc
+        self.lines = lines
+
+
+def _bootstrap_admin(
+    app: App, report: InitReport, user_name: str, credentials_file: Path | None
+) -> _Admin:
+    """The account and its administrator on a store that has none (authbridge.first_admin)."""
+    from authbridge import first_admin
+    from authbridge.settings import redact_dsn
+
+    app.use_config_file(report.config_file)
+    store = app.store
+    account_id = app.settings.account_id or app.new_account_id()
+    ca_file = str(report.directory / "tls" / "ca.crt")
+    target = None
+    if credentials_file is not None:
+        # An existing file is refused inside the transaction, only if there is an admin to make.
+        target = first_admin.CredentialsFile(credentials_file.absolute(), endpoint=report.issuer)
+    made = first_admin.bootstrap(
+        store,
+        account_id=account_id,
+        user_name=user_name,
+        deliver=target.write if target is not None else None,
+        undo=target.undo if target is not None else None,
+    )
+    if made is None:
+        accounts = ", ".join(a.account_id for a in store.list_accounts()[:10])
+        where = redact_dsn(app.settings.store)
+        return _Admin(
+            {"Made": False, "Store": where, "Accounts": accounts},
+            [
+                f"Administrator: none made, the store ({where}) already has an account"
+                f" ({accounts}).",
+                "  Administer it with an existing profile; a lost administrator key is"
+                " replaced break-glass: authbridge iam create-access-key --user-name admin",
+            ],
+        )
+    command = first_admin.configure_command(
+        report.issuer, made.key.key.access_key_id, ca_file=ca_file
+    )
+    doc: dict[str, object] = {"Made": True, **first_admin.summary(made)}
+    doc["ConfigureCommand"] = command
+    lines = [
+        f"Administrator: {made.user.arn} ({first_admin.ADMIN_POLICY}), account"
+        f" {made.account.account_id}.",
+    ]
+    if target is not None:
+        doc["CredentialsFile"] = str(target.path)
+        lines += [
+            f"  Its one-time credential is in {target.path} (0600), not shown here.",
+            "  Once `authbridge serve` runs, save it as a profile (the secret from stdin):",
+            f"    python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))"
+            f'["SecretAccessKey"])\' {target.path} | {command}',
+        ]
+    else:
+        doc["SecretAccessKey"] = made.key.secret_access_key
+        lines += [
+            "  Its one-time credential, shown this once (it is stored only as a hash):",
+            "",
+            f"    AccessKeyId:     {made.key.key.access_key_id}",
+            f"    SecretAccessKey: {made.key.secret_access_key}",
+            "",
+            "  Once `authbridge serve` runs, save it as a profile; paste the secret at the"
+            " prompt (or pipe it in):",
+            f"    {command}",
+        ]
+    lines.append(f"  Then: authbridge --profile {first_admin.ADMIN_PROFILE} iam list-users")
+    return _Admin(doc, lines)

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from authbridge.cli.context import App, pass_app
+
+if TYPE_CHECKING:
+    from authbridge.iam.model import BootstrapAdmin
+    from authbridge.settings import Settings
+    from authbridge.store.base import Store
 
 
 @click.command()
@@ -35,6 +42,14 @@ from authbridge.cli.context import App, pass_app
     default=None,
     help="Development only: allow an http:// issuer and serve without TLS.",
 )
+@click.option(
+    "--bootstrap-credentials",
+    "credentials_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="FILE",
+    help="On a store with no account: make it and an administrator, and write its one-time"
+    " credential to FILE (0600, never overwritten). Also bootstrapCredentialsFile.",
+)
 @pass_app
 def serve(
     app: App,
@@ -46,11 +61,19 @@ def serve(
     tls_key: Path | None,
     mapping_file: Path | None,
     allow_insecure_http: bool | None,
+    credentials_file: Path | None,
 ) -> None:
     """Serve OIDC discovery, JWKS and the token endpoint over HTTPS (gunicorn).
 
     Settings come from flags, AUTHBRIDGE_* variables, then the config file
     (default keys/authbridge.yaml when it exists). Ctrl-C stops it gracefully.
+
+    The first start of a new deployment, on a store with no account, makes
+    the account and an administrator with AdministratorAccess when told where
+    its one-time credential goes: --bootstrap-credentials FILE
+    (bootstrapCredentialsFile) and/or bootstrapSecret (a Kubernetes Secret
+    the manifests made empty, filled through the in-cluster API). Of several
+    replicas starting at once exactly one makes it; it is never logged.
 
     \b
     Example:
@@ -67,9 +90,89 @@ def serve(
         tls_key_file=str(tls_key) if tls_key else None,
         mapping_file=str(mapping_file) if mapping_file else None,
         allow_insecure_http=allow_insecure_http,
+        bootstrap_credentials_file=str(credentials_file) if credentials_file else None,
     )
     from authbridge.web.server import serve as run
 
     settings = app.settings
     app.close()  # the master keeps no store connection across the workers' fork
-    run(settings)
+    first_start = _first_start(settings, app.new_account_id())
+    run(settings, first_start=first_start)
+
+
+def _first_start(settings: Settings, random_account: str) -> Callable[[Store], None] | None:
+    """The first administrator, for `serve` to make once its checks pass (None: not asked)."""
+    if settings.bootstrap_credentials_file is None and settings.bootstrap_secret is None:
+        return None
+
+    def first_start(store: Store) -> None:
+        import logging
+
+        from authbridge import first_admin
+
+        log = logging.getLogger("authbridge.bootstrap")
+        if store.list_accounts():
+            # Every start after the first: no Kubernetes client, no file looked at (the
+            # token may be unmounted by now). bootstrap_admin decides again, under its lock.
+            log.info("the store has an account: no first administrator to make")
+            return
+        file = None
+        if settings.bootstrap_credentials_file is not None:
+            file = first_admin.CredentialsFile(
+                settings.bootstrap_credentials_file, endpoint=settings.issuer
+            )
+        slot = None
+        if settings.bootstrap_secret is not None:
+            from authbridge.kube import SecretSlot
+
+            slot = SecretSlot.auto(settings.bootstrap_secret)
+        where = [str(w) for w in (slot, file and file.path) if w]
+
+        def deliver(made: BootstrapAdmin) -> None:
+            if slot is not None:
+                slot.fill(first_admin.credential_document(made, endpoint=settings.issuer))
+            if file is not None:
+                file.write(made)
+
+        try:
+            made = first_admin.bootstrap(
+                store,
+                account_id=settings.account_id or random_account,
+                deliver=deliver,
+                undo=file.undo if file is not None else None,
+            )
+        finally:
+            if slot is not None:
+                slot.close()
+        if made is None:
+            log.info("the store has an account: no first administrator to make")
+            return
+        log.info(
+            "first administrator %s (%s, access key %s) made; its one-time credential is in %s",
+            made.user.arn,
+            made.policy_arn,
+            made.key.key.access_key_id,
+            " and ".join(where),
+        )
+        from authbridge import audit
+
+        trail = audit.AuditLog(settings.audit_log)
+        try:
+            trail.write(
+                audit.record(
+                    "admin_bootstrap",
+                    request_id=audit.new_request_id(),
+                    client=None,
+                    outcome="allowed",
+                    reason="ok",
+                    caller="authbridge serve (first start, empty store)",
+                    action="BootstrapAdmin",
+                    targets=[made.user.arn, made.policy_arn],
+                    detail=f"access key {made.key.key.access_key_id} delivered to"
+                    f" {' and '.join(where)}",
+                )
+            )
+        finally:
+            trail.close()
+
+    return first_start

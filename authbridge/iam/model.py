@@ -153,3 +153,17 @@ class NewAccessKey:
 
     def __repr__(self) -> str:
         return f"NewAccessKey(key={self.key!r}, secret_access_key='***')"
+
+
+@dataclass(frozen=True)
+class BootstrapAdmin:
+    """The first account, its administrator and that user's one access key, made together.
+
+    :meth:`authbridge.store.base.Store.bootstrap_admin` returns it once, on a store
+    that had no account; ``key`` carries the only copy of the secret.
+    """
+
+    account: Account
+    user: User
+    policy_arn: str
+    key: NewAccessKey

@@ -35,6 +35,7 @@ from authbridge.iam.model import (
     AccessKey,
     AccessKeyStatus,
     Account,
+    BootstrapAdmin,
     Group,
     NewAccessKey,
     Role,
@@ -117,6 +118,25 @@ class Store(Protocol):
     def get_account(self, account_id: str) -> Account: ...
 
     def list_accounts(self) -> list[Account]: ...
+
+    def bootstrap_admin(
+        self,
+        account_id: str,
+        user_name: str,
+        policy_arn: str,
+        *,
+        deliver: Callable[[BootstrapAdmin], None] | None = None,
+    ) -> BootstrapAdmin | None:
+        """On a store with no account: the account, a user with ``policy_arn`` attached
+        and one access key, in one transaction; ``None`` (nothing written) otherwise.
+
+        The check and the inserts run under a lock on the accounts table, so of
+        several callers at once (replicas starting together) exactly one makes
+        them and the others get ``None``. ``deliver`` runs before the commit,
+        still under that lock: if it raises, nothing is written, and a caller
+        can run the whole bootstrap again.
+        """
+        ...
 
     # -- users ---------------------------------------------------------------------
     def create_user(

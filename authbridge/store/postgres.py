@@ -128,6 +128,11 @@ class PostgresDriver:
     def lock_for_migration(self, cur: Any) -> None:
         cur.execute("SELECT pg_advisory_xact_lock(?)", (MIGRATION_LOCK_ID,))
 
+    def lock_accounts(self, cur: Any) -> None:
+        # Conflicts with itself and with every INSERT into the table (ROW EXCLUSIVE),
+        # not with reads: "is there an account yet?" then the insert, one caller at a time.
+        cur.execute("LOCK TABLE iam_accounts IN SHARE ROW EXCLUSIVE MODE")
+
     def lock_signing_keys(self, cur: Any, *, wait: bool) -> bool:
         if wait:
             cur.execute("SELECT pg_advisory_xact_lock(?)", (SIGNING_KEYS_LOCK_ID,))

@@ -42,6 +42,7 @@ from authbridge.iam.model import (
     AccessKey,
     AccessKeyStatus,
     Account,
+    BootstrapAdmin,
     Group,
     NewAccessKey,
     Role,
@@ -49,9 +50,10 @@ from authbridge.iam.model import (
     TrustKind,
     User,
 )
+from authbridge.iam.policy import aws_managed_arn
 from authbridge.store.base import MAX_ACCESS_KEYS_PER_USER, PrincipalRefusal, ReviewFacts
 from authbridge.store.migrations import LATEST_VERSION, MIGRATIONS
-from authbridge.store.sql_policies import SqlPolicies
+from authbridge.store.sql_policies import AWS_REF_PREFIX, SqlPolicies
 
 if TYPE_CHECKING:
     from authbridge.keys import KeyEdit, KeyRecord
@@ -86,6 +88,10 @@ class Driver(Protocol):
         ...
 
     def lock_for_migration(self, cur: Cursor) -> None: ...
+
+    def lock_accounts(self, cur: Cursor) -> None:
+        """Hold off every other account insert (and bootstrap) until the transaction ends."""
+        ...
 
     def lock_signing_keys(self, cur: Cursor, *, wait: bool) -> bool:
         """Hold the signing-key lock until the transaction ends; False if busy and not ``wait``."""
@@ -240,6 +246,70 @@ class SqlStore(SqlPolicies):
                 "SELECT account_id, alias, created_at FROM iam_accounts ORDER BY account_id"
             )
         return [Account(r[0], r[1], _dt_req(r[2])) for r in rows]
+
+    def bootstrap_admin(
+        self,
+        account_id: str,
+        user_name: str,
+        policy_arn: str,
+        *,
+        deliver: Callable[[BootstrapAdmin], None] | None = None,
+    ) -> BootstrapAdmin | None:
+        names.account_id(account_id)
+        names.user_name(user_name)
+        ref = self._policy_arn(policy_arn)
+        now = _now()
+        user_id = credentials.new_user_id()
+        key_id = credentials.new_access_key_id()
+        secret = credentials.new_secret()
+        if not ref.aws_managed:  # an account's own policy cannot exist before the account
+            raise InputError(
+                "policy_arn",
+                f"{policy_arn} is not an AWS managed policy",
+                hint="the first administrator gets a shipped policy, e.g."
+                f" arn:{self.partition}:iam::aws:policy/AdministratorAccess",
+            )
+        policy_ref = AWS_REF_PREFIX + self._aws_name(ref)
+        with self._tx(write=True) as cur:
+            self._db.lock_accounts(cur)
+            if cur.execute("SELECT 1 FROM iam_accounts LIMIT 1"):
+                return None
+            cur.execute(
+                "INSERT INTO iam_accounts (account_id, alias, created_at) VALUES (?, ?, ?)",
+                (account_id, None, now),
+            )
+            cur.execute(
+                f"INSERT INTO iam_users ({_USER_COLS}, name_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (user_id, account_id, user_name, "/", 1, _tags_json({}), now, user_name.lower()),
+            )
+            cur.execute(
+                "INSERT INTO iam_policy_attachments (principal_id, principal_kind, account_id,"
+                " policy_ref, attached_at) VALUES (?, ?, ?, ?, ?)",
+                (user_id, "user", account_id, policy_ref, now),
+            )
+            cur.execute(
+                "INSERT INTO iam_access_keys (access_key_id, user_id, secret_hash, pepper_id,"
+                " status, created_at, last_used_at) VALUES (?, ?, ?, ?, ?, ?, NULL)",
+                (
+                    key_id,
+                    user_id,
+                    self._pepper.hash_secret(secret),
+                    self._pepper.pepper_id,
+                    "Active",
+                    now,
+                ),
+            )
+            user = self._user((user_id, account_id, user_name, "/", 1, _tags_json({}), now))
+            key = AccessKey(key_id, user_id, user_name, account_id, "Active", _dt_req(now), None)
+            made = BootstrapAdmin(
+                account=Account(account_id, None, _dt_req(now)),
+                user=user,
+                policy_arn=aws_managed_arn(self.partition, policy_ref.removeprefix(AWS_REF_PREFIX)),
+                key=NewAccessKey(key=key, secret_access_key=secret),
+            )
+            if deliver is not None:
+                deliver(made)  # raising rolls the transaction back: nothing was made
+        return made
 
     def _account(self, cur: Cursor, account_id: str) -> Account:
         names.account_id(account_id)

@@ -113,6 +113,9 @@ class SqliteDriver:
     def lock_for_migration(self, cur: Any) -> None:
         """BEGIN IMMEDIATE already excludes other writers."""
 
+    def lock_accounts(self, cur: Any) -> None:
+        """BEGIN IMMEDIATE already excludes other writers."""
+
     def lock_signing_keys(self, cur: Any, *, wait: bool) -> bool:
         """BEGIN IMMEDIATE already holds the database's write lock: one writer at a time."""
         return True

@@ -51,6 +51,7 @@ import shutil
 import ssl
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -317,8 +318,14 @@ def check_audit_log(settings: Settings) -> None:
         ) from e
 
 
-def serve(settings: Settings) -> None:
-    """Run until SIGINT/SIGTERM (gunicorn handles both: graceful stop)."""
+def serve(settings: Settings, *, first_start: Callable[[Store], None] | None = None) -> None:
+    """Run until SIGINT/SIGTERM (gunicorn handles both: graceful stop).
+
+    ``first_start`` runs once in the master, after every check passed and
+    before any worker starts, on a store connection of its own: the first
+    administrator of a new deployment (:mod:`authbridge.first_admin`). What it
+    raises stops the server like a failed check.
+    """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     redact_handlers(logging.getLogger())
     audit_logger = logging.getLogger(audit.LOGGER)
@@ -326,6 +333,18 @@ def serve(settings: Settings) -> None:
     audit_logger.addHandler(logging.NullHandler())
     tls = check_startup(settings)
     check_audit_log(settings)
+    if first_start is not None:
+        from authbridge.iam.credentials import load_or_create_pepper
+        from authbridge.store import open_store
+
+        with contextlib.closing(
+            open_store(
+                settings.store,
+                pepper=lambda: load_or_create_pepper(settings.pepper_file, create=False),
+                partition=settings.partition,
+            )
+        ) as store:
+            first_start(store)
     if not tls:
         log.warning(INSECURE_BANNER)
     scheme = "https" if tls else "http"
