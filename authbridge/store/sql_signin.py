@@ -31,6 +31,7 @@ sealed secret moved to another row does not open.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import time
@@ -73,6 +74,16 @@ def _now() -> int:
 
 def _dt(ts: int) -> datetime:
     return datetime.fromtimestamp(ts, UTC)
+
+
+def _subject(*parts: str) -> str:
+    """A counter's key: a digest of the lowercased name and address as typed.
+
+    Fixed-length whatever was typed (NUL bytes and megabytes included), and
+    the names people mistype, or attackers try, are not kept in plain text.
+    """
+    joined = "\x1f".join(parts).encode("utf-8", "surrogatepass")
+    return hashlib.sha256(b"authbridge signin subject\0" + joined).hexdigest()[:40]
 
 
 def _seal_aad(serial: str) -> bytes:
@@ -517,7 +528,8 @@ class SqlSignin:
     # -- sign-in checks (authbridge.iam.login.LoginStore) ---------------------------------------
     def login_facts(self, account_id: str, user_name: str, address: str, now: float) -> LoginFacts:
         key, where = login.name_key(user_name), login.address_key(address)
-        pair_key, user_key = f"{account_id}|{key}|{where}", f"{account_id}|{key}"
+        pair_key, user_key = _subject(account_id, key, where), _subject(account_id, key)
+        where = _subject(where)
         with self._tx() as cur:
             counters = {
                 scope: Counter(int(n), float(at))
@@ -581,9 +593,9 @@ class SqlSignin:
         key, where = login.name_key(user_name), login.address_key(address)
         stamp, forget = int(now), int(now) - login.FORGET_SECONDS
         subjects = (
-            ("pair", f"{account_id}|{key}|{where}"),
-            ("user", f"{account_id}|{key}"),
-            ("address", where),
+            ("pair", _subject(account_id, key, where)),
+            ("user", _subject(account_id, key)),
+            ("address", _subject(where)),
         )
         with self._tx(write=True) as cur:
             for scope, subject in subjects:
@@ -610,13 +622,13 @@ class SqlSignin:
             cur.execute(
                 "DELETE FROM signin_failures WHERE (scope = 'pair' AND subject = ?)"
                 " OR (scope = 'user' AND subject = ?)",
-                (f"{account_id}|{key}|{where}", f"{account_id}|{key}"),
+                (_subject(account_id, key, where), _subject(account_id, key)),
             )
             cur.execute(
                 "INSERT INTO signin_known_addresses (user_id, address, last_success_at)"
                 " VALUES (?, ?, ?) ON CONFLICT (user_id, address) DO UPDATE SET"
                 " last_success_at = ?",
-                (user_id, where, int(now), int(now)),
+                (user_id, _subject(where), int(now), int(now)),
             )
             if new_hash is not None:
                 # A re-hash under new parameters: the same password, so neither the
