@@ -4,7 +4,12 @@ Hashes are argon2id PHC strings (``$argon2id$v=19$m=65536,t=3,p=4$salt$hash``):
 the parameters travel with each hash, so changing :class:`Argon2Params`
 leaves old hashes verifiable, and :meth:`PasswordHasher.needs_rehash` says
 when a login should store a fresh one. The defaults are RFC 9106's second
-recommended option (64 MiB, 3 passes, 4 lanes).
+recommended option (64 MiB, 3 passes) with one lane instead of four: a
+lane is a thread, so one hash then takes one core, and the semaphore below
+bounds the cores sign-in can take (with four lanes, two hashes fill two
+cores four times over; ``bench/logins.py`` measured the rest of the
+process keeping about 20% of its rate under a flood with four lanes,
+about 40% with one, on a loaded 2-core machine).
 
 The work is bounded: every hash and every verification holds a slot of a
 semaphore sized to the machine's cores, waiting at most ``wait_seconds``
@@ -49,7 +54,7 @@ class Argon2Params:
 
     time_cost: int = 3
     memory_kib: int = 64 * 1024
-    parallelism: int = 4
+    parallelism: int = 1
     salt_bytes: int = 16
     hash_bytes: int = 32
 
