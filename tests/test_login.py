@@ -18,6 +18,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from authbridge.errors import Throttled
 from authbridge.iam import login, totp
@@ -375,3 +378,33 @@ def test_a_login_flood_is_throttled_when_every_slot_is_busy(alice: SqlStore) -> 
     finally:
         busy._slots.release()
     assert attempt(alice, busy).outcome == "ok"
+
+
+# --------------------------------------------------------------------------- property
+
+
+HOSTILE_TEXT = st.text(max_size=80) | st.sampled_from(["alice", "ALICE", PASSWORD, "\x00", " "])
+
+
+@hypothesis_settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    user=HOSTILE_TEXT,
+    password=HOSTILE_TEXT,
+    address=st.text(max_size=100),
+    code=st.none() | st.text(max_size=12),
+)
+def test_verify_login_property(
+    alice: SqlStore,
+    hasher: CountingHasher,
+    user: str,
+    password: str,
+    address: str,
+    code: str | None,
+) -> None:
+    """Whatever is typed: a LoginResult, never an exception; only the right pair signs in."""
+    result = attempt(alice, hasher, password, user=user, address=address, code=code)
+    assert result.outcome in {"ok", "refused", "throttled"}
+    if result.outcome == "ok":
+        assert user.lower() == "alice" and password == PASSWORD
+    if result.outcome == "refused":
+        assert result.message == login.REFUSED_MESSAGE and result.user_id is None

@@ -17,9 +17,9 @@ Decisions where the API differs from ``aws iam``: ``Base32StringSeed`` is
 the base32 text an authenticator app takes (AWS's API sends the bytes
 base64-encoded; its CLI writes this text to ``--outfile``) and
 ``OtpauthUri`` is the ``otpauth://`` URI (what AWS's ``QRCodePNG`` draws);
-ListMFADevices requires ``UserName``; a rejected new password is
-``ValidationError`` on the API (``PasswordPolicyViolation`` in the
-message), as every input error there is.
+ListMFADevices requires ``UserName``; codes that do not enable a device
+are ``InvalidAuthenticationCode`` with status 400 (AWS: 403), since no
+authorization failed.
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ from flask.testing import FlaskClient
 
 from authbridge.admin import signin
 from authbridge.audit import AuditLog
-from authbridge.iam import totp
+from authbridge.iam import passwords, totp
 from authbridge.iam.passwords import PasswordPolicy
 from authbridge.settings import Settings
 from authbridge.store import SqlStore
@@ -143,7 +143,7 @@ def test_errors_map_to_codes_and_never_echo_secrets(
     message = api_error(
         call(client, "iam", "CreateLoginProfile", admin, UserName="alice", Password=weak),
         400,
-        "ValidationError",
+        "PasswordPolicyViolation",
         "MinimumPasswordLength",
         "RequireSymbols",
     )
@@ -183,7 +183,7 @@ def test_errors_map_to_codes_and_never_echo_secrets(
             AuthenticationCode2=c2,
         ),
         400,
-        "ValidationError",
+        "InvalidAuthenticationCode",
         "AuthenticationCode1",
     )
     assert c2 not in message
@@ -327,3 +327,23 @@ def test_the_api_answers_what_the_cli_prints(
         assert ok(client, "iam", action, admin, **params) == run_cli(settings, dsn, "iam", *argv), (
             action
         )
+
+
+def test_a_login_flood_is_429_when_no_hashing_slot_frees(
+    client: FlaskClient, admin: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Attack: flooding password hashing to take the server's cores: refused, not queued."""
+    hasher = passwords.shared_hasher()
+    monkeypatch.setattr(hasher, "wait_seconds", 0.01)
+    taken = [hasher._slots.acquire(timeout=5) for _ in range(hasher.slots)]
+    try:
+        response = call(
+            client, "iam", "CreateLoginProfile", admin, UserName="alice", Password=PASSWORD
+        )
+        api_error(response, 429, "Throttling", "try again")
+        assert response.headers["Retry-After"] == "1"
+    finally:
+        for ok_taken in taken:
+            if ok_taken:
+                hasher._slots.release()
+    ok(client, "iam", "CreateLoginProfile", admin, UserName="alice", Password=PASSWORD)
