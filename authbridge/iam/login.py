@@ -30,8 +30,9 @@ An address is *known* for a user when it signed in as them within
 failures they pile up, then cannot keep the user out from where they
 usually sign in. A throttled attempt is not checked and not counted (no
 hashing is spent on it); a success clears the pair's and the user's
-counters. Counters are keyed by the lowercased user name as typed, not the
-user's unique id, so an unknown name backs off exactly like a real one.
+counters. Counters are keyed by (a digest of) the lowercased user name as
+typed, not the user's unique id, so an unknown name backs off exactly like
+a real one.
 """
 
 from __future__ import annotations
