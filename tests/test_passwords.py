@@ -125,6 +125,18 @@ def test_the_dummy_verification_spends_one_real_verification() -> None:
     assert not hasher.needs_rehash(calls[0])  # the configured parameters, the same cost
 
 
+@pytest.mark.parametrize("params", [FAST, passwords.DEFAULT_PARAMS])
+def test_the_dummy_hash_is_well_formed_so_argon2_does_the_full_work(params: Argon2Params) -> None:
+    """A malformed dummy would be refused at once (InvalidHash): no work, a timing oracle."""
+    import argon2
+    from argon2.exceptions import VerifyMismatchError
+
+    hasher = PasswordHasher(params)
+    assert argon2.extract_parameters(hasher._dummy) == params.to_argon2()
+    with pytest.raises(VerifyMismatchError):
+        argon2.PasswordHasher.from_parameters(params.to_argon2()).verify(hasher._dummy, "pw")
+
+
 def test_repr_never_shows_a_hash_or_password() -> None:
     assert "argon2" not in repr(PasswordHasher(FAST)).lower().replace("argon2params", "")
 

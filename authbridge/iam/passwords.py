@@ -25,6 +25,7 @@ rule a password breaks, never the password.
 
 from __future__ import annotations
 
+import base64
 import os
 import threading
 from collections.abc import Mapping
@@ -89,8 +90,10 @@ class PasswordHasher:
         self._slots = threading.BoundedSemaphore(self.slots)
         self._argon2 = argon2.PasswordHasher.from_parameters(params.to_argon2())
         # Verified for a user with no password, so both paths cost one argon2 run
-        # of the current parameters (made lazily: it is itself a hash).
-        self._dummy: str | None = None
+        # of the current parameters. It needs no hashing to make: verifying runs
+        # argon2 over the password with the parameters and salt written here, then
+        # compares with a digest no password has (all zero bytes).
+        self._dummy = _phc(params, os.urandom(params.salt_bytes), bytes(params.hash_bytes))
 
     def __repr__(self) -> str:
         return f"PasswordHasher(params={self.params!r}, slots={self.slots})"
@@ -129,8 +132,6 @@ class PasswordHasher:
 
     def verify_dummy(self, password: str) -> None:
         """Spend what a real verification costs, for a user that has no password."""
-        if self._dummy is None:
-            self._dummy = self.hash("authbridge dummy password, never a real one")
         self.verify(self._dummy, password[:MAX_PASSWORD_CHARS])
 
     def needs_rehash(self, stored: str) -> bool:
@@ -139,6 +140,18 @@ class PasswordHasher:
             return bool(self._argon2.check_needs_rehash(stored))
         except (InvalidHashError, ValueError):
             return True
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii").rstrip("=")
+
+
+def _phc(params: Argon2Params, salt: bytes, digest: bytes) -> str:
+    """An argon2id PHC string with these parameters, salt and digest."""
+    return (
+        f"$argon2id$v=19$m={params.memory_kib},t={params.time_cost},p={params.parallelism}"
+        f"${_b64(salt)}${_b64(digest)}"
+    )
 
 
 _shared: PasswordHasher | None = None
