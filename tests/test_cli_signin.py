@@ -188,6 +188,11 @@ def test_virtual_mfa_lifecycle_and_the_seed_shown_once(cli_on: Cli) -> None:
         f"iam enable-mfa-device --user-name alice --serial-number {SERIAL}"
         f" --authentication-code1 {c1} --authentication-code2 {c2}"
     )
+    n1, n2 = totp.hotp(secret, step + 1), totp.hotp(secret, step + 2)
+    cli_on.ok(
+        f"iam resync-mfa-device --user-name alice --serial-number {SERIAL}"
+        f" --authentication-code1 {n1} --authentication-code2 {n2}"
+    )
     [mine] = cli_on.json("iam list-mfa-devices --user-name alice")["MFADevices"]
     assert mine["UserName"] == "alice" and mine["SerialNumber"] == SERIAL and mine["EnableDate"]
     [assigned] = cli_on.json("iam list-virtual-mfa-devices --assignment-status Assigned")[

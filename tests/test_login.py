@@ -408,3 +408,51 @@ def test_verify_login_property(
         assert user.lower() == "alice" and password == PASSWORD
     if result.outcome == "refused":
         assert result.message == login.REFUSED_MESSAGE and result.user_id is None
+
+
+# --------------------------------------------------------------------------- resync
+
+
+def test_a_drifted_device_is_resynced_and_then_signs_in(
+    alice: SqlStore, hasher: CountingHasher
+) -> None:
+    """A phone 4 steps (2 minutes) fast: refused, resynced, then accepted at its offset."""
+    secret = enable_mfa(alice)
+    serial = f"arn:aws:iam::{ACCOUNT}:mfa/alice-phone"
+    drifted = NOW + 4 * totp.STEP_SECONDS
+    assert attempt(alice, hasher, code=totp.code_at(secret, drifted)).outcome == "refused"
+    step = totp.step_at(drifted)
+    c1, c2 = totp.hotp(secret, step - 1), totp.hotp(secret, step)
+    alice.resync_mfa_device(ACCOUNT, "alice", serial, c1, c2, now=NOW)
+    assert alice.login_facts(ACCOUNT, "alice", HOME, NOW).mfa[0].drift_steps == 4
+    # The resync's own codes are spent; the phone's next code signs in.
+    assert attempt(alice, hasher, code=c2, now=NOW).outcome == "refused"
+    later = NOW + totp.STEP_SECONDS
+    code = totp.code_at(secret, drifted + totp.STEP_SECONDS)
+    assert attempt(alice, hasher, code=code, now=later).outcome == "ok"
+
+
+def test_resync_refuses_replayed_far_or_foreign_codes(
+    alice: SqlStore, hasher: CountingHasher
+) -> None:
+    from authbridge.errors import InvalidAuthenticationCode, NoSuchEntity
+
+    secret = enable_mfa(alice)
+    serial = f"arn:aws:iam::{ACCOUNT}:mfa/alice-phone"
+    step = totp.step_at(NOW)
+    used = alice.login_facts(ACCOUNT, "alice", HOME, NOW).mfa[0].last_used_step
+    assert used is not None
+    with pytest.raises(InvalidAuthenticationCode):  # codes at or before the last used step
+        alice.resync_mfa_device(
+            ACCOUNT, "alice", serial, totp.hotp(secret, used - 1), totp.hotp(secret, used), now=NOW
+        )
+    far = step + totp.RESYNC_STEPS + 2
+    with pytest.raises(InvalidAuthenticationCode):  # beyond the 5-minute window
+        alice.resync_mfa_device(
+            ACCOUNT, "alice", serial, totp.hotp(secret, far - 1), totp.hotp(secret, far), now=NOW
+        )
+    alice.create_user(ACCOUNT, "bob")
+    with pytest.raises(NoSuchEntity, match="not enabled for user bob"):
+        alice.resync_mfa_device(
+            ACCOUNT, "bob", serial, totp.hotp(secret, step), totp.hotp(secret, step + 1), now=NOW
+        )

@@ -96,6 +96,12 @@ def enable_mfa_device(
     store.enable_mfa_device(account, user_name, serial_number, code1, code2)
 
 
+def resync_mfa_device(
+    store: Store, account: str, user_name: str, serial_number: str, code1: str, code2: str
+) -> None:
+    store.resync_mfa_device(account, user_name, serial_number, code1, code2)
+
+
 def deactivate_mfa_device(store: Store, account: str, user_name: str, serial_number: str) -> None:
     store.deactivate_mfa_device(account, user_name, serial_number)
 
@@ -292,6 +298,23 @@ ACTIONS: Final[tuple[Action, ...]] = (
             Param("AuthenticationCode2", "code2", required=True),
         ),
         lambda t, a: enable_mfa_device(
+            t.store, t.account_id, a["user_name"], a["serial_number"], a["code1"], a["code2"]
+        ),
+        _user_and_device,
+        mutating=True,
+    ),
+    Action(
+        "ResyncMFADevice",
+        "iam",
+        "iam",
+        "iam resync-mfa-device",
+        (
+            USER_NAME,
+            SERIAL,
+            Param("AuthenticationCode1", "code1", required=True),
+            Param("AuthenticationCode2", "code2", required=True),
+        ),
+        lambda t, a: resync_mfa_device(
             t.store, t.account_id, a["user_name"], a["serial_number"], a["code1"], a["code2"]
         ),
         _user_and_device,

@@ -363,6 +363,28 @@ def enable_mfa_device(app: App, user_name: str, serial_number: str, code1: str, 
     app.emit(None, lambda: f"Enabled {serial_number} for user {user_name}.")
 
 
+@iam.command("resync-mfa-device")
+@_user_name_option
+@_serial_option
+@click.option("--authentication-code1", "code1", required=True, metavar="CODE", help="A code.")
+@click.option(
+    "--authentication-code2", "code2", required=True, metavar="CODE", help="The next code."
+)
+@output_option
+@pass_app
+def resync_mfa_device(app: App, user_name: str, serial_number: str, code1: str, code2: str) -> None:
+    """Re-learn the clock of a user's MFA device (up to 5 minutes off) from two codes.
+
+    \b
+    Example:
+      authbridge iam resync-mfa-device --user-name alice \\
+          --serial-number arn:aws:iam::111122223333:mfa/alice-phone \\
+          --authentication-code1 123456 --authentication-code2 789012
+    """
+    ops.resync_mfa_device(app.store, app.account_id(), user_name, serial_number, code1, code2)
+    app.emit(None, lambda: f"Resynchronized {serial_number} for user {user_name}.")
+
+
 @iam.command("deactivate-mfa-device")
 @_user_name_option
 @_serial_option

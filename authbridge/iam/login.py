@@ -80,6 +80,7 @@ class MfaSecret:
     serial_number: str
     secret: bytes = field(repr=False)
     last_used_step: int | None
+    drift_steps: int = 0
 
 
 @dataclass(frozen=True)
@@ -253,7 +254,13 @@ def _mfa_ok(store: LoginStore, devices: Sequence[MfaSecret], code_text: str, now
     except InputError:
         return False
     for device in devices:
-        step = totp.match(device.secret, code, now, last_used_step=device.last_used_step)
+        step = totp.match(
+            device.secret,
+            code,
+            now,
+            last_used_step=device.last_used_step,
+            drift=device.drift_steps,
+        )
         # The store's conditional update is what makes a code single-use when two
         # sign-ins race with the same code: only one of them moves the step.
         if step is not None and store.use_mfa_step(device.serial_number, step):

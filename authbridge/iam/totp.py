@@ -29,6 +29,7 @@ STEP_SECONDS: Final = 30
 DIGITS: Final = 6
 SECRET_BYTES: Final = 20  # 160 bits
 SKEW_STEPS: Final = 1
+RESYNC_STEPS: Final = 10  # how far a resync looks either side of now (5 minutes)
 MAX_CODE_INPUT: Final = 32  # characters of a typed code, spaces included, before refusal
 
 
@@ -88,9 +89,18 @@ def _well_formed(code: str) -> bool:
 
 
 def match(
-    secret: bytes, code: str, now: float, *, last_used_step: int | None, skew: int = SKEW_STEPS
+    secret: bytes,
+    code: str,
+    now: float,
+    *,
+    last_used_step: int | None,
+    skew: int = SKEW_STEPS,
+    drift: int = 0,
 ) -> int | None:
     """The step ``code`` is valid for, within ±``skew`` of now and after ``last_used_step``.
+
+    ``drift`` is the device clock's offset in steps, as a resync found it
+    (RFC 6238 §6): the window is centred on now + drift.
 
     ``None`` when it matches no such step: wrong, too old, or already used
     (replayed). Every candidate step is compared, in constant time each, so
@@ -98,7 +108,7 @@ def match(
     """
     if not _well_formed(code):
         return None
-    now_step = step_at(now)
+    now_step = step_at(now) + drift
     found: int | None = None
     for step in range(max(0, now_step - skew), now_step + skew + 1):
         equal = hmac.compare_digest(hotp(secret, step), code)

@@ -508,6 +508,17 @@ class Store(Protocol):
         now: float | None = None,
     ) -> MfaDevice: ...
 
+    def resync_mfa_device(
+        self,
+        account_id: str,
+        user_name: str,
+        serial_number: str,
+        code1: str,
+        code2: str,
+        *,
+        now: float | None = None,
+    ) -> None: ...
+
     def deactivate_mfa_device(
         self, account_id: str, user_name: str, serial_number: str
     ) -> None: ...

@@ -257,7 +257,8 @@ MIGRATIONS: tuple[Migration, ...] = (
             # sealed_secret: AES-256-GCM of the TOTP secret under a key derived from the
             # access-key pepper (seal_id names it), the serial as associated data.
             # user_id and enabled_at are set together while the device is enabled;
-            # last_used_step makes each code single-use.
+            # last_used_step makes each code single-use; drift_steps is the device
+            # clock's offset found by resync-mfa-device.
             """CREATE TABLE iam_mfa_devices (
                 serial_number TEXT PRIMARY KEY,
                 account_id TEXT NOT NULL REFERENCES iam_accounts(account_id),
@@ -268,6 +269,7 @@ MIGRATIONS: tuple[Migration, ...] = (
                 user_id TEXT REFERENCES iam_users(user_id),
                 enabled_at BIGINT,
                 last_used_step BIGINT,
+                drift_steps INTEGER NOT NULL DEFAULT 0,
                 created_at BIGINT NOT NULL,
                 UNIQUE (account_id, name_key),
                 CHECK ((user_id IS NULL) = (enabled_at IS NULL))

@@ -410,8 +410,8 @@ class SqlSignin:
                 )
             stamp = int(at)
             cur.execute(
-                "UPDATE iam_mfa_devices SET user_id = ?, enabled_at = ?, last_used_step = ?"
-                " WHERE serial_number = ?",
+                "UPDATE iam_mfa_devices SET user_id = ?, enabled_at = ?, last_used_step = ?,"
+                " drift_steps = 0 WHERE serial_number = ?",
                 (user[0], stamp, step, serial),
             )
         return MfaDevice(
@@ -423,6 +423,46 @@ class SqlSignin:
             self._user_arn(user),
             _dt(stamp),
         )
+
+    def resync_mfa_device(
+        self,
+        account_id: str,
+        user_name: str,
+        serial_number: str,
+        code1: str,
+        code2: str,
+        *,
+        now: float | None = None,
+    ) -> None:
+        """Re-learn a device's clock offset from two consecutive codes up to 5 minutes off.
+
+        The device must be enabled for the user. The codes must be later than
+        the last one used (a resync cannot replay them) and are spent by it.
+        """
+        first = totp.parse_code(code1, "AuthenticationCode1")
+        second = totp.parse_code(code2, "AuthenticationCode2")
+        at = _now() if now is None else now
+        with self._tx(write=True) as cur:
+            user = self._user_row(cur, account_id, user_name, lock=True)
+            row = self._device_row(cur, account_id, serial_number, lock=True)
+            if row[3] != user[0]:
+                raise NoSuchEntity(
+                    f"MFA device {row[0]} is not enabled for user {user[2]}",
+                    hint=f"list them with `authbridge iam list-mfa-devices --user-name {user[2]}`",
+                )
+            secret = self._open_secret(row[0], row[1], row[2])
+            step = totp.match_consecutive(secret, first, second, at, skew=totp.RESYNC_STEPS)
+            if step is None or (row[4] is not None and step - 1 <= int(row[4])):
+                raise InvalidAuthenticationCode(
+                    "AuthenticationCode1",
+                    "the codes are not two consecutive, unused codes of this device",
+                    hint="enter two codes in a row as the app shows them",
+                )
+            cur.execute(
+                "UPDATE iam_mfa_devices SET drift_steps = ?, last_used_step = ?"
+                " WHERE serial_number = ?",
+                (step - totp.step_at(at), step, row[0]),
+            )
 
     def deactivate_mfa_device(self, account_id: str, user_name: str, serial_number: str) -> None:
         with self._tx(write=True) as cur:
@@ -561,13 +601,18 @@ class SqlSignin:
                 return base
             user_id, _, _, _, enabled, digest, reset, changed, known_at, policy = rows[0]
             devices = cur.execute(
-                "SELECT serial_number, sealed_secret, seal_id, last_used_step"
+                "SELECT serial_number, sealed_secret, seal_id, last_used_step, drift_steps"
                 " FROM iam_mfa_devices WHERE user_id = ? ORDER BY name_key",
                 (user_id,),
             )
         mfa = tuple(
-            MfaSecret(s, self._open_secret(s, sealed, seal), None if last is None else int(last))
-            for s, sealed, seal, last in devices
+            MfaSecret(
+                s,
+                self._open_secret(s, sealed, seal),
+                None if last is None else int(last),
+                int(drift),
+            )
+            for s, sealed, seal, last, drift in devices
         )
         known = known_at is not None and now - int(known_at) < login.KNOWN_ADDRESS_SECONDS
         return LoginFacts(

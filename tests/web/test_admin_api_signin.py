@@ -53,9 +53,9 @@ def admin(client: FlaskClient, world: World, app_store: SqlStore) -> dict[str, s
     return bearer(user_token(client, world.bob_key, ADMIN))
 
 
-def codes(seed: str) -> tuple[str, str]:
+def codes(seed: str, ahead: int = 0) -> tuple[str, str]:
     secret = base64.b32decode(seed)
-    step = totp.step_at(time.time())
+    step = totp.step_at(time.time()) + ahead
     return totp.hotp(secret, step - 1), totp.hotp(secret, step)
 
 
@@ -109,6 +109,17 @@ def test_every_sign_in_action_answers(
             SerialNumber=serial,
             AuthenticationCode1=c1,
             AuthenticationCode2=c2,
+        )
+        == {}
+    )
+    r1, r2 = codes(device["Base32StringSeed"], ahead=2)
+    assert (
+        do(
+            "ResyncMFADevice",
+            UserName="alice",
+            SerialNumber=serial,
+            AuthenticationCode1=r1,
+            AuthenticationCode2=r2,
         )
         == {}
     )
