@@ -4,7 +4,9 @@
     ├── ConfigError                  settings or config file wrong (all problems at once)
     ├── InputError                   a caller-given value breaks a rule (AWS "ValidationError")
     │   ├── MalformedArn             not a well-formed, supported ARN
-    │   └── MalformedPolicyDocument  a policy document breaks the grammar (names the statement)
+    │   ├── MalformedPolicyDocument  a policy document breaks the grammar (names the statement)
+    │   ├── PasswordPolicyViolation  a new password breaks the account password policy
+    │   └── InvalidAuthenticationCode  MFA codes that do not prove the device (enabling it)
     ├── StoreError
     │   ├── NoSuchEntity             the named entity does not exist
     │   ├── EntityAlreadyExists      the name is taken (names are case-insensitive)
@@ -15,6 +17,7 @@
     │   └── SchemaTooNew             the database was migrated by a newer authbridge
     ├── InvalidCredentials           access key id/secret pair refused (never says which part)
     ├── KeyStoreError                signing keys missing, unsafe or unreadable
+    ├── Throttled                    no password-hashing slot freed up in time (a login flood)
     └── TokenError                   a token refused; .code is the reason label
         ├── TokenMalformed           malformed / not compact JWS / oversized
         ├── TokenAlgorithmRefused    alg none, HMAC, or not the algorithm of its key
@@ -92,6 +95,24 @@ class MalformedPolicyDocument(InputError):
         return MalformedPolicyDocument(f"{prefix}.{self.field}", self.reason, hint=self.hint)
 
 
+class PasswordPolicyViolation(InputError):
+    """A new password breaks the account password policy; ``problems`` names each rule."""
+
+    code = "PasswordPolicyViolation"
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__(
+            "Password",
+            "does not meet the account password policy: " + "; ".join(problems),
+            hint="see it with `authbridge iam get-account-password-policy`",
+        )
+
+
+class InvalidAuthenticationCode(InputError):
+    code = "InvalidAuthenticationCode"
+
+
 class StoreError(AuthbridgeError):
     code = "StoreError"
 
@@ -130,6 +151,10 @@ class InvalidCredentials(AuthbridgeError):
 
 class KeyStoreError(AuthbridgeError):
     code = "KeyStoreError"
+
+
+class Throttled(AuthbridgeError):
+    code = "Throttling"
 
 
 class TokenError(AuthbridgeError):

@@ -6,24 +6,26 @@
 :mod:`~authbridge.admin.access`, :mod:`~authbridge.admin.keys`), so both print
 and answer the same JSON; the policy verbs (:mod:`authbridge.cli.iam_policies`)
 build theirs from the same store calls and shapes as
-:mod:`~authbridge.admin.policies`, and a test compares the two.
+:mod:`~authbridge.admin.policies`, and a test compares the two. The sign-in
+verbs (:mod:`authbridge.cli.iam_signin`) call :mod:`~authbridge.admin.signin`.
 """
 
 from __future__ import annotations
 
 from typing import Final
 
-from authbridge.admin import access, iam, keys, policies
+from authbridge.admin import access, iam, keys, policies, signin
 from authbridge.admin.actions import Action, Surface, registry
 
 SURFACES: Final[dict[Surface, dict[str, Action]]] = {
-    "iam": registry((*iam.ACTIONS, *policies.ACTIONS)),
+    "iam": registry((*iam.ACTIONS, *policies.ACTIONS, *signin.ACTIONS)),
     "access": registry(access.ACTIONS),
     "keys": registry(keys.ACTIONS),
 }
 ALL_ACTIONS: Final[tuple[Action, ...]] = (
     *iam.ACTIONS,
     *policies.ACTIONS,
+    *signin.ACTIONS,
     *access.ACTIONS,
     *keys.ACTIONS,
 )

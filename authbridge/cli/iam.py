@@ -575,3 +575,4 @@ def _add_policy_commands() -> None:
 
 
 _add_policy_commands()
+from authbridge.cli import iam_signin  # noqa: E402, F401 - registers the sign-in verbs on `iam`

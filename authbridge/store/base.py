@@ -19,7 +19,12 @@ Semantics follow AWS IAM where it has an opinion:
 * an access entry (:mod:`authbridge.iam.access`) is bound to its principal's
   unique id; every change to entries, their policies or a cluster's
   authentication mode bumps :meth:`Store.access_version` in the same
-  transaction.
+  transaction;
+* sign-in (:mod:`authbridge.store.sql_signin`): one login profile per user,
+  passwords checked by the account password policy (reuse included); virtual
+  MFA devices enabled for one user with two consecutive codes; a user with a
+  login profile or an MFA device cannot be deleted (``DeleteConflict``, unless
+  ``force=True``).
 
 Every method is one transaction: it either happens whole or not at all.
 """
@@ -51,13 +56,16 @@ if TYPE_CHECKING:
         EntrySpec,
         PolicyAssociation,
     )
+    from authbridge.iam.login import LoginFacts
     from authbridge.iam.managed import (
         AttachedPolicy,
         InlinePolicy,
         ManagedPolicy,
         PolicyVersion,
     )
+    from authbridge.iam.passwords import PasswordHasher, PasswordPolicy
     from authbridge.iam.policy import SourcePolicy
+    from authbridge.iam.signin import LoginProfile, MfaDevice, NewVirtualMfaDevice
     from authbridge.keys import KeyEdit, KeyRecord
 
 MAX_ACCESS_KEYS_PER_USER = 2
@@ -465,3 +473,95 @@ class Store(Protocol):
         One statement, one round trip.
         """
         ...
+
+    # -- sign-in (authbridge.store.sql_signin; checks: authbridge.iam.login) ----------------
+    def get_account_password_policy(self, account_id: str) -> PasswordPolicy: ...
+
+    def update_account_password_policy(
+        self, account_id: str, policy: PasswordPolicy
+    ) -> PasswordPolicy: ...
+
+    def delete_account_password_policy(self, account_id: str) -> None: ...
+
+    def create_login_profile(
+        self,
+        account_id: str,
+        user_name: str,
+        password: str,
+        *,
+        password_reset_required: bool = False,
+        hasher: PasswordHasher | None = None,
+    ) -> LoginProfile: ...
+
+    def get_login_profile(self, account_id: str, user_name: str) -> LoginProfile: ...
+
+    def update_login_profile(
+        self,
+        account_id: str,
+        user_name: str,
+        *,
+        password: str | None = None,
+        password_reset_required: bool | None = None,
+        hasher: PasswordHasher | None = None,
+    ) -> LoginProfile: ...
+
+    def delete_login_profile(self, account_id: str, user_name: str) -> None: ...
+
+    def create_virtual_mfa_device(self, account_id: str, name: str) -> NewVirtualMfaDevice:
+        """A new unassigned device; its secret exists only on the returned value."""
+        ...
+
+    def list_virtual_mfa_devices(
+        self, account_id: str, assignment_status: str = "Any"
+    ) -> list[MfaDevice]: ...
+
+    def list_mfa_devices(self, account_id: str, user_name: str) -> list[MfaDevice]: ...
+
+    def enable_mfa_device(
+        self,
+        account_id: str,
+        user_name: str,
+        serial_number: str,
+        code1: str,
+        code2: str,
+        *,
+        now: float | None = None,
+    ) -> MfaDevice: ...
+
+    def resync_mfa_device(
+        self,
+        account_id: str,
+        user_name: str,
+        serial_number: str,
+        code1: str,
+        code2: str,
+        *,
+        now: float | None = None,
+    ) -> None: ...
+
+    def deactivate_mfa_device(
+        self, account_id: str, user_name: str, serial_number: str
+    ) -> None: ...
+
+    def delete_virtual_mfa_device(self, account_id: str, serial_number: str) -> None: ...
+
+    def login_facts(
+        self, account_id: str, user_name: str, address: str, now: float
+    ) -> LoginFacts: ...
+
+    def record_login_failure(
+        self, account_id: str, user_name: str, address: str, now: float
+    ) -> None: ...
+
+    def record_login_success(
+        self,
+        account_id: str,
+        user_name: str,
+        address: str,
+        now: float,
+        *,
+        user_id: str,
+        new_hash: str | None = None,
+    ) -> None: ...
+
+    def use_mfa_step(self, serial_number: str, step: int) -> bool: ...

@@ -226,6 +226,72 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE iam_roles ADD COLUMN tags TEXT NOT NULL DEFAULT '{}'",
         ),
     ),
+    Migration(
+        5,
+        "sign-in: login profiles, password history and policy, virtual MFA, failure counters",
+        (
+            # password_hash: an argon2id PHC string (its parameters inside it).
+            """CREATE TABLE iam_login_profiles (
+                user_id TEXT PRIMARY KEY REFERENCES iam_users(user_id),
+                password_hash TEXT NOT NULL,
+                password_reset_required INTEGER NOT NULL DEFAULT 0
+                    CHECK (password_reset_required IN (0, 1)),
+                created_at BIGINT NOT NULL,
+                password_changed_at BIGINT NOT NULL
+            )""",
+            # The hashes of the user's last passwords, newest the highest seq, for
+            # PasswordReusePrevention (at most 24 kept).
+            """CREATE TABLE iam_password_history (
+                user_id TEXT NOT NULL REFERENCES iam_users(user_id),
+                seq INTEGER NOT NULL,
+                password_hash TEXT NOT NULL,
+                changed_at BIGINT NOT NULL,
+                PRIMARY KEY (user_id, seq)
+            )""",
+            # policy: the JSON of the AWS names (authbridge.iam.passwords.PasswordPolicy).
+            """CREATE TABLE iam_password_policies (
+                account_id TEXT PRIMARY KEY REFERENCES iam_accounts(account_id),
+                policy TEXT NOT NULL,
+                updated_at BIGINT NOT NULL
+            )""",
+            # sealed_secret: AES-256-GCM of the TOTP secret under a key derived from the
+            # access-key pepper (seal_id names it), the serial as associated data.
+            # user_id and enabled_at are set together while the device is enabled;
+            # last_used_step makes each code single-use; drift_steps is the device
+            # clock's offset found by resync-mfa-device.
+            """CREATE TABLE iam_mfa_devices (
+                serial_number TEXT PRIMARY KEY,
+                account_id TEXT NOT NULL REFERENCES iam_accounts(account_id),
+                name TEXT NOT NULL,
+                name_key TEXT NOT NULL,
+                sealed_secret TEXT NOT NULL,
+                seal_id TEXT NOT NULL,
+                user_id TEXT REFERENCES iam_users(user_id),
+                enabled_at BIGINT,
+                last_used_step BIGINT,
+                drift_steps INTEGER NOT NULL DEFAULT 0,
+                created_at BIGINT NOT NULL,
+                UNIQUE (account_id, name_key),
+                CHECK ((user_id IS NULL) = (enabled_at IS NULL))
+            )""",
+            "CREATE INDEX iam_mfa_devices_user ON iam_mfa_devices(user_id)",
+            # Failed sign-ins per (user, address) pair, per user and per address
+            # (authbridge.iam.login); subject keys lowercased names, never unique ids.
+            """CREATE TABLE signin_failures (
+                scope TEXT NOT NULL CHECK (scope IN ('pair', 'user', 'address')),
+                subject TEXT NOT NULL,
+                failures INTEGER NOT NULL,
+                last_failure_at BIGINT NOT NULL,
+                PRIMARY KEY (scope, subject)
+            )""",
+            """CREATE TABLE signin_known_addresses (
+                user_id TEXT NOT NULL REFERENCES iam_users(user_id),
+                address TEXT NOT NULL,
+                last_success_at BIGINT NOT NULL,
+                PRIMARY KEY (user_id, address)
+            )""",
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

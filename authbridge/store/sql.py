@@ -54,6 +54,7 @@ from authbridge.iam.policy import aws_managed_arn
 from authbridge.store.base import MAX_ACCESS_KEYS_PER_USER, PrincipalRefusal, ReviewFacts
 from authbridge.store.migrations import LATEST_VERSION, MIGRATIONS
 from authbridge.store.sql_policies import AWS_REF_PREFIX, SqlPolicies
+from authbridge.store.sql_signin import SqlSignin
 
 if TYPE_CHECKING:
     from authbridge.keys import KeyEdit, KeyRecord
@@ -145,10 +146,11 @@ _REVIEW_FACTS_SQL = (
 )
 
 
-class SqlStore(SqlPolicies):
+class SqlStore(SqlPolicies, SqlSignin):
     """The :class:`~authbridge.store.base.Store` protocol over a SQL driver.
 
-    IAM policies (managed, inline, attachments, tags) are :class:`SqlPolicies`'.
+    IAM policies (managed, inline, attachments, tags) are :class:`SqlPolicies`'; login
+    profiles, the password policy, virtual MFA and sign-in counters :class:`SqlSignin`'s.
     """
 
     def __init__(
@@ -399,6 +401,7 @@ class SqlStore(SqlPolicies):
                 (user_id,),
             )
             policies = self._principal_policy_holdings(cur, user_id)
+            policies.extend(self._signin_holdings(cur, user_id))
             if (keys or groups or policies) and not force:
                 attached = []
                 if keys:
@@ -411,6 +414,7 @@ class SqlStore(SqlPolicies):
                     hint="delete those first, or pass --force to delete them with the user",
                 )
             self._drop_principal_policies(cur, user_id)
+            self._drop_signin(cur, user_id)
             cur.execute("DELETE FROM iam_access_keys WHERE user_id = ?", (user_id,))
             cur.execute("DELETE FROM iam_group_members WHERE user_id = ?", (user_id,))
             cur.execute("DELETE FROM iam_users WHERE user_id = ?", (user_id,))

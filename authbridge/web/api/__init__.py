@@ -25,6 +25,7 @@ raised                                             status  Code
 InputError (params, body, names, ARNs)             400     ValidationError
 body.UnknownAction                                 400     InvalidAction
 MalformedPolicyDocument, InvalidTrust (a trust)     400     MalformedPolicyDocument
+PasswordPolicyViolation, InvalidAuthenticationCode  400     its code
 NotAuthenticated                                   401     MissingAuthenticationToken,
                                                            InvalidClientTokenId,
                                                            ExpiredToken
@@ -35,6 +36,7 @@ EntityAlreadyExists / DeleteConflict /             409     its code
 LimitExceeded / KeyStoreError
 body too large (413), Authorization too long (431) its     ValidationError
 TooManyFailedAttempts                              429     Throttling (+ Retry-After)
+Throttled (no password-hashing slot freed)         429     Throttling (+ Retry-After)
 StoreUnavailable                                   503     ServiceUnavailable
 anything else                                      500     InternalFailure (logged)
 =================================================  ======  =========================
@@ -73,12 +75,15 @@ from authbridge.errors import (
     DeleteConflict,
     EntityAlreadyExists,
     InputError,
+    InvalidAuthenticationCode,
     InvalidTrust,
     KeyStoreError,
     LimitExceeded,
     MalformedPolicyDocument,
     NoSuchEntity,
+    PasswordPolicyViolation,
     StoreUnavailable,
+    Throttled,
 )
 from authbridge.store.base import Store
 from authbridge.web import limits
@@ -191,8 +196,12 @@ def to_api_error(exc: BaseException) -> ApiError:
         return ApiError(400, "InvalidAction", str(exc))
     if isinstance(exc, MalformedPolicyDocument | InvalidTrust):
         return ApiError(400, "MalformedPolicyDocument", str(exc))
+    if isinstance(exc, PasswordPolicyViolation | InvalidAuthenticationCode):
+        return ApiError(400, exc.code, str(exc))
     if isinstance(exc, InputError):
         return ApiError(400, "ValidationError", str(exc))
+    if isinstance(exc, Throttled):
+        return ApiError(429, "Throttling", str(exc), (("Retry-After", "1"),))
     if isinstance(exc, NoSuchEntity):
         return ApiError(404, "NoSuchEntity", str(exc))
     if isinstance(exc, _CONFLICTS):
