@@ -218,6 +218,12 @@ class StoreTarget:
                 # Keys belong to the deployment: the audit ARN names the configured account,
                 # if any, without opening the store for it (keySource files needs none).
                 self.account = self.app.settings.account_id or ""
+            elif self.surface == "access":
+                # Access entries belong to clusters; the account is only in the audit ARN.
+                try:
+                    self.account = self.app.account_id()
+                except (NoSuchEntity, ConfigError):
+                    self.account = ""
             else:
                 self.account = self.app.account_id()
         return self.account
