@@ -555,3 +555,16 @@ def test_any_answer_parses_to_a_document_or_a_documented_error(
         pass
     else:
         assert 200 <= status < 300 and isinstance(doc, dict)
+
+
+def test_a_profile_flag_means_its_key_even_with_a_key_in_the_environment(world: World) -> None:
+    pair = {
+        "AUTHBRIDGE_ACCESS_KEY_ID": "AKIAAAAAAAAAAAAAAAAA",
+        "AUTHBRIDGE_SECRET_ACCESS_KEY": "not-the-secret-of-any-key",
+    }
+    flagged = Side("flag", world.home, {**world.api.env, **pair}, ("--profile", "admin"))
+    assert "admin" in flagged.ok("iam list-users")
+    # Named by AUTHBRIDGE_PROFILE only, the environment's pair wins, as for `authbridge token`.
+    by_env = Side("env", world.home, {**world.api.env, **pair, "AUTHBRIDGE_PROFILE": "admin"}, ())
+    line = by_env.fails("iam list-users", "InvalidClientTokenId", "authbridge configure")
+    assert "not-the-secret" not in line

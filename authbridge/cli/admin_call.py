@@ -138,9 +138,15 @@ def call(
 def client(app: App) -> AdminClient:
     """The admin API client of the chosen profile / endpoint, as the caller it names."""
     from authbridge.client.admin_api import AccessKeyAuthorization, AdminClient
-    from authbridge.client.config import resolve
+    from authbridge.client.config import ENV, resolve
 
-    cfg = resolve(app.env, profile=app.profile, endpoint=app.endpoint)
+    env: Mapping[str, str] = app.env
+    if app.profile is not None:
+        # As the AWS CLI: a --profile flag means that profile's key, even with a key pair in
+        # the environment (AUTHBRIDGE_ACCESS_KEY_ID beats only AUTHBRIDGE_PROFILE).
+        pair = (ENV["access_key_id"], ENV["secret_access_key"])
+        env = {k: v for k, v in env.items() if k not in pair}
+    cfg = resolve(env, profile=app.profile, endpoint=app.endpoint)
     # The seam for a sign-in session: an object whose authorization() is "Bearer <admin token>".
     credentials = AccessKeyAuthorization(cfg.access_key_id, cfg.secret_access_key)
     return AdminClient(cfg.endpoint, credentials, ca_file=cfg.ca_file)
