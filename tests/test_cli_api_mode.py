@@ -568,3 +568,20 @@ def test_a_profile_flag_means_its_key_even_with_a_key_in_the_environment(world: 
     by_env = Side("env", world.home, {**world.api.env, **pair, "AUTHBRIDGE_PROFILE": "admin"}, ())
     line = by_env.fails("iam list-users", "InvalidClientTokenId", "authbridge configure")
     assert "not-the-secret" not in line
+
+
+def test_verbs_without_an_action_are_audited_in_store_mode(tmp_path: Path) -> None:
+    side = Side("fresh", tmp_path, clean_env(HOME=str(tmp_path)), ())
+    side.ok("iam create-account --account-id 999988887777")
+    side.fails("iam create-account --account-id 999988887777", "already exists")
+    kid = side.json("keys init")["Key"]["kid"]
+    log = tmp_path / "keys" / "break-glass.log"
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [(x["action"], x["outcome"], x["caller"]) for x in lines] == [
+        ("iam:CreateAccount", "allowed", "break-glass (store access)"),
+        ("iam:CreateAccount", "denied", "break-glass (store access)"),
+        ("authbridge:InitSigningKeys", "allowed", "break-glass (store access)"),
+    ]
+    assert lines[0]["targets"] == ["arn:aws:iam::999988887777:root"]
+    assert lines[2]["targets"] == [f"arn:aws:authbridge:::signing-key/{kid}"]
+    assert log.stat().st_mode & 0o777 == 0o600

@@ -39,7 +39,8 @@ import os
 import socket
 import stat
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -252,21 +253,41 @@ def _on_store(
     target = StoreTarget(app, action.surface, account)
     if not action.mutating:
         return action.run(target, args)
-    log = BreakGlassLog.open(break_glass_destination(app))  # before anything changes
+    with break_glass(app, action.iam_action) as note:
+        note.targets = action.resources(target, args)
+        return action.run(target, args)
+
+
+@dataclass
+class Note:
+    """What a break-glass change acted on, for its audit line (set by the caller)."""
+
+    targets: tuple[str, ...] = ()
+
+
+@contextmanager
+def break_glass(app: App, iam_action: str) -> Iterator[Note]:
+    """Audit the store-mode change made in the ``with`` block: one line with its outcome.
+
+    The audit file is opened first: a change that cannot be audited is not
+    made. Also used by the verbs with no admin action (``iam create-account``,
+    ``keys init``, ``keys import``), under the action names IAM would give them.
+    """
+    log = BreakGlassLog.open(break_glass_destination(app))
+    note = Note()
+    started = time.perf_counter()
     try:
-        targets: tuple[str, ...] = ()
-        started = time.perf_counter()
-        try:
-            targets = action.resources(target, args)
-            doc = action.run(target, args)
-        except AuthbridgeError as e:
-            log.write(audit_line(action, targets, "denied", e.code, audit.redact(str(e)), started))
-            raise
-        except Exception as e:
-            log.write(audit_line(action, targets, "error", "internal", type(e).__name__, started))
-            raise
-        log.write(audit_line(action, targets, "allowed", "ok", None, started))
-        return doc
+        yield note
+    except AuthbridgeError as e:
+        detail = audit.redact(str(e))
+        log.write(audit_line(iam_action, note.targets, "denied", e.code, detail, started))
+        raise
+    except Exception as e:
+        what = type(e).__name__
+        log.write(audit_line(iam_action, note.targets, "error", "internal", what, started))
+        raise
+    else:
+        log.write(audit_line(iam_action, note.targets, "allowed", "ok", None, started))
     finally:
         log.close()
 
@@ -287,7 +308,7 @@ def _local_user() -> str:
 
 
 def audit_line(
-    action: Action,
+    action: str,
     targets: tuple[str, ...],
     outcome: audit.Outcome,
     reason: str,
@@ -303,7 +324,7 @@ def audit_line(
             outcome=outcome,
             reason=reason,
             caller=BREAK_GLASS_CALLER,
-            action=action.iam_action,
+            action=action,
             targets=targets,
             detail=detail,
             started=started,

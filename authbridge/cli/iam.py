@@ -118,14 +118,20 @@ def create_account(app: App, account_id: str | None, alias: str | None) -> None:
     """
     app.require_store("iam create-account")
     chosen = account_id or app.settings.account_id
-    try:
-        result = ops.create_account(app.store, chosen, alias, new_id=app.new_account_id)
-    except EntityAlreadyExists as e:
-        if chosen is None:
-            raise
-        raise EntityAlreadyExists(
-            e.message, hint="use it, or omit --account-id to create one with a random id"
-        ) from e
+    from authbridge.cli.admin_call import break_glass
+
+    with break_glass(app, "iam:CreateAccount") as note:
+        if chosen is not None:
+            note.targets = (f"arn:{app.settings.partition}:iam::{chosen}:root",)
+        try:
+            result = ops.create_account(app.store, chosen, alias, new_id=app.new_account_id)
+        except EntityAlreadyExists as e:
+            if chosen is None:
+                raise
+            raise EntityAlreadyExists(
+                e.message, hint="use it, or omit --account-id to create one with a random id"
+            ) from e
+        note.targets = (f"arn:{app.settings.partition}:iam::{result['Account']['AccountId']}:root",)
     doc = result["Account"]
     app.emit(result, lambda: out.fields(doc))
 

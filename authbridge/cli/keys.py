@@ -122,8 +122,12 @@ def init(app: App, algorithm: Algorithm | None) -> None:
       authbridge keys init --algorithm ES256
     """
     app.require_store("keys init")
-    source = _source(app)
-    key = source.init(algorithm or app.settings.key_algorithm)
+    from authbridge.cli.admin_call import break_glass
+
+    with break_glass(app, "authbridge:InitSigningKeys") as note:
+        source = _source(app)
+        key = source.init(algorithm or app.settings.key_algorithm)
+        note.targets = (f"arn:{app.settings.partition}:authbridge:::signing-key/{key.kid}",)
     row = _row(_describe(source, time.time()), key.kid)
     where = _location(app)
     app.emit(
@@ -254,9 +258,14 @@ def import_keys(app: App) -> None:
       AUTHBRIDGE_KEK_FILE=keys/kek authbridge keys import
     """
     app.require_store("keys import")
-    directory = _directory(app)
-    keyset = directory.load()
-    imported, present = _store_keys(app).import_keys(keyset)
+    from authbridge.cli.admin_call import break_glass
+
+    with break_glass(app, "authbridge:ImportSigningKeys") as note:
+        directory = _directory(app)
+        keyset = directory.load()
+        imported, present = _store_keys(app).import_keys(keyset)
+        partition = app.settings.partition
+        note.targets = tuple(f"arn:{partition}:authbridge:::signing-key/{k}" for k in imported)
     app.emit(
         {"Imported": imported, "AlreadyInStore": present},
         lambda: "\n".join(
