@@ -345,6 +345,9 @@ def test_a_reader_may_list_but_not_create(world: World) -> None:
     )
     assert line.startswith("AccessDenied: User: arn:aws:iam::")
     world.reader.fails("keys rotate", "AccessDenied", "authbridge:RotateSigningKey")
+    # --profile after the subcommand, as every global option may come.
+    after = Side("after", world.home, world.reader.env, ())
+    after.fails("iam create-user --user-name mallory --profile reader", "AccessDenied")
     assert "mallory" not in world.store.ok("iam list-users")
 
 

@@ -28,9 +28,11 @@ if TYPE_CHECKING:
 def iam() -> None:
     """Manage IAM accounts, users, groups, roles, access keys and policies.
 
-    The commands, options and JSON shapes follow `aws iam`. IAM commands act on
-    the account given by the global --account-id (or AUTHBRIDGE_ACCOUNT_ID), or
-    on the store's only account.
+    The commands, options and JSON shapes follow `aws iam`. With --profile or
+    --endpoint (or AUTHBRIDGE_PROFILE / AUTHBRIDGE_ENDPOINT) they call the
+    admin API as that caller, in the caller's account; otherwise they use the
+    store directly (break-glass, audited) and act on the account given by the
+    global --account-id (or AUTHBRIDGE_ACCOUNT_ID), or the store's only account.
 
     \b
     Example:
