@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.serving import free_port
+from tests.serving import free_port, start_server
 from tests.test_cli import Cli, clean_env
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -259,10 +259,16 @@ def _json_docs(out: str) -> list[str]:
     return docs
 
 
-def test_readme_iam_block_works_as_written_in_a_fresh_directory(tmp_path: Path) -> None:
+def test_readme_iam_block_works_as_written_against_a_fresh_server(tmp_path: Path) -> None:
     (script,) = [t for s, t in readme_sh_blocks() if s == "The IAM store from the command line"]
-    env = clean_env(PATH=f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}")
-    proc = _bash(script, tmp_path, env)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert '"SecretAccessKey"' in proc.stdout
-    assert proc.stderr == ""
+    for server in start_server(tmp_path / "server"):
+        port = int(server.url.rsplit(":", 1)[1])
+        env = clean_env(HOME=str(tmp_path), PATH=f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}")
+        proc = _bash(_on_port(script, port), server.root, env)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert '"SecretAccessKey"' in proc.stdout
+        assert proc.stderr == ""
+        # The break-glass half is in its audit file; the API half in the server's audit.
+        audited = (server.root / "keys" / "break-glass.log").read_text()
+        assert '"action":"iam:AttachUserPolicy"' in audited and "carol" not in audited
+        assert not (server.root / "admin-key.json").exists()

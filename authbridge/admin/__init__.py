@@ -2,12 +2,11 @@
 
 :data:`SURFACES` maps each admin API endpoint (``/api/iam``, ``/api/access``,
 ``/api/keys``) to its actions by AWS name. The CLI's ``iam``, ``access`` and
-``keys`` verbs call the same handler functions (:mod:`authbridge.admin.iam`,
-:mod:`~authbridge.admin.access`, :mod:`~authbridge.admin.keys`), so both print
-and answer the same JSON; the policy verbs (:mod:`authbridge.cli.iam_policies`)
-build theirs from the same store calls and shapes as
-:mod:`~authbridge.admin.policies`, and a test compares the two. The sign-in
-verbs (:mod:`authbridge.cli.iam_signin`) call :mod:`~authbridge.admin.signin`.
+``keys`` verbs run the same actions (:mod:`authbridge.cli.admin_call`): here
+on the store (break-glass), or over the admin API as the caller, so both
+print and answer the same JSON by construction; tests compare the two. The
+sign-in verbs (:mod:`authbridge.cli.iam_signin`) call
+:mod:`~authbridge.admin.signin`'s handlers on the store.
 """
 
 from __future__ import annotations

@@ -243,7 +243,10 @@ def owned_key(target: Target, access_key_id: str, user_name: str | None) -> Acce
     A key of another account, or of another user than ``user_name``, is
     NoSuchEntity, with the message of a key that does not exist.
     """
-    missing = NoSuchEntity(f"access key {access_key_id} does not exist")
+    missing = NoSuchEntity(
+        f"access key {access_key_id} does not exist",
+        hint="list keys with `authbridge iam list-access-keys --user-name NAME`",
+    )
     try:
         key = target.store.get_access_key(access_key_id)
     except NoSuchEntity:

@@ -1,7 +1,9 @@
 """``authbridge access …``: access entries, in the grammar and JSON shapes of ``aws eks``.
 
-Each command is one :mod:`authbridge.admin.access` call (the admin API's
-handler for the same action; see :mod:`authbridge.iam.access` for the rules).
+Each command is one admin action of :mod:`authbridge.admin.access`, called
+through :meth:`App.admin` (the admin API with ``--profile``/``--endpoint``, else
+the store; see :mod:`authbridge.iam.access` for the rules). Text is rendered
+from the same document in both modes (``list-entries``: one ARN a line).
 The JSON is what ``aws eks … --output json`` prints:
 
 =============================  ===============================================
@@ -37,7 +39,6 @@ from typing import Any
 
 import click
 
-from authbridge.admin import access as ops
 from authbridge.cli import output as out
 from authbridge.cli.context import App, output_option, pass_app
 from authbridge.iam import access
@@ -88,6 +89,17 @@ _policy_option = click.option(
 )
 
 
+def _doc(doc: dict[str, Any] | None) -> dict[str, Any]:
+    """The document of an action that always answers one."""
+    if doc is None:
+        raise AssertionError("the action answered no document")  # pragma: no cover
+    return doc
+
+
+def _entry(cluster_id: str, principal_arn: str) -> dict[str, Any]:
+    return {"clusterName": cluster_id, "principalArn": principal_arn}
+
+
 def _entry_text(doc: dict[str, Any]) -> str:
     return out.fields(doc, _ENTRY_FIELDS)
 
@@ -135,13 +147,16 @@ def create_entry(
           --principal-arn arn:aws:iam::111122223333:user/alice \\
           --username 'alice' --group devs
     """
-    result = ops.create_entry(
-        app.store,
-        cluster_id,
-        principal_arn,
-        username=username,
-        groups=groups,
-        entry_type=entry_type,
+    result = _doc(
+        app.admin(
+            "CreateAccessEntry",
+            {
+                **_entry(cluster_id, principal_arn),
+                "username": username,
+                "kubernetesGroups": list(groups),
+                "type": entry_type,
+            },
+        )
     )
     app.emit(result, lambda: _entry_text(result["accessEntry"]))
 
@@ -159,7 +174,7 @@ def describe_entry(app: App, cluster_id: str, principal_arn: str) -> None:
       authbridge access describe-entry --cluster-id prod \\
           --principal-arn arn:aws:iam::111122223333:user/alice
     """
-    result = ops.describe_entry(app.store, cluster_id, principal_arn)
+    result = _doc(app.admin("DescribeAccessEntry", _entry(cluster_id, principal_arn)))
     app.emit(result, lambda: _entry_text(result["accessEntry"]))
 
 
@@ -174,13 +189,12 @@ def list_entries(app: App, cluster_id: str) -> None:
     Example:
       authbridge access list-entries --cluster-id prod
     """
-    result, entries = ops.list_entries(app.store, cluster_id)
+    result = _doc(app.admin("ListAccessEntries", {"clusterName": cluster_id}))
     app.emit(
         result,
-        lambda: out.table(
-            entries,
-            ("principalArn", "username", "kubernetesGroups", "type", "createdAt"),
-            f"No access entries in cluster {cluster_id}.",
+        lambda: (
+            "\n".join(out.clean(arn) for arn in result["accessEntries"])
+            or f"No access entries in cluster {cluster_id}."
         ),
     )
 
@@ -198,7 +212,7 @@ def delete_entry(app: App, cluster_id: str, principal_arn: str) -> None:
       authbridge access delete-entry --cluster-id prod \\
           --principal-arn arn:aws:iam::111122223333:user/alice
     """
-    result = ops.delete_entry(app.store, cluster_id, principal_arn)
+    result = _doc(app.admin("DeleteAccessEntry", _entry(cluster_id, principal_arn)))
     app.emit(result, lambda: f"Deleted the access entry for {out.clean(principal_arn)}.")
 
 
@@ -234,8 +248,15 @@ def associate_policy(
           --principal-arn arn:aws:iam::111122223333:user/alice \\
           --policy view --scope namespace --namespace 'team-*' --namespace ci
     """
-    result = ops.associate_policy(
-        app.store, cluster_id, principal_arn, policy, scope=scope, namespaces=namespaces
+    result = _doc(
+        app.admin(
+            "AssociateAccessPolicy",
+            {
+                **_entry(cluster_id, principal_arn),
+                "policyArn": policy,
+                "accessScope": {"type": scope, "namespaces": list(namespaces)},
+            },
+        )
     )
     app.emit(result, lambda: _association_text([result["associatedAccessPolicy"]], ""))
 
@@ -254,7 +275,11 @@ def disassociate_policy(app: App, cluster_id: str, principal_arn: str, policy: s
       authbridge access disassociate-policy --cluster-id prod \\
           --principal-arn arn:aws:iam::111122223333:user/alice --policy view
     """
-    result = ops.disassociate_policy(app.store, cluster_id, principal_arn, policy)
+    result = _doc(
+        app.admin(
+            "DisassociateAccessPolicy", {**_entry(cluster_id, principal_arn), "policyArn": policy}
+        )
+    )
     app.emit(result, lambda: f"Disassociated {access.policy_name(policy)}.")
 
 
@@ -271,7 +296,7 @@ def list_associated_policies(app: App, cluster_id: str, principal_arn: str) -> N
       authbridge access list-associated-policies --cluster-id prod \\
           --principal-arn arn:aws:iam::111122223333:user/alice
     """
-    result = ops.list_associated_policies(app.store, cluster_id, principal_arn)
+    result = _doc(app.admin("ListAssociatedAccessPolicies", _entry(cluster_id, principal_arn)))
     app.emit(
         result,
         lambda: _association_text(
@@ -290,7 +315,7 @@ def list_policies(app: App) -> None:
     Example:
       authbridge access list-policies
     """
-    doc = ops.list_policies()
+    doc = _doc(app.admin("ListAccessPolicies", {}))
     app.emit(doc, lambda: out.table(doc["accessPolicies"], ("name", "clusterRole", "arn"), ""))
 
 
@@ -312,7 +337,15 @@ def update_cluster_config(app: App, cluster_id: str, authentication_mode: str) -
     Example:
       authbridge access update-cluster-config --cluster-id prod --authentication-mode API
     """
-    result = ops.update_cluster_config(app.store, cluster_id, authentication_mode)
+    result = _doc(
+        app.admin(
+            "UpdateClusterConfig",
+            {
+                "clusterName": cluster_id,
+                "accessConfig": {"authenticationMode": authentication_mode},
+            },
+        )
+    )
     mode = result["cluster"]["accessConfig"]["authenticationMode"]
     app.emit(result, lambda: f"{cluster_id}  {mode}")
 
@@ -328,6 +361,6 @@ def describe_cluster_config(app: App, cluster_id: str) -> None:
     Example:
       authbridge access describe-cluster-config --cluster-id prod
     """
-    result = ops.describe_cluster_config(app.store, cluster_id)
+    result = _doc(app.admin("DescribeCluster", {"clusterName": cluster_id}))
     mode = result["cluster"]["accessConfig"]["authenticationMode"]
     app.emit(result, lambda: f"{cluster_id}  {mode}")

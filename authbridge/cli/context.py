@@ -47,9 +47,14 @@ class App:
         config_file: Path | None,
         env: Mapping[str, str],
         output: OutputFormat = "text",
+        profile: str | None = None,
+        endpoint: str | None = None,
     ) -> None:
         self._flags: dict[str, Any] = dict(flags)
         self._env = env
+        # --profile / --endpoint: the admin API instead of the store (authbridge.cli.admin_call).
+        self.profile = profile
+        self.endpoint = endpoint
         # --config (or AUTHBRIDGE_CONFIG) as given; else the default found in the keys dir.
         self._config_flag = config_file
         self._config_file = config_file if config_file is not None else self._default_config()
@@ -68,6 +73,9 @@ class App:
         if name == "output":
             self.output = cast(OutputFormat, value)
             return
+        if name in ("profile", "endpoint"):
+            setattr(self, name, value)
+            return
         if name == "config":
             self._config_flag = self._config_file = Path(value)
         else:
@@ -75,6 +83,36 @@ class App:
             if name == "keys_dir" and self._config_flag is None:
                 self._config_file = self._default_config()
         self._settings = None
+
+    # -- the admin API or the store ----------------------------------------------------
+    @property
+    def env(self) -> Mapping[str, str]:
+        return self._env
+
+    @property
+    def api_mode(self) -> bool:
+        """Whether ``iam``/``access``/``keys`` verbs go to the admin API (a profile or endpoint)."""
+        from authbridge.cli.admin_call import wants_api
+
+        return wants_api(self.profile, self.endpoint, self._env)
+
+    def admin(
+        self, action: str, params: Mapping[str, Any], *, account: str | None = None
+    ) -> dict[str, Any] | None:
+        """Admin action ``action`` with AWS-named ``params``, over the API or on the store.
+
+        See :mod:`authbridge.cli.admin_call`: the document ``-o json`` prints
+        (``None`` or ``{}`` for verbs that print nothing).
+        """
+        from authbridge.cli.admin_call import call
+
+        return call(self, action, params, account=account)
+
+    def require_store(self, verb: str) -> None:
+        """Refuse API mode for ``verb``: it has no admin API action."""
+        from authbridge.cli.admin_call import require_store
+
+        require_store(self, verb)
 
     # -- settings and store ------------------------------------------------------------
     def use_config_file(self, path: Path) -> None:

@@ -1,8 +1,9 @@
 """``authbridge iam …``: accounts, users, groups, roles and access keys, in the AWS CLI grammar.
 
-Each command is a thin translation: options in, one :mod:`authbridge.admin.iam`
-call (the admin API's handler for the same action, so both give the same
-JSON), that document out (``-o json``) or an aligned text rendering of it. Every rule
+Each command is a thin translation: options in, the parameters of its admin
+action (:mod:`authbridge.admin.iam`), one :meth:`App.admin` call (the admin API
+with ``--profile``/``--endpoint``, else the store: :mod:`authbridge.cli.admin_call`),
+that document out (``-o json``) or an aligned text rendering of it. Every rule
 (names, limits, trust, delete conflicts) is the store's; its errors name the
 field and say what to do. ``create-access-key`` is the only command whose
 output ever contains a secret.
@@ -27,9 +28,11 @@ if TYPE_CHECKING:
 def iam() -> None:
     """Manage IAM accounts, users, groups, roles, access keys and policies.
 
-    The commands, options and JSON shapes follow `aws iam`. IAM commands act on
-    the account given by the global --account-id (or AUTHBRIDGE_ACCOUNT_ID), or
-    on the store's only account.
+    The commands, options and JSON shapes follow `aws iam`. With --profile or
+    --endpoint (or AUTHBRIDGE_PROFILE / AUTHBRIDGE_ENDPOINT) they call the
+    admin API as that caller, in the caller's account; otherwise they use the
+    store directly (break-glass, audited) and act on the account given by the
+    global --account-id (or AUTHBRIDGE_ACCOUNT_ID), or the store's only account.
 
     \b
     Example:
@@ -81,6 +84,17 @@ _force_option = click.option(
 )
 
 
+def _doc(doc: dict[str, Any] | None) -> dict[str, Any]:
+    """The document of an action that always answers one."""
+    if doc is None:
+        raise AssertionError("the action answered no document")  # pragma: no cover
+    return doc
+
+
+def _aws_tags(tags: dict[str, str]) -> list[dict[str, str]]:
+    return [{"Key": k, "Value": v} for k, v in tags.items()]
+
+
 def _users_table(users: list[dict[str, Any]], empty: str) -> str:
     return out.table(users, out.USER_COLUMNS, empty)
 
@@ -104,15 +118,22 @@ def create_account(app: App, account_id: str | None, alias: str | None) -> None:
     Example:
       authbridge iam create-account --account-id 111122223333 --alias prod
     """
+    app.require_store("iam create-account")
     chosen = account_id or app.settings.account_id
-    try:
-        result = ops.create_account(app.store, chosen, alias, new_id=app.new_account_id)
-    except EntityAlreadyExists as e:
-        if chosen is None:
-            raise
-        raise EntityAlreadyExists(
-            e.message, hint="use it, or omit --account-id to create one with a random id"
-        ) from e
+    from authbridge.cli.admin_call import break_glass
+
+    with break_glass(app, "iam:CreateAccount") as note:
+        if chosen is not None:
+            note.targets = (f"arn:{app.settings.partition}:iam::{chosen}:root",)
+        try:
+            result = ops.create_account(app.store, chosen, alias, new_id=app.new_account_id)
+        except EntityAlreadyExists as e:
+            if chosen is None:
+                raise
+            raise EntityAlreadyExists(
+                e.message, hint="use it, or omit --account-id to create one with a random id"
+            ) from e
+        note.targets = (f"arn:{app.settings.partition}:iam::{result['Account']['AccountId']}:root",)
     doc = result["Account"]
     app.emit(result, lambda: out.fields(doc))
 
@@ -127,6 +148,7 @@ def list_accounts(app: App) -> None:
     Example:
       authbridge iam list-accounts
     """
+    app.require_store("iam list-accounts")
     result = ops.list_accounts(app.store)
     docs = result["Accounts"]
     app.emit(
@@ -157,7 +179,9 @@ def create_user(app: App, user_name: str, path: str, tags: dict[str, str]) -> No
     Example:
       authbridge iam create-user --user-name alice --path /team/ --tag team=platform
     """
-    result = ops.create_user(app.store, app.account_id(), user_name, path, tags)
+    result = _doc(
+        app.admin("CreateUser", {"UserName": user_name, "Path": path, "Tags": _aws_tags(tags)})
+    )
     app.emit(result, lambda: out.fields(result["User"], out.USER_FIELDS))
 
 
@@ -172,7 +196,7 @@ def get_user(app: App, user_name: str) -> None:
     Example:
       authbridge iam get-user --user-name alice
     """
-    result = ops.get_user(app.store, app.account_id(), user_name)
+    result = _doc(app.admin("GetUser", {"UserName": user_name}))
     app.emit(result, lambda: out.fields(result["User"], out.USER_FIELDS))
 
 
@@ -187,7 +211,7 @@ def list_users(app: App, path_prefix: str) -> None:
     Example:
       authbridge iam list-users --path-prefix /team/
     """
-    result = ops.list_users(app.store, app.account_id(), path_prefix)
+    result = _doc(app.admin("ListUsers", {"PathPrefix": path_prefix}))
     app.emit(result, lambda: _users_table(result["Users"], "No users."))
 
 
@@ -210,7 +234,7 @@ def update_user(app: App, user_name: str, enabled: bool | None) -> None:
     """
     if enabled is None:
         raise click.UsageError("pass --enable or --disable")
-    result = ops.update_user(app.store, app.account_id(), user_name, enabled)
+    result = _doc(app.admin("UpdateUser", {"UserName": user_name, "Enabled": enabled}))
     doc = result["User"]
     app.emit(
         result,
@@ -230,7 +254,7 @@ def delete_user(app: App, user_name: str, force: bool) -> None:
     Example:
       authbridge iam delete-user --user-name alice --force
     """
-    ops.delete_user(app.store, app.account_id(), user_name, force)
+    app.admin("DeleteUser", {"UserName": user_name, "Force": force})
     app.emit(None, lambda: f"Deleted user {user_name}.")
 
 
@@ -249,7 +273,7 @@ def create_group(app: App, group_name: str, path: str) -> None:
     Example:
       authbridge iam create-group --group-name devs
     """
-    result = ops.create_group(app.store, app.account_id(), group_name, path)
+    result = _doc(app.admin("CreateGroup", {"GroupName": group_name, "Path": path}))
     app.emit(result, lambda: out.fields(result["Group"], out.GROUP_FIELDS))
 
 
@@ -264,7 +288,7 @@ def get_group(app: App, group_name: str) -> None:
     Example:
       authbridge iam get-group --group-name devs
     """
-    result = ops.get_group(app.store, app.account_id(), group_name)
+    result = _doc(app.admin("GetGroup", {"GroupName": group_name}))
     group, users = result["Group"], result["Users"]
     app.emit(
         result,
@@ -283,7 +307,7 @@ def list_groups(app: App, path_prefix: str) -> None:
     Example:
       authbridge iam list-groups
     """
-    result = ops.list_groups(app.store, app.account_id(), path_prefix)
+    result = _doc(app.admin("ListGroups", {"PathPrefix": path_prefix}))
     app.emit(result, lambda: out.table(result["Groups"], out.GROUP_COLUMNS, "No groups."))
 
 
@@ -298,7 +322,7 @@ def list_groups_for_user(app: App, user_name: str) -> None:
     Example:
       authbridge iam list-groups-for-user --user-name alice
     """
-    result = ops.list_groups_for_user(app.store, app.account_id(), user_name)
+    result = _doc(app.admin("ListGroupsForUser", {"UserName": user_name}))
     app.emit(
         result,
         lambda: out.table(result["Groups"], out.GROUP_COLUMNS, f"User {user_name} is in no group."),
@@ -317,7 +341,7 @@ def delete_group(app: App, group_name: str, force: bool) -> None:
     Example:
       authbridge iam delete-group --group-name devs --force
     """
-    ops.delete_group(app.store, app.account_id(), group_name, force)
+    app.admin("DeleteGroup", {"GroupName": group_name, "Force": force})
     app.emit(None, lambda: f"Deleted group {group_name}.")
 
 
@@ -333,7 +357,7 @@ def add_user_to_group(app: App, group_name: str, user_name: str) -> None:
     Example:
       authbridge iam add-user-to-group --group-name devs --user-name alice
     """
-    ops.add_user_to_group(app.store, app.account_id(), group_name, user_name)
+    app.admin("AddUserToGroup", {"GroupName": group_name, "UserName": user_name})
     app.emit(None, lambda: f"User {user_name} is a member of group {group_name}.")
 
 
@@ -349,7 +373,7 @@ def remove_user_from_group(app: App, group_name: str, user_name: str) -> None:
     Example:
       authbridge iam remove-user-from-group --group-name devs --user-name alice
     """
-    ops.remove_user_from_group(app.store, app.account_id(), group_name, user_name)
+    app.admin("RemoveUserFromGroup", {"GroupName": group_name, "UserName": user_name})
     app.emit(None, lambda: f"Removed user {user_name} from group {group_name}.")
 
 
@@ -398,14 +422,17 @@ def create_role(
       authbridge iam create-role --role-name Admin --path /platform/ \\
           --trust arn:aws:iam::111122223333:group/oncall --max-session-duration 3600
     """
-    result = ops.create_role(
-        app.store,
-        app.account_id(),
-        role_name,
-        path=path,
-        trust=trust,
-        max_session_duration=max_session_duration,
-        description=description,
+    result = _doc(
+        app.admin(
+            "CreateRole",
+            {
+                "RoleName": role_name,
+                "Path": path,
+                "Trust": list(trust),
+                "MaxSessionDuration": max_session_duration,
+                "Description": description,
+            },
+        )
     )
     app.emit(result, lambda: out.fields(result["Role"], out.ROLE_FIELDS))
 
@@ -421,7 +448,7 @@ def get_role(app: App, role_name: str) -> None:
     Example:
       authbridge iam get-role --role-name Admin
     """
-    result = ops.get_role(app.store, app.account_id(), role_name)
+    result = _doc(app.admin("GetRole", {"RoleName": role_name}))
     app.emit(result, lambda: out.fields(result["Role"], out.ROLE_FIELDS))
 
 
@@ -436,7 +463,7 @@ def list_roles(app: App, path_prefix: str) -> None:
     Example:
       authbridge iam list-roles --path-prefix /platform/
     """
-    result = ops.list_roles(app.store, app.account_id(), path_prefix)
+    result = _doc(app.admin("ListRoles", {"PathPrefix": path_prefix}))
     app.emit(result, lambda: out.table(result["Roles"], out.ROLE_COLUMNS, "No roles."))
 
 
@@ -453,7 +480,9 @@ def update_role_trust(app: App, role_name: str, trust: tuple[str, ...]) -> None:
       authbridge iam update-role-trust --role-name Admin \\
           --trust arn:aws:iam::111122223333:user/alice
     """
-    result = ops.update_role_trust(app.store, app.account_id(), role_name, trust)
+    result = _doc(
+        app.admin("UpdateAssumeRolePolicy", {"RoleName": role_name, "Trust": list(trust)})
+    )
     app.emit(result, lambda: out.fields(result["Role"], out.ROLE_FIELDS))
 
 
@@ -468,7 +497,7 @@ def delete_role(app: App, role_name: str) -> None:
     Example:
       authbridge iam delete-role --role-name Admin
     """
-    ops.delete_role(app.store, app.account_id(), role_name)
+    app.admin("DeleteRole", {"RoleName": role_name})
     app.emit(None, lambda: f"Deleted role {role_name}.")
 
 
@@ -489,7 +518,7 @@ def create_access_key(app: App, user_name: str) -> None:
     Example:
       authbridge -o json iam create-access-key --user-name alice
     """
-    result = ops.create_access_key(app.store, app.account_id(), user_name)
+    result = _doc(app.admin("CreateAccessKey", {"UserName": user_name}))
     doc = result["AccessKey"]
 
     def text() -> str:
@@ -516,7 +545,7 @@ def list_access_keys(app: App, user_name: str) -> None:
     Example:
       authbridge iam list-access-keys --user-name alice
     """
-    result = ops.list_access_keys(app.store, app.account_id(), user_name)
+    result = _doc(app.admin("ListAccessKeys", {"UserName": user_name}))
     docs = result["AccessKeyMetadata"]
     app.emit(
         result,
@@ -541,7 +570,7 @@ def update_access_key(app: App, access_key_id: str, status: AccessKeyStatus) -> 
     Example:
       authbridge iam update-access-key --access-key-id AKIAEXAMPLE --status Inactive
     """
-    result = ops.update_access_key(app.store, access_key_id, status)
+    result = _doc(app.admin("UpdateAccessKey", {"AccessKeyId": access_key_id, "Status": status}))
     doc = result["AccessKey"]
     app.emit(
         result,
@@ -562,7 +591,7 @@ def delete_access_key(app: App, access_key_id: str) -> None:
     Example:
       authbridge iam delete-access-key --access-key-id AKIAEXAMPLE
     """
-    ops.delete_access_key(app.store, access_key_id)
+    app.admin("DeleteAccessKey", {"AccessKeyId": access_key_id})
     app.emit(None, lambda: f"Deleted access key {access_key_id}.")
 
 

@@ -6,7 +6,10 @@ by repeating an option (``--action-names A --action-names B``), as elsewhere
 in authbridge. A ``--policy-document`` is JSON, ``file://PATH`` or ``-``
 (stdin); it is read and checked (:func:`authbridge.iam.policy.parse_policy`)
 before the store is opened, so a malformed document fails first, naming the
-statement and the field. The commands are registered on the ``iam`` group by
+statement and the field. Each verb then calls its admin action of
+:mod:`authbridge.admin.policies` through :meth:`App.admin` (the admin API with
+``--profile``/``--endpoint``, else the store), so both modes print the same
+document. The commands are registered on the ``iam`` group by
 :mod:`authbridge.cli.iam` (:data:`COMMANDS`).
 """
 
@@ -15,7 +18,6 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -146,11 +148,18 @@ def create_policy(
           --policy-document file://read-iam.json --description "Read IAM"
     """
     text = checked_document(policy_document, "managed")
-    created = app.store.create_policy(
-        app.account_id(), policy_name, text, path=path, description=description
+    result = _doc(
+        app.admin(
+            "CreatePolicy",
+            {
+                "PolicyName": policy_name,
+                "PolicyDocument": text,
+                "Path": path,
+                "Description": description,
+            },
+        )
     )
-    doc = created.to_aws()
-    app.emit({"Policy": doc}, lambda: out.fields(doc, POLICY_FIELDS))
+    app.emit(result, lambda: out.fields(result["Policy"], POLICY_FIELDS))
 
 
 @_command("get-policy")
@@ -163,8 +172,8 @@ def get_policy(app: App, policy_arn: str) -> None:
     Example:
       authbridge iam get-policy --policy-arn arn:aws:iam::aws:policy/IAMReadOnlyAccess
     """
-    doc = app.store.get_policy(app.account_id(), policy_arn).to_aws()
-    app.emit({"Policy": doc}, lambda: out.fields(doc, POLICY_FIELDS))
+    result = _doc(app.admin("GetPolicy", {"PolicyArn": policy_arn}))
+    app.emit(result, lambda: out.fields(result["Policy"], POLICY_FIELDS))
 
 
 @_command("list-policies")
@@ -185,11 +194,13 @@ def list_policies(app: App, scope: str, only_attached: bool, path_prefix: str) -
     Example:
       authbridge iam list-policies --scope Local --only-attached
     """
-    found = app.store.list_policies(
-        app.account_id(), scope=scope, only_attached=only_attached, path_prefix=path_prefix
+    result = _doc(
+        app.admin(
+            "ListPolicies",
+            {"Scope": scope, "OnlyAttached": only_attached, "PathPrefix": path_prefix},
+        )
     )
-    docs = [p.to_aws() for p in found]
-    app.emit({"Policies": docs}, lambda: out.table(docs, POLICY_COLUMNS, "No policies."))
+    app.emit(result, lambda: out.table(result["Policies"], POLICY_COLUMNS, "No policies."))
 
 
 @_command("delete-policy")
@@ -202,7 +213,7 @@ def delete_policy(app: App, policy_arn: str) -> None:
     Example:
       authbridge iam delete-policy --policy-arn arn:aws:iam::111122223333:policy/ReadIam
     """
-    app.store.delete_policy(app.account_id(), policy_arn)
+    app.admin("DeletePolicy", {"PolicyArn": policy_arn})
     app.emit(None, lambda: f"Deleted policy {out.clean(policy_arn)}.")
 
 
@@ -225,15 +236,18 @@ def create_policy_version(
           --policy-document file://v2.json --set-as-default
     """
     text = checked_document(policy_document, "managed")
-    version = app.store.create_policy_version(
-        app.account_id(), policy_arn, text, set_as_default=set_as_default
+    result = _doc(
+        app.admin(
+            "CreatePolicyVersion",
+            {"PolicyArn": policy_arn, "PolicyDocument": text, "SetAsDefault": set_as_default},
+        )
     )
-    doc = version.to_aws(with_document=False)
+    doc = result["PolicyVersion"]
     app.emit(
-        {"PolicyVersion": doc},
+        result,
         lambda: (
-            f"Created version {version.version_id} of policy {version.policy_arn}"
-            + (" (the default)." if version.is_default else " (not the default).")
+            f"Created version {out.clean(doc['VersionId'])} of policy {out.clean(policy_arn)}"
+            + (" (the default)." if doc["IsDefaultVersion"] else " (not the default).")
         ),
     )
 
@@ -249,10 +263,10 @@ def get_policy_version(app: App, policy_arn: str, version_id: str) -> None:
     Example:
       authbridge iam get-policy-version --policy-arn ARN --version-id v1
     """
-    version = app.store.get_policy_version(app.account_id(), policy_arn, version_id)
-    doc = version.to_aws()
+    result = _doc(app.admin("GetPolicyVersion", {"PolicyArn": policy_arn, "VersionId": version_id}))
+    doc = result["PolicyVersion"]
     app.emit(
-        {"PolicyVersion": doc},
+        result,
         lambda: out.fields(doc, VERSION_COLUMNS) + "\n" + _pretty(doc["Document"]),
     )
 
@@ -267,9 +281,8 @@ def list_policy_versions(app: App, policy_arn: str) -> None:
     Example:
       authbridge iam list-policy-versions --policy-arn ARN
     """
-    versions = app.store.list_policy_versions(app.account_id(), policy_arn)
-    docs = [v.to_aws(with_document=False) for v in versions]
-    app.emit({"Versions": docs}, lambda: out.table(docs, VERSION_COLUMNS, "No versions."))
+    result = _doc(app.admin("ListPolicyVersions", {"PolicyArn": policy_arn}))
+    app.emit(result, lambda: out.table(result["Versions"], VERSION_COLUMNS, "No versions."))
 
 
 @_command("set-default-policy-version")
@@ -283,7 +296,7 @@ def set_default_policy_version(app: App, policy_arn: str, version_id: str) -> No
     Example:
       authbridge iam set-default-policy-version --policy-arn ARN --version-id v2
     """
-    app.store.set_default_policy_version(app.account_id(), policy_arn, version_id)
+    app.admin("SetDefaultPolicyVersion", {"PolicyArn": policy_arn, "VersionId": version_id})
     app.emit(
         None,
         lambda: f"Version {out.clean(version_id)} is now the default of {out.clean(policy_arn)}.",
@@ -301,7 +314,7 @@ def delete_policy_version(app: App, policy_arn: str, version_id: str) -> None:
     Example:
       authbridge iam delete-policy-version --policy-arn ARN --version-id v1
     """
-    app.store.delete_policy_version(app.account_id(), policy_arn, version_id)
+    app.admin("DeletePolicyVersion", {"PolicyArn": policy_arn, "VersionId": version_id})
     app.emit(None, lambda: f"Deleted version {out.clean(version_id)} of {out.clean(policy_arn)}.")
 
 
@@ -310,6 +323,7 @@ def delete_policy_version(app: App, policy_arn: str, version_id: str) -> None:
 
 def _inline_commands(kind: PrincipalKind) -> None:
     title = TITLES[kind]
+    who_param = f"{title}Name"
     example_name = {"user": "alice", "group": "devs", "role": "Deployer"}[kind]
     who = f"--{kind}-name {example_name}"
 
@@ -320,7 +334,10 @@ def _inline_commands(kind: PrincipalKind) -> None:
     @pass_app
     def put(app: App, principal_name: str, policy_name: str, policy_document: str) -> None:
         text = checked_document(policy_document, kind)
-        app.store.put_inline_policy(app.account_id(), kind, principal_name, policy_name, text)
+        app.admin(
+            f"Put{title}Policy",
+            {who_param: principal_name, "PolicyName": policy_name, "PolicyDocument": text},
+        )
         app.emit(
             None,
             lambda: f"Put inline policy {policy_name} on {kind} {principal_name}.",
@@ -337,8 +354,9 @@ def _inline_commands(kind: PrincipalKind) -> None:
     @click.option("--policy-name", required=True, metavar="NAME", help="Inline policy name.")
     @pass_app
     def get(app: App, principal_name: str, policy_name: str) -> None:
-        found = app.store.get_inline_policy(app.account_id(), kind, principal_name, policy_name)
-        doc = found.to_aws()
+        doc = _doc(
+            app.admin(f"Get{title}Policy", {who_param: principal_name, "PolicyName": policy_name})
+        )
         app.emit(
             doc,
             lambda: (
@@ -357,9 +375,10 @@ def _inline_commands(kind: PrincipalKind) -> None:
     @_name_option(kind)
     @pass_app
     def list_(app: App, principal_name: str) -> None:
-        found = app.store.list_inline_policies(app.account_id(), kind, principal_name)
+        result = _doc(app.admin(f"List{title}Policies", {who_param: principal_name}))
+        found = result["PolicyNames"]
         app.emit(
-            {"PolicyNames": found},
+            result,
             lambda: (
                 "\n".join(out.clean(n) for n in found)
                 or f"{title} {principal_name} has no inline policies."
@@ -376,7 +395,7 @@ def _inline_commands(kind: PrincipalKind) -> None:
     @click.option("--policy-name", required=True, metavar="NAME", help="Inline policy name.")
     @pass_app
     def delete(app: App, principal_name: str, policy_name: str) -> None:
-        app.store.delete_inline_policy(app.account_id(), kind, principal_name, policy_name)
+        app.admin(f"Delete{title}Policy", {who_param: principal_name, "PolicyName": policy_name})
         app.emit(None, lambda: f"Deleted inline policy {policy_name} of {kind} {principal_name}.")
 
     delete.help = (
@@ -389,7 +408,7 @@ def _inline_commands(kind: PrincipalKind) -> None:
     @_policy_arn_option
     @pass_app
     def attach(app: App, principal_name: str, policy_arn: str) -> None:
-        app.store.attach_policy(app.account_id(), kind, principal_name, policy_arn)
+        app.admin(f"Attach{title}Policy", {who_param: principal_name, "PolicyArn": policy_arn})
         app.emit(None, lambda: f"Attached {out.clean(policy_arn)} to {kind} {principal_name}.")
 
     attach.help = (
@@ -403,7 +422,7 @@ def _inline_commands(kind: PrincipalKind) -> None:
     @_policy_arn_option
     @pass_app
     def detach(app: App, principal_name: str, policy_arn: str) -> None:
-        app.store.detach_policy(app.account_id(), kind, principal_name, policy_arn)
+        app.admin(f"Detach{title}Policy", {who_param: principal_name, "PolicyArn": policy_arn})
         app.emit(None, lambda: f"Detached {out.clean(policy_arn)} from {kind} {principal_name}.")
 
     detach.help = (
@@ -417,12 +436,15 @@ def _inline_commands(kind: PrincipalKind) -> None:
     @_path_prefix_option
     @pass_app
     def list_attached(app: App, principal_name: str, path_prefix: str) -> None:
-        found = app.store.list_attached_policies(
-            app.account_id(), kind, principal_name, path_prefix=path_prefix
+        result = _doc(
+            app.admin(
+                f"ListAttached{title}Policies",
+                {who_param: principal_name, "PathPrefix": path_prefix},
+            )
         )
-        docs = [a.to_aws() for a in found]
+        docs = result["AttachedPolicies"]
         app.emit(
-            {"AttachedPolicies": docs},
+            result,
             lambda: out.table(
                 docs,
                 ("PolicyName", "PolicyArn"),
@@ -445,6 +467,7 @@ for _kind in managed.PRINCIPAL_KINDS:
 
 def _tag_commands(kind: TaggableKind) -> None:
     title = TITLES[kind]
+    who_param = f"{title}Name"
     who = f"--{kind}-name {'alice' if kind == 'user' else 'Deployer'}"
 
     @_command(f"tag-{kind}")
@@ -460,7 +483,10 @@ def _tag_commands(kind: TaggableKind) -> None:
     @pass_app
     def tag(app: App, principal_name: str, tags: tuple[str, ...]) -> None:
         given = managed.parse_tag_arguments(tags)
-        app.store.tag_principal(app.account_id(), kind, principal_name, given)
+        app.admin(
+            f"Tag{title}",
+            {who_param: principal_name, "Tags": [{"Key": k, "Value": v} for k, v in given.items()]},
+        )
         app.emit(None, lambda: f"Tagged {kind} {principal_name}.")
 
     tag.help = (
@@ -476,7 +502,7 @@ def _tag_commands(kind: TaggableKind) -> None:
     )
     @pass_app
     def untag(app: App, principal_name: str, keys: tuple[str, ...]) -> None:
-        app.store.untag_principal(app.account_id(), kind, principal_name, list(keys))
+        app.admin(f"Untag{title}", {who_param: principal_name, "TagKeys": list(keys)})
         app.emit(None, lambda: f"Removed tags from {kind} {principal_name}.")
 
     untag.help = (
@@ -488,10 +514,10 @@ def _tag_commands(kind: TaggableKind) -> None:
     @_name_option(kind)
     @pass_app
     def list_tags(app: App, principal_name: str) -> None:
-        found = app.store.list_principal_tags(app.account_id(), kind, principal_name)
-        docs = managed.tags_to_aws(found)
+        result = _doc(app.admin(f"List{title}Tags", {who_param: principal_name}))
+        docs = result["Tags"]
         app.emit(
-            {"Tags": docs},
+            result,
             lambda: out.table(docs, ("Key", "Value"), f"{title} {principal_name} has no tags."),
         )
 
@@ -560,32 +586,28 @@ def simulate_principal_policy(
     context_entries = simulate.parse_context_entries(entries)
     for action in actions:
         simulate.action_name(action)
-    targets = resources or ("*",)
-    for resource in targets:
+    for resource in resources:
         simulate.resource_name(resource)
-    # The principal's own account: the ARN names it, whatever --account-id says.
     source = _source(app, policy_source_arn)
-    account = source.account_id
-    policies = app.store.principal_policies(account, policy_source_arn)
-    principal_arn, user_id, user_name = _identity(app, account, source)
-    context = simulate.simulation_context(
-        principal_arn=principal_arn,
-        user_id=user_id,
-        user_name=user_name,
-        tags=app.store.principal_tags(account, policy_source_arn),
-        now=datetime.now(UTC),
-        entries=context_entries,
-    )
-    results = [
-        simulate.evaluation_result(
-            action,
-            resource,
-            policy.evaluate(policies, policy.Request(action, resource, context)),
-        )
-        for action in actions
-        for resource in targets
-    ]
-    app.emit({"EvaluationResults": results}, lambda: _results_text(results))
+    params = {
+        "PolicySourceArn": policy_source_arn,
+        "ActionNames": list(actions),
+        "ResourceArns": list(resources),
+        "ContextEntries": [
+            {"ContextKeyName": e.name, "ContextKeyValues": list(e.values), "ContextKeyType": e.type}
+            for e in context_entries
+        ],
+    }
+    # In the store, the principal's own account: the ARN names it, whatever --account-id says.
+    result = _doc(app.admin("SimulatePrincipalPolicy", params, account=source.account_id))
+    app.emit(result, lambda: _results_text(result["EvaluationResults"]))
+
+
+def _doc(doc: dict[str, Any] | None) -> dict[str, Any]:
+    """The document of an action that always answers one."""
+    if doc is None:
+        raise AssertionError("the action answered no document")  # pragma: no cover
+    return doc
 
 
 def _source(app: App, source_arn: str) -> arns.PrincipalArn:
@@ -595,25 +617,6 @@ def _source(app: App, source_arn: str) -> arns.PrincipalArn:
         )
     except MalformedArn as e:
         raise InputError("PolicySourceArn", e.message, hint=e.hint) from e
-
-
-def _identity(app: App, account: str, p: arns.PrincipalArn) -> tuple[str, str, str | None]:
-    """(aws:PrincipalArn, aws:userid, aws:username) of the simulated principal, as IAM sets them.
-
-    A role session's PrincipalArn is its role's ARN and its userid
-    ``AROA…:<session>``; only a user has a username. ``principal_policies``
-    has already checked that the principal exists.
-    """
-    if p.kind == "user":
-        user = app.store.get_user(account, p.name)
-        return user.arn, user.user_id, user.name
-    if p.kind == "group":
-        group = app.store.get_group(account, p.name)
-        return group.arn, group.group_id, None
-    role = app.store.get_role(account, p.name)
-    if p.kind == "assumed-role":
-        return role.arn, f"{role.role_id}:{p.session_name}", None
-    return role.arn, role.role_id, None
 
 
 def _results_text(results: Sequence[dict[str, Any]]) -> str:

@@ -5,8 +5,11 @@ directory, as always) or ``store`` (sealed under the KEK; the default when a
 KEK is configured). Every verb acts on that source; ``keys import`` copies
 the keys directory into the store, ``keys revoke`` works on the store only.
 The rules (states, delays, what may be retired or revoked) are
-:mod:`authbridge.keys`'s; this module only reads the settings, calls it and
-shows the result.
+:mod:`authbridge.keys`'s. ``list``, ``rotate``, ``retire``, ``revoke`` and
+``export`` are admin actions (:mod:`authbridge.admin.keys`), called through
+:meth:`App.admin`: the admin API with ``--profile``/``--endpoint``, else the
+configured source here. ``init`` and ``import`` need the keys themselves and
+are refused in API mode.
 """
 
 from __future__ import annotations
@@ -94,6 +97,13 @@ def _row(rows: list[KeyDescription], kid: str) -> dict[str, Any]:
     raise AssertionError(f"kid {kid} vanished from the signing keys")  # pragma: no cover
 
 
+def _doc(doc: dict[str, Any] | None) -> dict[str, Any]:
+    """The document of an action that always answers one."""
+    if doc is None:
+        raise AssertionError("the action answered no document")  # pragma: no cover
+    return doc
+
+
 def _algorithm_option(help_text: str) -> Callable[[F], F]:
     return click.option("--algorithm", type=click.Choice(_ALGORITHMS), default=None, help=help_text)
 
@@ -111,8 +121,13 @@ def init(app: App, algorithm: Algorithm | None) -> None:
     Example:
       authbridge keys init --algorithm ES256
     """
-    source = _source(app)
-    key = source.init(algorithm or app.settings.key_algorithm)
+    app.require_store("keys init")
+    from authbridge.cli.admin_call import break_glass
+
+    with break_glass(app, "authbridge:InitSigningKeys") as note:
+        source = _source(app)
+        key = source.init(algorithm or app.settings.key_algorithm)
+        note.targets = (f"arn:{app.settings.partition}:authbridge:::signing-key/{key.kid}",)
     row = _row(_describe(source, time.time()), key.kid)
     where = _location(app)
     app.emit(
@@ -131,7 +146,7 @@ def list_keys(app: App) -> None:
     Example:
       authbridge -o json keys list
     """
-    result = ops.list_keys(_place(app), time.time())
+    result = _doc(app.admin("ListSigningKeys", {}))
     rows, where = result["Keys"], result["Source"]
     app.emit(
         result,
@@ -155,7 +170,7 @@ def rotate(app: App, algorithm: Algorithm | None) -> None:
       authbridge keys rotate
     """
     now = time.time()
-    result = ops.rotate(_place(app), algorithm, now)
+    result = _doc(app.admin("RotateSigningKey", {"Algorithm": algorithm}))
     row = result["Key"]
 
     def text() -> str:
@@ -179,7 +194,7 @@ def retire(app: App, kid: str) -> None:
     Example:
       authbridge keys retire --kid NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs
     """
-    result = ops.retire(_place(app), kid, time.time())
+    result = _doc(app.admin("RetireSigningKey", {"KeyId": kid}))
     row = result["Key"]
     app.emit(
         result,
@@ -214,7 +229,9 @@ def revoke(app: App, kid: str, reason: str, rotate_too: bool) -> None:
       authbridge keys revoke --kid NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs \\
           --reason compromised --rotate
     """
-    doc = ops.revoke(_place(app), kid, reason, rotate_too, time.time())
+    doc = _doc(
+        app.admin("RevokeSigningKey", {"KeyId": kid, "Reason": reason, "Rotate": rotate_too})
+    )
     new = doc.get("NewKey")
 
     def text() -> str:
@@ -240,9 +257,15 @@ def import_keys(app: App) -> None:
     Example:
       AUTHBRIDGE_KEK_FILE=keys/kek authbridge keys import
     """
-    directory = _directory(app)
-    keyset = directory.load()
-    imported, present = _store_keys(app).import_keys(keyset)
+    app.require_store("keys import")
+    from authbridge.cli.admin_call import break_glass
+
+    with break_glass(app, "authbridge:ImportSigningKeys") as note:
+        directory = _directory(app)
+        keyset = directory.load()
+        imported, present = _store_keys(app).import_keys(keyset)
+        partition = app.settings.partition
+        note.targets = tuple(f"arn:{partition}:authbridge:::signing-key/{k}" for k in imported)
     app.emit(
         {"Imported": imported, "AlreadyInStore": present},
         lambda: "\n".join(
@@ -269,5 +292,5 @@ def export(app: App, public: bool) -> None:
 
     if not public:
         raise click.UsageError("only --public is supported: private keys never leave the store")
-    jwks = ops.export_public(_place(app), time.time())
+    jwks = _doc(app.admin("ExportSigningKeys", {}))
     click.echo(json.dumps(jwks, indent=2, ensure_ascii=True))

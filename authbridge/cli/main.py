@@ -15,7 +15,8 @@ and no other command. The console script enters through
 before this module (and click) is imported at all.
 
 Global options (:data:`GLOBAL_OPTIONS`: ``--config``, ``--store``,
-``--keys-dir``, ``--account-id``, ``--partition``, ``-o``) are the root
+``--keys-dir``, ``--account-id``, ``--partition``, ``--profile``,
+``--endpoint``, ``-o``) are the root
 group's, with their environment variables, and are added when a command is
 loaded (:func:`_with_global_options`) to every subcommand and subgroup, as
 kubectl and the AWS CLI take them anywhere. After the subcommand they carry no
@@ -233,6 +234,22 @@ GLOBAL_OPTIONS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
         ("--partition",),
         {"metavar": "P", "help": "ARN partition (also AUTHBRIDGE_PARTITION; default aws)."},
     ),
+    "profile": (
+        ("--profile",),
+        {
+            "metavar": "NAME",
+            "help": "Call the admin API as this credentials profile (also AUTHBRIDGE_PROFILE)"
+            " instead of using the store directly; see `authbridge configure`.",
+        },
+    ),
+    "endpoint": (
+        ("--endpoint",),
+        {
+            "metavar": "URL",
+            "help": "Call the admin API of this https server (also AUTHBRIDGE_ENDPOINT) instead"
+            " of using the store directly.",
+        },
+    ),
     "output": (
         ("-o", "--output"),
         {
@@ -287,6 +304,8 @@ def _with_global_options(command: click.Command) -> click.Command:
 @click.option(*GLOBAL_OPTIONS["keys_dir"][0], **GLOBAL_OPTIONS["keys_dir"][1])
 @click.option(*GLOBAL_OPTIONS["account_id"][0], **GLOBAL_OPTIONS["account_id"][1])
 @click.option(*GLOBAL_OPTIONS["partition"][0], **GLOBAL_OPTIONS["partition"][1])
+@click.option(*GLOBAL_OPTIONS["profile"][0], **GLOBAL_OPTIONS["profile"][1])
+@click.option(*GLOBAL_OPTIONS["endpoint"][0], **GLOBAL_OPTIONS["endpoint"][1])
 @click.option(*GLOBAL_OPTIONS["output"][0], **GLOBAL_OPTIONS["output"][1])
 @click.version_option(__version__, "--version", prog_name="authbridge")
 @click.pass_context
@@ -297,6 +316,8 @@ def main(
     keys_dir: str | None,
     account_id: str | None,
     partition: str | None,
+    profile: str | None,
+    endpoint: str | None,
     output: str | None,
 ) -> None:
     """authbridge: self-hosted IAM for Kubernetes, the Amazon EKS access flow on any cluster.
@@ -312,8 +333,13 @@ def main(
       authbridge -o json iam create-access-key --user-name alice
       authbridge keys init
 
+    With --profile or --endpoint (or AUTHBRIDGE_PROFILE / AUTHBRIDGE_ENDPOINT),
+    the iam, access and keys commands call the admin API over HTTPS as that
+    profile's caller; without, they use the store directly (break-glass,
+    audited).
+
     The global options (--config, --store, --keys-dir, --account-id, --partition,
-    -o) may also follow the subcommand, as in kubectl and the AWS CLI
+    --profile, --endpoint, -o) may also follow the subcommand, as in kubectl and the AWS CLI
     (`authbridge serve --config F`); given both before and after, the one after
     the subcommand wins.
     """
@@ -327,4 +353,6 @@ def main(
         config_file=config,
         env=os.environ,
         output=cast(OutputFormat, output or "text"),
+        profile=profile,
+        endpoint=endpoint,
     )
