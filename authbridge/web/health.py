@@ -2,11 +2,13 @@
 
 ``GET /healthz`` answers 200 ``ok`` while the process serves requests.
 ``GET /readyz`` answers 200 only when the store answers a cheap query, a
-signing key is active and a mapping file has been loaded, else 503; the JSON
-body lists each check. Failures name the error class only (details go to the
-log), as the probe is unauthenticated. A mapping file that became invalid
-after a good one was loaded keeps the replica ready on the last good mapping
-(see :mod:`authbridge.mapping.holder`) and is flagged ``last_reload_failed``.
+signing key is active and a mapping file has been loaded (or there is none at
+all: the mapping ConfigMap is optional, and access entries alone then decide;
+``"absent": true``), else 503; the JSON body lists each check. Failures name
+the error class only (details go to the log), as the probe is unauthenticated.
+A mapping file that became invalid after a good one was loaded keeps the
+replica ready on the last good mapping (see :mod:`authbridge.mapping.holder`)
+and is flagged ``last_reload_failed``.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ class Check(TypedDict):
     active_kid: NotRequired[str]
     published_keys: NotRequired[int]
     last_reload_failed: NotRequired[bool]  # serving the last good key set / mapping
+    absent: NotRequired[bool]  # no mapping file: access entries alone decide
     version: NotRequired[int]  # of the mapping: bumps on every reload
     digest: NotRequired[str]  # sha256 of the mapping file in force
 
@@ -72,6 +75,10 @@ def check_mapping(svc: Services) -> Check:
     holder = svc.mapping
     mapping = holder.current()  # looks at the file again when its check interval has passed
     if not holder.ready:
+        if not holder.path.exists():
+            # No mapping file at all (the ConfigMap is optional): access entries alone let
+            # anybody in, and the empty mapping refuses the rest. Ready, and it says so.
+            return {"ok": True, "absent": True}
         return {"ok": False, "error": "MappingNotLoaded"}
     check: Check = {"ok": True, "version": holder.version, "digest": mapping.digest}
     if holder.last_error:

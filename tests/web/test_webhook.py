@@ -516,6 +516,11 @@ def test_no_mapping_file_refuses_everyone_and_says_why(
     client = build(mapping=MappingHolder(missing, clock=clock)).test_client()
     denied(review(client, user_token(client, world.alice_key)))
     assert "no mapping file is loaded" in last_decision(audit_records)["detail"]
+    # Ready all the same: without a mapping file, access entries alone decide.
+    assert client.get("/readyz").get_json()["checks"]["mapping"] == {"ok": True, "absent": True}
+    # A file that is there but never loaded (invalid from the start) is not ready.
+    missing.write_text("mapRoles: [oops\n")
+    clock.advance(10)
     assert client.get("/readyz").get_json()["checks"]["mapping"] == {
         "ok": False,
         "error": "MappingNotLoaded",
