@@ -258,6 +258,17 @@ def test_init_on_an_empty_store_shows_the_secret_once_and_never_mints_another(
     keys = json.loads(_ok(tmp_path, "-o json iam list-access-keys --user-name admin", store_env))
     assert [k["AccessKeyId"] for k in keys["AccessKeyMetadata"]] == [admin["AccessKeyId"]]
 
+    # The administrator's making is audited once, where store-mode changes are, never its secret.
+    trail = (tmp_path / "keys" / "break-glass.log").read_text()
+    assert secret not in trail
+    lines = [json.loads(line) for line in trail.splitlines()]
+    made = [line for line in lines if line["event"] == "admin_bootstrap"]
+    assert len(made) == 1, lines
+    assert made[0]["action"] == "authbridge:BootstrapAdmin"
+    assert made[0]["targets"] == [admin["Arn"], ADMINISTRATOR]
+    assert made[0]["outcome"] == "allowed" and admin["AccessKeyId"] in made[0]["detail"]
+    assert made[0]["caller"] == "break-glass (store access)"
+
 
 def test_init_text_names_a_random_account_the_secret_and_the_next_command(
     tmp_path: Path, store_env: dict[str, str]

@@ -314,11 +314,13 @@ def audit_line(
     reason: str,
     detail: str | None,
     started: float,
+    *,
+    event: audit.Event = "admin_call",
 ) -> dict[str, Any]:
     """The ``admin_call`` line of a break-glass call: the API's shape, caller break-glass."""
     line: dict[str, Any] = dict(
         audit.record(
-            "admin_call",
+            event,
             request_id=audit.new_request_id(),
             client=None,
             outcome=outcome,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -229,6 +230,7 @@ def _bootstrap_admin(
 ) -> _Admin:
     """The account and its administrator on a store that has none (authbridge.first_admin)."""
     from authbridge import first_admin
+    from authbridge.cli.admin_call import BreakGlassLog, audit_line, break_glass_destination
     from authbridge.settings import redact_dsn
 
     app.use_config_file(report.config_file)
@@ -239,13 +241,33 @@ def _bootstrap_admin(
     if credentials_file is not None:
         # An existing file is refused inside the transaction, only if there is an admin to make.
         target = first_admin.CredentialsFile(credentials_file.absolute(), endpoint=report.issuer)
-    made = first_admin.bootstrap(
-        store,
-        account_id=account_id,
-        user_name=user_name,
-        deliver=target.write if target is not None else None,
-        undo=target.undo if target is not None else None,
-    )
+    # Audited like every store-mode change: the file is opened before the store is
+    # touched (an administrator that cannot be audited is not made), the line written
+    # once the commit says whether one was made.
+    trail = BreakGlassLog.open(break_glass_destination(app))
+    started = time.perf_counter()
+    try:
+        made = first_admin.bootstrap(
+            store,
+            account_id=account_id,
+            user_name=user_name,
+            deliver=target.write if target is not None else None,
+            undo=target.undo if target is not None else None,
+        )
+        if made is not None:
+            delivered = str(target.path) if target is not None else "stdout"
+            line = audit_line(
+                "authbridge:BootstrapAdmin",
+                (made.user.arn, made.policy_arn),
+                "allowed",
+                "ok",
+                f"access key {made.key.key.access_key_id} delivered to {delivered}",
+                started,
+                event="admin_bootstrap",
+            )
+            trail.write(line)
+    finally:
+        trail.close()
     if made is None:
         accounts = ", ".join(a.account_id for a in store.list_accounts()[:10])
         where = redact_dsn(app.settings.store)
