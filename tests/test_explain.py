@@ -656,3 +656,168 @@ def test_permission_request_raises_only_input_error(
 def test_principal_arns_raise_only_documented_errors(arn: str) -> None:
     with pytest.raises((MalformedArn, NoSuchEntity)):
         explain_principal(EMPTY, arn)
+
+
+# --------------------------------------------------------------------------- what a cluster lists
+
+
+def test_the_adapter_reads_every_page(tmp_path: Any) -> None:
+    with FakeKube(namespaces=("dev",)) as kube:
+        for i in range(520):  # more than one page of 500
+            kube.put(binding(f"b{i:03d}", "view", [group(f"g{i}")], namespace="dev"))
+        adapter = KubeAdapter.from_kubeconfig(kube.write_kubeconfig(tmp_path / "kc"))
+        try:
+            docs = adapter.rbac_objects()
+        finally:
+            adapter.close()
+    rbac = rbac_from_objects(docs, source="cluster", where="fake")
+    assert len([b for b in rbac.bindings if b.kind == "RoleBinding"]) == 520
+    assert {d["kind"] for d in docs} == {"ClusterRole", "RoleBinding"}
+    assert all(d["apiVersion"] == RBAC_V1 for d in docs)
+
+
+@pytest.mark.parametrize(
+    ("selector", "labels", "selected"),
+    [
+        ({"matchLabels": {"a": "1"}}, {"a": "1", "b": "2"}, True),
+        ({"matchLabels": {"a": "1"}}, {"a": "2"}, False),
+        (
+            {"matchExpressions": [{"key": "a", "operator": "In", "values": ["1", "2"]}]},
+            {"a": "2"},
+            True,
+        ),
+        (
+            {"matchExpressions": [{"key": "a", "operator": "NotIn", "values": ["1"]}]},
+            {"a": "1"},
+            False,
+        ),
+        ({"matchExpressions": [{"key": "a", "operator": "NotIn", "values": ["1"]}]}, {}, True),
+        ({"matchExpressions": [{"key": "a", "operator": "Exists"}]}, {"a": ""}, True),
+        ({"matchExpressions": [{"key": "a", "operator": "DoesNotExist"}]}, {"a": ""}, False),
+        ({"matchExpressions": [{"key": "a", "operator": "Near"}]}, {"a": ""}, False),
+        ({}, {"a": "1"}, False),  # an empty selector aggregates nothing
+    ],
+)
+def test_aggregation_selectors(
+    selector: dict[str, Any], labels: dict[str, str], selected: bool
+) -> None:
+    docs = [
+        cluster_role("parent", [], aggregationRule={"clusterRoleSelectors": [selector]}),
+        cluster_role("child", [rule(["get"], [""], ["pods"])], metadata={"labels": labels}),
+    ]
+    rbac = rbac_from_objects(docs, source="rendered", where="t", aggregate=True)
+    assert (rbac.cluster_roles["parent"].aggregated_from == ("child",)) is selected
+    assert bool(rbac.cluster_roles["parent"].rules) is selected
+
+
+def test_aggregation_reaches_a_fixed_point_through_chains() -> None:
+    docs = [
+        cluster_role(
+            "top", [], aggregationRule={"clusterRoleSelectors": [{"matchLabels": {"to": "top"}}]}
+        ),
+        cluster_role(
+            "middle",
+            [],
+            metadata={"labels": {"to": "top"}},
+            aggregationRule={"clusterRoleSelectors": [{"matchLabels": {"to": "middle"}}]},
+        ),
+        cluster_role(
+            "leaf", [rule(["get"], [""], ["pods"])], metadata={"labels": {"to": "middle"}}
+        ),
+    ]
+    rbac = rbac_from_objects(docs, source="rendered", where="t", aggregate=True)
+    assert rbac.allows("u", ["g"], req("get", "pods")) is False  # nobody bound
+    assert rbac.cluster_roles["top"].rules == rbac.cluster_roles["leaf"].rules
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+_KINDS = st.sampled_from(["ClusterRole", "Role", "ClusterRoleBinding", "RoleBinding", "Pod", None])
+
+
+@given(
+    docs=st.lists(
+        st.fixed_dictionaries(
+            {
+                "kind": _KINDS,
+                "metadata": _JSON | st.fixed_dictionaries({"name": _JSON, "namespace": _JSON}),
+                "rules": _JSON,
+                "roleRef": _JSON,
+                "subjects": _JSON,
+                "aggregationRule": _JSON,
+            }
+        ),
+        max_size=6,
+    )
+)
+def test_hostile_objects_from_a_cluster_are_skipped_never_fatal(docs: list[dict[str, Any]]) -> None:
+    """A cluster's JSON is outside input: objects of the wrong shape are left out, and what
+    is kept still answers every question."""
+    rbac = rbac_from_objects(docs, source="cluster", where="t")
+    rbac_from_objects(docs, source="rendered", where="t", aggregate=True)
+    for r in (req("get", "pods", ns="dev"), req("delete", "nodes")):
+        rbac.allows("u", ["g", "system:authenticated"], r)
+    json.dumps([b.to_json() for b in rbac.bindings])
+
+
+def test_names_from_a_cluster_cannot_drive_the_terminal() -> None:
+    from authbridge.cli.access_explain import permission_text, principal_text
+
+    evil = "x\x1b]0;pwned\x07\nforged line"
+    rbac = rbac_from_objects(
+        [
+            cluster_role(evil, [rule(["get"], [""], [evil])]),
+            binding(evil, evil, [group(evil)], source=evil),
+        ],
+        source="cluster",
+        where=evil,
+        notes=[evil],
+    )
+    u = _bench_user()
+    mapping = parse_mapping(
+        f"mapUsers:\n  - userarn: {u.arn}\n    username: alice\n    groups: [g]\n", "m"
+    )
+    snapshot = load.snapshot(
+        iam=load.IamSnapshot("aws", (u,), {}, ()),
+        mapping=mapping,
+        access=AccessSnapshot(version=0, modes={}, entries={}),
+        clusters=["prod"],
+        rbac_of=lambda _c: rbac_from_objects(
+            [
+                cluster_role(evil, [rule(["get"], [""], ["pods"])]),
+                binding(evil, evil, [group("g")], source=evil),
+            ],
+            source="cluster",
+            where=evil,
+            notes=[evil],
+        ),
+    )
+    for text in (
+        principal_text(explain_principal(snapshot, u.arn).to_json()),
+        permission_text(explain_permission(snapshot, req("get", "pods")).to_json()),
+    ):
+        assert "\x1b" not in text and "\x07" not in text and "\nforged line" not in text
+        assert "\\x1b" in text
+    assert rbac.bindings[0].name == evil  # the value itself is kept; only display escapes
+
+
+def _bench_user() -> Any:
+    from datetime import UTC, datetime
+
+    from authbridge.iam.model import User
+
+    t0 = datetime(2026, 12, 4, tzinfo=UTC)
+    return User(
+        "AIDA00000000000000001",
+        ACCOUNT,
+        "alice",
+        "/",
+        f"arn:aws:iam::{ACCOUNT}:user/alice",
+        True,
+        t0,
+    )
