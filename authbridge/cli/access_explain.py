@@ -23,13 +23,18 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from authbridge.cli import output as out
 from authbridge.cli.context import App, output_option, pass_app
 from authbridge.errors import ConfigError
+
+if TYPE_CHECKING:
+    from authbridge.explain import Rbac, Snapshot
+    from authbridge.iam.access import AccessSnapshot
+    from authbridge.mapping.model import Mapping
 
 _EXAMPLE = """\b
 Examples:
@@ -279,7 +284,7 @@ def _snapshot(
     mapping_file: Path | None,
     kubeconfig: Path | None,
     context: str | None,
-) -> Any:
+) -> Snapshot:
     from authbridge.errors import InputError
     from authbridge.explain import load
     from authbridge.mapping.model import Mapping
@@ -311,12 +316,9 @@ def _snapshot(
         )
     else:
         mapping = _load_mapping(path)
-    store = app.store
-    access = store.access_snapshot()
-    iam = load.iam_from_store(store, settings.partition)
     live_rbac = _read_cluster(kubeconfig, context) if live_cluster is not None else None
 
-    def rbac_of(cluster: str) -> Any:
+    def rbac_of(mapping: Mapping, access: AccessSnapshot, cluster: str) -> Rbac:
         if cluster == live_cluster and live_rbac is not None:
             objects, where, problem = live_rbac
             if problem is None:
@@ -330,10 +332,10 @@ def _snapshot(
             " FILE to read it)",
         )
 
-    return load.snapshot(
-        iam=iam,
+    return load.from_store(
+        app.store,
+        partition=settings.partition,
         mapping=mapping,
-        access=access,
         clusters=list(cluster_ids or served),
         rbac_of=rbac_of,
     )

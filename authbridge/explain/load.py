@@ -21,7 +21,14 @@ from authbridge.mapping.entries import effective_mapping
 from authbridge.mapping.model import Mapping as MappingFile
 from authbridge.store.base import Store
 
-__all__ = ["cluster_mapping", "iam_from_store", "live_rbac", "rendered_for", "snapshot"]
+__all__ = [
+    "cluster_mapping",
+    "from_store",
+    "iam_from_store",
+    "live_rbac",
+    "rendered_for",
+    "snapshot",
+]
 
 
 def iam_from_store(store: Store, partition: str) -> IamSnapshot:
@@ -104,4 +111,29 @@ def snapshot(
         access=access,
         rbac={c: chosen(c) for c in clusters},
         clusters=tuple(clusters),
+    )
+
+
+def from_store(
+    store: Store,
+    *,
+    partition: str,
+    mapping: MappingFile,
+    clusters: Sequence[str],
+    rbac_of: Callable[[MappingFile, AccessSnapshot, str], Rbac] | None = None,
+) -> Snapshot:
+    """:func:`snapshot` with the IAM side and the access entries read from ``store`` now
+    (what the CLI does, and the console will): ``rbac_of(mapping, access, cluster)``
+    gives a cluster's RBAC (default: rendered)."""
+    access = store.access_snapshot()
+    iam = iam_from_store(store, partition)
+    if rbac_of is None:
+        return snapshot(iam=iam, mapping=mapping, access=access, clusters=clusters)
+    chosen = rbac_of
+    return snapshot(
+        iam=iam,
+        mapping=mapping,
+        access=access,
+        clusters=clusters,
+        rbac_of=lambda cluster: chosen(mapping, access, cluster),
     )
