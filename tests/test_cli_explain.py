@@ -119,7 +119,9 @@ def test_by_permission_json_and_text(cli: Cli) -> None:
     assert BOB in text and "authbridge:edit" in text
 
 
-def test_rbac_is_read_from_the_cluster_when_a_kubeconfig_is_given(cli: Cli) -> None:
+def test_rbac_is_read_from_the_cluster_when_a_kubeconfig_is_given(
+    cli: Cli, refused_port: int
+) -> None:
     with FakeKube(namespaces=("default", "dev")) as kube:
         kube.put(
             {
@@ -142,8 +144,10 @@ def test_rbac_is_read_from_the_cluster_when_a_kubeconfig_is_given(cli: Cli) -> N
         assert prod["rbac"]["source"] == "cluster" and kube.url in prod["rbac"]["where"]
         assert [p["arn"] for p in prod["principals"]] == [ALICE]
         assert prod["principals"][0]["grants"][0]["binding"]["name"] == "alice-nodes"
-        url = kube.url
-    # The server is gone: rendered instead, and the answer says why.
+        served = kube.url
+    # A server that cannot be reached: rendered instead, and the answer says why.
+    url = f"http://127.0.0.1:{refused_port}"
+    kubeconfig.write_text(kubeconfig.read_text().replace(served, url))
     doc = cli.json(
         f"access explain --principal-arn {ALICE} --cluster-id prod --kubeconfig {kubeconfig}"
     )
