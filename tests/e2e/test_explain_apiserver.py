@@ -45,6 +45,10 @@ from tests.fakekube import FakeKube
 from tests.test_explain import OBJECTS, REQUESTS, WHO
 
 KUBECTL_ENV = "AUTHBRIDGE_E2E_KUBECTL"
+# kubectl auth can-i resolves TYPE through discovery, and a type the server does not
+# serve (pods in the apps group) falls back to the whole argument as a core resource
+# ("pods.apps"): the question would not be the one asked. The unit table keeps it.
+E2E_REQUESTS = [r for r in REQUESTS if (r.api_group, r.resource) != ("apps", "pods")]
 PREFIX = "explain-"
 RBAC = "rbac.authorization.k8s.io"
 ACCOUNT = "111122223333"
@@ -183,8 +187,10 @@ def can_i(kubectl: str, kubeconfig: Path, username: str, groups: list[str], r: R
         check=False,
         stdin=subprocess.DEVNULL,
     )
-    assert proc.stdout.strip() in ("yes", "no"), proc
-    return proc.stdout.strip() == "yes"
+    # "no" may carry the authorizer's reason or evaluation error: "no - RBAC: role … not found".
+    answer = proc.stdout.strip().split(" - ", 1)[0]
+    assert answer in ("yes", "no") and proc.returncode == (0 if answer == "yes" else 1), proc
+    return answer == "yes"
 
 
 # -- without the binaries: the harness itself -----------------------------------------------
@@ -273,7 +279,7 @@ def test_every_decision_is_kubectl_auth_can_i(setup: tuple[str, Path, Any]) -> N
     kubectl, kubeconfig, live = setup
     for username, groups in WHO:
         who, names = _who(username), [_name(g) for g in groups]
-        for r in REQUESTS:
+        for r in E2E_REQUESTS:
             asked = _request(r)
             expected = can_i(kubectl, kubeconfig, who, names, asked)
             mine = live.allows(who, [*names, "system:authenticated"], asked)
@@ -307,7 +313,7 @@ def test_by_permission_names_exactly_the_principals_can_i_allows(
         rbac_of=lambda _c: live,
     )
     groups_of = dict(WHO)
-    for r in REQUESTS:
+    for r in E2E_REQUESTS:
         asked = _request(r)
         answer = explain_permission(snapshot, asked)
         reached = {p.arn for p in answer.clusters[0].principals if p.allowed}
