@@ -165,7 +165,7 @@ def can_i_args(
     kubectl: str, kubeconfig: Path, username: str, groups: list[str], r: Request
 ) -> list[str]:
     """``kubectl auth can-i`` for ``r``: ``deployments.apps``, ``--subresource``, a name as
-    ``TYPE/NAME``, ``--all-namespaces`` for a cluster-wide question."""
+    ``TYPE/NAME``, ``--all-namespaces`` for a cluster-wide question, every group named."""
     resource = r.resource.partition("/")[0] + (f".{r.api_group}" if r.api_group else "")
     target = f"{resource}/{r.name}" if r.name else resource
     args = [kubectl, "--kubeconfig", str(kubeconfig), "auth", "can-i", r.verb, target]
@@ -173,7 +173,9 @@ def can_i_args(
         args += ["--subresource", r.resource.partition("/")[2]]
     args += ["-n", r.namespace] if r.namespace else ["--all-namespaces"]
     args += ["--as", username]
-    for g in groups:
+    # system:authenticated named, as a token's authentication adds it: groups given, so
+    # impersonation adds nothing of its own (a ServiceAccount's system:serviceaccounts…).
+    for g in dict.fromkeys([*groups, "system:authenticated"]):
         args += ["--as-group", g]
     return args
 
@@ -244,6 +246,8 @@ def test_can_i_command_lines() -> None:
         "u",
         "--as-group",
         "g",
+        "--as-group",
+        "system:authenticated",
     ]
     args = can_i_args("kubectl", kc, "u", [], Request("delete", "deployments", "apps"))
     assert args[6:9] == ["deployments.apps", "--all-namespaces", "--as"]
