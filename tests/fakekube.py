@@ -58,7 +58,8 @@ Kubernetes semantics kept (each one something a reconciler can get wrong):
   labelled ``rbac.authorization.k8s.io/aggregate-to-*: "true"`` that hold the rules
   (edit is labelled aggregate-to-admin, view aggregate-to-edit); ClusterRole
   validation (verbs required; resources with apiGroups, or nonResourceURLs, not both;
-  a valid ``clusterRoleSelectors`` label selector);
+  a valid ``clusterRoleSelectors`` label selector), the same rules for Roles, which
+  a RoleBinding may reference in its own namespace;
 * kube-controller-manager's clusterrole-aggregation controller: an aggregated
   ClusterRole's rules are the union of the rules of the ClusterRoles its selectors
   match, kept current on every create, update and delete of a ClusterRole (also
