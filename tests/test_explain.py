@@ -821,3 +821,33 @@ def _bench_user() -> Any:
         True,
         t0,
     )
+
+
+def test_a_user_subject_naming_one_session_of_an_entry_role_is_that_session_only(
+    store: SqlStore,
+) -> None:
+    deploy = store.create_role(ACCOUNT, "Deploy", trust=[f"arn:aws:iam::{ACCOUNT}:root"])
+    store.create_access_entry("prod", deploy.arn)  # EKS's default username: the session ARN
+    session_user = f"arn:aws:sts::{ACCOUNT}:assumed-role/Deploy/ci-run.7"
+    live = rbac_from_objects(
+        [
+            cluster_role("deployers", [rule(["patch"], ["apps"], ["deployments"])]),
+            binding("one-run", "deployers", [user(session_user)], namespace="dev"),
+            # A name the pattern must not take: another role's session, and a path below it.
+            binding("other", "deployers", [user(f"arn:aws:sts::{ACCOUNT}:assumed-role/X/ci")]),
+            binding("deeper", "deployers", [user(session_user + "/x")]),
+        ],
+        source="cluster",
+        where="t",
+    )
+    snapshot = snap(store, rbac_of=lambda c: live, clusters=("prod",))
+    doc = explain_permission(snapshot, req("patch", "deployments", "apps", ns="dev")).to_json()
+    (p,) = doc["clusters"][0]["principals"]
+    assert p["arn"] == deploy.arn and p["kubernetes"]["username"].endswith("/{{SessionName}}")
+    assert [(g["binding"]["name"], g["sessionName"]) for g in p["grants"]] == [
+        ("one-run", "ci-run.7")
+    ]
+    grants = explain_principal(snapshot, deploy.arn).to_json()["clusters"][0]["grants"]
+    assert [g["binding"]["name"] for g in grants] == ["one-run"]
+    one = explain_principal(snapshot, session_user).to_json()["clusters"][0]
+    assert one["kubernetes"]["username"] == session_user and "sessionName" not in one["grants"][0]
