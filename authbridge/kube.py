@@ -15,6 +15,11 @@ REST calls it makes (the verbs ``rbac/authbridge-rbac.yaml`` must grant)::
     list    rolebindings, all namespaces, labelSelector    (rbac.authorization.k8s.io)
     get, create, update, delete  clusterrolebindings, rolebindings
 
+``authbridge access explain`` against a live cluster (:meth:`KubeAdapter.rbac_objects`)
+reads, as whoever runs it (not the reconciler; :data:`EXPLAIN_VERBS`)::
+
+    list    clusterroles, roles, clusterrolebindings, rolebindings   (rbac.authorization.k8s.io)
+
 :class:`SecretSlot` (the first administrator's credential, authbridge.first_admin)
 makes two more, on one Secret only (``resourceNames`` in deploy/bootstrap-admin.yaml)::
 
@@ -77,6 +82,7 @@ from authbridge.rbac.reconcile import (
 
 __all__ = [
     "DEFAULT_TIMEOUT",
+    "EXPLAIN_VERBS",
     "KubeAdapter",
     "MANAGED_SELECTOR",
     "SECRET_VERBS",
@@ -178,6 +184,21 @@ VERBS: Final = frozenset(
     {("", "namespaces", "list")}
     | {(k.group, k.plural, v) for k in _KINDS.values() for v in ("list", "get")}
     | {(k.group, k.plural, v) for k in _KINDS.values() for v in ("create", "update", "delete")}
+)
+
+
+# What KubeAdapter.rbac_objects lists for `authbridge access explain`: read-only and
+# not the reconciler's (rbac/authbridge-rbac.yaml grants it none of the role lists);
+# whoever explains against a live cluster needs these.
+EXPLAIN_VERBS: Final = frozenset(
+    (RBAC_GROUP, plural, "list")
+    for plural in ("clusterroles", "roles", "clusterrolebindings", "rolebindings")
+)
+_RBAC_LISTS: Final = (
+    ("ClusterRole", "clusterroles", "list_cluster_role", False),
+    ("Role", "roles", "list_role_for_all_namespaces", True),
+    ("ClusterRoleBinding", "clusterrolebindings", "list_cluster_role_binding", False),
+    ("RoleBinding", "rolebindings", "list_role_binding_for_all_namespaces", True),
 )
 
 
@@ -311,6 +332,24 @@ class KubeAdapter:
                 if got is not None:
                     found[got.ref] = got
         return list(found.values())
+
+    def rbac_objects(self) -> list[dict[str, Any]]:
+        """Every ClusterRole, Role, ClusterRoleBinding and RoleBinding (all namespaces, paged),
+        as the server's JSON with ``kind`` and ``apiVersion`` filled in: what the RBAC
+        authorizer decides from (:mod:`authbridge.explain`). Read-only (:data:`EXPLAIN_VERBS`)."""
+        found: list[dict[str, Any]] = []
+        for kind, plural, method, namespaced in _RBAC_LISTS:
+            items = self._list(
+                "list",
+                RBAC_GROUP,
+                plural,
+                f"{plural}" + (" in all namespaces" if namespaced else ""),
+                getattr(self._rbac, method),
+                selector=None,
+            )
+            for item in items:
+                found.append({**item, "kind": kind, "apiVersion": f"{RBAC_GROUP}/v1"})
+        return found
 
     def get(self, ref: ObjectRef) -> KubeObject | None:
         """The object at ``ref``, or None when there is none."""

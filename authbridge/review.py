@@ -48,7 +48,7 @@ import binascii
 import functools
 import json
 import math
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Final, Literal, NotRequired, TypedDict
@@ -62,6 +62,7 @@ from authbridge.errors import (
     TokenPrincipalRefused,
     TokenSourceRevoked,
 )
+from authbridge.iam.access import AccessEntry, AccessSnapshot, AuthenticationMode
 from authbridge.keys import KeySet
 from authbridge.mapping.model import Identity, KubeIdentity, MatchedRule
 from authbridge.mapping.model import Mapping as MappingFile
@@ -83,6 +84,7 @@ __all__ = [
     "describe_clusters",
     "identity_of",
     "map_identity",
+    "map_snapshot",
     "review_token",
     "verify_answer",
 ]
@@ -506,28 +508,13 @@ def map_identity(
     verifying its token, gives the user's groups without asking the store again.
     Raises ``StoreUnavailable`` when the store cannot be asked.
     """
-    refused = Review(
-        authenticated=False,
-        reason=REASON_NOT_MAPPED,
-        identity=identity,
-        clusters=clusters,
-    )
-
     # Access entries: those of the first cluster the token is for, from the
     # worker's snapshot, re-read only when review_facts saw a new access version.
     snapshot = store.access_snapshot(facts.access_version if facts is not None else None)
-    cluster = clusters[0] if clusters else None
-    mode = snapshot.mode(cluster) if cluster is not None else "CONFIG_MAP"
-    entry = snapshot.entry_for(cluster, identity.principal_id) if cluster is not None else None
-    uses_file = mode == "CONFIG_MAP" or (mode == "API_AND_CONFIG_MAP" and entry is None)
-    if uses_file and mapping.cluster_id is not None and mapping.cluster_id not in clusters:
-        return replace(
-            refused,
-            detail=f"no mapping rule matched {identity.canonical_arn}: the mapping"
-            f" {mapping.source} is for cluster {mapping.cluster_id}, this token for"
-            f" {describe_clusters(clusters)}",
-            hint="use the mapping of this cluster, or a token for its cluster id",
-        )
+    wrong_file = _file_refusal(identity, clusters, snapshot=snapshot, mapping=mapping)
+    if wrong_file is not None:
+        return wrong_file
+    refused = _refused(identity, clusters)
 
     group_arns: list[str] = []
     if _is_user(identity, policy.partition):
@@ -545,7 +532,96 @@ def map_identity(
                     refused, reason="disabled", detail=f"{identity.arn} no longer exists"
                 )
             group_arns = [g.arn for g in store.list_groups_for_user(user.account_id, user.name)]
+    return _resolved(
+        identity,
+        clusters,
+        snapshot=snapshot,
+        mapping=mapping,
+        group_arns=group_arns,
+        mapping_note=mapping_note,
+    )
 
+
+def map_snapshot(
+    identity: Identity,
+    clusters: tuple[str, ...],
+    *,
+    snapshot: AccessSnapshot,
+    mapping: MappingFile,
+    group_arns: Sequence[str] = (),
+    mapping_note: str | None = None,
+) -> Review:
+    """:func:`map_identity` without the store: ``snapshot`` gives the access entries and
+    ``group_arns`` the IAM groups of a user (ignored for anything else).
+
+    The same steps in the same order (it is what :func:`map_identity` runs once it
+    has read the store), so the access explorer (:mod:`authbridge.explain`) answers
+    exactly what the webhook would.
+    """
+    wrong_file = _file_refusal(identity, clusters, snapshot=snapshot, mapping=mapping)
+    if wrong_file is not None:
+        return wrong_file
+    return _resolved(
+        identity,
+        clusters,
+        snapshot=snapshot,
+        mapping=mapping,
+        group_arns=group_arns,
+        mapping_note=mapping_note,
+    )
+
+
+def _refused(identity: Identity, clusters: tuple[str, ...]) -> Review:
+    return Review(
+        authenticated=False,
+        reason=REASON_NOT_MAPPED,
+        identity=identity,
+        clusters=clusters,
+    )
+
+
+def _entry_of(
+    identity: Identity, clusters: tuple[str, ...], snapshot: AccessSnapshot
+) -> tuple[str | None, AuthenticationMode, AccessEntry | None]:
+    cluster = clusters[0] if clusters else None
+    mode = snapshot.mode(cluster) if cluster is not None else "CONFIG_MAP"
+    entry = snapshot.entry_for(cluster, identity.principal_id) if cluster is not None else None
+    return cluster, mode, entry
+
+
+def _file_refusal(
+    identity: Identity,
+    clusters: tuple[str, ...],
+    *,
+    snapshot: AccessSnapshot,
+    mapping: MappingFile,
+) -> Review | None:
+    """The refusal when the file decides and is another cluster's, else None."""
+    _, mode, entry = _entry_of(identity, clusters, snapshot)
+    uses_file = mode == "CONFIG_MAP" or (mode == "API_AND_CONFIG_MAP" and entry is None)
+    if uses_file and mapping.cluster_id is not None and mapping.cluster_id not in clusters:
+        return replace(
+            _refused(identity, clusters),
+            detail=f"no mapping rule matched {identity.canonical_arn}: the mapping"
+            f" {mapping.source} is for cluster {mapping.cluster_id}, this token for"
+            f" {describe_clusters(clusters)}",
+            hint="use the mapping of this cluster, or a token for its cluster id",
+        )
+    return None
+
+
+def _resolved(
+    identity: Identity,
+    clusters: tuple[str, ...],
+    *,
+    snapshot: AccessSnapshot,
+    mapping: MappingFile,
+    group_arns: Sequence[str],
+    mapping_note: str | None,
+) -> Review:
+    """Step 4 of the module doc, the entries of ``snapshot`` and the file by the mode."""
+    cluster, mode, entry = _entry_of(identity, clusters, snapshot)
+    refused = _refused(identity, clusters)
     entry_policies = (
         snapshot.policies_for(cluster, identity.principal_id)
         if entry is not None and cluster is not None

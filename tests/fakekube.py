@@ -19,6 +19,9 @@ Served (everything else is 404 NotFound, as for an unknown resource)::
     /apis/rbac.authorization.k8s.io/v1/rolebindings       list (all namespaces)
     /apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/rolebindings[/{name}]
                                                           list, get, create, update, delete
+    /apis/rbac.authorization.k8s.io/v1/roles              list (all namespaces)
+    /apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/roles[/{name}]
+                                                          list, get, create, update, delete
     /api, /apis, /api/v1, /apis/rbac.authorization.k8s.io/v1
                                                           discovery (for kubectl; no OpenAPI)
 
@@ -55,7 +58,8 @@ Kubernetes semantics kept (each one something a reconciler can get wrong):
   labelled ``rbac.authorization.k8s.io/aggregate-to-*: "true"`` that hold the rules
   (edit is labelled aggregate-to-admin, view aggregate-to-edit); ClusterRole
   validation (verbs required; resources with apiGroups, or nonResourceURLs, not both;
-  a valid ``clusterRoleSelectors`` label selector);
+  a valid ``clusterRoleSelectors`` label selector), the same rules for Roles, which
+  a RoleBinding may reference in its own namespace;
 * kube-controller-manager's clusterrole-aggregation controller: an aggregated
   ClusterRole's rules are the union of the rules of the ClusterRoles its selectors
   match, kept current on every create, update and delete of a ClusterRole (also
@@ -147,6 +151,7 @@ CLUSTER_ROLE_BINDINGS = Resource(
 ROLE_BINDINGS = Resource(
     "rolebindings", RBAC_GROUP, "RoleBinding", namespaced=True, create_on_update=True
 )
+ROLES = Resource("roles", RBAC_GROUP, "Role", namespaced=True, create_on_update=True)
 RESOURCES = {
     r.kind: r
     for r in (
@@ -156,6 +161,7 @@ RESOURCES = {
         CLUSTER_ROLES,
         CLUSTER_ROLE_BINDINGS,
         ROLE_BINDINGS,
+        ROLES,
     )
 }
 _BY_PATH = {(r.group, r.name): r for r in RESOURCES.values()}
@@ -261,7 +267,7 @@ _LABEL_NAME = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
 def _name_problems(resource: Resource, name: str) -> list[str]:
     if not name:
         return ["metadata.name: Required value: name or generateName is required"]
-    if resource in (CLUSTER_ROLES, CLUSTER_ROLE_BINDINGS, ROLE_BINDINGS):
+    if resource in (CLUSTER_ROLES, CLUSTER_ROLE_BINDINGS, ROLE_BINDINGS, ROLES):
         # RBAC names are path segment names (ValidatePathSegmentName).
         if name in (".", "..") or "/" in name or "%" in name:
             return [f"metadata.name: Invalid value: \"{name}\": may not contain '/' or '%'"]
@@ -914,8 +920,8 @@ class FakeKube:
         """May ``user`` in ``groups`` do that, by the stored ClusterRoleBindings, RoleBindings
         (in ``namespace``) and the ClusterRoles they reference? As the RBAC authorizer
         decides it: the union of every matching binding's rules, nothing else (no
-        system:masters shortcut, no Roles: the fake stores none, so a RoleBinding to a
-        Role grants nothing)."""
+        system:masters shortcut). A RoleBinding's roleRef is a ClusterRole or a Role of
+        its own namespace."""
         groups = list(groups)
         with self._lock:
             for (kind, ns, _), binding in self._objects.items():
@@ -931,9 +937,12 @@ class FakeKube:
                 ):
                     continue
                 ref = binding.get("roleRef") or {}
-                if ref.get("kind") != "ClusterRole":
+                if ref.get("kind") == "ClusterRole":
+                    role = self._objects.get((CLUSTER_ROLES.name, "", str(ref.get("name"))))
+                elif ref.get("kind") == "Role" and scope is not None:
+                    role = self._objects.get((ROLES.name, scope, str(ref.get("name"))))
+                else:
                     continue
-                role = self._objects.get((CLUSTER_ROLES.name, "", str(ref.get("name"))))
                 for rule in (role or {}).get("rules") or []:
                     if _rule_allows(rule, group, resource, verb, name):
                         return True
@@ -1244,6 +1253,8 @@ class FakeKube:
             problems += _binding_problems(resource, obj)
         if resource is CLUSTER_ROLES:
             problems += _role_problems(obj)
+        if resource is ROLES:
+            problems += _role_problems({**obj, "aggregationRule": None})
         if resource is SECRETS:
             problems += _secret_problems(obj)
         if problems:
@@ -1470,7 +1481,7 @@ _DISCOVERY: dict[str, Callable[[], dict[str, Any]]] = {
     },
     "/api/v1": lambda: _resource_list("v1", (NAMESPACES, SERVICE_ACCOUNTS, SECRETS)),
     f"/apis/{RBAC_VERSION}": lambda: _resource_list(
-        RBAC_VERSION, (CLUSTER_ROLES, CLUSTER_ROLE_BINDINGS, ROLE_BINDINGS)
+        RBAC_VERSION, (CLUSTER_ROLES, CLUSTER_ROLE_BINDINGS, ROLE_BINDINGS, ROLES)
     ),
 }
 

@@ -364,3 +364,13 @@ def describe_cluster_config(app: App, cluster_id: str) -> None:
     result = _doc(app.admin("DescribeCluster", {"clusterName": cluster_id}))
     mode = result["cluster"]["accessConfig"]["authenticationMode"]
     app.emit(result, lambda: f"{cluster_id}  {mode}")
+
+
+def _register_explain() -> None:
+    # Its own module (authbridge.cli.access_explain): the explorer is not an EKS verb.
+    from authbridge.cli.access_explain import explain
+
+    access_group.add_command(explain)
+
+
+_register_explain()
