@@ -280,6 +280,7 @@ class UpstreamKeys:
         except ProviderUnavailable:
             raise
         except urllib.error.HTTPError as e:
+            e.close()  # it holds the connection
             raise fail("http_status", f"answered HTTP {e.code}") from None
         except urllib.error.URLError as e:
             raise self._network_failure(fail, e.reason) from None

@@ -238,6 +238,10 @@ class TestIssuer:
         self.status = 200  # answer every request with this status (503: down but reachable)
         self.issuer_override: str | None = None  # a discovery document naming another issuer
         self.jwks_override: bytes | None = None  # serve these bytes as the JWKS
+        self.discovery_extra: dict[str, Any] = {}  # merged into the discovery document
+        self.redirect_to: str | None = None  # answer every request with a 302 there
+        self.hang = threading.Event()  # set: accept requests and never answer them
+        self._release = threading.Event()
         self.hits: Counter[str] = Counter()
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
@@ -298,6 +302,7 @@ class TestIssuer:
             "response_types_supported": ["id_token"],
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": ["RS256", "ES256"],
+            **self.discovery_extra,
         }
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
@@ -310,7 +315,15 @@ class TestIssuer:
             def do_GET(self) -> None:  # noqa: N802 - stdlib's name
                 path = self.path
                 issuer.hits[path] += 1
-                if issuer.status != 200:
+                if issuer.hang.is_set():
+                    issuer._release.wait(30)
+                    return
+                if issuer.redirect_to is not None:
+                    self.send_response(302)
+                    self.send_header("Location", issuer.redirect_to)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                elif issuer.status != 200:
                     self._send(issuer.status, b'{"error":"unavailable"}')
                 elif path == f"{issuer.path}{DISCOVERY_PATH}":
                     self._send(200, json.dumps(issuer.discovery()).encode())
@@ -365,6 +378,7 @@ class TestIssuer:
             self._serve()
 
     def stop(self) -> None:
+        self._release.set()
         self.go_down()
 
 
