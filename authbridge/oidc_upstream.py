@@ -76,6 +76,23 @@ _MAX_AGE: Final = re.compile(r"(?:^|,)\s*(?:s-)?max-age\s*=\s*\"?([0-9]{1,10})\"
 _NO_CACHE: Final = re.compile(r"(?:^|,)\s*(?:no-store|no-cache)\s*(?:,|$|=)", re.I)
 
 Observer = Callable[[str, str], None]
+# What ``observe(provider_arn, outcome)`` is told: ``ok``, or a ProviderUnavailable reason
+# (``other`` is the metric's label for anything else, which never happens).
+FETCH_OUTCOMES: Final = frozenset(
+    {
+        "ok",
+        "unreachable",
+        "timeout",
+        "tls",
+        "http_status",
+        "too_large",
+        "not_json",
+        "bad_discovery",
+        "issuer_mismatch",
+        "bad_jwks",
+        "other",
+    }
+)
 
 
 class UpstreamError(AuthbridgeError):

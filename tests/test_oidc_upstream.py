@@ -287,3 +287,27 @@ def test_hanging_provider_times_out(issuer: TestIssuer, clock: Clock) -> None:
 def test_bounds_must_be_ordered() -> None:
     with pytest.raises(ValueError, match="min_ttl"):
         UpstreamKeys(min_ttl=600, default_ttl=300)
+
+
+def test_fetch_outcomes_are_counted_per_provider(issuer: TestIssuer, clock: Clock) -> None:
+    from authbridge.web import metrics
+
+    def count(arn: str, outcome: str) -> float:
+        value = metrics.REGISTRY.get_sample_value(
+            "authbridge_oidc_provider_fetches_total", {"provider": arn, "outcome": outcome}
+        )
+        return value or 0.0
+
+    fetcher = UpstreamKeys(clock=clock, observe=metrics.observe_oidc_fetch)
+    provider = provider_for(issuer)
+    before_ok, before_down = count(provider.arn, "ok"), count(provider.arn, "unreachable")
+    fetcher.keys(provider)
+    issuer.go_down()
+    clock.now += 4000
+    with pytest.raises(ProviderUnavailable):
+        fetcher.keys(provider)
+    assert count(provider.arn, "ok") == before_ok + 1
+    assert count(provider.arn, "unreachable") == before_down + 1
+    metrics.observe_oidc_fetch(provider.arn, "made up by someone")  # never a new label value
+    assert count(provider.arn, "made up by someone") == 0
+    assert count(provider.arn, "other") >= 1
