@@ -31,6 +31,8 @@ and ``mint(..., kid=...)`` for a ``kid`` of another provider.
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 import socket
 import ssl
@@ -285,14 +287,31 @@ class TestIssuer:
         head = {"kid": signer.kid if kid is None else kid, **(headers or {})}
         return jwt.encode(dict(claims), signer.private, algorithm=signer.alg, headers=head)
 
+    def kube_token(self, **kw: Any) -> str:
+        """A service-account token as the kube-apiserver signs it (header: alg and kid only)."""
+        return self.mint(kube_service_account_claims(self.url, **kw), headers={"typ": None})
+
+    def github_token(self, **kw: Any) -> str:
+        """A GitHub Actions token (header: typ JWT, alg, kid and x5t, as GitHub's)."""
+        x5t = _b64(self.key.kid.encode())[:27]
+        return self.mint(github_actions_claims(self.url, **kw), headers={"typ": "JWT", "x5t": x5t})
+
+    def gitlab_token(self, **kw: Any) -> str:
+        """A GitLab CI id_token (header: kid, typ JWT, alg)."""
+        return self.mint(gitlab_ci_claims(self.url, **kw), headers={"typ": "JWT"})
+
     def mint_alg_none(self, claims: Mapping[str, Any]) -> str:
         head = _b64(json.dumps({"alg": "none", "kid": self.key.kid}).encode())
         return f"{head}.{_b64(json.dumps(dict(claims)).encode())}."
 
     def mint_hs256_with_jwks(self, claims: Mapping[str, Any]) -> str:
-        """Key confusion: HS256 keyed with the issuer's public JWKS text."""
+        """Key confusion: HS256 keyed with the issuer's public JWKS text (signed by hand:
+        PyJWT rightly refuses to use a JWK as an HMAC secret)."""
         secret = json.dumps(self.jwks()).encode()
-        return jwt.encode(dict(claims), secret, algorithm="HS256", headers={"kid": self.key.kid})
+        head = _b64(json.dumps({"alg": "HS256", "kid": self.key.kid, "typ": "JWT"}).encode())
+        body = _b64(json.dumps(dict(claims)).encode())
+        mac = hmac.new(secret, f"{head}.{body}".encode(), hashlib.sha256).digest()
+        return f"{head}.{body}.{_b64(mac)}"
 
     # -- serving -----------------------------------------------------------------------
     def discovery(self) -> dict[str, Any]:
