@@ -11,7 +11,8 @@ current ARNs or a deleted one's bare id, which trusts no namesake);
 update-assume-role-policy replacing the document whole or not at all;
 ``--trust`` shorthand writing the same document; a role made before trust
 documents (no document stored) reads as its trust list and is evaluated the
-same; the schema is at version 8.
+same, also in a real version-5 store upgraded in place; the schema is at
+version 8.
 """
 
 from __future__ import annotations
@@ -32,8 +33,9 @@ from authbridge.errors import (
     NoSuchEntity,
 )
 from authbridge.iam import trust
-from authbridge.store import SqlStore
-from authbridge.store.migrations import LATEST_VERSION
+from authbridge.iam.credentials import Pepper
+from authbridge.store import SqlStore, open_store
+from authbridge.store.migrations import LATEST_VERSION, MIGRATIONS
 from tests.conftest import ACCOUNT, OTHER_ACCOUNT
 
 KUBE_URL = "https://kube.prod.example"
@@ -291,3 +293,46 @@ def test_a_role_from_before_trust_documents_keeps_its_meaning(store: SqlStore) -
     assert old.trust_policy == trust.legacy_policy((alice.user_id, group.group_id))
     assert old.trust_policy == made.trust_policy
     assert old.to_aws()["AssumeRolePolicyDocument"] == made.to_aws()["AssumeRolePolicyDocument"]
+
+
+def test_roles_of_a_version_5_store_mean_the_same_after_migration_8(
+    empty_dsn: str, pepper: Pepper, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store made by the code before trust documents, then upgraded in place."""
+    from authbridge.store import sql
+
+    monkeypatch.setattr(sql, "MIGRATIONS", MIGRATIONS[:5])
+    monkeypatch.setattr(sql, "LATEST_VERSION", 5)
+    old = open_store(empty_dsn, pepper=pepper)
+    assert old.schema_version() == 5
+    old.create_account(ACCOUNT)
+    alice = old.create_user(ACCOUNT, "alice")
+    devs = old.create_group(ACCOUNT, "devs")
+    with old._db.transaction(write=True) as cur:  # the role as version 5 wrote it
+        cur.execute(
+            "INSERT INTO iam_roles (role_id, account_id, name, name_key, path,"
+            " max_session_duration, description, created_at)"
+            " VALUES ('AROAOLDOLDOLDOLDOLDOL', ?, 'Old', 'old', '/', 3600, '', 0)",
+            (ACCOUNT,),
+        )
+        for position, (kind, pid) in enumerate(
+            [("user", alice.user_id), ("group", devs.group_id), ("root", ACCOUNT)]
+        ):
+            cur.execute(
+                "INSERT INTO iam_role_trust (role_id, kind, principal_id, position)"
+                " VALUES ('AROAOLDOLDOLDOLDOLDOL', ?, ?, ?)",
+                (kind, pid, position),
+            )
+    old.close()
+    monkeypatch.undo()
+    store = open_store(empty_dsn, pepper=pepper)
+    try:
+        assert store.schema_version() == LATEST_VERSION
+        role = store.get_role(ACCOUNT, "Old")
+        assert role.trust_document is None
+        assert role.trust_policy == trust.legacy_policy((alice.user_id, devs.group_id, ACCOUNT))
+        assert role.to_aws()["AssumeRolePolicyDocument"] == trust.shorthand_document(
+            [alice.arn, devs.arn, f"arn:aws:iam::{ACCOUNT}:root"]
+        )
+    finally:
+        store.close()

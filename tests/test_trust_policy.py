@@ -13,7 +13,11 @@ Deny wins; the web identity table (kube service-account, GitHub and GitLab
 tokens against StringEquals/StringLike/StringNotEquals, ForAnyValue:/
 ForAllValues: on list claims, nested claims, another provider, a missing
 claim) with the precise failing condition, never the whole token; the
-claim context is bounded however many claims a token stuffs in.
+claim context is bounded however many claims a token stuffs in; identity
+policies still refuse provider-style condition keys (the trust grammar is
+the only one that takes them); named attacks: a wildcard principal, a
+wildcard or policy variable in a claim value, a claim posing as another
+provider's condition key.
 """
 
 from __future__ import annotations
@@ -631,3 +635,51 @@ def test_any_claims_evaluate_without_error(claims: dict[str, Any]) -> None:
             trust.parse_trust_policy(document), KUBE_ARN, claims, now=NOW
         )
         assert decision.outcome in ("allowed", "implicitDeny")
+
+
+# -- named attacks ---------------------------------------------------------------------------
+
+
+def test_wildcard_principal_is_refused() -> None:
+    for principal in ("*", {"AWS": "*"}, {"Federated": "*"}, {"AWS": ["*"]}):
+        doc = json.loads(json.dumps(IRSA))
+        doc["Statement"][0]["Principal"] = principal
+        with pytest.raises(MalformedPolicyDocument, match="wildcard"):
+            trust.parse_trust_policy(doc)
+
+
+def test_wildcard_in_a_claim_value_is_literal() -> None:
+    """A token whose sub is ``*`` matches only a policy value ``*``, never widens StringEquals."""
+    policy = trust.parse_trust_policy(IRSA)
+    for sub in ("*", "system:serviceaccount:ci:*", "${aws:username}"):
+        decision = trust.evaluate_web_identity(
+            policy, KUBE_ARN, {"aud": "authbridge", "sub": sub}, now=NOW
+        )
+        assert not decision.allowed
+
+
+def test_claim_posing_as_another_providers_key_is_refused() -> None:
+    """A claim named ``<B>:sub`` in A's token is A's claim, never B's condition key."""
+    doc = federated(KUBE_ARN, {"StringEquals": {f"{GITHUB}:sub": "repo:octo-org/octo-repo:*"}})
+    policy = trust.parse_trust_policy(doc)
+    decision = trust.evaluate_web_identity(
+        policy, KUBE_ARN, {f"{GITHUB}:sub": "repo:octo-org/octo-repo:x", "sub": "x"}, now=NOW
+    )
+    assert not decision.allowed and decision.failed is not None
+
+
+def test_identity_policies_still_refuse_provider_keys() -> None:
+    from authbridge.iam.policy import parse_policy
+
+    with pytest.raises(MalformedPolicyDocument, match="not a condition key"):
+        parse_policy(
+            {
+                "Version": "2012-10-17",
+                "Statement": {
+                    "Effect": "Allow",
+                    "Action": "iam:GetUser",
+                    "Resource": "*",
+                    "Condition": {"StringEquals": {f"{KUBE}:8443/x:sub": "a"}},
+                },
+            }
+        )
