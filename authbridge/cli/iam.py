@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 @click.group()
 def iam() -> None:
-    """Manage IAM accounts, users, groups, roles, access keys and policies.
+    """Manage IAM accounts, users, groups, roles, access keys, policies and OIDC providers.
 
     The commands, options and JSON shapes follow `aws iam`. With --profile or
     --endpoint (or AUTHBRIDGE_PROFILE / AUTHBRIDGE_ENDPOINT) they call the
