@@ -683,3 +683,17 @@ def test_identity_policies_still_refuse_provider_keys() -> None:
                 },
             }
         )
+
+
+def test_claims_colliding_in_case_are_refused() -> None:
+    """``sub`` and ``SUB`` in one token: neither decides, so StringEquals on sub fails."""
+    policy = trust.parse_trust_policy(IRSA)
+    for claims in (
+        {"aud": "authbridge", "sub": "system:serviceaccount:ci:deployer", "SUB": "x"},
+        {"aud": "authbridge", "SUB": "x", "sub": "system:serviceaccount:ci:deployer"},
+    ):
+        decision = trust.evaluate_web_identity(policy, KUBE_ARN, claims, now=NOW)
+        assert not decision.allowed and decision.failed is not None
+        assert decision.failed.got is None
+    nested = trust.web_identity_context(KUBE, KUBE_ARN, {"a/b": "1", "a": {"b": "2"}}, now=NOW)
+    assert f"{KUBE}:a/b" not in nested

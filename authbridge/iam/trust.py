@@ -563,7 +563,8 @@ def web_identity_context(
     as every condition key is looked up); an object claim's members are
     ``<claim>/<member>``, to :data:`MAX_CLAIM_DEPTH` levels; a list claim is
     multi-valued (its strings, numbers and booleans), for ``ForAnyValue:`` /
-    ``ForAllValues:``. ``null`` and other values are absent. At most
+    ``ForAllValues:``. ``null`` and other values are absent, and so are two
+    claims that would make one key (they differ only in case). At most
     :data:`MAX_CLAIM_KEYS` keys are made, so a token stuffed with claims
     costs no more than that.
     """
@@ -574,6 +575,8 @@ def web_identity_context(
     }
     prefix = provider_key.lower() + ":"
     budget = [MAX_CLAIM_KEYS]
+    made: dict[str, ContextValue] = {}
+    ambiguous: set[str] = set()
 
     def add(name: str, value: Any, depth: int) -> None:
         if budget[0] <= 0:
@@ -588,11 +591,17 @@ def web_identity_context(
         converted = _claim_value(value)
         if converted is not None:
             budget[0] -= 1
-            out[prefix + name.lower()] = converted
+            key = prefix + name.lower()
+            if key in made:
+                ambiguous.add(key)
+            made[key] = converted
 
     for name, value in claims.items():
         if isinstance(name, str):
             add(name, value, 0)
+    # Two claims that read as one key (``sub`` and ``Sub``, or a claim named ``a/b`` and
+    # the member b of a): neither is trusted, so a positive condition on it fails.
+    out.update((k, v) for k, v in made.items() if k not in ambiguous)
     return out
 
 
