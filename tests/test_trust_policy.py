@@ -8,8 +8,9 @@ condition keys and operators, oversized, deeply nested, duplicate keys, NaN)
 each refused with MalformedPolicyDocument naming the field; a Hypothesis
 property that arbitrary JSON gives only that error, and that a parsed
 document round-trips; the old trust-list evaluation and the new one agree
-on the old cases (table + Hypothesis); aws:MultiFactorAuthPresent; explicit
-Deny wins; the web identity table (kube service-account, GitHub and GitLab
+on the old cases (table + Hypothesis); random documents evaluated as IAM's
+rule written out plainly says (Hypothesis); aws:MultiFactorAuthPresent;
+explicit Deny wins; the web identity table (kube service-account, GitHub and GitLab
 tokens against StringEquals/StringLike/StringNotEquals, ForAnyValue:/
 ForAllValues: on list claims, nested claims, another provider, a missing
 claim) with the precise failing condition, never the whole token; the
@@ -697,3 +698,65 @@ def test_claims_colliding_in_case_are_refused() -> None:
         assert decision.failed.got is None
     nested = trust.web_identity_context(KUBE, KUBE_ARN, {"a/b": "1", "a": {"b": "2"}}, now=NOW)
     assert f"{KUBE}:a/b" not in nested
+
+
+_statement = st.fixed_dictionaries(
+    {
+        "Effect": st.sampled_from(["Allow", "Deny"]),
+        "Principal": st.fixed_dictionaries(
+            {"AWS": st.lists(st.sampled_from([ALICE, BOB, DEVS, ACCOUNT]), min_size=1, max_size=3)}
+        ),
+        "Action": st.sampled_from(
+            ["sts:AssumeRole", "sts:AssumeRoleWithWebIdentity", "sts:*", "sts:Assume*"]
+        ),
+    },
+    optional={
+        "Condition": st.sampled_from(
+            [
+                {"Bool": {"aws:MultiFactorAuthPresent": "true"}},
+                {"Bool": {"aws:MultiFactorAuthPresent": "false"}},
+                {"StringEquals": {"aws:username": "u"}},
+                {"StringNotEquals": {"aws:username": "u"}},
+            ]
+        )
+    },
+)
+
+
+def _model(doc: dict[str, Any], ids: frozenset[str], mfa: bool) -> bool:
+    """IAM's rule, written out plainly: any applying Deny refuses, else any applying Allow."""
+
+    def holds(condition: dict[str, Any] | None) -> bool:
+        if condition is None:
+            return True
+        ((operator, tests),) = condition.items()
+        ((key, value),) = tests.items()
+        if key == "aws:MultiFactorAuthPresent":
+            return mfa == (value == "true")
+        return ("u" == value) == (operator == "StringEquals")
+
+    applying = [
+        s
+        for s in doc["Statement"]
+        if ids.intersection(s["Principal"]["AWS"])
+        and s["Action"] != "sts:AssumeRoleWithWebIdentity"
+        and holds(s.get("Condition"))
+    ]
+    return not any(s["Effect"] == "Deny" for s in applying) and any(
+        s["Effect"] == "Allow" for s in applying
+    )
+
+
+@given(
+    statements=st.lists(_statement, min_size=1, max_size=4),
+    user=st.sampled_from([ALICE, BOB]),
+    groups=st.frozensets(st.sampled_from([DEVS, OPS]), max_size=2),
+    mfa=st.booleans(),
+)
+def test_evaluation_agrees_with_iams_rule(
+    statements: list[dict[str, Any]], user: str, groups: frozenset[str], mfa: bool
+) -> None:
+    doc = {"Version": "2012-10-17", "Statement": statements}
+    policy = trust.parse_trust_policy(doc)
+    decision = new_trusts(policy, user, ACCOUNT, groups, mfa=mfa)
+    assert decision.allowed is _model(doc, frozenset({user, ACCOUNT, *groups}), mfa)
