@@ -127,7 +127,7 @@ user), which the web layer answers as ``invalid_client``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final
@@ -140,8 +140,8 @@ from authbridge.errors import (
     TokenError,
     TokenWrongAudience,
 )
-from authbridge.iam import names
-from authbridge.iam.model import AccessKey, Role, TrustEntry, User
+from authbridge.iam import names, trust
+from authbridge.iam.model import AccessKey, Role, User
 from authbridge.keys import KeySet
 from authbridge.settings import Settings
 from authbridge.store.base import ReviewFacts, Store
@@ -539,24 +539,35 @@ def _subject_user(store: Store, policy: IssuerPolicy, subject: VerifiedToken) ->
         ) from e
 
 
-# What a role that does not exist is evaluated against: one entry of each kind, none
-# of which can match (no user, group or account has an empty id).
-_NO_TRUST: Final = (
-    TrustEntry(kind="user", principal_id="", arn=""),
-    TrustEntry(kind="group", principal_id="", arn=""),
-    TrustEntry(kind="root", principal_id="", arn=""),
-)
+# What a role that does not exist is evaluated against: a trust naming three principals,
+# none of which can match (no user, group or account has an empty id).
+_NO_TRUST: Final = trust.legacy_policy(("", " ", "  "))
 
 
-def _trusts(trust: Sequence[TrustEntry], user: User, group_ids: Collection[str]) -> bool:
-    for entry in trust:
-        if entry.kind == "user" and entry.principal_id == user.user_id:
-            return True
-        if entry.kind == "group" and entry.principal_id in group_ids:
-            return True
-        if entry.kind == "root" and entry.principal_id == user.account_id:
-            return True
-    return False
+def _trusts(
+    policy: trust.TrustPolicy,
+    user: User,
+    group_ids: Collection[str],
+    *,
+    mfa: bool,
+    now: float,
+) -> trust.TrustDecision:
+    """The role's trust policy on ``sts:AssumeRole`` by ``user`` (authbridge.iam.trust)."""
+    return trust.evaluate(
+        policy,
+        trust.TrustRequest(
+            trust.ASSUME_ROLE,
+            principal_ids=frozenset({user.user_id, user.account_id, *group_ids}),
+            context=trust.assume_role_context(
+                user_arn=user.arn,
+                user_name=user.name,
+                user_id=user.user_id,
+                account_id=user.account_id,
+                mfa=mfa,
+                now=now,
+            ),
+        ),
+    )
 
 
 def _verify_subject(
@@ -627,6 +638,7 @@ def assume_role(
     PrincipalNotMapped when the mapping gives the role session no user.
     """
     source_jti: str | None = None
+    mfa = False  # aws:MultiFactorAuthPresent: only a subject token signed in with MFA has it
     if subject_token:
         subject = _verify_subject(store, keys, policy, subject_token, now=now)
         user = _subject_user(store, policy, subject)
@@ -637,6 +649,7 @@ def assume_role(
             )
         source_jti = subject.jti
         source_key = subject.principal.access_key_id
+        mfa = subject.claims.get("mfa") is True
     elif client is not None:
         key, user = client
         source_key = key.access_key_id
@@ -652,7 +665,8 @@ def assume_role(
 
     not_trusted = RoleNotTrusted(
         f"user {user.name} is not trusted by role {wanted.name}",
-        hint="the role's trust must name the user, one of its groups or its account",
+        hint="the role's trust policy must allow the user, one of its groups or its account"
+        " sts:AssumeRole, and its conditions (MFA, …) must hold",
     )
     # A role that does not exist (or has another path) and one that does not trust the
     # caller get the same answer after the same work: the same store reads, in the same
@@ -664,7 +678,9 @@ def assume_role(
     except (NoSuchEntity, InputError):
         role = None
     found = role is not None and role.path == wanted.path
-    trusted = _trusts(role.trust if role is not None else _NO_TRUST, user, group_ids)
+    trusted = _trusts(
+        role.trust_policy if role is not None else _NO_TRUST, user, group_ids, mfa=mfa, now=now
+    ).allowed
     if role is None or not (found and trusted):
         raise not_trusted
 

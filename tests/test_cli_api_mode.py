@@ -40,6 +40,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from authbridge import pki
 from tests.serving import ACCOUNT, AUTHBRIDGE, LiveServer, clean_env, free_port, start_server
 
 ADMINISTRATOR = "arn:aws:iam::aws:policy/AdministratorAccess"
@@ -51,6 +52,24 @@ DOCUMENT = {
     "Version": "2012-10-17",
     "Statement": [{"Sid": "Read", "Effect": "Allow", "Action": "iam:Get*", "Resource": "*"}],
 }
+KUBE_ARN = f"arn:aws:iam::{ACCOUNT}:oidc-provider/kube.prod.example"
+KUBE_CA = pki.new_ca("kube.prod.example CA").cert_pem.decode()  # one CA for both runs
+
+
+def irsa(sub: str) -> dict[str, Any]:
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Federated": KUBE_ARN},
+                "Action": "sts:AssumeRoleWithWebIdentity",
+                "Condition": {"StringEquals": {"kube.prod.example:sub": sub}},
+            }
+        ],
+    }
+
+
 DOCUMENT_V2 = {
     "Version": "2012-10-17",
     "Statement": [{"Effect": "Allow", "Action": ["iam:Get*", "iam:List*"], "Resource": "*"}],
@@ -205,6 +224,10 @@ def scenario(side: Side, docs: Path) -> list[tuple[str, Any]]:
     (docs / "v1.json").write_text(json.dumps(DOCUMENT))
     (docs / "v2.json").write_text(json.dumps(DOCUMENT_V2))
     v1, v2 = f"file://{docs / 'v1.json'}", f"file://{docs / 'v2.json'}"
+    (docs / "trust1.json").write_text(json.dumps(irsa("system:serviceaccount:ci:deployer")))
+    (docs / "trust2.json").write_text(json.dumps(irsa("system:serviceaccount:ci:other")))
+    (docs / "kube-ca.pem").write_text(KUBE_CA)
+    trust1, trust2 = f"file://{docs / 'trust1.json'}", f"file://{docs / 'trust2.json'}"
     seen: list[tuple[str, Any]] = []
     ids: dict[str, str] = {}  # an access key id in a command, as the command is recorded
 
@@ -234,6 +257,22 @@ def scenario(side: Side, docs: Path) -> list[tuple[str, Any]]:
     j("iam get-role --role-name Deployer")
     j("iam list-roles --path-prefix /ci/")
     j(f"iam update-role-trust --role-name Deployer --trust {CAROL}")
+    # OIDC providers and trust policy documents
+    provider = f"--open-id-connect-provider-arn {KUBE_ARN}"
+    j(
+        "iam create-open-id-connect-provider --url https://kube.prod.example"
+        f" --client-id-list authbridge --client-id-list sts --ca-file {docs / 'kube-ca.pem'}"
+    )
+    j(f"iam get-open-id-connect-provider {provider}")
+    j("iam list-open-id-connect-providers")
+    j(f"iam add-client-id-to-open-id-connect-provider {provider} --client-id extra")
+    j(f"iam remove-client-id-from-open-id-connect-provider {provider} --client-id sts")
+    j(f"iam get-open-id-connect-provider {provider}")
+    j(f"iam create-role --role-name Pods --assume-role-policy-document {trust1}")
+    j(f"iam update-assume-role-policy --role-name Pods --policy-document {trust2}")
+    j("iam get-role --role-name Pods")
+    j("iam delete-role --role-name Pods")
+    j(f"iam delete-open-id-connect-provider {provider}")
     # access keys
     key = j("iam create-access-key --user-name carol")["AccessKey"]
     ids[key["AccessKeyId"]] = "AKIA-carol"

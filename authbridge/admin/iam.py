@@ -15,11 +15,15 @@ is not something a caller's policies could grant.
 
 Decisions where the API differs from ``aws iam``: UpdateUser takes
 ``Enabled`` (authbridge's users are enabled or disabled, not renamed);
-UpdateAssumeRolePolicy takes ``Trust`` (the ARNs ``update-role-trust``
-takes) rather than a policy document; UserName is required wherever the
-CLI requires ``--user-name``. Access keys are found by id in the caller's
-account only: a key of another account is "not found", whatever the
-caller's policies say.
+CreateRole and UpdateAssumeRolePolicy take the trust policy document
+(``AssumeRolePolicyDocument``, ``PolicyDocument``; JSON text or an object)
+or, as shorthand, ``Trust`` (the ARNs ``--trust`` takes), one of the two;
+CreateOpenIDConnectProvider takes ``CaBundle`` (the PEM of the CA that signs
+the issuer's certificate) instead of ``ThumbprintList``; UserName is
+required wherever the CLI requires ``--user-name``. OIDC provider actions
+act on the provider's ARN (``arn:…:iam::<account>:oidc-provider/<host/path>``).
+Access keys are found by id in the caller's account only: a key of another
+account is "not found", whatever the caller's policies say.
 """
 
 from __future__ import annotations
@@ -31,8 +35,8 @@ from typing import Any, Final
 from authbridge import arn as arns
 from authbridge.admin.actions import Action, Document, Target, anywhere
 from authbridge.admin.params import Param
-from authbridge.errors import EntityAlreadyExists, NoSuchEntity
-from authbridge.iam import names
+from authbridge.errors import EntityAlreadyExists, InputError, NoSuchEntity
+from authbridge.iam import names, oidc_provider
 from authbridge.iam.model import AccessKey, AccessKeyStatus
 from authbridge.store.base import Store
 
@@ -133,11 +137,13 @@ def create_role(
     trust: Sequence[str],
     max_session_duration: int,
     description: str,
+    trust_policy: str | Mapping[str, Any] | None = None,
 ) -> Document:
     role = store.create_role(
         account,
         role_name,
         trust=list(trust),
+        trust_policy=trust_policy,
         path=path,
         max_session_duration=max_session_duration,
         description=description,
@@ -155,6 +161,71 @@ def list_roles(store: Store, account: str, path_prefix: str) -> Document:
 
 def update_role_trust(store: Store, account: str, role_name: str, trust: Sequence[str]) -> Document:
     return {"Role": store.update_role_trust(account, role_name, list(trust)).to_aws()}
+
+
+def update_assume_role_policy(
+    store: Store,
+    account: str,
+    role_name: str,
+    document: str | Mapping[str, Any] | None,
+    trust: Sequence[str],
+) -> Document:
+    """The trust policy replaced by ``document``, or by the shorthand of ``trust``."""
+    if (document is None) == (not trust):
+        raise InputError(
+            "PolicyDocument",
+            "give either the trust policy document or Trust (principal ARNs), not both",
+            hint="e.g. --policy-document file://trust.json",
+        )
+    if document is None:
+        return update_role_trust(store, account, role_name, trust)
+    return {"Role": store.update_assume_role_policy(account, role_name, document).to_aws()}
+
+
+def create_open_id_connect_provider(
+    store: Store,
+    account: str,
+    url: str,
+    client_ids: Sequence[str],
+    ca_bundle: object,
+    tags: Mapping[str, str],
+) -> Document:
+    if ca_bundle is not None and not isinstance(ca_bundle, str):
+        raise InputError("CaBundle", "must be PEM text", hint="pass --ca-file ca.pem")
+    provider = store.create_open_id_connect_provider(
+        account, url, list(client_ids), ca_bundle=ca_bundle, tags=dict(tags)
+    )
+    return {"OpenIDConnectProviderArn": provider.arn, "Tags": provider.to_aws().get("Tags", [])}
+
+
+def get_open_id_connect_provider(store: Store, account: str, arn: str) -> Document:
+    shown = store.get_open_id_connect_provider(account, arn).to_aws()
+    shown.pop("Arn")
+    return shown
+
+
+def list_open_id_connect_providers(store: Store, account: str) -> Document:
+    return {
+        "OpenIDConnectProviderList": [
+            {"Arn": p.arn} for p in store.list_open_id_connect_providers(account)
+        ]
+    }
+
+
+def delete_open_id_connect_provider(store: Store, account: str, arn: str) -> None:
+    store.delete_open_id_connect_provider(account, arn)
+
+
+def add_client_id_to_open_id_connect_provider(
+    store: Store, account: str, arn: str, client_id: str
+) -> None:
+    store.add_client_id_to_open_id_connect_provider(account, arn, client_id)
+
+
+def remove_client_id_from_open_id_connect_provider(
+    store: Store, account: str, arn: str, client_id: str
+) -> None:
+    store.remove_client_id_from_open_id_connect_provider(account, arn, client_id)
 
 
 def delete_role(store: Store, account: str, role_name: str) -> None:
@@ -229,6 +300,17 @@ def _role(target: Target, args: Mapping[str, Any]) -> tuple[str, ...]:
     return (entity_arn("role", target, args["role_name"]),)
 
 
+def _provider(target: Target, args: Mapping[str, Any]) -> tuple[str, ...]:
+    """The provider's ARN, checked (MalformedArn naming the parameter), found or not."""
+    oidc_provider.parse_provider_arn(args["arn"])
+    return (args["arn"],)
+
+
+def _new_provider(target: Target, args: Mapping[str, Any]) -> tuple[str, ...]:
+    key = oidc_provider.parse_url(args["url"]).key
+    return (oidc_provider.provider_arn(target.partition, target.account_id, key),)
+
+
 def _membership(target: Target, args: Mapping[str, Any]) -> tuple[str, ...]:
     return (*_group(target, args), *_user(target, args))
 
@@ -287,7 +369,9 @@ ROLE_NAME = _p("RoleName", "role_name", required=True)
 PATH = _p("Path", "path", default="/")
 PATH_PREFIX = _p("PathPrefix", "path_prefix", default="/")
 FORCE = _p("Force", "force", kind="boolean", default=False)
-TRUST = _p("Trust", "trust", kind="strings", required=True)
+TRUST = _p("Trust", "trust", kind="strings", default=())
+PROVIDER_ARN = _p("OpenIDConnectProviderArn", "arn", required=True)
+CLIENT_ID = _p("ClientID", "client_id", required=True)
 ACCESS_KEY_ID = _p("AccessKeyId", "access_key_id", required=True)
 KEY_USER = _p("UserName", "user_name")
 
@@ -432,6 +516,7 @@ ACTIONS: Final[tuple[Action, ...]] = (
             ROLE_NAME,
             PATH,
             TRUST,
+            _p("AssumeRolePolicyDocument", "trust_policy", kind="document"),
             _p("MaxSessionDuration", "max_session_duration", kind="integer", default=3600),
             _p("Description", "description", default=""),
         ),
@@ -441,6 +526,7 @@ ACTIONS: Final[tuple[Action, ...]] = (
             a["role_name"],
             path=a["path"],
             trust=a["trust"],
+            trust_policy=a["trust_policy"],
             max_session_duration=a["max_session_duration"],
             description=a["description"],
         ),
@@ -471,9 +557,11 @@ ACTIONS: Final[tuple[Action, ...]] = (
         "UpdateAssumeRolePolicy",
         "iam",
         "iam",
-        "iam update-role-trust",
-        (ROLE_NAME, TRUST),
-        lambda t, a: update_role_trust(t.store, t.account_id, a["role_name"], a["trust"]),
+        "iam update-assume-role-policy",
+        (ROLE_NAME, _p("PolicyDocument", "document", kind="document"), TRUST),
+        lambda t, a: update_assume_role_policy(
+            t.store, t.account_id, a["role_name"], a["document"], a["trust"]
+        ),
         _role,
         mutating=True,
     ),
@@ -485,6 +573,78 @@ ACTIONS: Final[tuple[Action, ...]] = (
         (ROLE_NAME,),
         lambda t, a: delete_role(t.store, t.account_id, a["role_name"]),
         _role,
+        mutating=True,
+    ),
+    Action(
+        "CreateOpenIDConnectProvider",
+        "iam",
+        "iam",
+        "iam create-open-id-connect-provider",
+        (
+            _p("Url", "url", required=True),
+            _p("ClientIDList", "client_ids", kind="strings", default=()),
+            # PEM is longer than a string parameter may be: taken as a document's text.
+            _p("CaBundle", "ca_bundle", kind="document"),
+            _p("Tags", "tags", kind="tags", default={}),
+        ),
+        lambda t, a: create_open_id_connect_provider(
+            t.store, t.account_id, a["url"], a["client_ids"], a["ca_bundle"], a["tags"]
+        ),
+        _new_provider,
+        mutating=True,
+    ),
+    Action(
+        "GetOpenIDConnectProvider",
+        "iam",
+        "iam",
+        "iam get-open-id-connect-provider",
+        (PROVIDER_ARN,),
+        lambda t, a: get_open_id_connect_provider(t.store, t.account_id, a["arn"]),
+        _provider,
+        mutating=False,
+    ),
+    Action(
+        "ListOpenIDConnectProviders",
+        "iam",
+        "iam",
+        "iam list-open-id-connect-providers",
+        (),
+        lambda t, a: list_open_id_connect_providers(t.store, t.account_id),
+        anywhere,
+        mutating=False,
+    ),
+    Action(
+        "DeleteOpenIDConnectProvider",
+        "iam",
+        "iam",
+        "iam delete-open-id-connect-provider",
+        (PROVIDER_ARN,),
+        lambda t, a: delete_open_id_connect_provider(t.store, t.account_id, a["arn"]),
+        _provider,
+        mutating=True,
+    ),
+    Action(
+        "AddClientIDToOpenIDConnectProvider",
+        "iam",
+        "iam",
+        "iam add-client-id-to-open-id-connect-provider",
+        (PROVIDER_ARN, CLIENT_ID),
+        lambda t, a: add_client_id_to_open_id_connect_provider(
+            t.store, t.account_id, a["arn"], a["client_id"]
+        ),
+        _provider,
+        mutating=True,
+    ),
+    Action(
+        "RemoveClientIDFromOpenIDConnectProvider",
+        "iam",
+        "iam",
+        "iam remove-client-id-from-open-id-connect-provider",
+        (PROVIDER_ARN, CLIENT_ID),
+        lambda t, a: remove_client_id_from_open_id_connect_provider(
+            t.store, t.account_id, a["arn"], a["client_id"]
+        ),
+        _provider,
         mutating=True,
     ),
     Action(

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 @click.group()
 def iam() -> None:
-    """Manage IAM accounts, users, groups, roles, access keys and policies.
+    """Manage IAM accounts, users, groups, roles, access keys, policies and OIDC providers.
 
     The commands, options and JSON shapes follow `aws iam`. With --profile or
     --endpoint (or AUTHBRIDGE_PROFILE / AUTHBRIDGE_ENDPOINT) they call the
@@ -390,10 +390,44 @@ _trust_option = click.option(
 )
 
 
+def _trust_document(value: str, field: str) -> str:
+    """A trust policy read (JSON, file://PATH or -) and checked before the store is opened."""
+    from authbridge.cli.iam_policies import read_document
+    from authbridge.iam.trust import parse_trust_policy
+
+    text = read_document(value, field)
+    parse_trust_policy(text)
+    return text
+
+
+def _role_fields(role: dict[str, Any]) -> str:
+    """A role's fields, then its trust policy as indented JSON."""
+    import json
+
+    return (
+        out.fields(role, out.ROLE_FIELDS)
+        + "\nAssumeRolePolicyDocument\n"
+        + json.dumps(role.get("AssumeRolePolicyDocument"), indent=2)
+    )
+
+
 @iam.command("create-role")
 @_role_name_option
 @_path_option
-@_trust_option
+@click.option(
+    "--trust",
+    "trust",
+    multiple=True,
+    metavar="ARN",
+    help="A user, group or account root (arn:aws:iam::ACCOUNT:root) that may assume the "
+    "role. Repeatable. Shorthand for a trust policy allowing them sts:AssumeRole.",
+)
+@click.option(
+    "--assume-role-policy-document",
+    "trust_policy",
+    metavar="JSON|file://F|-",
+    help="The trust policy document (AWS shape): JSON text, file://PATH, or - for stdin.",
+)
 @click.option(
     "--max-session-duration",
     type=int,
@@ -410,30 +444,40 @@ def create_role(
     role_name: str,
     path: str,
     trust: tuple[str, ...],
+    trust_policy: str | None,
     max_session_duration: int,
     description: str,
 ) -> None:
-    """Create a role that the trusted users, group members or accounts may assume.
+    """Create a role, with a trust policy document or the --trust shorthand (one of the two).
 
-    Every --trust ARN must name an existing user, group or account.
+    A trust policy names AWS principals (users, groups, account roots, which
+    must exist) and/or an OIDC provider (Federated, registered with
+    create-open-id-connect-provider), the action (sts:AssumeRole,
+    sts:AssumeRoleWithWebIdentity) and conditions on the caller or the
+    token's claims. Every --trust ARN must name an existing user, group or
+    account.
 
     \b
     Example:
       authbridge iam create-role --role-name Admin --path /platform/ \\
           --trust arn:aws:iam::111122223333:group/oncall --max-session-duration 3600
+      authbridge iam create-role --role-name Deployer \\
+          --assume-role-policy-document file://trust.json
     """
-    result = _doc(
-        app.admin(
-            "CreateRole",
-            {
-                "RoleName": role_name,
-                "Path": path,
-                "Trust": list(trust),
-                "MaxSessionDuration": max_session_duration,
-                "Description": description,
-            },
+    if (trust_policy is None) == (not trust):
+        raise click.UsageError("give --assume-role-policy-document or --trust ARN (not both)")
+    params: dict[str, Any] = {
+        "RoleName": role_name,
+        "Path": path,
+        "Trust": list(trust),
+        "MaxSessionDuration": max_session_duration,
+        "Description": description,
+    }
+    if trust_policy is not None:
+        params["AssumeRolePolicyDocument"] = _trust_document(
+            trust_policy, "AssumeRolePolicyDocument"
         )
-    )
+    result = _doc(app.admin("CreateRole", params))
     app.emit(result, lambda: out.fields(result["Role"], out.ROLE_FIELDS))
 
 
@@ -449,7 +493,7 @@ def get_role(app: App, role_name: str) -> None:
       authbridge iam get-role --role-name Admin
     """
     result = _doc(app.admin("GetRole", {"RoleName": role_name}))
-    app.emit(result, lambda: out.fields(result["Role"], out.ROLE_FIELDS))
+    app.emit(result, lambda: _role_fields(result["Role"]))
 
 
 @iam.command("list-roles")
@@ -484,6 +528,31 @@ def update_role_trust(app: App, role_name: str, trust: tuple[str, ...]) -> None:
         app.admin("UpdateAssumeRolePolicy", {"RoleName": role_name, "Trust": list(trust)})
     )
     app.emit(result, lambda: out.fields(result["Role"], out.ROLE_FIELDS))
+
+
+@iam.command("update-assume-role-policy")
+@_role_name_option
+@click.option(
+    "--policy-document",
+    required=True,
+    metavar="JSON|file://F|-",
+    help="The new trust policy document: JSON text, file://PATH, or - for stdin.",
+)
+@output_option
+@pass_app
+def update_assume_role_policy(app: App, role_name: str, policy_document: str) -> None:
+    """Replace a role's trust policy document, whole.
+
+    \b
+    Example:
+      authbridge iam update-assume-role-policy --role-name Deployer \\
+          --policy-document file://trust.json
+    """
+    text = _trust_document(policy_document, "PolicyDocument")
+    result = _doc(
+        app.admin("UpdateAssumeRolePolicy", {"RoleName": role_name, "PolicyDocument": text})
+    )
+    app.emit(result, lambda: _role_fields(result["Role"]))
 
 
 @iam.command("delete-role")
@@ -604,4 +673,5 @@ def _add_policy_commands() -> None:
 
 
 _add_policy_commands()
-from authbridge.cli import iam_signin  # noqa: E402, F401 - registers the sign-in verbs on `iam`
+# Register the sign-in and OIDC provider verbs on `iam`.
+from authbridge.cli import iam_oidc, iam_signin  # noqa: E402, F401

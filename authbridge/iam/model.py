@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from authbridge.iam.trust import TrustPolicy, legacy_policy
+
 AccessKeyStatus = Literal["Active", "Inactive"]
 TrustKind = Literal["user", "group", "root"]
 
@@ -104,6 +106,21 @@ class Role:
     description: str
     created_at: datetime
     trust: tuple[TrustEntry, ...] = ()
+    # The stored trust policy (AWS principals as unique ids); None for a role made
+    # before trust documents, whose ``trust`` list is its whole trust.
+    trust_document: TrustPolicy | None = field(default=None, repr=False)
+
+    @property
+    def trust_policy(self) -> TrustPolicy:
+        """What the role's trust evaluates (authbridge.iam.trust), AWS principals as ids."""
+        if self.trust_document is not None:
+            return self.trust_document
+        return legacy_policy(tuple(t.principal_id for t in self.trust))
+
+    def assume_role_policy_document(self) -> dict[str, Any]:
+        """The trust policy as ``get-role`` shows it: current ARNs, a deleted one's bare id."""
+        shown = {t.principal_id: t.arn for t in self.trust}
+        return self.trust_policy.to_json(lambda pid: shown.get(pid, pid))
 
     def to_aws(self) -> dict[str, Any]:
         return {
@@ -115,6 +132,7 @@ class Role:
             "MaxSessionDuration": self.max_session_duration,
             "Description": self.description,
             "Trust": [t.arn for t in self.trust],
+            "AssumeRolePolicyDocument": self.assume_role_policy_document(),
         }
 
 

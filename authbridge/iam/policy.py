@@ -220,6 +220,12 @@ IAM_ACTIONS: Final = (
     "iam:ListRoleTags",
     "iam:SimulatePrincipalPolicy",
     "iam:SimulateCustomPolicy",
+    "iam:CreateOpenIDConnectProvider",
+    "iam:GetOpenIDConnectProvider",
+    "iam:ListOpenIDConnectProviders",
+    "iam:DeleteOpenIDConnectProvider",
+    "iam:AddClientIDToOpenIDConnectProvider",
+    "iam:RemoveClientIDFromOpenIDConnectProvider",
 )
 EKS_ACTIONS: Final = (
     "eks:CreateAccessEntry",

@@ -96,6 +96,14 @@ _OPERATOR_HINT: Final = (
     " ArnLike, Null or another IAM condition operator, optionally with IfExists or"
     " ForAnyValue:/ForAllValues:"
 )
+# A trust policy's condition keys: the IAM ones, or an OIDC provider's host, port and
+# path (as in its ARN) then ``:`` and a claim name (``/`` between nested claim names).
+TRUST_CONDITION_KEY: Final = re.compile(
+    r"[A-Za-z0-9-]{1,64}:[A-Za-z0-9_.:/=+@ -]{1,256}"
+    r"|[A-Za-z0-9.-]{1,253}(?::[0-9]{1,5})?(?:/[A-Za-z0-9._~%!$&'()*+,;=@-]{1,255}){0,16}"
+    r":[A-Za-z0-9_.$/-]{1,256}",
+    re.ASCII,
+)
 _EPOCH: Final = re.compile(r"-?[0-9]{1,12}(?:\.[0-9]{1,9})?", re.ASCII)
 _IP_CHARS: Final = re.compile(r"[0-9A-Fa-f:./]{2,64}", re.ASCII)
 
@@ -193,6 +201,8 @@ class Condition:
     key: str
     values: tuple[str, ...]
     policy_variables: bool = field(default=True, compare=False, repr=False)
+    # A trust policy's keys also name an OIDC provider: ``<host/path>:<claim>``.
+    trust_keys: bool = field(default=False, compare=False, repr=False)
     _test: _Test = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -334,7 +344,8 @@ def _compile(condition: Condition) -> _Test:
     qualifier, base, if_exists = split
     kind, comparison, negated = OPERATORS[base]
     where = f"Condition.{name}.{bare(key)}"
-    if not isinstance(key, str) or not CONDITION_KEY.fullmatch(key):
+    key_pattern = TRUST_CONDITION_KEY if condition.trust_keys else CONDITION_KEY
+    if not isinstance(key, str) or not key_pattern.fullmatch(key):
         raise MalformedPolicyDocument(
             where,
             "not a condition key",

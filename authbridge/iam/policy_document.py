@@ -270,6 +270,15 @@ def _jsonable(value: object) -> Any:
 
 def _load(document: str | Mapping[str, Any], kind: PolicyKind) -> Any:
     """The document as JSON values, after the size check."""
+    return load_document(document, limit=MAX_CHARS[kind], what=f"{kind} policy")
+
+
+def load_document(document: str | Mapping[str, Any], *, limit: int, what: str) -> Any:
+    """A policy document's JSON values, refused over ``limit`` characters (no whitespace).
+
+    Duplicate keys and non-JSON constants are refused; ``what`` names the limit's
+    kind in the message (``role trust policy``).
+    """
     if isinstance(document, str):
         if len(document) > MAX_TEXT_CHARS:
             raise MalformedPolicyDocument(
@@ -295,11 +304,10 @@ def _load(document: str | Mapping[str, Any], kind: PolicyKind) -> Any:
             "PolicyDocument", f"must be a JSON object or its text, got {show(document)}"
         )
     size = len(text.translate(_WHITESPACE))
-    limit = MAX_CHARS[kind]
     if size > limit:
         raise MalformedPolicyDocument(
             "PolicyDocument",
-            f"{size} characters (whitespace not counted) exceed the {kind} policy limit of {limit}",
+            f"{size} characters (whitespace not counted) exceed the {what} limit of {limit}",
             hint="split it into several policies",
         )
     if not isinstance(document, str):
@@ -348,7 +356,31 @@ def _condition_value(value: Any, where: str) -> str:
     raise MalformedPolicyDocument(where, f"must be a string, number or boolean, got {show(value)}")
 
 
-def _conditions(block: Any, label: str, *, variables: bool) -> tuple[Condition, ...]:
+def parse_conditions(
+    block: Any, label: str, *, variables: bool, trust_keys: bool = False
+) -> tuple[Condition, ...]:
+    """A statement's ``Condition`` block; ``label`` names the statement in errors."""
+    return _conditions(block, label, variables=variables, trust_keys=trust_keys)
+
+
+def parse_strings(value: Any, where: str) -> tuple[str, ...]:
+    """A string or a non-empty list of strings, as a tuple (MalformedPolicyDocument)."""
+    return _strings(value, where)
+
+
+def statement_label(index: int, sid: object) -> str:
+    """``Statement[2] (Sid ReadOnly)``: how errors and decisions name a statement."""
+    return _label(index, sid)
+
+
+def action_patterns(actions: tuple[str, ...], where: str) -> PatternSet:
+    """``service:Name`` patterns with wildcards, checked and compiled (lowercased)."""
+    return _action_patterns(actions, where)
+
+
+def _conditions(
+    block: Any, label: str, *, variables: bool, trust_keys: bool = False
+) -> tuple[Condition, ...]:
     where = f"{label}.Condition"
     if not isinstance(block, Mapping) or not block:
         raise MalformedPolicyDocument(
@@ -370,7 +402,11 @@ def _conditions(block: Any, label: str, *, variables: bool) -> tuple[Condition, 
                 raise MalformedPolicyDocument(here, "must not be an empty list")
             values = tuple(_condition_value(v, here) for v in raw_values)
             try:
-                out.append(Condition(operator, key, values, policy_variables=variables))
+                out.append(
+                    Condition(
+                        operator, key, values, policy_variables=variables, trust_keys=trust_keys
+                    )
+                )
             except MalformedPolicyDocument as err:
                 raise err.under(label) from None
     return tuple(out)

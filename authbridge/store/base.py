@@ -24,7 +24,10 @@ Semantics follow AWS IAM where it has an opinion:
   passwords checked by the account password policy (reuse included); virtual
   MFA devices enabled for one user with two consecutive codes; a user with a
   login profile or an MFA device cannot be deleted (``DeleteConflict``, unless
-  ``force=True``).
+  ``force=True``);
+* OIDC identity providers (:mod:`authbridge.store.sql_oidc`): one per URL per
+  account; a role's trust policy (:mod:`authbridge.iam.trust`) is stored with
+  its AWS principals as unique ids, and may name only registered providers.
 
 Every method is one transaction: it either happens whole or not at all.
 """
@@ -63,6 +66,7 @@ if TYPE_CHECKING:
         ManagedPolicy,
         PolicyVersion,
     )
+    from authbridge.iam.oidc_provider import OidcProvider
     from authbridge.iam.passwords import PasswordHasher, PasswordPolicy
     from authbridge.iam.policy import SourcePolicy
     from authbridge.iam.signin import LoginProfile, MfaDevice, NewVirtualMfaDevice
@@ -188,14 +192,19 @@ class Store(Protocol):
         account_id: str,
         name: str,
         *,
-        trust: Sequence[str],
+        trust: Sequence[str] = (),
+        trust_policy: str | Mapping[str, Any] | None = None,
         path: str = "/",
         max_session_duration: int = 3600,
         description: str = "",
     ) -> Role:
-        """Create a role trusting the given principal ARNs (users, groups, account roots).
+        """Create a role with a trust policy document, or trusting the principal ARNs given.
 
-        Each ARN must name an existing principal (``InvalidTrust`` otherwise).
+        ``trust`` (users, groups, account roots) is shorthand for the document
+        :func:`authbridge.iam.trust.shorthand_document` writes; give one or the
+        other. Each AWS principal must name an existing principal and each
+        Federated one a provider registered in the account (``InvalidTrust``);
+        the document is stored with the AWS principals as unique ids.
         """
         ...
 
@@ -205,7 +214,13 @@ class Store(Protocol):
 
     def list_roles(self, account_id: str, path_prefix: str = "/") -> list[Role]: ...
 
-    def update_role_trust(self, account_id: str, name: str, trust: Sequence[str]) -> Role: ...
+    def update_role_trust(self, account_id: str, name: str, trust: Sequence[str]) -> Role:
+        """``update_assume_role_policy`` with the shorthand document of ``trust``."""
+        ...
+
+    def update_assume_role_policy(
+        self, account_id: str, name: str, document: str | Mapping[str, Any]
+    ) -> Role: ...
 
     def delete_role(self, account_id: str, name: str, *, force: bool = False) -> None: ...
 
@@ -565,3 +580,28 @@ class Store(Protocol):
     ) -> None: ...
 
     def use_mfa_step(self, serial_number: str, step: int) -> bool: ...
+
+    # -- OIDC identity providers (authbridge.store.sql_oidc; values: authbridge.iam.oidc_provider)
+    def create_open_id_connect_provider(
+        self,
+        account_id: str,
+        url: str,
+        client_ids: Sequence[str],
+        *,
+        ca_bundle: str | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> OidcProvider: ...
+
+    def get_open_id_connect_provider(self, account_id: str, arn: str) -> OidcProvider: ...
+
+    def list_open_id_connect_providers(self, account_id: str) -> list[OidcProvider]: ...
+
+    def delete_open_id_connect_provider(self, account_id: str, arn: str) -> None: ...
+
+    def add_client_id_to_open_id_connect_provider(
+        self, account_id: str, arn: str, client_id: str
+    ) -> OidcProvider: ...
+
+    def remove_client_id_from_open_id_connect_provider(
+        self, account_id: str, arn: str, client_id: str
+    ) -> OidcProvider: ...

@@ -292,6 +292,33 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    # Versions 6 and 7 are other changes' (a gap is fine: migrate applies every
+    # version above the database's, in order).
+    Migration(
+        8,
+        "web identity: OIDC providers, role trust policy documents",
+        (
+            # provider_key: host[:port]/path of the URL (authbridge.iam.oidc_provider),
+            # the ARN's resource; url: the issuer exactly as a token's iss must read.
+            # client_ids: a JSON list; ca_bundle: PEM certificates (no key), or NULL
+            # for the system's CAs.
+            """CREATE TABLE iam_oidc_providers (
+                account_id TEXT NOT NULL REFERENCES iam_accounts(account_id),
+                provider_key TEXT NOT NULL,
+                url TEXT NOT NULL,
+                client_ids TEXT NOT NULL DEFAULT '[]',
+                ca_bundle TEXT,
+                tags TEXT NOT NULL DEFAULT '{}',
+                created_at BIGINT NOT NULL,
+                PRIMARY KEY (account_id, provider_key)
+            )""",
+            # The role's trust policy (authbridge.iam.trust) with its AWS principals as
+            # unique ids, compact JSON; NULL for a role made before: its iam_role_trust
+            # rows are its whole trust (read as authbridge.iam.trust.legacy_policy).
+            # Either way iam_role_trust holds every AWS principal the trust names.
+            "ALTER TABLE iam_roles ADD COLUMN trust_document TEXT",
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

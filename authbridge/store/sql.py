@@ -7,10 +7,11 @@ here, so the conformance suite exercises the same logic on both.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -28,7 +29,8 @@ from authbridge.errors import (
     NoSuchEntity,
     SchemaTooNew,
 )
-from authbridge.iam import access, credentials, names
+from authbridge.iam import access, credentials, names, oidc_provider
+from authbridge.iam import trust as trust_policies
 from authbridge.iam.access import (
     DEFAULT_AUTHENTICATION_MODE,
     AccessEntry,
@@ -53,6 +55,7 @@ from authbridge.iam.model import (
 from authbridge.iam.policy import aws_managed_arn
 from authbridge.store.base import MAX_ACCESS_KEYS_PER_USER, PrincipalRefusal, ReviewFacts
 from authbridge.store.migrations import LATEST_VERSION, MIGRATIONS
+from authbridge.store.sql_oidc import SqlOidc
 from authbridge.store.sql_policies import AWS_REF_PREFIX, SqlPolicies
 from authbridge.store.sql_signin import SqlSignin
 
@@ -64,6 +67,8 @@ Row = tuple[Any, ...]
 # A used key's LastUsedDate is refreshed at most this often, so the token
 # endpoint does not turn every request into a database write.
 LAST_USED_GRANULARITY = 60
+
+_ACCOUNT_ID = re.compile(r"[0-9]{12}", re.ASCII)
 
 # Checking a secret for an unknown key id hashes this, so both paths cost the same.
 _DUMMY_HASH = "0" * 44
@@ -119,7 +124,9 @@ def _dt_req(ts: int) -> datetime:
 
 _USER_COLS = "user_id, account_id, name, path, enabled, tags, created_at"
 _GROUP_COLS = "group_id, account_id, name, path, created_at"
-_ROLE_COLS = "role_id, account_id, name, path, max_session_duration, description, created_at"
+_ROLE_COLS = (
+    "role_id, account_id, name, path, max_session_duration, description, created_at, trust_document"
+)
 _KEY_COLS = (
     "k.access_key_id, k.user_id, u.name, u.account_id, k.status, k.created_at, k.last_used_at"
 )
@@ -146,11 +153,32 @@ _REVIEW_FACTS_SQL = (
 )
 
 
-class SqlStore(SqlPolicies, SqlSignin):
+def _trust_policy(
+    trust: Sequence[str], document: str | Mapping[str, Any] | None
+) -> trust_policies.TrustPolicy:
+    """The trust policy a role is given: a document, or ``--trust`` ARNs as one."""
+    if document is not None and trust:
+        raise InputError(
+            "AssumeRolePolicyDocument",
+            "give either a trust policy document or trusted principal ARNs, not both",
+        )
+    if document is None:
+        document = trust_policies.shorthand_document(list(trust))
+    return trust_policies.parse_trust_policy(document)
+
+
+@functools.lru_cache(maxsize=1024)
+def _stored_trust(text: str) -> trust_policies.TrustPolicy:
+    """A stored trust document, parsed once per distinct text (documents never change)."""
+    return trust_policies.parse_trust_policy(text)
+
+
+class SqlStore(SqlPolicies, SqlSignin, SqlOidc):
     """The :class:`~authbridge.store.base.Store` protocol over a SQL driver.
 
     IAM policies (managed, inline, attachments, tags) are :class:`SqlPolicies`'; login
-    profiles, the password policy, virtual MFA and sign-in counters :class:`SqlSignin`'s.
+    profiles, the password policy, virtual MFA and sign-in counters :class:`SqlSignin`'s; OIDC
+    providers :class:`SqlOidc`'s.
     """
 
     def __init__(
@@ -588,7 +616,8 @@ class SqlStore(SqlPolicies, SqlSignin):
         account_id: str,
         name: str,
         *,
-        trust: Sequence[str],
+        trust: Sequence[str] = (),
+        trust_policy: str | Mapping[str, Any] | None = None,
         path: str = "/",
         max_session_duration: int = names.DEFAULT_MAX_SESSION_DURATION,
         description: str = "",
@@ -597,6 +626,7 @@ class SqlStore(SqlPolicies, SqlSignin):
         names.path(path)
         names.max_session_duration(max_session_duration)
         names.description(description)
+        policy = _trust_policy(trust, trust_policy)
         now = _now()
         role_id = credentials.new_role_id()
         with self._tx(write=True) as cur:
@@ -607,10 +637,11 @@ class SqlStore(SqlPolicies, SqlSignin):
             )
             if taken:
                 raise EntityAlreadyExists(_taken("role", name, taken[0][0], account_id))
-            entries = self._resolve_trust(cur, trust)
+            entries, stored = self._resolve_trust_policy(cur, account_id, policy)
             self._insert(
                 cur,
-                f"INSERT INTO iam_roles ({_ROLE_COLS}, name_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO iam_roles ({_ROLE_COLS}, name_key)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     role_id,
                     account_id,
@@ -619,13 +650,15 @@ class SqlStore(SqlPolicies, SqlSignin):
                     max_session_duration,
                     description,
                     now,
+                    stored,
                     name.lower(),
                 ),
                 _taken("role", name, name, account_id),
             )
             self._write_trust(cur, role_id, entries)
             return self._role(
-                cur, (role_id, account_id, name, path, max_session_duration, description, now)
+                cur,
+                (role_id, account_id, name, path, max_session_duration, description, now, stored),
             )
 
     def get_role(self, account_id: str, name: str) -> Role:
@@ -643,7 +676,7 @@ class SqlStore(SqlPolicies, SqlSignin):
                 f"SELECT {_ROLE_COLS} FROM iam_roles WHERE account_id = ? AND name_key = ?",
                 (account_id, name.lower()),
             )
-            role = self._role(cur, rows[0] if rows else ("", account_id, name, "/", 0, "", 0))
+            role = self._role(cur, rows[0] if rows else ("", account_id, name, "/", 0, "", 0, None))
         # Raised after the transaction ends as it does for a role found (not a rollback).
         if absent is not None:
             raise absent
@@ -673,12 +706,23 @@ class SqlStore(SqlPolicies, SqlSignin):
             return [self._role(cur, r) for r in rows]
 
     def update_role_trust(self, account_id: str, name: str, trust: Sequence[str]) -> Role:
+        return self.update_assume_role_policy(
+            account_id, name, trust_policies.shorthand_document(trust)
+        )
+
+    def update_assume_role_policy(
+        self, account_id: str, name: str, document: str | Mapping[str, Any]
+    ) -> Role:
+        policy = _trust_policy((), document)
         with self._tx(write=True) as cur:
             row = self._role_row(cur, account_id, name, lock=True)
-            entries = self._resolve_trust(cur, trust)
+            entries, stored = self._resolve_trust_policy(cur, account_id, policy)
             cur.execute("DELETE FROM iam_role_trust WHERE role_id = ?", (row[0],))
             self._write_trust(cur, row[0], entries)
-            return self._role(cur, row)
+            cur.execute(
+                "UPDATE iam_roles SET trust_document = ? WHERE role_id = ?", (stored, row[0])
+            )
+            return self._role(cur, (*row[:7], stored))
 
     def delete_role(self, account_id: str, name: str, *, force: bool = False) -> None:
         with self._tx(write=True) as cur:
@@ -710,7 +754,7 @@ class SqlStore(SqlPolicies, SqlSignin):
         return rows[0]
 
     def _role(self, cur: Cursor, r: Row) -> Role:
-        role_id, account_id, name, path, max_dur, desc, created = r
+        role_id, account_id, name, path, max_dur, desc, created, document = r
         trust_rows = cur.execute(
             "SELECT t.kind, t.principal_id, u.account_id, u.name, u.path,"
             " g.account_id, g.name, g.path, a.account_id"
@@ -742,19 +786,40 @@ class SqlStore(SqlPolicies, SqlSignin):
             description=desc,
             created_at=_dt_req(created),
             trust=tuple(trust),
+            trust_document=None if document is None else _stored_trust(document),
         )
 
-    def _resolve_trust(self, cur: Cursor, trust: Sequence[str]) -> list[tuple[TrustKind, str]]:
-        if not trust:
-            raise InputError(
-                "Trust", "a role must trust at least one principal", hint="pass --trust ARN"
-            )
+    def _resolve_trust_policy(
+        self, cur: Cursor, account_id: str, policy: trust_policies.TrustPolicy
+    ) -> tuple[list[tuple[TrustKind, str]], str]:
+        """The AWS principals as (kind, unique id) rows, and the document to store.
+
+        Every AWS principal must exist (an account id means its root); every
+        Federated one must be a provider registered in the role's account.
+        """
         entries: list[tuple[TrustKind, str]] = []
-        for text in trust:
-            entry = self._resolve_trust_entry(cur, text)
+        ids: dict[str, str] = {}
+        for text in policy.aws_principals():
+            # A bare account id means its root, as IAM reads it.
+            arn = arns.root_arn(self.partition, text) if _ACCOUNT_ID.fullmatch(text) else text
+            entry = self._resolve_trust_entry(cur, arn)
+            ids[text] = entry[1]
             if entry not in entries:
                 entries.append(entry)
-        return entries
+        for text in policy.federated_principals():
+            parsed = oidc_provider.parse_provider_arn(text)
+            if (
+                parsed.partition != self.partition
+                or parsed.account_id != account_id
+                or not self._provider_registered(cur, account_id, parsed.key)
+            ):
+                raise InvalidTrust(
+                    f"trust policy names OIDC provider {text}, which is not registered in"
+                    f" account {account_id}",
+                    hint="register it with `authbridge iam create-open-id-connect-provider`",
+                )
+        stored = policy.with_aws(ids.__getitem__).to_json()
+        return entries, json.dumps(stored, separators=(",", ":"), ensure_ascii=False)
 
     def _resolve_trust_entry(self, cur: Cursor, text: str) -> tuple[TrustKind, str]:
         try:

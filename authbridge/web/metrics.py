@@ -7,7 +7,8 @@ one of :data:`OUTCOMES`; ``reason`` is a token error code
 (:mod:`authbridge.errors`, e.g. ``expired``), a mapping refusal
 (``not_mapped``), ``ok``, or one of the request-level reasons below; ``error``
 an RFC 6749 §5.2 code; ``operation`` a method of the store protocol; ``kid``
-one of the few published signing keys. Never a principal, a cluster name from
+one of the few published signing keys; ``provider`` the ARN of an OIDC provider an
+administrator registered (at most 100 per account). Never a principal, a cluster name from
 a request or anything else a caller controls.
 
 =============================================  ==============================================
@@ -26,6 +27,8 @@ authbridge_revocation_total                    result = revoked | not_revocable 
 authbridge_mapping_reloads_total               result = success | failure
 authbridge_store_operation_duration_seconds    operation (histogram)
 authbridge_store_errors_total                  operation
+authbridge_oidc_provider_fetches_total         provider (a registered provider's ARN),
+                                               outcome = ok | a ProviderUnavailable reason
 authbridge_mapping_info                        digest (gauge, 1: the mapping in force)
 authbridge_mapping_age_seconds                 (gauge)
 authbridge_mapping_last_reload_failed          (gauge, 1 while serving the last good mapping)
@@ -94,6 +97,7 @@ from authbridge.errors import (
 )
 from authbridge.keys import KeyState
 from authbridge.mapping.holder import MappingHolder
+from authbridge.oidc_upstream import FETCH_OUTCOMES
 from authbridge.store.base import Store
 from authbridge.web.context import Services, services
 
@@ -217,6 +221,13 @@ STORE_ERRORS: Final = Counter(
     ["operation"],
     registry=REGISTRY,
 )
+OIDC_PROVIDER_FETCHES: Final = Counter(
+    "authbridge_oidc_provider_fetches_total",
+    "Fetches of a registered OIDC provider's discovery and JWKS, by provider ARN and outcome"
+    " (ok, or why the provider could not be used: unreachable, timeout, tls, …).",
+    ["provider", "outcome"],
+    registry=REGISTRY,
+)
 
 
 _CHILDREN: dict[tuple[int, tuple[str, ...]], Any] = {}
@@ -241,6 +252,13 @@ def observe_verify(outcome: Outcome, reason: str, seconds: float | None = None) 
     child(VERIFY_REQUESTS, outcome, reason).inc()
     if seconds is not None:
         child(VERIFY_SECONDS, outcome).observe(seconds)
+
+
+def observe_oidc_fetch(provider_arn: str, outcome: str) -> None:
+    """The ``observe`` hook of :class:`authbridge.oidc_upstream.UpstreamKeys`."""
+    if outcome not in FETCH_OUTCOMES:
+        outcome = "other"  # never a label value outside the documented set
+    child(OIDC_PROVIDER_FETCHES, provider_arn, outcome).inc()
 
 
 def initialize_series() -> None:

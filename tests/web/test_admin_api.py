@@ -33,6 +33,7 @@ from hypothesis import strategies as st
 from werkzeug.test import TestResponse
 
 from authbridge import keys as key_module
+from authbridge import pki
 from authbridge.admin import ALL_ACTIONS, policies, signin
 from authbridge.admin import keys as admin_keys
 from authbridge.audit import AuditLog
@@ -177,6 +178,56 @@ def test_every_action_answers(
     assert "Ops" in [r["RoleName"] for r in do("iam", "ListRoles")["Roles"]]
     trust = do("iam", "UpdateAssumeRolePolicy", RoleName="Ops", Trust=[world.bob.arn])
     assert trust["Role"]["Trust"] == [world.bob.arn]
+    # OIDC providers, and a role trusting one with a policy document
+    kube = f"arn:aws:iam::{ACCOUNT}:oidc-provider/kube.prod.example"
+    made = do(
+        "iam",
+        "CreateOpenIDConnectProvider",
+        Url="https://kube.prod.example",
+        ClientIDList=["authbridge"],
+        CaBundle=pki.new_ca("kube").cert_pem.decode(),
+    )
+    assert made == {"OpenIDConnectProviderArn": kube, "Tags": []}
+    assert do("iam", "ListOpenIDConnectProviders") == {"OpenIDConnectProviderList": [{"Arn": kube}]}
+    assert (
+        do(
+            "iam",
+            "AddClientIDToOpenIDConnectProvider",
+            OpenIDConnectProviderArn=kube,
+            ClientID="sts",
+        )
+        == {}
+    )
+    assert (
+        do(
+            "iam",
+            "RemoveClientIDFromOpenIDConnectProvider",
+            OpenIDConnectProviderArn=kube,
+            ClientID="authbridge",
+        )
+        == {}
+    )
+    shown = do("iam", "GetOpenIDConnectProvider", OpenIDConnectProviderArn=kube)
+    assert shown["Url"] == "kube.prod.example" and shown["ClientIDList"] == ["sts"]
+    assert len(shown["CaCertificateFingerprints"]) == 1
+    irsa = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Federated": kube},
+                "Action": "sts:AssumeRoleWithWebIdentity",
+                "Condition": {"StringEquals": {"kube.prod.example:aud": "sts"}},
+            }
+        ],
+    }
+    pods = do("iam", "CreateRole", RoleName="Pods", AssumeRolePolicyDocument=json.dumps(irsa))
+    assert pods["Role"]["AssumeRolePolicyDocument"] == irsa
+    irsa["Statement"][0]["Condition"]["StringEquals"]["kube.prod.example:sub"] = "x"
+    updated = do("iam", "UpdateAssumeRolePolicy", RoleName="Pods", PolicyDocument=irsa)
+    assert updated["Role"]["AssumeRolePolicyDocument"] == irsa
+    assert do("iam", "DeleteRole", RoleName="Pods") == {}
+    assert do("iam", "DeleteOpenIDConnectProvider", OpenIDConnectProviderArn=kube) == {}
     assert do("iam", "DeleteRole", RoleName="Ops") == {}
     # access keys
     new = do("iam", "CreateAccessKey", UserName="carol")["AccessKey"]

@@ -1,0 +1,418 @@
+"""A test OIDC issuer: discovery and JWKS over real https, and tokens shaped like real ones.
+
+:class:`TestIssuer` serves ``<issuer>/.well-known/openid-configuration`` and
+its JWKS (``<issuer>/openid/v1/jwks``, the kube-apiserver's path) over TLS
+with a certificate from its own test CA (:attr:`TestIssuer.ca_pem`, what
+``--ca-file`` gets), on a free port the operating system picks. It can
+rotate its signing key (:meth:`TestIssuer.rotate`), go unreachable and come
+back on the same port (:meth:`TestIssuer.go_down`, :meth:`TestIssuer.come_back`),
+answer with an error status, serve a chosen ``Cache-Control``, and counts the
+requests per path (:attr:`TestIssuer.hits`).
+
+Tokens (:meth:`TestIssuer.mint`, RS256 or ES256) carry the claims of:
+
+* :func:`kube_service_account_claims` - a kube-apiserver's bound
+  service-account token (``kubectl create token`` / a projected volume):
+  ``iss``, ``sub`` = ``system:serviceaccount:NS:NAME``, ``aud`` (a list),
+  ``exp``/``iat``/``nbf``, ``jti``, ``kubernetes.io: {namespace,
+  serviceaccount: {name, uid}, pod: {name, uid}, node: {name, uid}}``;
+* :func:`github_actions_claims` - GitHub Actions' OIDC token (``sub`` =
+  ``repo:ORG/REPO:ref:refs/heads/BRANCH``, ``aud`` a string, ``repository``,
+  ``job_workflow_ref``, ``ref_type``, … every value a string, as GitHub's);
+* :func:`gitlab_ci_claims` - GitLab CI's ``id_tokens`` (``sub`` =
+  ``project_path:GROUP/PROJECT:ref_type:branch:ref:BRANCH``, ``namespace_path``,
+  ``project_path``, ``ref_protected``, …).
+
+Hostile tokens for the exchange's named tests: :meth:`TestIssuer.mint_alg_none`,
+:meth:`TestIssuer.mint_hs256_with_jwks` (the JWKS text as an HMAC secret),
+and ``mint(..., kid=...)`` for a ``kid`` of another provider.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import socket
+import ssl
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from authbridge import pki
+
+DISCOVERY_PATH = "/.well-known/openid-configuration"
+JWKS_PATH = "/openid/v1/jwks"
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+# -- claim shapes --------------------------------------------------------------------------
+
+
+def kube_service_account_claims(
+    issuer: str,
+    *,
+    namespace: str = "ci",
+    name: str = "deployer",
+    audiences: tuple[str, ...] = ("authbridge",),
+    pod: str | None = "deployer-7d4b9c-x2x9z",
+    now: int | None = None,
+    lifetime: int = 3600,
+) -> dict[str, Any]:
+    """The claims of a bound service-account token as kube-apiserver 1.30+ mints them."""
+    iat = int(time.time()) if now is None else now
+    kube: dict[str, Any] = {
+        "namespace": namespace,
+        "serviceaccount": {"name": name, "uid": str(uuid.uuid4())},
+    }
+    if pod is not None:
+        kube["pod"] = {"name": pod, "uid": str(uuid.uuid4())}
+        kube["node"] = {"name": "worker-1", "uid": str(uuid.uuid4())}
+    return {
+        "aud": list(audiences),
+        "exp": iat + lifetime,
+        "iat": iat,
+        "iss": issuer,
+        "jti": str(uuid.uuid4()),
+        "kubernetes.io": kube,
+        "nbf": iat,
+        "sub": f"system:serviceaccount:{namespace}:{name}",
+    }
+
+
+def github_actions_claims(
+    issuer: str = "https://token.actions.githubusercontent.com",
+    *,
+    repository: str = "octo-org/octo-repo",
+    ref: str = "refs/heads/main",
+    audience: str = "sts.amazonaws.com",
+    environment: str | None = None,
+    event_name: str = "push",
+    now: int | None = None,
+) -> dict[str, Any]:
+    """GitHub Actions' OIDC token claims (docs: "About security hardening with OpenID Connect")."""
+    iat = int(time.time()) if now is None else now
+    owner = repository.split("/", 1)[0]
+    ref_type = "tag" if ref.startswith("refs/tags/") else "branch"
+    if environment is not None:
+        sub = f"repo:{repository}:environment:{environment}"
+    elif event_name == "pull_request":
+        sub = f"repo:{repository}:pull_request"
+    else:
+        sub = f"repo:{repository}:ref:{ref}"
+    claims: dict[str, Any] = {
+        "jti": str(uuid.uuid4()),
+        "sub": sub,
+        "aud": audience,
+        "ref": ref,
+        "sha": "example-sha-" + "0" * 28,
+        "repository": repository,
+        "repository_owner": owner,
+        "repository_owner_id": "65",
+        "repository_id": "74",
+        "repository_visibility": "private",
+        "run_id": "2357",
+        "run_number": "5",
+        "run_attempt": "1",
+        "runner_environment": "github-hosted",
+        "actor": "octocat",
+        "actor_id": "12",
+        "workflow": "deploy",
+        "workflow_ref": f"{repository}/.github/workflows/deploy.yml@{ref}",
+        "workflow_sha": "example-sha-" + "0" * 28,
+        "head_ref": "",
+        "base_ref": "",
+        "event_name": event_name,
+        "ref_type": ref_type,
+        "ref_protected": "true",
+        "job_workflow_ref": f"{repository}/.github/workflows/deploy.yml@{ref}",
+        "iss": issuer,
+        "nbf": iat - 5,
+        "exp": iat + 300,
+        "iat": iat,
+    }
+    if environment is not None:
+        claims["environment"] = environment
+    return claims
+
+
+def gitlab_ci_claims(
+    issuer: str = "https://gitlab.example.com",
+    *,
+    project_path: str = "my-group/my-project",
+    ref: str = "main",
+    ref_type: str = "branch",
+    audience: str = "authbridge",
+    environment: str | None = None,
+    now: int | None = None,
+) -> dict[str, Any]:
+    """GitLab CI ``id_tokens`` claims (GitLab docs: "OIDC Authentication Using ID Tokens")."""
+    iat = int(time.time()) if now is None else now
+    namespace = project_path.rsplit("/", 1)[0]
+    claims: dict[str, Any] = {
+        "namespace_id": "72",
+        "namespace_path": namespace,
+        "project_id": "20",
+        "project_path": project_path,
+        "user_id": "1",
+        "user_login": "sample-user",
+        "user_email": "sample-user@example.com",
+        "user_access_level": "developer",
+        "pipeline_id": "574",
+        "pipeline_source": "push",
+        "job_id": "302",
+        "ref": ref,
+        "ref_type": ref_type,
+        "ref_path": f"refs/{'heads' if ref_type == 'branch' else 'tags'}/{ref}",
+        "ref_protected": "true",
+        "runner_id": 27,
+        "runner_environment": "gitlab-hosted",
+        "sha": "example-sha-" + "0" * 28,
+        "project_visibility": "private",
+        "ci_config_ref_uri": f"gitlab.example.com/{project_path}//.gitlab-ci.yml@refs/heads/{ref}",
+        "ci_config_sha": "example-sha-" + "0" * 28,
+        "jti": str(uuid.uuid4()),
+        "iss": issuer,
+        "iat": iat,
+        "nbf": iat - 5,
+        "exp": iat + 300,
+        "sub": f"project_path:{project_path}:ref_type:{ref_type}:ref:{ref}",
+        "aud": audience,
+    }
+    if environment is not None:
+        claims["environment"] = environment
+        claims["environment_protected"] = "false"
+    return claims
+
+
+# -- the server ----------------------------------------------------------------------------
+
+
+@dataclass
+class SigningKey:
+    kid: str
+    alg: str
+    private: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey = field(repr=False)
+
+    def jwk(self) -> dict[str, Any]:
+        algorithm = (
+            jwt.algorithms.RSAAlgorithm if self.alg == "RS256" else jwt.algorithms.ECAlgorithm
+        )
+        out: dict[str, Any] = json.loads(algorithm.to_jwk(self.private.public_key()))
+        out.update(kid=self.kid, use="sig", alg=self.alg)
+        return out
+
+
+def new_key(alg: str = "RS256") -> SigningKey:
+    private: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey = (
+        rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        if alg == "RS256"
+        else ec.generate_private_key(ec.SECP256R1())
+    )
+    return SigningKey(kid=_b64(uuid.uuid4().bytes), alg=alg, private=private)
+
+
+class TestIssuer:
+    """An https OIDC issuer on 127.0.0.1 (see the module docstring). Use :func:`running_issuer`."""
+
+    __test__ = False  # not a pytest test class
+
+    def __init__(self, *, path: str = "", alg: str = "RS256") -> None:
+        self.path = path
+        self.ca = pki.new_ca("authbridge test OIDC issuer CA")
+        self._cert = pki.issue_server_cert(self.ca, hostnames=("localhost",), ips=("127.0.0.1",))
+        self.keys: list[SigningKey] = [new_key(alg)]
+        self.cache_control: str | None = "public, max-age=3600"
+        self.status = 200  # answer every request with this status (503: down but reachable)
+        self.issuer_override: str | None = None  # a discovery document naming another issuer
+        self.jwks_override: bytes | None = None  # serve these bytes as the JWKS
+        self.discovery_extra: dict[str, Any] = {}  # merged into the discovery document
+        self.redirect_to: str | None = None  # answer every request with a 302 there
+        self.hang = threading.Event()  # set: accept requests and never answer them
+        self._release = threading.Event()
+        self.hits: Counter[str] = Counter()
+        self._lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self.port = 0
+        self._tmp: Path | None = None
+
+    # -- addresses ---------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.port}{self.path}"
+
+    @property
+    def ca_pem(self) -> str:
+        return self.ca.cert_pem.decode("ascii")
+
+    # -- keys and tokens ---------------------------------------------------------------
+    @property
+    def key(self) -> SigningKey:
+        return self.keys[-1]
+
+    def jwks(self) -> dict[str, Any]:
+        return {"keys": [k.jwk() for k in self.keys]}
+
+    def rotate(self, *, keep_old: bool = True, alg: str | None = None) -> SigningKey:
+        """A new signing key, published at once; the old one stays in the JWKS if ``keep_old``."""
+        fresh = new_key(alg or self.key.alg)
+        with self._lock:
+            self.keys = [*self.keys, fresh] if keep_old else [fresh]
+        return fresh
+
+    def mint(
+        self,
+        claims: Mapping[str, Any],
+        *,
+        key: SigningKey | None = None,
+        kid: str | None = None,
+        headers: Mapping[str, Any] | None = None,
+    ) -> str:
+        signer = key or self.key
+        head = {"kid": signer.kid if kid is None else kid, **(headers or {})}
+        return jwt.encode(dict(claims), signer.private, algorithm=signer.alg, headers=head)
+
+    def kube_token(self, **kw: Any) -> str:
+        """A service-account token as the kube-apiserver signs it (header: alg and kid only)."""
+        return self.mint(kube_service_account_claims(self.url, **kw), headers={"typ": None})
+
+    def github_token(self, **kw: Any) -> str:
+        """A GitHub Actions token (header: typ JWT, alg, kid and x5t, as GitHub's)."""
+        x5t = _b64(self.key.kid.encode())[:27]
+        return self.mint(github_actions_claims(self.url, **kw), headers={"typ": "JWT", "x5t": x5t})
+
+    def gitlab_token(self, **kw: Any) -> str:
+        """A GitLab CI id_token (header: kid, typ JWT, alg)."""
+        return self.mint(gitlab_ci_claims(self.url, **kw), headers={"typ": "JWT"})
+
+    def mint_alg_none(self, claims: Mapping[str, Any]) -> str:
+        head = _b64(json.dumps({"alg": "none", "kid": self.key.kid}).encode())
+        return f"{head}.{_b64(json.dumps(dict(claims)).encode())}."
+
+    def mint_hs256_with_jwks(self, claims: Mapping[str, Any]) -> str:
+        """Key confusion: HS256 keyed with the issuer's public JWKS text (signed by hand:
+        PyJWT rightly refuses to use a JWK as an HMAC secret)."""
+        secret = json.dumps(self.jwks()).encode()
+        head = _b64(json.dumps({"alg": "HS256", "kid": self.key.kid, "typ": "JWT"}).encode())
+        body = _b64(json.dumps(dict(claims)).encode())
+        mac = hmac.new(secret, f"{head}.{body}".encode(), hashlib.sha256).digest()
+        return f"{head}.{body}.{_b64(mac)}"
+
+    # -- serving -----------------------------------------------------------------------
+    def discovery(self) -> dict[str, Any]:
+        return {
+            "issuer": self.issuer_override or self.url,
+            "jwks_uri": f"{self.url}{JWKS_PATH}",
+            "response_types_supported": ["id_token"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["RS256", "ES256"],
+            **self.discovery_extra,
+        }
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        issuer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib's name
+                pass
+
+            def do_GET(self) -> None:  # noqa: N802 - stdlib's name
+                path = self.path
+                issuer.hits[path] += 1
+                if issuer.hang.is_set():
+                    issuer._release.wait(30)
+                    return
+                if issuer.redirect_to is not None:
+                    self.send_response(302)
+                    self.send_header("Location", issuer.redirect_to)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                elif issuer.status != 200:
+                    self._send(issuer.status, b'{"error":"unavailable"}')
+                elif path == f"{issuer.path}{DISCOVERY_PATH}":
+                    self._send(200, json.dumps(issuer.discovery()).encode())
+                elif path == f"{issuer.path}{JWKS_PATH}":
+                    with issuer._lock:
+                        body = issuer.jwks_override or json.dumps(issuer.jwks()).encode()
+                    self._send(200, body)
+                else:
+                    self._send(404, b'{"error":"not found"}')
+
+            def _send(self, status: int, body: bytes) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                if issuer.cache_control is not None:
+                    self.send_header("Cache-Control", issuer.cache_control)
+                self.end_headers()
+                self.wfile.write(body)
+
+        return Handler
+
+    def start(self, tmp: Path) -> None:
+        self._tmp = tmp
+        self._serve()
+
+    def _serve(self) -> None:
+        assert self._tmp is not None
+        cert, key = self._tmp / "issuer.crt", self._tmp / "issuer.key"
+        cert.write_bytes(self._cert.cert_pem + self.ca.cert_pem)
+        key.write_bytes(self._cert.key_pem)
+        key.chmod(0o600)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(cert, key)
+        ThreadingHTTPServer.allow_reuse_address = True
+        server = ThreadingHTTPServer(("127.0.0.1", self.port), self._handler())
+        server.daemon_threads = True
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+        self.port = int(server.server_address[1])
+        self._server = server
+        self._thread = threading.Thread(target=server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def go_down(self) -> None:
+        """Stop listening: connections to the port are refused until :meth:`come_back`."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def come_back(self) -> None:
+        if self._server is None:
+            self._serve()
+
+    def stop(self) -> None:
+        self._release.set()
+        self.go_down()
+
+
+@contextmanager
+def running_issuer(tmp: Path, *, path: str = "", alg: str = "RS256") -> Iterator[TestIssuer]:
+    issuer = TestIssuer(path=path, alg=alg)
+    issuer.start(tmp)
+    try:
+        yield issuer
+    finally:
+        issuer.stop()
+
+
+def refused_port() -> int:
+    """A port nothing listens on (bound then closed: connections to it are refused)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
