@@ -21,6 +21,7 @@ rendered RBAC says so and names unresolved roles; and the input checks
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -411,7 +412,11 @@ def test_trust_agrees_with_the_token_endpoint_check(store: SqlStore) -> None:
         u = w[name]
         group_ids = {g.group_id for g in store.list_groups_for_user(ACCOUNT, u.name)}
         mine = {t.role_arn for t in explain_principal(snapshot, u.arn).trust}
-        theirs = {r.arn for r in store.list_roles(ACCOUNT) if _trusts(r.trust, u, group_ids)}
+        theirs = {
+            r.arn
+            for r in store.list_roles(ACCOUNT)
+            if _trusts(r.trust_policy, u, group_ids, mfa=True, now=time.time()).allowed
+        }
         assert mine == theirs, name
     admin = explain_principal(snapshot, w["admin"].arn).to_json()
     assert [u["userArn"] for u in admin["assumableBy"]] == [w["alice"].arn, w["carol"].arn]
@@ -851,3 +856,38 @@ def test_a_user_subject_naming_one_session_of_an_entry_role_is_that_session_only
     assert [g["binding"]["name"] for g in grants] == ["one-run"]
     one = explain_principal(snapshot, session_user).to_json()["clusters"][0]
     assert one["kubernetes"]["username"] == session_user and "sessionName" not in one["grants"][0]
+
+
+def test_trust_documents_deny_and_mfa_conditions_decide_as_the_token_endpoint(
+    store: SqlStore,
+) -> None:
+    """A Deny statement takes a user out, an MFA condition is said, as AssumeRole decides."""
+    w = world(store)
+    devs, alice, carol = w["devs"], w["alice"], w["carol"]
+    store.create_role(
+        ACCOUNT,
+        "Guarded",
+        trust_policy={
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"AWS": devs.arn},
+                    "Action": "sts:AssumeRole",
+                    "Condition": {"Bool": {"aws:MultiFactorAuthPresent": "true"}},
+                },
+                {"Effect": "Deny", "Principal": {"AWS": carol.arn}, "Action": "sts:AssumeRole"},
+            ],
+        },
+    )
+    snapshot = snap(store)
+    guarded = f"arn:aws:iam::{ACCOUNT}:role/Guarded"
+    paths = {t.role_arn: t for t in explain_principal(snapshot, alice.arn).trust}
+    assert paths[guarded].trust_json() == {"type": "group", "arn": devs.arn, "mfaRequired": True}
+    assert guarded not in {t.role_arn for t in explain_principal(snapshot, carol.arn).trust}
+    role = explain_principal(snapshot, guarded).to_json()
+    assert [u["userArn"] for u in role["assumableBy"]] == [alice.arn]
+    group_ids = {g.group_id for g in store.list_groups_for_user(ACCOUNT, "alice")}
+    role_obj = store.get_role(ACCOUNT, "Guarded")
+    assert not _trusts(role_obj.trust_policy, alice, group_ids, mfa=False, now=time.time()).allowed
+    assert _trusts(role_obj.trust_policy, alice, group_ids, mfa=True, now=time.time()).allowed

@@ -33,6 +33,7 @@ an ``InputError`` naming ``clusterId``.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
@@ -51,8 +52,9 @@ from authbridge.explain.rbac import (
     applies_to,
     in_scope,
 )
+from authbridge.iam import trust
 from authbridge.iam.access import AccessSnapshot, AuthenticationMode
-from authbridge.iam.model import Group, TrustEntry, User
+from authbridge.iam.model import Group, User
 from authbridge.iam.model import Role as IamRole
 from authbridge.mapping import templates
 from authbridge.mapping.model import Identity, MatchedRule
@@ -128,9 +130,13 @@ class TrustPath:
     role_arn: str
     kind: Literal["user", "group", "account"]
     arn: str  # the user, group or account root the trust names
+    mfa_required: bool = False  # the allowing statement needs aws:MultiFactorAuthPresent
 
-    def trust_json(self) -> dict[str, str]:
-        return {"type": self.kind, "arn": self.arn}
+    def trust_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"type": self.kind, "arn": self.arn}
+        if self.mfa_required:
+            out["mfaRequired"] = True
+        return out
 
 
 @dataclass(frozen=True)
@@ -461,47 +467,83 @@ def _disabled(identity: Identity, cluster: str, user: User) -> Review:
 
 
 class _Trust:
-    """Who may assume what: :func:`authbridge.sts.assume_role`'s check, as an index."""
+    """Who may assume what: :func:`authbridge.sts.assume_role`'s check, as an index.
 
-    def __init__(self, iam: IamSnapshot) -> None:
+    Each role's trust policy is evaluated as the token endpoint evaluates it
+    (:func:`authbridge.iam.trust.evaluate`: Deny statements, conditions), for
+    the users its ``AWS`` principals name (directly, through a group, or as
+    their account). A statement that allows only with MFA counts: the user may
+    assume the role once signed in with MFA, which the path says.
+    """
+
+    def __init__(self, iam: IamSnapshot, now: float) -> None:
         self.iam = iam
+        self.now = now
         self.users = {u.user_id: u for u in iam.users if u.enabled}
         self.members: dict[str, list[User]] = {}
         self.by_account: dict[str, list[User]] = {}
-        self.group_arn: dict[str, str] = {}
+        self.group_ids: dict[str, frozenset[str]] = {}
         for u in self.users.values():
             self.by_account.setdefault(u.account_id, []).append(u)
+            ids = []
             for g in iam.groups.get(u.user_id, ()):
                 self.members.setdefault(g.group_id, []).append(u)
-                self.group_arn[g.group_id] = g.arn
+                ids.append(g.group_id)
+            self.group_ids[u.user_id] = frozenset(ids)
 
-    @staticmethod
-    def _path(user: User, role: IamRole, entry: TrustEntry) -> TrustPath:
-        kind: Literal["user", "group", "account"] = (
-            "account" if entry.kind == "root" else "group" if entry.kind == "group" else "user"
+    def _decide(self, role: IamRole, user: User, *, mfa: bool) -> trust.TrustDecision:
+        return trust.evaluate(
+            role.trust_policy,
+            trust.TrustRequest(
+                trust.ASSUME_ROLE,
+                principal_ids=frozenset(
+                    {user.user_id, user.account_id, *self.group_ids.get(user.user_id, ())}
+                ),
+                context=trust.assume_role_context(
+                    user_arn=user.arn,
+                    user_name=user.name,
+                    user_id=user.user_id,
+                    account_id=user.account_id,
+                    mfa=mfa,
+                    now=self.now,
+                ),
+            ),
         )
-        return TrustPath(user.arn, role.arn, kind, entry.arn)
+
+    def _path(self, user: User, role: IamRole) -> TrustPath | None:
+        """How ``user`` may assume ``role``, or None when the trust policy does not let it."""
+        decision = self._decide(role, user, mfa=False)
+        mfa_required = False
+        if not decision.allowed:
+            decision = self._decide(role, user, mfa=True)
+            if not decision.allowed:
+                return None
+            mfa_required = True
+        statement = next(
+            (st for st in role.trust_policy.statements if st.label == decision.statement), None
+        )
+        named = set(statement.aws) if statement is not None else set()
+        entries = {e.principal_id: e for e in role.trust}
+        groups = self.group_ids.get(user.user_id, frozenset())
+        for pid, kind in (
+            (user.user_id, "user"),
+            *((g, "group") for g in sorted(groups)),
+            (user.account_id, "account"),
+        ):
+            if pid in named and pid in entries:
+                return TrustPath(user.arn, role.arn, kind, entries[pid].arn, mfa_required)  # type: ignore[arg-type]
+        return None  # pragma: no cover - an allowing statement names one of these ids
 
     def roles_of(self, user: User) -> list[TrustPath]:
-        """The roles ``user`` may assume, each with the first trust entry that names it."""
-        if not user.enabled:
+        """The roles ``user`` may assume, each with the trust principal that names it."""
+        if not user.enabled or user.user_id not in self.users:
             return []
-        group_ids = {g.group_id for g in self.iam.groups.get(user.user_id, ())}
-        out = []
-        for role in self.iam.roles:
-            for entry in role.trust:
-                if (
-                    (entry.kind == "user" and entry.principal_id == user.user_id)
-                    or (entry.kind == "group" and entry.principal_id in group_ids)
-                    or (entry.kind == "root" and entry.principal_id == user.account_id)
-                ):
-                    out.append(self._path(user, role, entry))
-                    break
+        out = [p for role in self.iam.roles if (p := self._path(user, role)) is not None]
         return sorted(out, key=lambda t: t.role_arn)
 
     def users_of(self, role: IamRole) -> list[TrustPath]:
-        """The (enabled) users ``role`` trusts, each with the first entry that names it."""
-        found: dict[str, TrustPath] = {}
+        """The (enabled) users ``role`` trusts, each with the principal that names it."""
+        candidates: dict[str, User] = {}
         for entry in role.trust:
             if entry.kind == "user":
                 users = [self.users[entry.principal_id]] if entry.principal_id in self.users else []
@@ -512,8 +554,9 @@ class _Trust:
             else:  # pragma: no cover - TrustKind has no other value
                 users = []
             for u in users:
-                found.setdefault(u.user_id, self._path(u, role, entry))
-        return sorted(found.values(), key=lambda t: t.user_arn)
+                candidates.setdefault(u.user_id, u)
+        found = [p for u in candidates.values() if (p := self._path(u, role)) is not None]
+        return sorted(found, key=lambda t: t.user_arn)
 
 
 # --------------------------------------------------------------------------- by principal
@@ -632,7 +675,7 @@ def explain_principal(
     chosen = _check_clusters(snapshot, clusters)
     iam = snapshot.iam
     parsed = arns.parse_principal(principal_arn, partitions=arns.KNOWN_PARTITIONS | {iam.partition})
-    trust = _Trust(iam)
+    trusts = _Trust(iam, time.time())
     out: list[ClusterAccess] = []
     if parsed.kind == "user":
         user = _find_user(iam, principal_arn)
@@ -657,7 +700,7 @@ def explain_principal(
             enabled=user.enabled,
             session_name=None,
             iam_groups=tuple(group_arns),
-            trust=tuple(trust.roles_of(user)),
+            trust=tuple(trusts.roles_of(user)),
             clusters=tuple(out),
         )
     if parsed.kind not in ("role", "assumed-role"):
@@ -685,7 +728,7 @@ def explain_principal(
         enabled=True,
         session_name=session or SESSION_PLACEHOLDER,
         iam_groups=(),
-        trust=tuple(trust.users_of(role)),
+        trust=tuple(trusts.users_of(role)),
         clusters=tuple(out),
     )
 
@@ -788,7 +831,7 @@ def explain_permission(
     """By permission (module docstring): the IAM principals that reach ``request``."""
     chosen = _check_clusters(snapshot, clusters)
     iam = snapshot.iam
-    trust = _Trust(iam)
+    trusts = _Trust(iam, time.time())
     principals: list[tuple[Literal["user", "role"], str, Identity, Sequence[str], IamRole | None]]
     principals = [
         ("user", u.arn, _user_identity(u), [g.arn for g in iam.groups.get(u.user_id, ())], None)
@@ -813,7 +856,7 @@ def explain_permission(
             privileged, grants = index.grants_for(snapshot, identity, review)
             if not privileged and not grants:
                 continue
-            paths = tuple(trust.users_of(role)) if role is not None else ()
+            paths = tuple(trusts.users_of(role)) if role is not None else ()
             reaches.append(Reach(arn, kind, mode, review, privileged, tuple(grants), paths))
             for g in grants:
                 if g.iam_group is not None:
