@@ -64,7 +64,8 @@ CLIENT_AUTH_FAILED = (
     " or the key or its user is not active"
 )
 UNSUPPORTED_GRANT = (
-    "grant_type must be client_credentials or urn:ietf:params:oauth:grant-type:token-exchange"
+    "grant_type must be client_credentials, urn:ietf:params:oauth:grant-type:token-exchange,"
+    " urn:ietf:params:oauth:grant-type:device_code, authorization_code or refresh_token"
 )
 WWW_AUTHENTICATE = 'Basic realm="authbridge"'
 NO_STORE_HEADERS: tuple[tuple[str, str], ...] = (
@@ -113,7 +114,8 @@ def to_wire(exc: BaseException, *, max_body: int | None = None) -> WireError:
             401, "invalid_client", CLIENT_AUTH_FAILED, (("WWW-Authenticate", WWW_AUTHENTICATE),)
         )
     if isinstance(exc, StsError):
-        return WireError(400, exc.oauth_error, str(exc))
+        challenge = (("WWW-Authenticate", WWW_AUTHENTICATE),) if exc.status == 401 else ()
+        return WireError(exc.status, exc.oauth_error, str(exc), challenge)
     if isinstance(exc, InputError):
         return WireError(400, "invalid_request", str(exc))
     if isinstance(exc, TokenError):
