@@ -292,6 +292,21 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    Migration(
+        7,
+        "sign-in pages: the server-side state of a browser's sign-in flow",
+        (
+            # flow_hash: SHA-256 of the flow cookie's value (the value itself is never
+            # stored); state: JSON (authbridge.web.signin.flows), the CSRF token and the
+            # pending authorize request or half-done sign-in; purged once expired.
+            """CREATE TABLE signin_flows (
+                flow_hash TEXT PRIMARY KEY,
+                state TEXT NOT NULL,
+                expires_at BIGINT NOT NULL
+            )""",
+            "CREATE INDEX signin_flows_expiry ON signin_flows(expires_at)",
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

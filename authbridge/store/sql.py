@@ -54,6 +54,7 @@ from authbridge.iam.policy import aws_managed_arn
 from authbridge.store.base import MAX_ACCESS_KEYS_PER_USER, PrincipalRefusal, ReviewFacts
 from authbridge.store.migrations import LATEST_VERSION, MIGRATIONS
 from authbridge.store.sql_policies import AWS_REF_PREFIX, SqlPolicies
+from authbridge.store.sql_flows import SqlFlows
 from authbridge.store.sql_signin import SqlSignin
 
 if TYPE_CHECKING:
@@ -146,11 +147,12 @@ _REVIEW_FACTS_SQL = (
 )
 
 
-class SqlStore(SqlPolicies, SqlSignin):
+class SqlStore(SqlPolicies, SqlSignin, SqlFlows):
     """The :class:`~authbridge.store.base.Store` protocol over a SQL driver.
 
     IAM policies (managed, inline, attachments, tags) are :class:`SqlPolicies`'; login
-    profiles, the password policy, virtual MFA and sign-in counters :class:`SqlSignin`'s.
+    profiles, the password policy, virtual MFA and sign-in counters :class:`SqlSignin`'s;
+    the sign-in pages' flow state :class:`SqlFlows`'.
     """
 
     def __init__(
