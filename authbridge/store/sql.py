@@ -53,8 +53,8 @@ from authbridge.iam.model import (
 from authbridge.iam.policy import aws_managed_arn
 from authbridge.store.base import MAX_ACCESS_KEYS_PER_USER, PrincipalRefusal, ReviewFacts
 from authbridge.store.migrations import LATEST_VERSION, MIGRATIONS
-from authbridge.store.sql_policies import AWS_REF_PREFIX, SqlPolicies
 from authbridge.store.sql_flows import SqlFlows
+from authbridge.store.sql_policies import AWS_REF_PREFIX, SqlPolicies
 from authbridge.store.sql_signin import SqlSignin
 
 if TYPE_CHECKING:

@@ -1,0 +1,725 @@
+"""The views of the sign-in pages (see :mod:`authbridge.web.signin` for the tour).
+
+Each view reads the browser's flow (:mod:`~authbridge.web.signin.flows`) and
+its browser session (the ``__Host-authbridge-session`` cookie, a sign-in
+session of :mod:`authbridge.signin`), and answers a page or a redirect
+(303 after every POST, so a reload never resubmits). The service calls
+(sessions, authorize requests, codes, device approval) are
+:mod:`authbridge.signin`'s; the checks of a password and an MFA code are
+:mod:`authbridge.iam.login`'s.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Final, NoReturn
+from urllib.parse import urlencode
+
+from flask import Blueprint, Response, current_app, g, redirect, render_template, request, url_for
+
+from authbridge import signin
+from authbridge.errors import InputError, NoSuchEntity, PasswordPolicyViolation, Throttled
+from authbridge.iam import login, passwords, totp
+from authbridge.iam.model import Role, User
+from authbridge.web import limits
+from authbridge.web.context import Services, services
+from authbridge.web.signin import flows, security
+from authbridge.web.signin.flows import FLOW_COOKIE, MAX_CODE_ATTEMPTS, Flow
+
+log = logging.getLogger(__name__)
+
+SESSION_COOKIE: Final = "__Host-authbridge-session"
+CLIENT_NAMES: Final = {"authbridge-cli": "the authbridge command line (authbridge-cli)"}
+MAX_FIELD_CHARS: Final = 1024  # any form field; longer is refused before any work
+AUTHORIZE_PARAMS: Final = (
+    "response_type",
+    "client_id",
+    "redirect_uri",
+    "state",
+    "code_challenge",
+    "code_challenge_method",
+    "scope",
+)
+WRONG_CODE: Final = "the MFA code is not valid; enter the current code from your device"
+BAD_FORM: Final = (
+    "This form has expired or did not come from this site. Go back, reload the page and try again."
+)
+
+bp = Blueprint(
+    "signin",
+    __name__,
+    template_folder="templates",
+    static_folder="static",
+    static_url_path="/signin/static",
+)
+
+
+class PageError(Exception):
+    """A request the pages refuse with an error page (never a redirect)."""
+
+    def __init__(self, status: int, title: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.title, self.message = status, title, message
+
+
+def _refuse_form() -> NoReturn:
+    raise PageError(403, "The form was refused", BAD_FORM)
+
+
+# --------------------------------------------------------------------------- request state
+
+
+def _svc() -> Services:
+    return services()
+
+
+def _now() -> float:
+    return _svc().clock()
+
+
+def _flow() -> Flow:
+    """The browser's flow, or a new (unsaved) one; one per request."""
+    flow = g.get("signin_flow")
+    if not isinstance(flow, Flow):
+        found = flows.load(_svc().store, request.cookies.get(FLOW_COOKIE), _now())
+        flow = found if found is not None else Flow()
+        g.signin_flow = flow
+    return flow
+
+
+def _replace_flow(flow: Flow) -> None:
+    """Make ``flow`` the browser's flow from now on (its cookie set after the view)."""
+    old = _flow()
+    if old.stored and old.flow_id != flow.flow_id:
+        _svc().store.delete_signin_flow(old.flow_id)
+    g.signin_flow = flow
+
+
+def _save(flow: Flow) -> None:
+    flows.save(_svc().store, flow, _now())
+
+
+def _session() -> Any:
+    """The browser session (:class:`authbridge.signin.BrowserSession`), or None."""
+    if "signin_session" not in g:
+        secret = request.cookies.get(SESSION_COOKIE)
+        found = None
+        if secret and len(secret) <= MAX_FIELD_CHARS:
+            found = signin.browser_session(_svc().store, secret, _now())
+        g.signin_session = found
+    return g.signin_session
+
+
+def _address() -> str:
+    lim = current_app.extensions.get(limits.EXTENSION)
+    proxies = lim.trusted_proxies if isinstance(lim, limits.ClientAuthLimits) else ()
+    found = limits.client_address(
+        request.remote_addr, request.headers.getlist("X-Forwarded-For"), proxies
+    )
+    return found or "unknown"
+
+
+def _field(name: str) -> str:
+    value = request.form.get(name, "")
+    if len(value) > MAX_FIELD_CHARS:
+        raise PageError(400, "The form was refused", f"the field {name} is too long")
+    return value
+
+
+def _check_form() -> Flow:
+    """The flow of a POST whose CSRF token is right; refuses the request otherwise."""
+    flow = _flow()
+    if not flows.csrf_ok(flow, _field("csrf_token")):
+        _refuse_form()
+    return flow
+
+
+def _url(endpoint: str, **values: Any) -> str:
+    """A page's URL, under the issuer path when the request came that way."""
+    return url_for(f".{endpoint}", **values)
+
+
+def _see_other(endpoint: str) -> Response:
+    return redirect(_url(endpoint), code=303)  # type: ignore[return-value]  # a Response
+
+
+def _page(
+    template: str,
+    *,
+    status: int = 200,
+    form_targets: Iterable[str] = (),
+    **context: Any,
+) -> Response:
+    """A rendered page; the flow is saved first when it is new, so its CSRF token holds."""
+    flow = _flow()
+    if not flow.stored:
+        _save(flow)
+    session = _session()
+    body = render_template(
+        f"signin/{template}",
+        csrf_token=flow.csrf,
+        session=session,
+        url=_url,
+        **context,
+    )
+    response = Response(body, status=status, mimetype="text/html")
+    g.signin_form_targets = tuple(form_targets)
+    return response
+
+
+@bp.after_request
+def _finish(response: Response) -> Response:
+    flow = g.get("signin_flow")
+    if isinstance(flow, Flow) and flow.stored and request.cookies.get(FLOW_COOKIE) != flow.flow_id:
+        security.set_cookie(response, FLOW_COOKIE, flow.flow_id)
+    new_secret = g.get("signin_new_session")
+    if isinstance(new_secret, str):
+        security.set_cookie(response, SESSION_COOKIE, new_secret)
+    elif g.get("signin_end_session"):
+        security.clear_cookie(response, SESSION_COOKIE)
+    return security.secure(response, g.get("signin_form_targets", ()))
+
+
+@bp.errorhandler(PageError)
+def _page_error(e: PageError) -> Response:
+    return _page("error.html", status=e.status, title=e.title, message=e.message)
+
+
+@bp.errorhandler(Throttled)
+def _throttled(e: Throttled) -> Response:
+    return _page(
+        "error.html",
+        status=503,
+        title="Too many sign-ins at once",
+        message="The server is checking too many sign-ins right now. Try again in a few seconds.",
+    )
+
+
+# --------------------------------------------------------------------------- signing in
+
+
+def _resolve_account(text: str) -> str:
+    """An account id from what was typed (an id or an alias); the text itself otherwise."""
+    text = text.strip()
+    if text.isdigit():
+        return text
+    for account in _svc().store.list_accounts():
+        if account.alias is not None and account.alias.lower() == text.lower():
+            return account.account_id
+    return text
+
+
+def _default_account() -> str:
+    accounts = _svc().store.list_accounts()
+    if len(accounts) != 1:
+        return ""
+    return accounts[0].alias or accounts[0].account_id
+
+
+def _after_sign_in(flow: Flow) -> str:
+    """The endpoint a signed-in browser goes on to."""
+    if flow.next == "authorize" and flow.authorize:
+        return "authorize_page"
+    if flow.next == "device":
+        return "device_page"
+    return "login_page"
+
+
+def _finish_sign_in(flow: Flow, *, user_id: str, mfa: bool) -> Response:
+    """Start a browser session; a fresh flow (new id, new CSRF token) carries on."""
+    svc = _svc()
+    old = _session()
+    if old is not None:
+        signin.end_session(svc.store, old.session_id, _now())
+    _session_id, secret = signin.start_browser_session(
+        svc.store, user_id=user_id, mfa=mfa, address=_address(), now=_now()
+    )
+    g.signin_new_session = secret
+    fresh = flow.renewed()
+    target = _after_sign_in(fresh)
+    fresh.next = None
+    _replace_flow(fresh)
+    _save(fresh)
+    return _see_other(target)
+
+
+def _signed_in_home() -> Response:
+    return _page("home.html", title="Signed in")
+
+
+def _login_form(
+    *, error: str = "", status: int = 200, account: str = "", user: str = ""
+) -> Response:
+    return _page(
+        "login.html",
+        status=status,
+        title="Sign in",
+        error=error,
+        account=account or _default_account(),
+        user_name=user,
+    )
+
+
+@bp.get("/login")
+def login_page() -> Response:
+    if _session() is not None:
+        flow = _flow()
+        target = _after_sign_in(flow)
+        if target != "login_page":
+            return _see_other(target)
+        return _signed_in_home()
+    return _login_form()
+
+
+@bp.post("/login")
+def login_submit() -> Response:
+    flow = _check_form()
+    account_text, user_name = _field("account"), _field("user_name")
+    password = _field("password")
+    account_id = _resolve_account(account_text)
+    svc, now = _svc(), _now()
+    result = login.verify_login(
+        svc.store,
+        passwords.shared_hasher(),
+        account_id=account_id,
+        user_name=user_name,
+        password=password,
+        address=_address(),
+        now=now,
+    )
+    if result.outcome in ("refused", "throttled"):
+        log.info("sign-in refused: %s", result.reason)
+        status = 429 if result.outcome == "throttled" else 401
+        return _login_form(
+            error=result.message, status=status, account=account_text, user=user_name
+        )
+    assert result.user_id is not None  # noqa: S101 - every other outcome names the user
+    pending = {
+        "account": account_id,
+        "user_name": user_name,
+        "user_id": result.user_id,
+        "mfa": result.mfa_present,
+        "at": now,
+        "attempts": 0,
+    }
+    if result.outcome == "mfa_required":
+        flow.pending = {**pending, "stage": "mfa"}
+        _save(flow)
+        return _see_other("mfa_page")
+    if result.outcome == "password_reset_required":
+        flow.pending = {**pending, "stage": "change"}
+        _save(flow)
+        return _see_other("password_page")
+    return _finish_sign_in(flow, user_id=result.user_id, mfa=result.mfa_present)
+
+
+def _mfa_form(error: str = "", status: int = 200) -> Response:
+    return _page("mfa.html", status=status, title="Enter your MFA code", error=error)
+
+
+@bp.get("/login/mfa")
+def mfa_page() -> Response:
+    if _flow().pending_stage("mfa", _now()) is None:
+        return _see_other("login_page")
+    return _mfa_form()
+
+
+def check_mfa_code(pending: dict[str, Any], code_text: str, address: str, now: float) -> str:
+    """The second step of a sign-in whose password was right: ``ok``, ``wrong``,
+    ``throttled``, ``expired`` (the password expired, hard) or ``change`` (a new
+    password is due). The backoff counters of :mod:`authbridge.iam.login` apply,
+    and a wrong code counts as a failed sign-in, as in :func:`~authbridge.iam.login.verify_login`.
+    """
+    store = _svc().store
+    account, user_name = str(pending["account"]), str(pending["user_name"])
+    facts = store.login_facts(account, user_name, address, now)
+    if login.wait_seconds(facts, now) > 0:
+        return "throttled"
+    user_id = facts.user_id
+    if user_id is None or user_id != pending["user_id"] or not facts.enabled or not facts.mfa:
+        return "wrong"
+    try:
+        code = totp.parse_code(code_text)
+    except InputError:
+        code = None
+    matched = False
+    if code is not None:
+        for device in facts.mfa:
+            step = totp.match(
+                device.secret,
+                code,
+                now,
+                last_used_step=device.last_used_step,
+                drift=device.drift_steps,
+            )
+            if step is not None and store.use_mfa_step(device.serial_number, step):
+                matched = True
+                break
+    if not matched:
+        store.record_login_failure(account, user_name, address, now)
+        return "wrong"
+    expired = facts.password_changed_at is not None and passwords.is_expired(
+        facts.policy, facts.password_changed_at, now
+    )
+    if expired and facts.policy.hard_expiry:
+        store.record_login_failure(account, user_name, address, now)
+        return "expired"
+    store.record_login_success(account, user_name, address, now, user_id=user_id)
+    return "change" if expired or facts.password_reset_required else "ok"
+
+
+@bp.post("/login/mfa")
+def mfa_submit() -> Response:
+    flow = _check_form()
+    now = _now()
+    pending = flow.pending_stage("mfa", now)
+    if pending is None:
+        return _login_form(error="The sign-in took too long; start again.", status=401)
+    outcome = check_mfa_code(pending, _field("code"), _address(), now)
+    if outcome == "ok":
+        return _finish_sign_in(flow, user_id=str(pending["user_id"]), mfa=True)
+    if outcome == "change":
+        flow.pending = {**pending, "stage": "change", "mfa": True, "at": now}
+        _save(flow)
+        return _see_other("password_page")
+    if outcome == "expired":
+        flow.pending = None
+        _save(flow)
+        return _login_form(
+            error=login.LoginResult("refused", "password_expired").message, status=401
+        )
+    if outcome == "throttled":
+        return _mfa_form(error="too many failed sign-ins; try again later", status=429)
+    attempts = int(pending.get("attempts", 0)) + 1
+    if attempts >= MAX_CODE_ATTEMPTS:
+        flow.pending = None
+        _save(flow)
+        return _login_form(error=login.REFUSED_MESSAGE, status=401)
+    flow.pending = {**pending, "attempts": attempts}
+    _save(flow)
+    return _mfa_form(error=WRONG_CODE, status=401)
+
+
+def _password_form(error: str = "", problems: Iterable[str] = (), status: int = 200) -> Response:
+    pending = _flow().pending or {}
+    try:
+        policy = _svc().store.get_account_password_policy(str(pending.get("account", "")))
+    except NoSuchEntity:  # no policy set: the default one applies
+        policy = passwords.DEFAULT_POLICY
+    return _page(
+        "password.html",
+        status=status,
+        title="Choose a new password",
+        error=error,
+        problems=list(problems),
+        rules=_policy_rules(policy),
+        user_name=pending.get("user_name", ""),
+    )
+
+
+def _policy_rules(policy: passwords.PasswordPolicy) -> list[str]:
+    rules = [f"at least {policy.minimum_length} characters"]
+    for flag, text in (
+        (policy.require_uppercase, "an upper-case letter"),
+        (policy.require_lowercase, "a lower-case letter"),
+        (policy.require_numbers, "a digit"),
+        (policy.require_symbols, "a symbol (" + "".join(sorted(passwords.SYMBOLS)) + ")"),
+    ):
+        if flag:
+            rules.append(text)
+    if policy.reuse_prevention:
+        rules.append(f"not one of your last {policy.reuse_prevention} passwords")
+    return rules
+
+
+@bp.get("/login/password")
+def password_page() -> Response:
+    if _flow().pending_stage("change", _now()) is None:
+        return _see_other("login_page")
+    return _password_form()
+
+
+@bp.post("/login/password")
+def password_submit() -> Response:
+    flow = _check_form()
+    now = _now()
+    pending = flow.pending_stage("change", now)
+    if pending is None:
+        return _login_form(error="The sign-in took too long; start again.", status=401)
+    new, again = _field("new_password"), _field("confirm_password")
+    if new != again:
+        return _password_form(
+            error="The two passwords differ; type the same one twice.", status=400
+        )
+    try:
+        _svc().store.update_login_profile(
+            str(pending["account"]),
+            str(pending["user_name"]),
+            password=new,
+            password_reset_required=False,
+        )
+    except PasswordPolicyViolation as e:
+        return _password_form(
+            error="The password does not meet the account's password policy:",
+            problems=e.problems,
+            status=400,
+        )
+    except InputError:
+        return _password_form(error="That password cannot be used; choose another.", status=400)
+    except NoSuchEntity:
+        flow.pending = None
+        _save(flow)
+        return _login_form(error=login.REFUSED_MESSAGE, status=401)
+    return _finish_sign_in(flow, user_id=str(pending["user_id"]), mfa=bool(pending.get("mfa")))
+
+
+# --------------------------------------------------------------------------- signing out
+
+
+@bp.get("/logout")
+def logout_page() -> Response:
+    if _session() is None:
+        return _see_other("signed_out")
+    return _page("logout.html", title="Sign out")
+
+
+@bp.post("/logout")
+def logout_submit() -> Response:
+    flow = _check_form()
+    session = _session()
+    if session is not None:
+        signin.end_session(_svc().store, session.session_id, _now())
+    g.signin_end_session = True
+    if flow.stored:
+        _svc().store.delete_signin_flow(flow.flow_id)
+    g.signin_flow = Flow()
+    return _see_other("signed_out")
+
+
+@bp.get("/signed-out")
+def signed_out() -> Response:
+    return _page("signed_out.html", title="Signed out")
+
+
+# --------------------------------------------------------------------------- what a session reaches
+
+
+@dataclass(frozen=True)
+class Reach:
+    """What a consent screen lists: the roles the user's trust names and the clusters served."""
+
+    user_arn: str
+    roles: tuple[str, ...]
+    clusters: tuple[str, ...]
+
+
+def _trusts(role: Role, user: User, group_ids: set[str]) -> bool:
+    for entry in role.trust:
+        if entry.kind == "user" and entry.principal_id == user.user_id:
+            return True
+        if entry.kind == "group" and entry.principal_id in group_ids:
+            return True
+        if entry.kind == "root" and entry.principal_id == user.account_id:
+            return True
+    return False
+
+
+def reach(session: Any) -> Reach:
+    """The roles whose trust names the user (directly, by a group, or the account root),
+    in every account, and the clusters this issuer serves."""
+    store = _svc().store
+    user = store.get_user(session.account_id, session.user_name)
+    groups = {grp.group_id for grp in store.list_groups_for_user(user.account_id, user.name)}
+    roles = [
+        role.arn
+        for account in store.list_accounts()
+        for role in store.list_roles(account.account_id)
+        if _trusts(role, user, groups)
+    ]
+    return Reach(user.arn, tuple(sorted(roles)), tuple(_svc().settings.cluster_ids))
+
+
+# --------------------------------------------------------------------------- device
+
+
+def _device_entry(error: str = "", status: int = 200, code: str = "") -> Response:
+    return _page("device.html", status=status, title="Connect a device", error=error, code=code)
+
+
+@bp.get("/device")
+def device_page() -> Response:
+    flow = _flow()
+    typed = request.args.get("user_code")
+    if typed is not None:
+        # verification_uri_complete: remember the code, then drop it from the URL at once.
+        flow.user_code = typed[:64]
+        flow.next = "device"
+        _save(flow)
+        return _see_other("device_page")
+    if _session() is None:
+        flow.next = "device"
+        _save(flow)
+        return _see_other("login_page")
+    if flow.user_code is None:
+        return _device_entry()
+    found = signin.find_device_request(_svc().store, flow.user_code, _now())
+    if found is None:
+        code = flow.user_code
+        flow.user_code = None
+        _save(flow)
+        return _device_entry(
+            error="That code is not valid or has expired; check it on your device.",
+            status=400,
+            code=code,
+        )
+    return _page(
+        "device_consent.html",
+        title="Approve this sign-in?",
+        code=_display_code(flow.user_code),
+        client=CLIENT_NAMES.get(found.client_id, found.client_id),
+        reach=reach(_session()),
+    )
+
+
+def _display_code(code: str) -> str:
+    letters = "".join(c for c in code.upper() if c.isalnum())
+    return f"{letters[:4]}-{letters[4:]}" if len(letters) == 8 else letters
+
+
+@bp.post("/device")
+def device_submit() -> Response:
+    flow = _check_form()
+    if _session() is None:
+        flow.next = "device"
+        _save(flow)
+        return _see_other("login_page")
+    code = _field("user_code").strip()
+    if not code:
+        return _device_entry(error="Enter the code your device shows.", status=400)
+    flow.user_code = code[:64]
+    flow.next = None
+    _save(flow)
+    return _see_other("device_page")
+
+
+@bp.post("/device/decision")
+def device_decision() -> Response:
+    flow = _check_form()
+    session = _session()
+    if session is None:
+        flow.next = "device"
+        _save(flow)
+        return _see_other("login_page")
+    code, decision = flow.user_code, _field("decision")
+    if code is None or decision not in ("approve", "deny"):
+        return _see_other("device_page")
+    flow.user_code = None
+    _save(flow)
+    store, now = _svc().store, _now()
+    try:
+        if decision == "approve":
+            signin.approve_device(store, code, user_id=session.user_id, mfa=session.mfa, now=now)
+        else:
+            signin.deny_device(store, code, now)
+    except signin.DeviceCodeError:
+        return _device_entry(
+            error="That code is not valid, has expired or was already used.", status=400
+        )
+    return _page(
+        "device_done.html",
+        title="Device approved" if decision == "approve" else "Device denied",
+        approved=decision == "approve",
+    )
+
+
+# --------------------------------------------------------------------------- authorize
+
+
+def _authorize_params(values: Any) -> dict[str, str]:
+    return {k: str(values[k]) for k in AUTHORIZE_PARAMS if k in values}
+
+
+def _redirect_with(redirect_uri: str, params: dict[str, str]) -> Response:
+    sep = "&" if "?" in redirect_uri else "?"
+    response = Response(status=302)
+    response.headers["Location"] = redirect_uri + sep + urlencode(params)
+    return response
+
+
+def _invalid_request(e: Any) -> Response:
+    return _page(
+        "error.html",
+        status=400,
+        title="This sign-in request is not valid",
+        message=f"{e.error}: {e.description}",
+    )
+
+
+@bp.get("/oauth2/authorize")
+def authorize_page() -> Response:
+    flow = _flow()
+    if request.args:
+        if any(len(v) > MAX_FIELD_CHARS for v in request.args.values()):
+            raise PageError(400, "This sign-in request is not valid", "a parameter is too long")
+        params = _authorize_params(request.args)
+        try:
+            req = signin.validate_authorize_request(params)
+        except signin.AuthorizeError as e:
+            if not e.redirectable:
+                return _invalid_request(e)
+            answer = {"error": e.error, "error_description": e.description}
+            if params.get("state"):
+                answer["state"] = params["state"]
+            return _redirect_with(params["redirect_uri"], answer)
+        del req
+        flow.authorize = params
+        flow.next = "authorize"
+        _save(flow)
+        return _see_other("authorize_page")
+    if not flow.authorize:
+        raise PageError(
+            400,
+            "No sign-in is waiting",
+            "There is no sign-in request to approve here. Start again from your terminal"
+            " (authbridge login).",
+        )
+    session = _session()
+    if session is None:
+        return _see_other("login_page")
+    req = signin.validate_authorize_request(flow.authorize)
+    return _page(
+        "authorize_consent.html",
+        title="Approve this sign-in?",
+        client=CLIENT_NAMES.get(req.client_id, req.client_id),
+        reach=reach(session),
+        form_targets=(security.form_target(req.redirect_uri),),
+    )
+
+
+@bp.post("/oauth2/authorize")
+def authorize_decision() -> Response:
+    flow = _check_form()
+    session = _session()
+    if not flow.authorize:
+        return _see_other("authorize_page")
+    if session is None:
+        flow.next = "authorize"
+        _save(flow)
+        return _see_other("login_page")
+    try:
+        req = signin.validate_authorize_request(flow.authorize)
+    except signin.AuthorizeError as e:
+        flow.authorize = None
+        _save(flow)
+        return _invalid_request(e)
+    flow.authorize, flow.next = None, None
+    _save(flow)
+    state = {"state": req.state} if req.state else {}
+    if _field("decision") != "approve":
+        return _redirect_with(req.redirect_uri, {"error": "access_denied", **state})
+    code = signin.issue_authorization_code(
+        _svc().store, req, user_id=session.user_id, mfa=session.mfa, now=_now()
+    )
+    return _redirect_with(req.redirect_uri, {"code": code, **state})
