@@ -10,7 +10,7 @@ secret moved to another row does not open, enabling with two consecutive
 codes, at most one user per device, deactivate, delete only when
 deactivated, a device of another account is not found); deleting a user
 with a login profile or device is a DeleteConflict naming them, ``force``
-removes them; the schema is at version 5.
+removes them; the schema has migration 5.
 """
 
 from __future__ import annotations

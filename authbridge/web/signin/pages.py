@@ -234,7 +234,12 @@ def _finish_sign_in(flow: Flow, *, user_id: str, mfa: bool) -> Response:
     if old is not None:
         signin.end_session(svc.store, old.session_id, _now())
     _session_id, secret = signin.start_browser_session(
-        svc.store, user_id=user_id, mfa=mfa, address=_address(), now=_now()
+        svc.store,
+        user_id=user_id,
+        mfa=mfa,
+        address=_address(),
+        now=_now(),
+        lifetimes=signin.session_lifetimes(svc.settings),
     )
     g.signin_new_session = secret
     fresh = flow.renewed()
@@ -661,11 +666,9 @@ def _invalid_request(e: Any) -> Response:
 def authorize_page() -> Response:
     flow = _flow()
     if request.args:
-        if any(len(v) > MAX_FIELD_CHARS for v in request.args.values()):
-            raise PageError(400, "This sign-in request is not valid", "a parameter is too long")
         params = _authorize_params(request.args)
         try:
-            req = signin.validate_authorize_request(params)
+            req = signin.validate_authorize_request(request.args)  # repeats refused too
         except signin.AuthorizeError as e:
             if not e.redirectable:
                 return _invalid_request(e)
