@@ -130,7 +130,7 @@ def enrol_mfa(server: LiveServer, user: str) -> bytes:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     _browser_or_skip()
-    for live in start_server(tmp_path_factory.mktemp("browser"), workers=1):
+    for live in start_server(tmp_path_factory.mktemp("browser")):
         pepper = load_or_create_pepper(live.root / "keys" / "access-key-pepper", create=False)
         store = open_store(f"sqlite:///{live.root}/data/authbridge.db", pepper=pepper)
         live.extra["store"] = store

@@ -1,8 +1,9 @@
 """The sign-in pages through Flask's test client: every page's security headers, CSRF on
 every form, generic refusals, the MFA step, forced password change, session fixation,
-sign-out, the device consent and the authorize front channel (its open-redirect
-defence), under the issuer path too. The same flows in a real browser:
-tests/test_browser_signin.py.
+sign-out, the device consent (approval, denial, cross-user approval), the authorize
+front channel (its open-redirect and PKCE-downgrade defences), idle sessions, revoked
+sessions and half-done sign-ins expiring, under the issuer path too. The same flows in
+a real browser: tests/test_browser_signin.py.
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from werkzeug.test import TestResponse
 
+from authbridge import signin
 from authbridge.iam import totp
 from authbridge.store import SqlStore
-from authbridge.web.signin.flows import FLOW_COOKIE
+from authbridge.web.signin.flows import FLOW_COOKIE, PENDING_SECONDS
 from authbridge.web.signin.pages import SESSION_COOKIE
 from tests.conftest import ACCOUNT
 from tests.web.conftest import make_settings
@@ -416,3 +418,111 @@ def test_pages_are_served_under_the_issuer_path(
     assert "/auth/signin/static/signin.css" in page.text
     response = browser.sign_in()
     assert response.status_code == 303 and location(response).endswith("/auth/login")
+
+
+# --------------------------------------------------------------------------- device
+
+
+def start_device(app: Flask) -> Any:
+    svc = app.extensions["authbridge"]
+    return signin.start_device_authorization(
+        svc.store, svc.policy, client_id="authbridge-cli", now=svc.clock()
+    )
+
+
+def test_device_code_from_the_url_is_dropped_at_once_then_approved(
+    client: FlaskClient, alice: World, app_store: SqlStore, clock: Clock
+) -> None:
+    browser = Browser(client)
+    grant = start_device(client.application)
+    first = browser.get(
+        urlsplit(grant.verification_uri_complete).path + "?user_code=" + grant.user_code
+    )
+    assert first.status_code == 303 and location(first).endswith("/device")  # no code in it
+    assert location(browser.get("/device")).endswith("/login")
+    signed_in = browser.sign_in()
+    assert location(signed_in).endswith("/device")
+    consent = browser.get("/device")
+    assert consent.status_code == 200 and grant.user_code in consent.text
+    assert "/platform/Admin" in consent.text and "staging" in consent.text
+    done = browser.post("/device/decision", {"csrf_token": csrf_of(consent), "decision": "approve"})
+    assert done.status_code == 200 and "The device is signed in" in done.text
+    found = signin.find_device_request(app_store, grant.user_code, clock.now)
+    assert found is not None and found.status == "approved"
+
+
+def test_device_denial(
+    client: FlaskClient, alice: World, app_store: SqlStore, clock: Clock
+) -> None:
+    browser = Browser(client)
+    grant = start_device(client.application)
+    browser.sign_in()
+    browser.submit("/device", user_code=grant.user_code.lower().replace("-", ""))
+    consent = browser.get("/device")
+    done = browser.post("/device/decision", {"csrf_token": csrf_of(consent), "decision": "deny"})
+    assert "denied" in done.text
+    found = signin.find_device_request(app_store, grant.user_code, clock.now)
+    assert found is not None and found.status == "denied"
+
+
+def test_cross_user_device_approval_is_refused(
+    make_app: Callable[..., Flask], alice: World, app_store: SqlStore, clock: Clock
+) -> None:
+    app = make_app()
+    app_store.create_login_profile(ACCOUNT, "bob", PASSWORD)
+    grant = start_device(app)
+    alice_tab, bob_tab = Browser(app.test_client()), Browser(app.test_client())
+    alice_tab.sign_in()
+    bob_tab.sign_in("bob")
+    for tab in (alice_tab, bob_tab):
+        tab.submit("/device", user_code=grant.user_code)
+    alice_consent, bob_consent = alice_tab.get("/device"), bob_tab.get("/device")
+    ok = alice_tab.post(
+        "/device/decision", {"csrf_token": csrf_of(alice_consent), "decision": "approve"}
+    )
+    assert ok.status_code == 200
+    late = bob_tab.post(
+        "/device/decision", {"csrf_token": csrf_of(bob_consent), "decision": "approve"}
+    )
+    assert late.status_code == 400 and "already used" in late.text
+    assert bob_tab.get("/device").status_code == 200  # back at the code entry
+    found = signin.find_device_request(app_store, grant.user_code, clock.now)
+    assert found is not None and found.status == "approved"
+
+
+def test_an_unknown_device_code_is_refused(browser: Browser) -> None:
+    browser.sign_in()
+    browser.submit("/device", user_code="BCDF-GHJK")
+    page = browser.get("/device")
+    assert page.status_code == 400 and "not valid" in page.text
+
+
+# --------------------------------------------------------------------------- expiry
+
+
+def test_an_idle_session_expires_and_asks_for_a_sign_in(
+    browser: Browser, clock: Clock, settings: Any
+) -> None:
+    browser.sign_in()
+    assert "signed in as" in browser.get("/login").text
+    clock.advance(settings.session_idle_seconds + 1)
+    page = browser.get("/login")
+    assert "signed in as" not in page.text and 'name="password"' in page.text
+
+
+def test_revoke_sessions_ends_the_browser_session(
+    browser: Browser, app_store: SqlStore, clock: Clock
+) -> None:
+    browser.sign_in()
+    assert signin.end_user_sessions(app_store, ACCOUNT, "alice", clock.now) == 1
+    assert 'name="password"' in browser.get("/login").text
+
+
+def test_a_half_done_sign_in_expires(browser: Browser, app_store: SqlStore, clock: Clock) -> None:
+    enrol_mfa(app_store, "alice", clock.now)
+    clock.advance(60)
+    browser.sign_in()
+    token = browser.csrf("/login/mfa")
+    clock.advance(PENDING_SECONDS + 1)
+    response = browser.post("/login/mfa", {"csrf_token": token, "code": "123456"})
+    assert response.status_code == 401 and "took too long" in response.text

@@ -101,15 +101,16 @@ def _save(flow: Flow) -> None:
     flows.save(_svc().store, flow, _now())
 
 
-def _session() -> Any:
-    """The browser session (:class:`authbridge.signin.BrowserSession`), or None."""
+def _session() -> signin.BrowserSession | None:
+    """The browser's live session, or None (ended, idle, expired, its user disabled)."""
     if "signin_session" not in g:
         secret = request.cookies.get(SESSION_COOKIE)
         found = None
         if secret and len(secret) <= MAX_FIELD_CHARS:
             found = signin.browser_session(_svc().store, secret, _now())
         g.signin_session = found
-    return g.signin_session
+    session = g.signin_session
+    return session if isinstance(session, signin.BrowserSession) else None
 
 
 def _address() -> str:
@@ -531,7 +532,7 @@ def _trusts(role: Role, user: User, group_ids: set[str]) -> bool:
     return False
 
 
-def reach(session: Any) -> Reach:
+def reach(session: signin.BrowserSession) -> Reach:
     """The roles whose trust names the user (directly, by a group, or the account root),
     in every account, and the clusters this issuer serves."""
     store = _svc().store
@@ -563,19 +564,21 @@ def device_page() -> Response:
         flow.next = "device"
         _save(flow)
         return _see_other("device_page")
-    if _session() is None:
+    session = _session()
+    if session is None:
         flow.next = "device"
         _save(flow)
         return _see_other("login_page")
     if flow.user_code is None:
         return _device_entry()
     found = signin.find_device_request(_svc().store, flow.user_code, _now())
-    if found is None:
+    if found is None or found.status != "pending":
         code = flow.user_code
         flow.user_code = None
         _save(flow)
         return _device_entry(
-            error="That code is not valid or has expired; check it on your device.",
+            error="That code is not valid, has expired or was already used; check it on your"
+            " device.",
             status=400,
             code=code,
         )
@@ -584,7 +587,7 @@ def device_page() -> Response:
         title="Approve this sign-in?",
         code=_display_code(flow.user_code),
         client=CLIENT_NAMES.get(found.client_id, found.client_id),
-        reach=reach(_session()),
+        reach=reach(session),
     )
 
 
