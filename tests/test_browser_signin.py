@@ -545,3 +545,11 @@ def test_device_code_typed_by_hand(tab: Tab, server: LiveServer) -> None:
     assert tab.heading() == "Approve this sign-in?"
     tab.click("Approve")
     assert device_poll(server, grant["device_code"])[0] == 200
+
+
+def test_the_screenshots_are_small_pngs() -> None:
+    shots = sorted(SCREENSHOTS.glob("*.png"))
+    assert shots, "no docs/screenshots: run with AUTHBRIDGE_SCREENSHOTS=1"
+    for shot in shots:
+        data = shot.read_bytes()
+        assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) < 100_000, shot.name

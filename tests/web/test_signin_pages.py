@@ -28,6 +28,7 @@ from werkzeug.test import TestResponse
 from authbridge import signin
 from authbridge.iam import totp
 from authbridge.store import SqlStore
+from authbridge.web.signin import security
 from authbridge.web.signin.flows import FLOW_COOKIE, PENDING_SECONDS
 from authbridge.web.signin.pages import SESSION_COOKIE
 from tests.conftest import ACCOUNT
@@ -526,3 +527,12 @@ def test_a_half_done_sign_in_expires(browser: Browser, app_store: SqlStore, cloc
     clock.advance(PENDING_SECONDS + 1)
     response = browser.post("/login/mfa", {"csrf_token": token, "code": "123456"})
     assert response.status_code == 401 and "took too long" in response.text
+
+
+def test_form_action_names_the_loopback_redirect_only() -> None:
+    assert security.form_target("http://127.0.0.1:5000/callback") == (
+        "http://127.0.0.1:5000/callback"
+    )
+    # CSP host sources cannot hold an IPv6 literal: the scheme, on that one page.
+    assert security.form_target("http://[::1]:5000/callback") == "http:"
+    assert security.content_security_policy().endswith("form-action 'self'")

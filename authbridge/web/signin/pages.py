@@ -31,7 +31,7 @@ from authbridge.web.signin.flows import FLOW_COOKIE, MAX_CODE_ATTEMPTS, Flow
 log = logging.getLogger(__name__)
 
 SESSION_COOKIE: Final = "__Host-authbridge-session"
-CLIENT_NAMES: Final = {"authbridge-cli": "the authbridge command line (authbridge-cli)"}
+CLIENT_NAMES: Final = {"authbridge-cli": "The authbridge command line (authbridge-cli)"}
 MAX_FIELD_CHARS: Final = 1024  # any form field; longer is refused before any work
 AUTHORIZE_PARAMS: Final = (
     "response_type",
