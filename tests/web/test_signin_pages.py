@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from werkzeug.test import TestResponse
 
 from authbridge import signin
-from authbridge.iam import totp
+from authbridge.iam import passwords, totp
 from authbridge.store import SqlStore
 from authbridge.web.signin import security
 from authbridge.web.signin.flows import FLOW_COOKIE, PENDING_SECONDS
@@ -129,7 +129,8 @@ def enrol_mfa(store: SqlStore, user: str, now: float) -> bytes:
 
 
 @pytest.mark.parametrize(
-    "path", ["/login", "/signed-out", "/logout", "/device", "/oauth2/authorize", "/login/mfa"]
+    "path",
+    ["/login", "/signed-out", "/logout", "/device", "/oauth2/authorize", "/login/mfa", "/account"],
 )
 def test_every_page_carries_the_security_headers(browser: Browser, path: str) -> None:
     response = browser.get(path)
@@ -536,3 +537,100 @@ def test_form_action_names_the_loopback_redirect_only() -> None:
     # CSP host sources cannot hold an IPv6 literal: the scheme, on that one page.
     assert security.form_target("http://[::1]:5000/callback") == "http:"
     assert security.content_security_policy().endswith("form-action 'self'")
+
+
+# --------------------------------------------------------------------------- /account
+
+
+def test_the_account_page_needs_a_sign_in_and_comes_back(browser: Browser) -> None:
+    assert location(browser.get("/account")).endswith("/login")
+    assert location(browser.sign_in()).endswith("/account")
+    page = browser.get("/account")
+    assert page.status_code == 200 and "MFA devices" in page.text
+
+
+def test_changing_ones_password_follows_the_policy_flag(
+    browser: Browser, app_store: SqlStore
+) -> None:
+    browser.sign_in()
+    assert "only administrators" in browser.get("/account/password").text
+    refused = browser.post(
+        "/account/password",
+        {
+            "csrf_token": browser.csrf("/account"),
+            "current_password": PASSWORD,
+            "new_password": "a new one 12345",
+            "confirm_password": "a new one 12345",
+        },
+    )
+    assert refused.status_code == 403 and "only administrators" in refused.text
+    app_store.update_account_password_policy(
+        ACCOUNT, passwords.PasswordPolicy(allow_users_to_change=True)
+    )
+    wrong = browser.submit(
+        "/account/password",
+        current_password="not it at all",
+        new_password="a new one 12345",
+        confirm_password="a new one 12345",
+    )
+    assert wrong.status_code == 401 and "not valid" in wrong.text
+    done = browser.submit(
+        "/account/password",
+        current_password=PASSWORD,
+        new_password="a new one 12345",
+        confirm_password="a new one 12345",
+    )
+    assert done.status_code == 200 and "password was changed" in done.text
+    fresh = Browser(browser.client.application.test_client())
+    assert location(fresh.sign_in(password="a new one 12345")).endswith("/login")
+
+
+def enrol_on_the_page(browser: Browser, now: float) -> tuple[TestResponse, bytes]:
+    page = browser.post("/account/mfa", {"csrf_token": browser.csrf("/account")})
+    assert page.status_code == 200, page.text
+    assert 'src="data:image/svg+xml' in page.text
+    seed = re.search(r'id="seed">([A-Z2-7]+)<', page.text)
+    assert seed
+    secret = base64.b32decode(seed.group(1) + "=" * (-len(seed.group(1)) % 8))
+    step = totp.step_at(now)
+    done = browser.post(
+        "/account/mfa/enable",
+        {
+            "csrf_token": csrf_of(page),
+            "code1": totp.hotp(secret, step - 1),
+            "code2": totp.hotp(secret, step),
+        },
+    )
+    return done, secret
+
+
+def test_enrolling_an_mfa_device_with_its_qr_code(
+    browser: Browser, app_store: SqlStore, clock: Clock
+) -> None:
+    browser.sign_in()
+    done, secret = enrol_on_the_page(browser, clock.now)
+    assert done.status_code == 200 and "MFA device was added" in done.text
+    assert len(app_store.list_mfa_devices(ACCOUNT, "alice")) == 1
+    clock.advance(60)
+    fresh = Browser(browser.client.application.test_client())
+    assert location(fresh.sign_in()).endswith("/login/mfa")
+    assert fresh.submit("/login/mfa", code=totp.code_at(secret, clock.now)).status_code == 303
+    # A password-only session cannot add a second device; an MFA one can.
+    again = browser.post("/account/mfa", {"csrf_token": browser.csrf("/account")})
+    assert again.status_code == 403 and "MFA device first" in again.text
+    second, _ = enrol_on_the_page(fresh, clock.now)
+    assert second.status_code == 200
+    assert len(app_store.list_mfa_devices(ACCOUNT, "alice")) == 2
+
+
+def test_wrong_enrolment_codes_leave_no_device(
+    browser: Browser, app_store: SqlStore, clock: Clock
+) -> None:
+    browser.sign_in()
+    page = browser.post("/account/mfa", {"csrf_token": browser.csrf("/account")})
+    refused = browser.post(
+        "/account/mfa/enable", {"csrf_token": csrf_of(page), "code1": "123456", "code2": "654321"}
+    )
+    assert refused.status_code == 400 and "not accepted" in refused.text
+    assert app_store.list_mfa_devices(ACCOUNT, "alice") == []
+    assert app_store.list_virtual_mfa_devices(ACCOUNT, "Unassigned") == []

@@ -14,6 +14,7 @@
                           from the URL by a redirect), then a consent screen naming
                           the client, the roles and the clusters; approve or deny
                           (``POST /device/decision``).
+``/account``              your password and MFA devices (:mod:`.account`).
 ``GET|POST                RFC 6749 §4.1 with PKCE (RFC 7636): the request is checked
 /oauth2/authorize``       first (a bad client or redirect URI gets an error page,
                           never a redirect), kept in the flow, then sign-in if
@@ -39,6 +40,7 @@ The browser session is a sign-in session of :mod:`authbridge.signin` (kind
 
 from __future__ import annotations
 
+from authbridge.web.signin import account as _account  # noqa: F401 - registers its views
 from authbridge.web.signin.pages import bp
 
 __all__ = ["bp"]

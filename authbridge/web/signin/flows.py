@@ -19,9 +19,10 @@ half-done sign-in travels through the browser or a URL:
     (``stage: "mfa"``) or a new password (``stage: "change"``): account,
     user name, user id and whether MFA was used. It lasts
     :data:`PENDING_SECONDS`; the password itself is never kept.
-``next`` / ``user_code``
-    Where to go once signed in (``authorize`` or ``device``), and the device
-    user code being approved.
+``next`` / ``user_code`` / ``enrol``
+    Where to go once signed in (``authorize``, ``device`` or ``account``), the
+    device user code being approved, and the serial of the MFA device being
+    enrolled on ``/account/mfa`` (its seed is never kept: it is shown once).
 
 A flow lives :data:`FLOW_SECONDS` after its last save. Signing in, or out,
 replaces it with a fresh one (a new id and a new CSRF token): an id an
@@ -41,7 +42,7 @@ FLOW_COOKIE: Final = "__Host-authbridge-flow"
 FLOW_SECONDS: Final = 900
 PENDING_SECONDS: Final = 300
 MAX_CODE_ATTEMPTS: Final = 5  # wrong MFA codes before the sign-in starts over
-NEXT_PAGES: Final = ("authorize", "device")
+NEXT_PAGES: Final = ("authorize", "device", "account")
 
 
 def new_id() -> str:
@@ -58,6 +59,7 @@ class Flow:
     pending: dict[str, Any] | None = None
     next: str | None = None
     user_code: str | None = None
+    enrol: str | None = None  # the serial of an MFA device being enrolled on /account/mfa
     stored: bool = False
 
     def state(self) -> str:
@@ -97,7 +99,7 @@ def parse(flow_id: str, state: str) -> Flow | None:
     if not isinstance(doc, dict) or not isinstance(doc.get("csrf"), str):
         return None
     pending = doc.get("pending")
-    nxt, code = doc.get("next"), doc.get("user_code")
+    nxt, code, enrol = doc.get("next"), doc.get("user_code"), doc.get("enrol")
     return Flow(
         flow_id=flow_id,
         csrf=doc["csrf"],
@@ -105,6 +107,7 @@ def parse(flow_id: str, state: str) -> Flow | None:
         pending=pending if isinstance(pending, dict) else None,
         next=nxt if nxt in NEXT_PAGES else None,
         user_code=code if isinstance(code, str) else None,
+        enrol=enrol if isinstance(enrol, str) else None,
         stored=True,
     )
 

@@ -225,6 +225,8 @@ def _after_sign_in(flow: Flow) -> str:
         return "authorize_page"
     if flow.next == "device":
         return "device_page"
+    if flow.next == "account":
+        return "account_page"
     return "login_page"
 
 
