@@ -3,7 +3,8 @@ against the real `authbridge serve` (gunicorn, 2 workers, TLS from `init`).
 
 Covers, as a person would do them: a password sign-in typed with the keyboard only
 (labels found by their accessible names), a forced password change, MFA enrolled with
-the CLI and then a sign-in with its code, a wrong code, device approval and denial
+the CLI and then a sign-in with its code, a wrong code, MFA enrolled on the /account
+page from its QR code, device approval and denial
 (the token endpoint then sees them), the authorization code flow to a loopback
 redirect (the 302 after the consent form's POST is not blocked by form-action), a
 form whose CSRF token is gone, a session ended server-side, sign-out, clickjacking
@@ -168,7 +169,7 @@ class Tab:
     def shot(self, name: str) -> None:
         if os.environ.get("AUTHBRIDGE_SCREENSHOTS") == "1":
             SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-            self.page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
+            self.page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 
     def cookie(self, name: str) -> str | None:
         for c in self.context.cookies(self.server.url):
@@ -354,6 +355,29 @@ def test_mfa_enrolled_with_the_cli_then_sign_in_with_a_wrong_then_a_right_code(
     tab.click("Verify")
     tab.page.wait_for_url(re.compile(r".*/login$"))
     assert "with MFA" in tab.page.inner_text("header")
+
+
+def test_mfa_enrolment_on_the_account_page_with_its_qr_code(tab: Tab, server: LiveServer) -> None:
+    user = new_user(server, "una")
+    tab.sign_in(user)
+    tab.go("/account")
+    assert tab.heading() == "Your account"
+    tab.click("Add an MFA device")
+    assert tab.heading() == "Add an MFA device"
+    qr = tab.page.get_by_role("img", name=re.compile("QR code"))
+    assert qr.evaluate("i => i.complete && i.naturalWidth > 0")  # drawn, CSP allowed it
+    seed = tab.page.locator("#seed").inner_text()
+    tab.shot("mfa-enrol")
+    secret = base64.b32decode(seed + "=" * (-len(seed) % 8))
+    step = totp.step_at(time.time())
+    tab.page.get_by_label("First code").fill(totp.hotp(secret, step - 1))
+    tab.page.get_by_label("The next code").fill(totp.hotp(secret, step))
+    tab.click("Add the device")
+    assert "MFA device was added" in tab.page.get_by_role("status").inner_text()
+    devices = json.loads(
+        cli(server, ["-o", "json", "iam", "list-mfa-devices", "--user-name", user])
+    )
+    assert len(devices["MFADevices"]) == 1
 
 
 def test_a_form_without_its_csrf_token_is_refused(tab: Tab, server: LiveServer) -> None:

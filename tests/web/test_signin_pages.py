@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import re
 import secrets
 from collections.abc import Callable
@@ -28,7 +29,7 @@ from werkzeug.test import TestResponse
 from authbridge import signin
 from authbridge.iam import passwords, totp
 from authbridge.store import SqlStore
-from authbridge.web.signin import security
+from authbridge.web.signin import flows, security
 from authbridge.web.signin.flows import FLOW_COOKIE, PENDING_SECONDS
 from authbridge.web.signin.pages import SESSION_COOKIE
 from tests.conftest import ACCOUNT
@@ -634,3 +635,41 @@ def test_wrong_enrolment_codes_leave_no_device(
     assert refused.status_code == 400 and "not accepted" in refused.text
     assert app_store.list_mfa_devices(ACCOUNT, "alice") == []
     assert app_store.list_virtual_mfa_devices(ACCOUNT, "Unassigned") == []
+
+
+# --------------------------------------------------------------------------- the flow's state
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@hypothesis_settings(max_examples=150)
+@given(
+    state=st.one_of(
+        st.text(max_size=200),
+        st.dictionaries(
+            st.sampled_from(["csrf", "authorize", "pending", "next", "user_code", "enrol", "x"]),
+            json_values,
+            max_size=7,
+        ).map(json.dumps),
+    )
+)
+def test_a_stored_flow_state_parses_to_a_flow_or_none_never_raises(state: str) -> None:
+    flow = flows.parse("some-id", state)
+    if flow is not None:
+        assert isinstance(flow.csrf, str) and flow.next in (None, *flows.NEXT_PAGES)
+        assert flow.authorize is None or all(isinstance(v, str) for v in flow.authorize.values())
+        assert flows.parse("some-id", flow.state()) == flow
+
+
+def test_a_flow_round_trips_without_its_id() -> None:
+    flow = flows.Flow(authorize={"client_id": "authbridge-cli"}, next="authorize")
+    flow.stored = True
+    assert flow.flow_id not in flow.state()
+    assert flows.parse(flow.flow_id, flow.state()) == flow
