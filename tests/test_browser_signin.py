@@ -36,6 +36,7 @@ from typing import Any
 
 import pytest
 
+from authbridge import signin
 from authbridge.iam import totp
 from authbridge.iam.credentials import load_or_create_pepper
 from authbridge.store import open_store
@@ -406,19 +407,31 @@ def test_session_fixation_is_refused(tab: Tab, server: LiveServer) -> None:
     assert tab.cookie(SESSION_COOKIE) not in (None, planted)
 
 
-def test_sign_out_and_a_session_ended_server_side(tab: Tab, server: LiveServer) -> None:
+def test_a_session_ended_server_side_asks_for_a_sign_in(tab: Tab, server: LiveServer) -> None:
     user = new_user(server, "quinn")
     tab.sign_in(user)
-    tab.page.wait_for_url(re.compile(r".*/login$"))
+    assert "You are signed in as" in tab.page.inner_text("main")
+    # What `iam revoke-sessions` and disabling the user do: every worker sees it at once.
+    assert signin.end_user_sessions(server.extra["store"], ACCOUNT, user, time.time()) == 1
+    for _ in range(4):  # more requests than workers
+        tab.go("/login")
+        assert tab.page.get_by_label("Password").is_visible()
+
+
+def test_sign_out(tab: Tab, server: LiveServer) -> None:
+    user = new_user(server, "ray")
+    tab.sign_in(user)
     with tab.page.expect_navigation():
         tab.page.get_by_role("link", name="Sign out").first.click()
     assert tab.heading() == "Sign out"
     tab.shot("logout")
     tab.click("Sign out")
-    tab.page.wait_for_url(re.compile(r".*/signed-out$"))
+    assert tab.page.url.endswith("/signed-out")
     assert "You are signed out" in tab.page.inner_text("main")
     tab.shot("signed-out")
     assert tab.cookie(SESSION_COOKIE) is None
+    tab.go("/account")
+    assert tab.page.url.endswith("/login")
 
 
 def test_clickjacking_the_pages_refuse_to_be_framed(chromium: Any, server: LiveServer) -> None:
@@ -470,7 +483,7 @@ def pkce() -> tuple[str, str]:
 def test_authorization_code_flow_reaches_the_loopback_and_the_token_endpoint(
     tab: Tab, server: LiveServer, callback: Callback
 ) -> None:
-    user = new_user(server, "rae")
+    user = new_user(server, "rae-code")
     verifier, challenge = pkce()
     state = secrets.token_urlsafe(16)
     query = urllib.parse.urlencode(
