@@ -676,3 +676,33 @@ def test_a_flow_round_trips_without_its_id() -> None:
     flow.stored = True
     assert flow.flow_id not in flow.state()
     assert flows.parse(flow.flow_id, flow.state()) == flow
+
+
+# --------------------------------------------------------------------------- audit
+
+
+def test_sign_ins_and_decisions_are_audited_without_names_as_typed(
+    tmp_path: Path, make_app: Callable[..., Flask], alice: World, app_store: SqlStore
+) -> None:
+    log = tmp_path / "audit.log"
+    app = make_app(settings=make_settings(tmp_path, audit_log=str(log)))
+    browser = Browser(app.test_client())
+    browser.sign_in(user="alice-typo", password="hunter2-typed-here")
+    browser.sign_in()
+    grant = start_device(app)
+    browser.submit("/device", user_code=grant.user_code)
+    browser.post("/device/decision", {"csrf_token": browser.csrf("/device"), "decision": "deny"})
+    browser.submit("/logout")
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    signins = [(x["action"], x["outcome"], x["reason"]) for x in lines if x["event"] == "signin"]
+    assert signins == [
+        ("signin:Login", "denied", "invalid_credentials"),
+        ("signin:Login", "allowed", "ok"),
+        ("signin:DenyDevice", "allowed", "ok"),
+        ("signin:Logout", "allowed", "ok"),
+    ]
+    allowed = [x for x in lines if x["event"] == "signin" and x["outcome"] == "allowed"]
+    assert {x["arn"] for x in allowed} == {alice.alice.arn}
+    assert all(x["sid"] for x in allowed)
+    text = log.read_text()
+    assert "alice-typo" not in text and "hunter2" not in text and PASSWORD not in text

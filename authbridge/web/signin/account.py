@@ -41,6 +41,7 @@ from authbridge.web.signin.pages import (
     _session,
     _svc,
     bp,
+    note,
 )
 
 
@@ -128,6 +129,7 @@ def account_password_submit() -> Response:
         now=_now(),
     )
     if result.outcome in ("refused", "throttled") or result.user_id != session.user_id:
+        note("ChangePassword", outcome="denied", reason=result.reason or "invalid_credentials")
         return _password_form(error=result.message, status=401)
     if new != again:
         return _password_form(error="The two new passwords differ.", status=400)
@@ -143,6 +145,7 @@ def account_password_submit() -> Response:
         )
     except InputError:
         return _password_form(error="That password cannot be used; choose another.", status=400)
+    note("ChangePassword")
     return _account_home(message="Your password was changed.")
 
 
@@ -223,4 +226,5 @@ def account_mfa_enable() -> Response:
         )
     flow.enrol = None
     _save(flow)
+    note("EnableMFADevice", detail=serial)
     return _account_home(message="The MFA device was added; the next sign-in asks for a code.")

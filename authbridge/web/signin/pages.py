@@ -11,7 +11,6 @@ session of :mod:`authbridge.signin`), and answers a page or a redirect
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Final, NoReturn
@@ -19,7 +18,7 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, Response, current_app, g, redirect, render_template, request, url_for
 
-from authbridge import signin
+from authbridge import audit, signin
 from authbridge.errors import InputError, NoSuchEntity, PasswordPolicyViolation, Throttled
 from authbridge.iam import login, passwords, totp
 from authbridge.iam.model import Role, User
@@ -27,8 +26,7 @@ from authbridge.web import limits
 from authbridge.web.context import Services, services
 from authbridge.web.signin import flows, security
 from authbridge.web.signin.flows import FLOW_COOKIE, MAX_CODE_ATTEMPTS, Flow
-
-log = logging.getLogger(__name__)
+from authbridge.web.webhook import audit_writer
 
 SESSION_COOKIE: Final = "__Host-authbridge-session"
 CLIENT_NAMES: Final = {"authbridge-cli": "The authbridge command line (authbridge-cli)"}
@@ -198,6 +196,39 @@ def _throttled(e: Throttled) -> Response:
     )
 
 
+def note(
+    action: str,
+    *,
+    outcome: audit.Outcome = "allowed",
+    reason: str = "ok",
+    user_id: str | None = None,
+    user_arn: str | None = None,
+    sid: str | None = None,
+    detail: str | None = None,
+) -> None:
+    """One ``signin`` audit line for what this request did (see :mod:`authbridge.audit`)."""
+    session = _session()
+    if session is not None and user_id is None:
+        user_id, user_arn, sid = session.user_id, session.user_arn, sid or session.session_id
+    svc = _svc()
+    audit_writer().write(
+        audit.record(
+            "signin",
+            request_id=audit.new_request_id(),
+            client=limits.audit_client(request.environ, svc.settings.trusted_proxies),
+            outcome=outcome,
+            reason=reason,
+            now=svc.clock(),
+            action=f"signin:{action}",
+            arn=user_arn,
+            canonical_arn=user_arn,
+            principal_id=user_id,
+            sid=sid,
+            detail=detail,
+        )
+    )
+
+
 # --------------------------------------------------------------------------- signing in
 
 
@@ -230,13 +261,13 @@ def _after_sign_in(flow: Flow) -> str:
     return "login_page"
 
 
-def _finish_sign_in(flow: Flow, *, user_id: str, mfa: bool) -> Response:
+def _finish_sign_in(flow: Flow, *, user_id: str, user_arn: str | None, mfa: bool) -> Response:
     """Start a browser session; a fresh flow (new id, new CSRF token) carries on."""
     svc = _svc()
     old = _session()
     if old is not None:
         signin.end_session(svc.store, old.session_id, _now())
-    _session_id, secret = signin.start_browser_session(
+    session_id, secret = signin.start_browser_session(
         svc.store,
         user_id=user_id,
         mfa=mfa,
@@ -245,6 +276,13 @@ def _finish_sign_in(flow: Flow, *, user_id: str, mfa: bool) -> Response:
         lifetimes=signin.session_lifetimes(svc.settings),
     )
     g.signin_new_session = secret
+    note(
+        "Login",
+        user_id=user_id,
+        user_arn=user_arn,
+        sid=session_id,
+        detail="with MFA" if mfa else "password only",
+    )
     fresh = flow.renewed()
     target = _after_sign_in(fresh)
     fresh.next = None
@@ -298,7 +336,7 @@ def login_submit() -> Response:
         now=now,
     )
     if result.outcome in ("refused", "throttled"):
-        log.info("sign-in refused: %s", result.reason)
+        note("Login", outcome="denied", reason=result.reason or result.outcome)
         status = 429 if result.outcome == "throttled" else 401
         return _login_form(
             error=result.message, status=status, account=account_text, user=user_name
@@ -308,6 +346,7 @@ def login_submit() -> Response:
         "account": account_id,
         "user_name": user_name,
         "user_id": result.user_id,
+        "user_arn": result.user_arn,
         "mfa": result.mfa_present,
         "at": now,
         "attempts": 0,
@@ -320,7 +359,14 @@ def login_submit() -> Response:
         flow.pending = {**pending, "stage": "change"}
         _save(flow)
         return _see_other("password_page")
-    return _finish_sign_in(flow, user_id=result.user_id, mfa=result.mfa_present)
+    return _finish_sign_in(
+        flow, user_id=result.user_id, user_arn=result.user_arn, mfa=result.mfa_present
+    )
+
+
+def _arn(pending: dict[str, Any]) -> str | None:
+    arn = pending.get("user_arn")
+    return arn if isinstance(arn, str) else None
 
 
 def _mfa_form(error: str = "", status: int = 200) -> Response:
@@ -367,12 +413,26 @@ def check_mfa_code(pending: dict[str, Any], code_text: str, address: str, now: f
                 break
     if not matched:
         store.record_login_failure(account, user_name, address, now)
+        note(
+            "Login",
+            outcome="denied",
+            reason="invalid_mfa_code",
+            user_id=user_id,
+            user_arn=facts.user_arn,
+        )
         return "wrong"
     expired = facts.password_changed_at is not None and passwords.is_expired(
         facts.policy, facts.password_changed_at, now
     )
     if expired and facts.policy.hard_expiry:
         store.record_login_failure(account, user_name, address, now)
+        note(
+            "Login",
+            outcome="denied",
+            reason="password_expired",
+            user_id=user_id,
+            user_arn=facts.user_arn,
+        )
         return "expired"
     store.record_login_success(account, user_name, address, now, user_id=user_id)
     return "change" if expired or facts.password_reset_required else "ok"
@@ -387,7 +447,9 @@ def mfa_submit() -> Response:
         return _login_form(error="The sign-in took too long; start again.", status=401)
     outcome = check_mfa_code(pending, _field("code"), _address(), now)
     if outcome == "ok":
-        return _finish_sign_in(flow, user_id=str(pending["user_id"]), mfa=True)
+        return _finish_sign_in(
+            flow, user_id=str(pending["user_id"]), user_arn=_arn(pending), mfa=True
+        )
     if outcome == "change":
         flow.pending = {**pending, "stage": "change", "mfa": True, "at": now}
         _save(flow)
@@ -480,7 +542,9 @@ def password_submit() -> Response:
         flow.pending = None
         _save(flow)
         return _login_form(error=login.REFUSED_MESSAGE, status=401)
-    return _finish_sign_in(flow, user_id=str(pending["user_id"]), mfa=bool(pending.get("mfa")))
+    user_id, user_arn = str(pending["user_id"]), _arn(pending)
+    note("ChangePassword", user_id=user_id, user_arn=user_arn, detail="required at sign-in")
+    return _finish_sign_in(flow, user_id=user_id, user_arn=user_arn, mfa=bool(pending.get("mfa")))
 
 
 # --------------------------------------------------------------------------- signing out
@@ -498,6 +562,7 @@ def logout_submit() -> Response:
     flow = _check_form()
     session = _session()
     if session is not None:
+        note("Logout")
         signin.end_session(_svc().store, session.session_id, _now())
     g.signin_end_session = True
     if flow.stored:
@@ -633,10 +698,13 @@ def device_decision() -> Response:
             signin.approve_device(store, code, user_id=session.user_id, mfa=session.mfa, now=now)
         else:
             signin.deny_device(store, code, now)
-    except signin.DeviceCodeError:
+    except signin.DeviceCodeError as e:
+        action = "ApproveDevice" if decision == "approve" else "DenyDevice"
+        note(action, outcome="denied", reason=e.reason)
         return _device_entry(
             error="That code is not valid, has expired or was already used.", status=400
         )
+    note("ApproveDevice" if decision == "approve" else "DenyDevice")
     return _page(
         "device_done.html",
         title="Device approved" if decision == "approve" else "Device denied",
@@ -726,7 +794,9 @@ def authorize_decision() -> Response:
     _save(flow)
     state = {"state": req.state} if req.state else {}
     if _field("decision") != "approve":
+        note("DenyAuthorize")
         return _redirect_with(req.redirect_uri, {"error": "access_denied", **state})
+    note("Authorize", detail=req.client_id)
     code = signin.issue_authorization_code(
         _svc().store, req, user_id=session.user_id, mfa=session.mfa, now=_now()
     )
