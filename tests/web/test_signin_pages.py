@@ -34,7 +34,7 @@ from authbridge.web.signin.flows import FLOW_COOKIE, PENDING_SECONDS
 from authbridge.web.signin.pages import SESSION_COOKIE
 from tests.conftest import ACCOUNT
 from tests.web.conftest import make_settings
-from tests.web.helpers import Clock, World
+from tests.web.helpers import Clock, FlakyStore, World
 
 PASSWORD = "correct horse battery staple 1"
 BASE = "https://authbridge.test"
@@ -706,3 +706,22 @@ def test_sign_ins_and_decisions_are_audited_without_names_as_typed(
     assert all(x["sid"] for x in allowed)
     text = log.read_text()
     assert "alice-typo" not in text and "hunter2" not in text and PASSWORD not in text
+
+
+def test_a_store_outage_is_a_page_not_a_leak(
+    make_app: Callable[..., Flask], app_store: SqlStore, alice: World
+) -> None:
+    flaky = FlakyStore(app_store)
+    browser = Browser(make_app(store=flaky).test_client())
+    token = browser.csrf("/login")
+    flaky.down = True
+    for response in (
+        browser.get("/login"),
+        browser.post(
+            "/login",
+            {"csrf_token": token, "account": ACCOUNT, "user_name": "alice", "password": PASSWORD},
+        ),
+    ):
+        assert response.status_code == 503 and "cannot reach its database" in response.text
+        assert "hunter2" not in response.text
+        assert_secure_page(response)

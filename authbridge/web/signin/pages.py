@@ -19,7 +19,13 @@ from urllib.parse import urlencode
 from flask import Blueprint, Response, current_app, g, redirect, render_template, request, url_for
 
 from authbridge import audit, signin
-from authbridge.errors import InputError, NoSuchEntity, PasswordPolicyViolation, Throttled
+from authbridge.errors import (
+    InputError,
+    NoSuchEntity,
+    PasswordPolicyViolation,
+    StoreUnavailable,
+    Throttled,
+)
 from authbridge.iam import login, passwords, totp
 from authbridge.iam.model import Role, User
 from authbridge.web import limits
@@ -184,6 +190,23 @@ def _finish(response: Response) -> Response:
 @bp.errorhandler(PageError)
 def _page_error(e: PageError) -> Response:
     return _page("error.html", status=e.status, title=e.title, message=e.message)
+
+
+@bp.errorhandler(StoreUnavailable)
+def _store_unavailable(e: StoreUnavailable) -> Response:
+    """A page that needs nothing of the store (no flow, no session: it is the store that failed)."""
+    body = render_template(
+        "signin/error.html",
+        title="Sign-in is unavailable",
+        message="The server cannot reach its database right now. Try again in a minute.",
+        csrf_token="",
+        session=None,
+        url=_url,
+    )
+    response = Response(body, status=503, mimetype="text/html")
+    response.headers["Retry-After"] = "30"
+    g.signin_flow = None  # nothing to save or set
+    return response
 
 
 @bp.errorhandler(Throttled)
