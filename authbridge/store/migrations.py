@@ -369,8 +369,9 @@ MIGRATIONS: tuple[Migration, ...] = (
         "sign-in pages: the server-side state of a browser's sign-in flow",
         (
             # flow_hash: SHA-256 of the flow cookie's value (the value itself is never
-            # stored); state: JSON (authbridge.web.signin.flows), the CSRF token and the
-            # pending authorize request or half-done sign-in; purged once expired.
+            # stored); state: JSON (authbridge.web.signin.flows), a pending authorize
+            # request, a half-done sign-in, a device code being approved; purged once
+            # expired.
             """CREATE TABLE signin_flows (
                 flow_hash TEXT PRIMARY KEY,
                 state TEXT NOT NULL,

@@ -1,9 +1,9 @@
 """The sign-in pages' flow state: one row per browser sign-in flow, keyed by a digest.
 
 A *flow* is what the pages must remember between two requests of one browser
-before (and while) it is signed in: the CSRF token of its forms, a pending
-``/oauth2/authorize`` request, a sign-in that still needs its MFA code or a
-new password. It lives here, not in a cookie, so every worker and replica
+before (and while) it is signed in: a pending ``/oauth2/authorize`` request, a
+sign-in that still needs its MFA code or a new password, a device code being
+approved. It lives here, not in a cookie, so every worker and replica
 sees the same state and nothing of it travels through the browser; the
 cookie carries only a random id, and the table only that id's SHA-256, so a
 copy of the database does not let anyone resume a flow. Rows end

@@ -657,7 +657,7 @@ json_values = st.recursive(
     state=st.one_of(
         st.text(max_size=200),
         st.dictionaries(
-            st.sampled_from(["csrf", "authorize", "pending", "next", "user_code", "enrol", "x"]),
+            st.sampled_from(["authorize", "pending", "next", "user_code", "enrol", "x"]),
             json_values,
             max_size=7,
         ).map(json.dumps),
@@ -666,16 +666,30 @@ json_values = st.recursive(
 def test_a_stored_flow_state_parses_to_a_flow_or_none_never_raises(state: str) -> None:
     flow = flows.parse("some-id", state)
     if flow is not None:
-        assert isinstance(flow.csrf, str) and flow.next in (None, *flows.NEXT_PAGES)
+        assert flow.next in (None, *flows.NEXT_PAGES)
         assert flow.authorize is None or all(isinstance(v, str) for v in flow.authorize.values())
         assert flows.parse("some-id", flow.state()) == flow
 
 
 def test_a_flow_round_trips_without_its_id() -> None:
-    flow = flows.Flow(authorize={"client_id": "authbridge-cli"}, next="authorize")
-    flow.stored = True
-    assert flow.flow_id not in flow.state()
+    flow = flows.Flow(
+        authorize={"client_id": "authbridge-cli"}, next="authorize", from_cookie=True, stored=True
+    )
+    assert flow.flow_id not in flow.state() and flow.csrf not in flow.state()
     assert flows.parse(flow.flow_id, flow.state()) == flow
+
+
+def test_an_anonymous_visit_writes_no_flow(browser: Browser, app_store: SqlStore) -> None:
+    for _ in range(3):
+        Browser(browser.client.application.test_client()).get("/login")
+    with app_store._tx() as cur:
+        assert cur.execute("SELECT COUNT(*) FROM signin_flows")[0][0] == 0
+
+
+def test_a_malformed_flow_cookie_is_replaced(browser: Browser) -> None:
+    browser.client.set_cookie(FLOW_COOKIE, "x" * 500, domain="authbridge.test")
+    page = browser.get("/login")
+    assert page.status_code == 200 and browser.cookie(FLOW_COOKIE) != "x" * 500
 
 
 # --------------------------------------------------------------------------- audit

@@ -87,8 +87,7 @@ def _flow() -> Flow:
     """The browser's flow, or a new (unsaved) one; one per request."""
     flow = g.get("signin_flow")
     if not isinstance(flow, Flow):
-        found = flows.load(_svc().store, request.cookies.get(FLOW_COOKIE), _now())
-        flow = found if found is not None else Flow()
+        flow = flows.load(_svc().store, request.cookies.get(FLOW_COOKIE), _now())
         g.signin_flow = flow
     return flow
 
@@ -157,10 +156,8 @@ def _page(
     form_targets: Iterable[str] = (),
     **context: Any,
 ) -> Response:
-    """A rendered page; the flow is saved first when it is new, so its CSRF token holds."""
+    """A rendered page with the flow's CSRF token for its forms."""
     flow = _flow()
-    if not flow.stored:
-        _save(flow)
     session = _session()
     body = render_template(
         f"signin/{template}",
@@ -177,7 +174,7 @@ def _page(
 @bp.after_request
 def _finish(response: Response) -> Response:
     flow = g.get("signin_flow")
-    if isinstance(flow, Flow) and flow.stored and request.cookies.get(FLOW_COOKIE) != flow.flow_id:
+    if isinstance(flow, Flow) and request.cookies.get(FLOW_COOKIE) != flow.flow_id:
         security.set_cookie(response, FLOW_COOKIE, flow.flow_id)
     new_secret = g.get("signin_new_session")
     if isinstance(new_secret, str):
