@@ -403,12 +403,21 @@ def test_authorize_denied_redirects_with_access_denied(browser: Browser) -> None
     assert query == {"error": ["access_denied"], "state": ["st-123"]}
 
 
-def test_pkce_downgrade_is_refused_at_authorize(browser: Browser) -> None:
-    response = browser.get(authorize_query(code_challenge_method="plain"))
-    assert response.status_code in (302, 400)
-    if response.status_code == 302:
-        query = parse_qs(urlsplit(location(response)).query)
-        assert query["error"] == ["invalid_request"] and "code" not in query
+@pytest.mark.parametrize(
+    "extra", [{"code_challenge_method": "plain"}, {"code_challenge_method": ""}]
+)
+def test_pkce_downgrade_is_refused_at_authorize(browser: Browser, extra: dict[str, str]) -> None:
+    response = browser.get(authorize_query(**extra))
+    assert response.status_code == 302  # the redirect URI is valid: the error goes back to it
+    query = parse_qs(urlsplit(location(response)).query)
+    assert query["error"] == ["invalid_request"] and query["state"] == ["st-123"]
+    assert "code" not in query
+    assert browser.get("/oauth2/authorize").status_code == 400  # nothing was kept
+
+
+def test_a_repeated_authorize_parameter_is_an_error_page(browser: Browser) -> None:
+    response = browser.get(authorize_query() + "&redirect_uri=http://127.0.0.1:1/callback")
+    assert response.status_code == 400 and "Location" not in response.headers
 
 
 # --------------------------------------------------------------------------- under a path
@@ -522,6 +531,14 @@ def test_revoke_sessions_ends_the_browser_session(
     browser.sign_in()
     assert signin.end_user_sessions(app_store, ACCOUNT, "alice", clock.now) == 1
     assert 'name="password"' in browser.get("/login").text
+
+
+def test_disabling_the_user_ends_the_browser_session(browser: Browser, app_store: SqlStore) -> None:
+    browser.sign_in()
+    app_store.set_user_enabled(ACCOUNT, "alice", False)
+    assert 'name="password"' in browser.get("/login").text
+    refused = browser.sign_in()  # and a disabled user reads like any refusal
+    assert refused.status_code == 401 and "not valid" in refused.text
 
 
 def test_a_half_done_sign_in_expires(browser: Browser, app_store: SqlStore, clock: Clock) -> None:
