@@ -756,3 +756,12 @@ def test_a_store_outage_is_a_page_not_a_leak(
         assert response.status_code == 503 and "cannot reach its database" in response.text
         assert "hunter2" not in response.text
         assert_secure_page(response)
+
+
+def test_after_the_device_page_login_is_the_home_again(client: FlaskClient, alice: World) -> None:
+    browser = Browser(client)
+    grant = start_device(client.application)
+    browser.get("/device?user_code=" + grant.user_code)
+    browser.sign_in()
+    assert browser.get("/device").status_code == 200
+    assert browser.get("/login").status_code == 200  # not sent back to /device

@@ -656,6 +656,9 @@ def device_page() -> Response:
         flow.next = "device"
         _save(flow)
         return _see_other("login_page")
+    if flow.next == "device":  # arrived: /login no longer leads here
+        flow.next = None
+        _save(flow)
     if flow.user_code is None:
         return _device_entry()
     found = signin.find_device_request(_svc().store, flow.user_code, _now())
