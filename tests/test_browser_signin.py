@@ -24,6 +24,7 @@ import json
 import os
 import re
 import secrets
+import socket
 import subprocess
 import threading
 import time
@@ -235,7 +236,7 @@ def tab(chromium: Any, server: LiveServer) -> Iterator[Tab]:
 class Callback:
     """What `authbridge login` listens with: http://127.0.0.1:PORT/callback."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1") -> None:
         self.queries: list[dict[str, list[str]]] = []
         outer = self
 
@@ -254,8 +255,12 @@ class Callback:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.uri = f"http://127.0.0.1:{self.httpd.server_address[1]}/callback"
+        class Server(ThreadingHTTPServer):
+            address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
+
+        self.httpd = Server((host, 0), Handler)
+        shown = f"[{host}]" if ":" in host else host
+        self.uri = f"http://{shown}:{self.httpd.server_address[1]}/callback"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
 
@@ -264,9 +269,13 @@ class Callback:
         self.httpd.server_close()
 
 
-@pytest.fixture
-def callback() -> Iterator[Callback]:
-    c = Callback()
+@pytest.fixture(params=["127.0.0.1", "::1"])
+def callback(request: pytest.FixtureRequest) -> Iterator[Callback]:
+    """Both loopbacks of RFC 8252 §7.3 (for [::1] the consent page's form-action is http:)."""
+    try:
+        c = Callback(request.param)
+    except OSError as e:  # a machine without IPv6 on its loopback
+        pytest.skip(f"cannot listen on {request.param}: {e}")
     try:
         yield c
     finally:
@@ -482,7 +491,7 @@ def pkce() -> tuple[str, str]:
 def test_authorization_code_flow_reaches_the_loopback_and_the_token_endpoint(
     tab: Tab, server: LiveServer, callback: Callback
 ) -> None:
-    user = new_user(server, "rae-code")
+    user = new_user(server, f"rae-{len(callback.uri)}-{secrets.token_hex(2)}")
     verifier, challenge = pkce()
     state = secrets.token_urlsafe(16)
     query = urllib.parse.urlencode(
@@ -501,9 +510,10 @@ def test_authorization_code_flow_reaches_the_loopback_and_the_token_endpoint(
     tab.page.wait_for_url(re.compile(r".*/oauth2/authorize$"))
     assert tab.heading() == "Approve this sign-in?"
     assert "/platform/Admin" in tab.page.inner_text("main")
-    tab.shot("authorize-consent")
+    if "127.0.0.1" in callback.uri:
+        tab.shot("authorize-consent")
     tab.click("Approve")
-    tab.page.wait_for_url(re.compile(r"http://127\.0\.0\.1:\d+/callback\?.*"))
+    tab.page.wait_for_url(re.compile(r"http://(127\.0\.0\.1|\[::1\]):\d+/callback\?.*"))
     (answer,) = callback.queries
     assert answer["state"] == [state]
     status, token = post_form(
