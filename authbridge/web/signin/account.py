@@ -29,44 +29,44 @@ from authbridge.errors import DeleteConflict, InputError, InvalidAuthenticationC
 from authbridge.errors import PasswordPolicyViolation as PolicyViolation
 from authbridge.iam import login, passwords
 from authbridge.web.signin.pages import (
-    _address,
-    _check_form,
-    _field,
-    _flow,
-    _now,
-    _page,
-    _policy_rules,
-    _save,
-    _see_other,
-    _session,
-    _svc,
     bp,
+    checked_form,
+    clock_now,
+    current_flow,
+    current_services,
+    current_session,
+    form_field,
     note,
+    policy_rules,
+    render_page,
+    request_address,
+    save_flow,
+    see_other,
 )
 
 
 def _policy(account_id: str) -> passwords.PasswordPolicy:
     try:
-        return _svc().store.get_account_password_policy(account_id)
+        return current_services().store.get_account_password_policy(account_id)
     except NoSuchEntity:
         return passwords.DEFAULT_POLICY
 
 
 def _signed_in() -> Response | None:
     """A redirect to the sign-in page (coming back here) when no one is signed in."""
-    if _session() is not None:
+    if current_session() is not None:
         return None
-    flow = _flow()
+    flow = current_flow()
     flow.next = "account"
-    _save(flow)
-    return _see_other("login_page")
+    save_flow(flow)
+    return see_other("login_page")
 
 
 def _account_home(message: str = "", error: str = "", status: int = 200) -> Response:
-    session = _session()
+    session = current_session()
     assert session is not None  # noqa: S101 - the views check it first
-    devices = _svc().store.list_mfa_devices(session.account_id, session.user_name)
-    return _page(
+    devices = current_services().store.list_mfa_devices(session.account_id, session.user_name)
+    return render_page(
         "account.html",
         status=status,
         title="Your account",
@@ -85,16 +85,16 @@ def account_page() -> Response:
 def _password_form(
     error: str = "", problems: list[str] | None = None, status: int = 200
 ) -> Response:
-    session = _session()
+    session = current_session()
     assert session is not None  # noqa: S101 - the views check it first
     policy = _policy(session.account_id)
-    return _page(
+    return render_page(
         "account_password.html",
         status=status,
         title="Change your password",
         error=error,
         problems=problems or [],
-        rules=_policy_rules(policy),
+        rules=policy_rules(policy),
         may_change=policy.allow_users_to_change,
     )
 
@@ -106,27 +106,27 @@ def account_password_page() -> Response:
 
 @bp.post("/account/password")
 def account_password_submit() -> Response:
-    _check_form()
+    checked_form()
     redirect = _signed_in()
     if redirect is not None:
         return redirect
-    session = _session()
+    session = current_session()
     assert session is not None  # noqa: S101 - checked just above
     if not _policy(session.account_id).allow_users_to_change:
         return _password_form(status=403)
     current, new, again = (
-        _field("current_password"),
-        _field("new_password"),
-        _field("confirm_password"),
+        form_field("current_password"),
+        form_field("new_password"),
+        form_field("confirm_password"),
     )
     result = login.verify_login(
-        _svc().store,
+        current_services().store,
         passwords.shared_hasher(),
         account_id=session.account_id,
         user_name=session.user_name,
         password=current,
-        address=_address(),
-        now=_now(),
+        address=request_address(),
+        now=clock_now(),
     )
     if result.outcome in ("refused", "throttled") or result.user_id != session.user_id:
         note("ChangePassword", outcome="denied", reason=result.reason or "invalid_credentials")
@@ -134,7 +134,7 @@ def account_password_submit() -> Response:
     if new != again:
         return _password_form(error="The two new passwords differ.", status=400)
     try:
-        _svc().store.update_login_profile(
+        current_services().store.update_login_profile(
             session.account_id, session.user_name, password=new, password_reset_required=False
         )
     except PolicyViolation as e:
@@ -151,11 +151,11 @@ def account_password_submit() -> Response:
 
 def _drop_enrolment() -> None:
     """Delete the device a previous, unfinished enrolment left (if it is still unassigned)."""
-    flow, session = _flow(), _session()
+    flow, session = current_flow(), current_session()
     if flow.enrol is None or session is None:
         return
     try:
-        _svc().store.delete_virtual_mfa_device(session.account_id, flow.enrol)
+        current_services().store.delete_virtual_mfa_device(session.account_id, flow.enrol)
     except (NoSuchEntity, DeleteConflict):  # gone, or enabled meanwhile: theirs now
         pass
     flow.enrol = None
@@ -164,18 +164,18 @@ def _drop_enrolment() -> None:
 @bp.get("/account/mfa")
 def account_mfa_page() -> Response:
     """A reload or a bookmark of the enrolment page: back to the account (the seed is gone)."""
-    return _see_other("account_page")
+    return see_other("account_page")
 
 
 @bp.post("/account/mfa")
 def account_mfa_start() -> Response:
-    flow = _check_form()
+    flow = checked_form()
     redirect = _signed_in()
     if redirect is not None:
         return redirect
-    session = _session()
+    session = current_session()
     assert session is not None  # noqa: S101 - checked just above
-    store = _svc().store
+    store = current_services().store
     if store.list_mfa_devices(session.account_id, session.user_name) and not session.mfa:
         return _account_home(
             error="Sign in with your MFA device first to add another one.", status=403
@@ -184,10 +184,10 @@ def account_mfa_start() -> Response:
     name = f"{session.user_name}-{secrets.token_hex(3)}"[:64]
     new = store.create_virtual_mfa_device(session.account_id, name)
     flow.enrol = new.device.serial_number
-    _save(flow)
+    save_flow(flow)
     uri = new.otpauth_uri()
     qr = segno.make(uri, error="m").svg_data_uri(scale=5, border=2)
-    return _page(
+    return render_page(
         "account_mfa.html",
         title="Add an MFA device",
         qr=qr,
@@ -198,33 +198,33 @@ def account_mfa_start() -> Response:
 
 @bp.post("/account/mfa/enable")
 def account_mfa_enable() -> Response:
-    flow = _check_form()
+    flow = checked_form()
     redirect = _signed_in()
     if redirect is not None:
         return redirect
-    session = _session()
+    session = current_session()
     assert session is not None  # noqa: S101 - checked just above
     if flow.enrol is None:
-        return _see_other("account_page")
+        return see_other("account_page")
     serial = flow.enrol
     try:
-        _svc().store.enable_mfa_device(
+        current_services().store.enable_mfa_device(
             session.account_id,
             session.user_name,
             serial,
-            _field("code1"),
-            _field("code2"),
-            now=_now(),
+            form_field("code1"),
+            form_field("code2"),
+            now=clock_now(),
         )
     except (InvalidAuthenticationCode, InputError):
         _drop_enrolment()
-        _save(flow)
+        save_flow(flow)
         return _account_home(
             error="Those codes were not accepted; the device was not added. Start again and"
             " type two consecutive codes.",
             status=400,
         )
     flow.enrol = None
-    _save(flow)
+    save_flow(flow)
     note("EnableMFADevice", detail=serial)
     return _account_home(message="The MFA device was added; the next sign-in asks for a code.")

@@ -75,48 +75,48 @@ def _refuse_form() -> NoReturn:
 # --------------------------------------------------------------------------- request state
 
 
-def _svc() -> Services:
+def current_services() -> Services:
     return services()
 
 
-def _now() -> float:
-    return _svc().clock()
+def clock_now() -> float:
+    return current_services().clock()
 
 
-def _flow() -> Flow:
+def current_flow() -> Flow:
     """The browser's flow, or a new (unsaved) one; one per request."""
     flow = g.get("signin_flow")
     if not isinstance(flow, Flow):
-        flow = flows.load(_svc().store, request.cookies.get(FLOW_COOKIE), _now())
+        flow = flows.load(current_services().store, request.cookies.get(FLOW_COOKIE), clock_now())
         g.signin_flow = flow
     return flow
 
 
 def _replace_flow(flow: Flow) -> None:
     """Make ``flow`` the browser's flow from now on (its cookie set after the view)."""
-    old = _flow()
+    old = current_flow()
     if old.stored and old.flow_id != flow.flow_id:
-        _svc().store.delete_signin_flow(old.flow_id)
+        current_services().store.delete_signin_flow(old.flow_id)
     g.signin_flow = flow
 
 
-def _save(flow: Flow) -> None:
-    flows.save(_svc().store, flow, _now())
+def save_flow(flow: Flow) -> None:
+    flows.save(current_services().store, flow, clock_now())
 
 
-def _session() -> signin.BrowserSession | None:
+def current_session() -> signin.BrowserSession | None:
     """The browser's live session, or None (ended, idle, expired, its user disabled)."""
     if "signin_session" not in g:
         secret = request.cookies.get(SESSION_COOKIE)
         found = None
         if secret and len(secret) <= MAX_FIELD_CHARS:
-            found = signin.browser_session(_svc().store, secret, _now())
+            found = signin.browser_session(current_services().store, secret, clock_now())
         g.signin_session = found
     session = g.signin_session
     return session if isinstance(session, signin.BrowserSession) else None
 
 
-def _address() -> str:
+def request_address() -> str:
     lim = current_app.extensions.get(limits.EXTENSION)
     proxies = lim.trusted_proxies if isinstance(lim, limits.ClientAuthLimits) else ()
     found = limits.client_address(
@@ -125,17 +125,17 @@ def _address() -> str:
     return found or "unknown"
 
 
-def _field(name: str) -> str:
+def form_field(name: str) -> str:
     value = request.form.get(name, "")
     if len(value) > MAX_FIELD_CHARS:
         raise PageError(400, "The form was refused", f"the field {name} is too long")
     return value
 
 
-def _check_form() -> Flow:
+def checked_form() -> Flow:
     """The flow of a POST whose CSRF token is right; refuses the request otherwise."""
-    flow = _flow()
-    if not flows.csrf_ok(flow, _field("csrf_token")):
+    flow = current_flow()
+    if not flows.csrf_ok(flow, form_field("csrf_token")):
         _refuse_form()
     return flow
 
@@ -145,11 +145,11 @@ def _url(endpoint: str, **values: Any) -> str:
     return url_for(f".{endpoint}", **values)
 
 
-def _see_other(endpoint: str) -> Response:
+def see_other(endpoint: str) -> Response:
     return redirect(_url(endpoint), code=303)  # type: ignore[return-value]  # a Response
 
 
-def _page(
+def render_page(
     template: str,
     *,
     status: int = 200,
@@ -157,8 +157,8 @@ def _page(
     **context: Any,
 ) -> Response:
     """A rendered page with the flow's CSRF token for its forms."""
-    flow = _flow()
-    session = _session()
+    flow = current_flow()
+    session = current_session()
     body = render_template(
         f"signin/{template}",
         csrf_token=flow.csrf,
@@ -186,7 +186,7 @@ def _finish(response: Response) -> Response:
 
 @bp.errorhandler(PageError)
 def _page_error(e: PageError) -> Response:
-    return _page("error.html", status=e.status, title=e.title, message=e.message)
+    return render_page("error.html", status=e.status, title=e.title, message=e.message)
 
 
 @bp.errorhandler(StoreUnavailable)
@@ -208,7 +208,7 @@ def _store_unavailable(e: StoreUnavailable) -> Response:
 
 @bp.errorhandler(Throttled)
 def _throttled(e: Throttled) -> Response:
-    return _page(
+    return render_page(
         "error.html",
         status=503,
         title="Too many sign-ins at once",
@@ -227,10 +227,10 @@ def note(
     detail: str | None = None,
 ) -> None:
     """One ``signin`` audit line for what this request did (see :mod:`authbridge.audit`)."""
-    session = _session()
+    session = current_session()
     if session is not None and user_id is None:
         user_id, user_arn, sid = session.user_id, session.user_arn, sid or session.session_id
-    svc = _svc()
+    svc = current_services()
     audit_writer().write(
         audit.record(
             "signin",
@@ -257,14 +257,14 @@ def _resolve_account(text: str) -> str:
     text = text.strip()
     if text.isdigit():
         return text
-    for account in _svc().store.list_accounts():
+    for account in current_services().store.list_accounts():
         if account.alias is not None and account.alias.lower() == text.lower():
             return account.account_id
     return text
 
 
 def _default_account() -> str:
-    accounts = _svc().store.list_accounts()
+    accounts = current_services().store.list_accounts()
     if len(accounts) != 1:
         return ""
     return accounts[0].alias or accounts[0].account_id
@@ -283,16 +283,16 @@ def _after_sign_in(flow: Flow) -> str:
 
 def _finish_sign_in(flow: Flow, *, user_id: str, user_arn: str | None, mfa: bool) -> Response:
     """Start a browser session; a fresh flow (new id, new CSRF token) carries on."""
-    svc = _svc()
-    old = _session()
+    svc = current_services()
+    old = current_session()
     if old is not None:
-        signin.end_session(svc.store, old.session_id, _now())
+        signin.end_session(svc.store, old.session_id, clock_now())
     session_id, secret = signin.start_browser_session(
         svc.store,
         user_id=user_id,
         mfa=mfa,
-        address=_address(),
-        now=_now(),
+        address=request_address(),
+        now=clock_now(),
         lifetimes=signin.session_lifetimes(svc.settings),
     )
     g.signin_new_session = secret
@@ -307,18 +307,18 @@ def _finish_sign_in(flow: Flow, *, user_id: str, user_arn: str | None, mfa: bool
     target = _after_sign_in(fresh)
     fresh.next = None
     _replace_flow(fresh)
-    _save(fresh)
-    return _see_other(target)
+    save_flow(fresh)
+    return see_other(target)
 
 
 def _signed_in_home() -> Response:
-    return _page("home.html", title="Signed in")
+    return render_page("home.html", title="Signed in")
 
 
 def _login_form(
     *, error: str = "", status: int = 200, account: str = "", user: str = ""
 ) -> Response:
-    return _page(
+    return render_page(
         "login.html",
         status=status,
         title="Sign in",
@@ -330,29 +330,29 @@ def _login_form(
 
 @bp.get("/login")
 def login_page() -> Response:
-    if _session() is not None:
-        flow = _flow()
+    if current_session() is not None:
+        flow = current_flow()
         target = _after_sign_in(flow)
         if target != "login_page":
-            return _see_other(target)
+            return see_other(target)
         return _signed_in_home()
     return _login_form()
 
 
 @bp.post("/login")
 def login_submit() -> Response:
-    flow = _check_form()
-    account_text, user_name = _field("account"), _field("user_name")
-    password = _field("password")
+    flow = checked_form()
+    account_text, user_name = form_field("account"), form_field("user_name")
+    password = form_field("password")
     account_id = _resolve_account(account_text)
-    svc, now = _svc(), _now()
+    svc, now = current_services(), clock_now()
     result = login.verify_login(
         svc.store,
         passwords.shared_hasher(),
         account_id=account_id,
         user_name=user_name,
         password=password,
-        address=_address(),
+        address=request_address(),
         now=now,
     )
     if result.outcome in ("refused", "throttled"):
@@ -373,12 +373,12 @@ def login_submit() -> Response:
     }
     if result.outcome == "mfa_required":
         flow.pending = {**pending, "stage": "mfa"}
-        _save(flow)
-        return _see_other("mfa_page")
+        save_flow(flow)
+        return see_other("mfa_page")
     if result.outcome == "password_reset_required":
         flow.pending = {**pending, "stage": "change"}
-        _save(flow)
-        return _see_other("password_page")
+        save_flow(flow)
+        return see_other("password_page")
     return _finish_sign_in(
         flow, user_id=result.user_id, user_arn=result.user_arn, mfa=result.mfa_present
     )
@@ -390,13 +390,13 @@ def _arn(pending: dict[str, Any]) -> str | None:
 
 
 def _mfa_form(error: str = "", status: int = 200) -> Response:
-    return _page("mfa.html", status=status, title="Enter your MFA code", error=error)
+    return render_page("mfa.html", status=status, title="Enter your MFA code", error=error)
 
 
 @bp.get("/login/mfa")
 def mfa_page() -> Response:
-    if _flow().pending_stage("mfa", _now()) is None:
-        return _see_other("login_page")
+    if current_flow().pending_stage("mfa", clock_now()) is None:
+        return see_other("login_page")
     return _mfa_form()
 
 
@@ -406,7 +406,7 @@ def check_mfa_code(pending: dict[str, Any], code_text: str, address: str, now: f
     password is due). The backoff counters of :mod:`authbridge.iam.login` apply,
     and a wrong code counts as a failed sign-in, as in :func:`~authbridge.iam.login.verify_login`.
     """
-    store = _svc().store
+    store = current_services().store
     account, user_name = str(pending["account"]), str(pending["user_name"])
     facts = store.login_facts(account, user_name, address, now)
     if login.wait_seconds(facts, now) > 0:
@@ -460,23 +460,23 @@ def check_mfa_code(pending: dict[str, Any], code_text: str, address: str, now: f
 
 @bp.post("/login/mfa")
 def mfa_submit() -> Response:
-    flow = _check_form()
-    now = _now()
+    flow = checked_form()
+    now = clock_now()
     pending = flow.pending_stage("mfa", now)
     if pending is None:
         return _login_form(error="The sign-in took too long; start again.", status=401)
-    outcome = check_mfa_code(pending, _field("code"), _address(), now)
+    outcome = check_mfa_code(pending, form_field("code"), request_address(), now)
     if outcome == "ok":
         return _finish_sign_in(
             flow, user_id=str(pending["user_id"]), user_arn=_arn(pending), mfa=True
         )
     if outcome == "change":
         flow.pending = {**pending, "stage": "change", "mfa": True, "at": now}
-        _save(flow)
-        return _see_other("password_page")
+        save_flow(flow)
+        return see_other("password_page")
     if outcome == "expired":
         flow.pending = None
-        _save(flow)
+        save_flow(flow)
         return _login_form(
             error=login.LoginResult("refused", "password_expired").message, status=401
         )
@@ -485,31 +485,33 @@ def mfa_submit() -> Response:
     attempts = int(pending.get("attempts", 0)) + 1
     if attempts >= MAX_CODE_ATTEMPTS:
         flow.pending = None
-        _save(flow)
+        save_flow(flow)
         return _login_form(error=login.REFUSED_MESSAGE, status=401)
     flow.pending = {**pending, "attempts": attempts}
-    _save(flow)
+    save_flow(flow)
     return _mfa_form(error=WRONG_CODE, status=401)
 
 
 def _password_form(error: str = "", problems: Iterable[str] = (), status: int = 200) -> Response:
-    pending = _flow().pending or {}
+    pending = current_flow().pending or {}
     try:
-        policy = _svc().store.get_account_password_policy(str(pending.get("account", "")))
+        policy = current_services().store.get_account_password_policy(
+            str(pending.get("account", ""))
+        )
     except NoSuchEntity:  # no policy set: the default one applies
         policy = passwords.DEFAULT_POLICY
-    return _page(
+    return render_page(
         "password.html",
         status=status,
         title="Choose a new password",
         error=error,
         problems=list(problems),
-        rules=_policy_rules(policy),
+        rules=policy_rules(policy),
         user_name=pending.get("user_name", ""),
     )
 
 
-def _policy_rules(policy: passwords.PasswordPolicy) -> list[str]:
+def policy_rules(policy: passwords.PasswordPolicy) -> list[str]:
     rules = [f"at least {policy.minimum_length} characters"]
     for flag, text in (
         (policy.require_uppercase, "an upper-case letter"),
@@ -526,25 +528,25 @@ def _policy_rules(policy: passwords.PasswordPolicy) -> list[str]:
 
 @bp.get("/login/password")
 def password_page() -> Response:
-    if _flow().pending_stage("change", _now()) is None:
-        return _see_other("login_page")
+    if current_flow().pending_stage("change", clock_now()) is None:
+        return see_other("login_page")
     return _password_form()
 
 
 @bp.post("/login/password")
 def password_submit() -> Response:
-    flow = _check_form()
-    now = _now()
+    flow = checked_form()
+    now = clock_now()
     pending = flow.pending_stage("change", now)
     if pending is None:
         return _login_form(error="The sign-in took too long; start again.", status=401)
-    new, again = _field("new_password"), _field("confirm_password")
+    new, again = form_field("new_password"), form_field("confirm_password")
     if new != again:
         return _password_form(
             error="The two passwords differ; type the same one twice.", status=400
         )
     try:
-        _svc().store.update_login_profile(
+        current_services().store.update_login_profile(
             str(pending["account"]),
             str(pending["user_name"]),
             password=new,
@@ -560,7 +562,7 @@ def password_submit() -> Response:
         return _password_form(error="That password cannot be used; choose another.", status=400)
     except NoSuchEntity:
         flow.pending = None
-        _save(flow)
+        save_flow(flow)
         return _login_form(error=login.REFUSED_MESSAGE, status=401)
     user_id, user_arn = str(pending["user_id"]), _arn(pending)
     note("ChangePassword", user_id=user_id, user_arn=user_arn, detail="required at sign-in")
@@ -572,28 +574,28 @@ def password_submit() -> Response:
 
 @bp.get("/logout")
 def logout_page() -> Response:
-    if _session() is None:
-        return _see_other("signed_out")
-    return _page("logout.html", title="Sign out")
+    if current_session() is None:
+        return see_other("signed_out")
+    return render_page("logout.html", title="Sign out")
 
 
 @bp.post("/logout")
 def logout_submit() -> Response:
-    flow = _check_form()
-    session = _session()
+    flow = checked_form()
+    session = current_session()
     if session is not None:
         note("Logout")
-        signin.end_session(_svc().store, session.session_id, _now())
+        signin.end_session(current_services().store, session.session_id, clock_now())
     g.signin_end_session = True
     if flow.stored:
-        _svc().store.delete_signin_flow(flow.flow_id)
+        current_services().store.delete_signin_flow(flow.flow_id)
     g.signin_flow = Flow()
-    return _see_other("signed_out")
+    return see_other("signed_out")
 
 
 @bp.get("/signed-out")
 def signed_out() -> Response:
-    return _page("signed_out.html", title="Signed out")
+    return render_page("signed_out.html", title="Signed out")
 
 
 # --------------------------------------------------------------------------- what a session reaches
@@ -622,7 +624,7 @@ def _trusts(role: Role, user: User, group_ids: set[str]) -> bool:
 def reach(session: signin.BrowserSession) -> Reach:
     """The roles whose trust names the user (directly, by a group, or the account root),
     in every account, and the clusters this issuer serves."""
-    store = _svc().store
+    store = current_services().store
     user = store.get_user(session.account_id, session.user_name)
     groups = {grp.group_id for grp in store.list_groups_for_user(user.account_id, user.name)}
     roles = [
@@ -631,48 +633,50 @@ def reach(session: signin.BrowserSession) -> Reach:
         for role in store.list_roles(account.account_id)
         if _trusts(role, user, groups)
     ]
-    return Reach(user.arn, tuple(sorted(roles)), tuple(_svc().settings.cluster_ids))
+    return Reach(user.arn, tuple(sorted(roles)), tuple(current_services().settings.cluster_ids))
 
 
 # --------------------------------------------------------------------------- device
 
 
 def _device_entry(error: str = "", status: int = 200, code: str = "") -> Response:
-    return _page("device.html", status=status, title="Connect a device", error=error, code=code)
+    return render_page(
+        "device.html", status=status, title="Connect a device", error=error, code=code
+    )
 
 
 @bp.get("/device")
 def device_page() -> Response:
-    flow = _flow()
+    flow = current_flow()
     typed = request.args.get("user_code")
     if typed is not None:
         # verification_uri_complete: remember the code, then drop it from the URL at once.
         flow.user_code = typed[:64]
         flow.next = "device"
-        _save(flow)
-        return _see_other("device_page")
-    session = _session()
+        save_flow(flow)
+        return see_other("device_page")
+    session = current_session()
     if session is None:
         flow.next = "device"
-        _save(flow)
-        return _see_other("login_page")
+        save_flow(flow)
+        return see_other("login_page")
     if flow.next == "device":  # arrived: /login no longer leads here
         flow.next = None
-        _save(flow)
+        save_flow(flow)
     if flow.user_code is None:
         return _device_entry()
-    found = signin.find_device_request(_svc().store, flow.user_code, _now())
+    found = signin.find_device_request(current_services().store, flow.user_code, clock_now())
     if found is None or found.status != "pending":
         code = flow.user_code
         flow.user_code = None
-        _save(flow)
+        save_flow(flow)
         return _device_entry(
             error="That code is not valid, has expired or was already used; check it on your"
             " device.",
             status=400,
             code=code,
         )
-    return _page(
+    return render_page(
         "device_consent.html",
         title="Approve this sign-in?",
         code=_display_code(flow.user_code),
@@ -688,34 +692,34 @@ def _display_code(code: str) -> str:
 
 @bp.post("/device")
 def device_submit() -> Response:
-    flow = _check_form()
-    if _session() is None:
+    flow = checked_form()
+    if current_session() is None:
         flow.next = "device"
-        _save(flow)
-        return _see_other("login_page")
-    code = _field("user_code").strip()
+        save_flow(flow)
+        return see_other("login_page")
+    code = form_field("user_code").strip()
     if not code:
         return _device_entry(error="Enter the code your device shows.", status=400)
     flow.user_code = code[:64]
     flow.next = None
-    _save(flow)
-    return _see_other("device_page")
+    save_flow(flow)
+    return see_other("device_page")
 
 
 @bp.post("/device/decision")
 def device_decision() -> Response:
-    flow = _check_form()
-    session = _session()
+    flow = checked_form()
+    session = current_session()
     if session is None:
         flow.next = "device"
-        _save(flow)
-        return _see_other("login_page")
-    code, decision = flow.user_code, _field("decision")
+        save_flow(flow)
+        return see_other("login_page")
+    code, decision = flow.user_code, form_field("decision")
     if code is None or decision not in ("approve", "deny"):
-        return _see_other("device_page")
+        return see_other("device_page")
     flow.user_code = None
-    _save(flow)
-    store, now = _svc().store, _now()
+    save_flow(flow)
+    store, now = current_services().store, clock_now()
     try:
         if decision == "approve":
             signin.approve_device(store, code, user_id=session.user_id, mfa=session.mfa, now=now)
@@ -728,7 +732,7 @@ def device_decision() -> Response:
             error="That code is not valid, has expired or was already used.", status=400
         )
     note("ApproveDevice" if decision == "approve" else "DenyDevice")
-    return _page(
+    return render_page(
         "device_done.html",
         title="Device approved" if decision == "approve" else "Device denied",
         approved=decision == "approve",
@@ -750,7 +754,7 @@ def _redirect_with(redirect_uri: str, params: dict[str, str]) -> Response:
 
 
 def _invalid_request(e: Any) -> Response:
-    return _page(
+    return render_page(
         "error.html",
         status=400,
         title="This sign-in request is not valid",
@@ -760,7 +764,7 @@ def _invalid_request(e: Any) -> Response:
 
 @bp.get("/oauth2/authorize")
 def authorize_page() -> Response:
-    flow = _flow()
+    flow = current_flow()
     if request.args:
         params = _authorize_params(request.args)
         try:
@@ -775,8 +779,8 @@ def authorize_page() -> Response:
         del req
         flow.authorize = params
         flow.next = "authorize"
-        _save(flow)
-        return _see_other("authorize_page")
+        save_flow(flow)
+        return see_other("authorize_page")
     if not flow.authorize:
         raise PageError(
             400,
@@ -784,11 +788,11 @@ def authorize_page() -> Response:
             "There is no sign-in request to approve here. Start again from your terminal"
             " (authbridge login).",
         )
-    session = _session()
+    session = current_session()
     if session is None:
-        return _see_other("login_page")
+        return see_other("login_page")
     req = signin.validate_authorize_request(flow.authorize)
-    return _page(
+    return render_page(
         "authorize_consent.html",
         title="Approve this sign-in?",
         client=CLIENT_NAMES.get(req.client_id, req.client_id),
@@ -799,28 +803,28 @@ def authorize_page() -> Response:
 
 @bp.post("/oauth2/authorize")
 def authorize_decision() -> Response:
-    flow = _check_form()
-    session = _session()
+    flow = checked_form()
+    session = current_session()
     if not flow.authorize:
-        return _see_other("authorize_page")
+        return see_other("authorize_page")
     if session is None:
         flow.next = "authorize"
-        _save(flow)
-        return _see_other("login_page")
+        save_flow(flow)
+        return see_other("login_page")
     try:
         req = signin.validate_authorize_request(flow.authorize)
     except signin.AuthorizeError as e:
         flow.authorize = None
-        _save(flow)
+        save_flow(flow)
         return _invalid_request(e)
     flow.authorize, flow.next = None, None
-    _save(flow)
+    save_flow(flow)
     state = {"state": req.state} if req.state else {}
-    if _field("decision") != "approve":
+    if form_field("decision") != "approve":
         note("DenyAuthorize")
         return _redirect_with(req.redirect_uri, {"error": "access_denied", **state})
     note("Authorize", detail=req.client_id)
     code = signin.issue_authorization_code(
-        _svc().store, req, user_id=session.user_id, mfa=session.mfa, now=_now()
+        current_services().store, req, user_id=session.user_id, mfa=session.mfa, now=clock_now()
     )
     return _redirect_with(req.redirect_uri, {"code": code, **state})
