@@ -8,7 +8,7 @@ A line (every key is always there, ``null`` when not known)::
 
     time           2026-11-22T00:15:00.123Z (UTC, milliseconds)
     event          token_issued | tokenreview | verify | introspect | revoke |
-                   device_authorization | admin_call
+                   device_authorization | admin_call | signin
     request_id     a UUID per request
     client         the peer address, or behind trustedProxies the client they forwarded for
     caller         who called: the webhook's client-certificate CN, the access key
@@ -34,7 +34,12 @@ token's id: not a credential), ``detail`` (the reason in words), ``cache_hit``,
 ``duration_ms``, ``redacted`` (below), and for the admin API (``admin_call``)
 ``action`` (the IAM action string, ``iam:CreateUser``), ``targets`` (the ARNs
 it acted on) and ``source_identity`` (the unique id the caller's session
-started from).
+started from). The sign-in pages (``signin``) name what was done in
+``action`` (``signin:Login``, ``signin:Logout``, ``signin:ApproveDevice``,
+``signin:DenyDevice``, ``signin:Authorize``, ``signin:DenyAuthorize``,
+``signin:ChangePassword``, ``signin:EnableMFADevice``), the user in ``arn``
+and ``principal_id`` once the password was right (never a name as typed: it
+may be a password typed in the wrong box), and the browser session in ``sid``.
 
 Never a token or a secret. Records are built only from verified identities,
 fixed labels and error messages that authbridge keeps free of secrets; and as
@@ -111,6 +116,7 @@ Event = Literal[
     "introspect",
     "revoke",
     "device_authorization",  # POST /oauth2/device_authorization (RFC 8628 §3.1)
+    "signin",  # the sign-in pages: a sign-in, sign-out, consent, device decision, /account
     "admin_call",
     "admin_bootstrap",  # the first start of a new deployment made the first administrator
 ]

@@ -365,6 +365,22 @@ MIGRATIONS: tuple[Migration, ...] = (
         ),
     ),
     Migration(
+        7,
+        "sign-in pages: the server-side state of a browser's sign-in flow",
+        (
+            # flow_hash: SHA-256 of the flow cookie's value (the value itself is never
+            # stored); state: JSON (authbridge.web.signin.flows), a pending authorize
+            # request, a half-done sign-in, a device code being approved; purged once
+            # expired.
+            """CREATE TABLE signin_flows (
+                flow_hash TEXT PRIMARY KEY,
+                state TEXT NOT NULL,
+                expires_at BIGINT NOT NULL
+            )""",
+            "CREATE INDEX signin_flows_expiry ON signin_flows(expires_at)",
+        ),
+    ),
+    Migration(
         8,
         "web identity: OIDC providers, role trust policy documents",
         (

@@ -55,6 +55,7 @@ from authbridge.iam.model import (
 from authbridge.iam.policy import aws_managed_arn
 from authbridge.store.base import MAX_ACCESS_KEYS_PER_USER, PrincipalRefusal, ReviewFacts
 from authbridge.store.migrations import LATEST_VERSION, MIGRATIONS
+from authbridge.store.sql_flows import SqlFlows
 from authbridge.store.sql_oidc import SqlOidc
 from authbridge.store.sql_policies import AWS_REF_PREFIX, SqlPolicies
 from authbridge.store.sql_sessions import SqlSessions
@@ -178,13 +179,13 @@ def _stored_trust(text: str) -> trust_policies.TrustPolicy:
     return trust_policies.parse_trust_policy(text)
 
 
-class SqlStore(SqlPolicies, SqlSignin, SqlOidc, SqlSessions):
+class SqlStore(SqlPolicies, SqlSignin, SqlOidc, SqlSessions, SqlFlows):
     """The :class:`~authbridge.store.base.Store` protocol over a SQL driver.
 
     IAM policies (managed, inline, attachments, tags) are :class:`SqlPolicies`'; login
     profiles, the password policy, virtual MFA and sign-in counters :class:`SqlSignin`'s; OIDC
     providers :class:`SqlOidc`'s; sign-in sessions, their codes and refresh tokens
-    :class:`SqlSessions`'.
+    :class:`SqlSessions`'; the sign-in pages' flow state :class:`SqlFlows`'.
     """
 
     def __init__(

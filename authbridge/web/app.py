@@ -1,11 +1,12 @@
 """The Flask app factory: ``create_app(settings, *, store, keys, clock, mapping)``.
 
 Blueprints, one per surface: ``oidc`` (discovery, JWKS), ``oauth`` (token,
-introspection, revocation, authorize), ``api`` (the admin API, ``/api/…``), ``webhook``
+introspection, revocation), ``api`` (the admin API, ``/api/…``), ``webhook``
 (``/authenticate``, TokenReview), ``verify`` (``/verify``), ``health`` (probes),
-``metrics`` (``/metrics``). Every store, key and mapping access goes through the
-injected objects; there are no module globals (the Prometheus metrics excepted:
-:mod:`authbridge.web.metrics`). The store is wrapped in a
+``metrics`` (``/metrics``), ``signin`` (the sign-in pages: ``/login``, ``/device``,
+``/oauth2/authorize``; :mod:`authbridge.web.signin`). Every store, key and mapping
+access goes through the injected objects; there are no module globals (the
+Prometheus metrics excepted: :mod:`authbridge.web.metrics`). The store is wrapped in a
 :class:`~authbridge.web.metrics.TimedStore`; audit lines go to the injected
 :class:`~authbridge.audit.AuditLog`, by default one for ``settings.audit_log``. Each
 request takes the current key set from the :class:`~authbridge.keys.KeyRing`, which
@@ -47,6 +48,7 @@ from authbridge.web import (
     metrics,
     oauth,
     oidc,
+    signin,
     verify,
     webhook,
 )
@@ -93,7 +95,7 @@ def create_app(
     api.install(app, authorizer if authorizer is not None else StorePolicies(svc.store))
     errors.register(app)
 
-    for bp in (oidc.bp, oauth.bp, api.bp):
+    for bp in (oidc.bp, oauth.bp, api.bp, signin.bp):
         app.register_blueprint(bp)
         if prefix:
             app.register_blueprint(bp, url_prefix=prefix, name=f"{bp.name}_under_issuer_path")

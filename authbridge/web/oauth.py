@@ -47,9 +47,7 @@
     that is not a JWT) ends its sign-in session. Always 200 with an empty body;
     ``token_type_hint`` is accepted and ignored.
 ``GET|POST /oauth2/authorize``
-    Exists because OIDC Discovery §3 requires an authorization endpoint;
-    authbridge has no interactive (browser) flows, so every request gets a
-    400 ``unsupported_response_type`` JSON error, never a redirect.
+    A page for people: :mod:`authbridge.web.signin`.
 
 With ``embedKubernetesClaims`` on, tokens from both grants also carry
 ``k8s_username``, ``k8s_groups`` and ``k8s_uid``: the user the webhook would
@@ -121,7 +119,6 @@ from authbridge.web import limits, metrics
 from authbridge.web.context import Services
 from authbridge.web.errors import CLIENT_AUTH_FAILED, NO_STORE_HEADERS, wire_text
 from authbridge.web.oidc import (
-    AUTHORIZE_PATH,
     CLIENT_AUTH_METHODS,
     DEVICE_AUTHORIZATION_PATH,
     DEVICE_CODE,
@@ -857,17 +854,6 @@ def revocation() -> Response:
     _check_form_request()
     response: Response = _server().create_endpoint_response(TokenRevocation.ENDPOINT_NAME)
     return response
-
-
-@bp.route(AUTHORIZE_PATH, methods=["GET", "POST"])
-def authorize() -> Response:
-    """OIDC Discovery §3 requires this endpoint; authbridge has no interactive flows."""
-    raise OAuth2Error(
-        error="unsupported_response_type",
-        description="authbridge has no interactive (browser) flows; get tokens from the token"
-        " endpoint with client_credentials or token exchange",
-        status_code=400,
-    )
 
 
 # --------------------------------------------------------------------------- audit, metrics

@@ -14,7 +14,6 @@ Covers:
   keys published, a retired key absent, id_token_signing_alg_values_supported
   follows the published keys; a rotation on disk shows up without restarting
   the app (after the KeyRing's one-second look);
-- /oauth2/authorize answers every request with unsupported_response_type, no redirect;
 - an issuer path that cannot be a URL rule is a ConfigError.
 """
 
@@ -37,7 +36,6 @@ from tests.web.helpers import (
     ISSUER,
     Clock,
     World,
-    assert_error,
     claims_of,
     key_auth,
     user_token,
@@ -226,16 +224,6 @@ def test_rotation_on_disk_shows_up_without_restart(
     clock.advance(1.5)
     assert _kids(client) == [pending.kid]  # retired: gone
     assert keyring.reloads == 2
-
-
-def test_authorize_endpoint_refuses_every_request(make_app: Callable[..., Flask]) -> None:
-    client = make_app().test_client()
-    for response in (
-        client.get("/oauth2/authorize?response_type=code&client_id=x&redirect_uri=https://evil"),
-        client.post("/oauth2/authorize", data={"response_type": "id_token"}),
-    ):
-        assert_error(response, 400, "unsupported_response_type", "no interactive")
-        assert "Location" not in response.headers
 
 
 @pytest.mark.parametrize("issuer", ["https://h/a%20b", "https://h/<x>", "https://h/a//b"])
