@@ -562,7 +562,7 @@ def _subject_user(store: Store, policy: IssuerPolicy, subject: VerifiedToken) ->
 _NO_TRUST: Final = trust.legacy_policy(("", " ", "  "))
 
 
-def _trusts(
+def trust_decision(
     policy: trust.TrustPolicy,
     user: User,
     group_ids: Collection[str],
@@ -699,7 +699,7 @@ def assume_role(
     except (NoSuchEntity, InputError):
         role = None
     found = role is not None and role.path == wanted.path
-    trusted = _trusts(
+    trusted = trust_decision(
         role.trust_policy if role is not None else _NO_TRUST, user, group_ids, mfa=mfa, now=now
     ).allowed
     if role is None or not (found and trusted):

@@ -43,7 +43,7 @@ from authbridge.kube import EXPLAIN_VERBS, KubeAdapter
 from authbridge.mapping.parse import parse_mapping
 from authbridge.review import identity_of, map_identity
 from authbridge.store import SqlStore
-from authbridge.sts import IssuerPolicy, _trusts
+from authbridge.sts import IssuerPolicy, trust_decision
 from authbridge.tokens import Principal
 from tests.conftest import ACCOUNT
 from tests.fakekube import RBAC_GROUP, FakeKube
@@ -415,7 +415,7 @@ def test_trust_agrees_with_the_token_endpoint_check(store: SqlStore) -> None:
         theirs = {
             r.arn
             for r in store.list_roles(ACCOUNT)
-            if _trusts(r.trust_policy, u, group_ids, mfa=True, now=time.time()).allowed
+            if trust_decision(r.trust_policy, u, group_ids, mfa=True, now=time.time()).allowed
         }
         assert mine == theirs, name
     admin = explain_principal(snapshot, w["admin"].arn).to_json()
@@ -889,5 +889,9 @@ def test_trust_documents_deny_and_mfa_conditions_decide_as_the_token_endpoint(
     assert [u["userArn"] for u in role["assumableBy"]] == [alice.arn]
     group_ids = {g.group_id for g in store.list_groups_for_user(ACCOUNT, "alice")}
     role_obj = store.get_role(ACCOUNT, "Guarded")
-    assert not _trusts(role_obj.trust_policy, alice, group_ids, mfa=False, now=time.time()).allowed
-    assert _trusts(role_obj.trust_policy, alice, group_ids, mfa=True, now=time.time()).allowed
+    assert not trust_decision(
+        role_obj.trust_policy, alice, group_ids, mfa=False, now=time.time()
+    ).allowed
+    assert trust_decision(
+        role_obj.trust_policy, alice, group_ids, mfa=True, now=time.time()
+    ).allowed

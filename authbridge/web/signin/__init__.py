@@ -29,9 +29,9 @@ say whether a user exists (:data:`authbridge.iam.login.REFUSED_MESSAGE`); a
 URL never carries a secret, a password or a code of ours (the only code in a
 URL is the authorization code in the redirect to the user's own machine, as
 RFC 6749 §4.1.2 requires). The consent screens list the roles whose trust
-names the user (directly, through a group, or the account root; a role's
-trust conditions, such as MFA, are checked when it is assumed) and every
-cluster this issuer serves: what the session can reach, whatever the
+policy lets the user assume them now (decided as the token endpoint decides
+it, with the session's MFA state: :func:`authbridge.sts.trust_decision`) and
+every cluster this issuer serves: what the session can reach, whatever the
 mapping then makes of it on each cluster.
 
 The browser session is a sign-in session of :mod:`authbridge.signin` (kind

@@ -18,7 +18,7 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, Response, current_app, g, redirect, render_template, request, url_for
 
-from authbridge import audit, signin
+from authbridge import audit, signin, sts
 from authbridge.errors import (
     InputError,
     NoSuchEntity,
@@ -27,7 +27,6 @@ from authbridge.errors import (
     Throttled,
 )
 from authbridge.iam import login, passwords, totp
-from authbridge.iam.model import Role, User
 from authbridge.web import limits
 from authbridge.web.context import Services, services
 from authbridge.web.signin import flows, security
@@ -610,28 +609,20 @@ class Reach:
     clusters: tuple[str, ...]
 
 
-def _trusts(role: Role, user: User, group_ids: set[str]) -> bool:
-    for entry in role.trust:
-        if entry.kind == "user" and entry.principal_id == user.user_id:
-            return True
-        if entry.kind == "group" and entry.principal_id in group_ids:
-            return True
-        if entry.kind == "root" and entry.principal_id == user.account_id:
-            return True
-    return False
-
-
 def reach(session: signin.BrowserSession) -> Reach:
-    """The roles whose trust names the user (directly, by a group, or the account root),
-    in every account, and the clusters this issuer serves."""
-    store = current_services().store
+    """The roles whose trust policy lets the user assume them now (with this session's MFA
+    state, as the token endpoint decides it: :func:`authbridge.sts.trust_decision`), in
+    every account, and the clusters this issuer serves."""
+    svc = current_services()
+    store = svc.store
     user = store.get_user(session.account_id, session.user_name)
     groups = {grp.group_id for grp in store.list_groups_for_user(user.account_id, user.name)}
+    now = svc.clock()
     roles = [
         role.arn
         for account in store.list_accounts()
         for role in store.list_roles(account.account_id)
-        if _trusts(role, user, groups)
+        if sts.trust_decision(role.trust_policy, user, groups, mfa=session.mfa, now=now).allowed
     ]
     return Reach(user.arn, tuple(sorted(roles)), tuple(current_services().settings.cluster_ids))
 
