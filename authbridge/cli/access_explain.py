@@ -230,7 +230,14 @@ def explain(
     context: str | None,
 ) -> None:
     """Who an IAM principal is in each cluster and what RBAC allows it, or who may do
-    something: --principal-arn ARN, or --verb V --resource R [--namespace N]."""
+    something: --principal-arn ARN, or --verb V --resource R [--namespace N].
+
+    \b
+    Example:
+      authbridge access explain --principal-arn arn:aws:iam::111122223333:user/alice
+      authbridge access explain --verb delete --resource deployments --api-group apps \\
+          --namespace prod --cluster-id prod -o json
+    """
     by_permission = [
         n
         for n, v in (
