@@ -35,6 +35,7 @@ from authbridge.audit import AuditLog
 from authbridge.errors import ConfigError
 from authbridge.keys import KeyRing
 from authbridge.mapping.holder import MappingHolder
+from authbridge.oidc_upstream import UpstreamKeys
 from authbridge.settings import Settings
 from authbridge.store.base import Store
 from authbridge.sts import IssuerPolicy
@@ -61,12 +62,16 @@ def create_app(
     mapping: MappingHolder | None = None,
     audit: AuditLog | None = None,
     authorizer: Authorizer | None = None,
+    upstream: UpstreamKeys | None = None,
 ) -> Flask:
     """Build the issuer's Flask app over an open store, a key ring and the mapping.
 
     Without ``mapping``, the app follows ``settings.mapping_file`` itself;
     without ``authorizer``, the admin API evaluates the callers' IAM policies
-    from the store (:class:`~authbridge.admin.authorize.StorePolicies`).
+    from the store (:class:`~authbridge.admin.authorize.StorePolicies`); without
+    ``upstream``, registered OIDC providers' keys are fetched by an
+    :class:`~authbridge.oidc_upstream.UpstreamKeys` of its own, counted in
+    :func:`~authbridge.web.metrics.observe_oidc_fetch`.
     """
     try:
         prefix = context.issuer_path(settings.issuer)
@@ -82,6 +87,9 @@ def create_app(
         keyring=keys,
         clock=clock,
         mapping=mapping if mapping is not None else MappingHolder(settings.mapping_file),
+        upstream=upstream
+        if upstream is not None
+        else UpstreamKeys(observe=metrics.observe_oidc_fetch),
     )
     context.install(app, svc)
     metrics.initialize_series()
