@@ -20,8 +20,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from authbridge.iam.oidc_provider import OidcProvider
 from authbridge.iam.model import Role
+from authbridge.iam.oidc_provider import OidcProvider
 from authbridge.keys import KeyRing
 from authbridge.oidc_upstream import UpstreamKeys
 from authbridge.settings import Settings
