@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
+from authbridge.iam import trust
 from authbridge.iam.model import Role
 from authbridge.iam.oidc_provider import OidcProvider
 from authbridge.keys import KeyRing
@@ -498,3 +500,84 @@ def test_gitlab_and_github_claim_shapes_are_what_the_issuer_mints(issuer: TestIs
         gitlab_ci_claims(issuer.url)["sub"]
         == "project_path:my-group/my-project:ref_type:branch:ref:main"
     )
+
+
+# --------------------------------------------------------------------------- README recipes
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+README_SECTION = "## CI jobs and pods: roles with no stored secret"
+
+
+def readme_trust_documents() -> dict[str, dict[str, Any]]:
+    """The README's trust policy documents, by the provider host they name."""
+    text = README.read_text()
+    section = text[text.index(README_SECTION) :]
+    section = section[: section.index("\n## ", 1)]
+    out: dict[str, dict[str, Any]] = {}
+    for block in re.findall(r"^```json\n(.*?)^```", section, re.M | re.S):
+        doc = json.loads(block)
+        federated = doc["Statement"][0]["Principal"]["Federated"]
+        out[federated.split(":oidc-provider/", 1)[1]] = doc
+    return out
+
+
+def test_readme_has_the_github_and_gitlab_trust_policies() -> None:
+    assert set(readme_trust_documents()) == {
+        "token.actions.githubusercontent.com",
+        "gitlab.example.com",
+    }
+
+
+@pytest.mark.parametrize(
+    ("host", "claims", "allowed"),
+    [
+        ("token.actions.githubusercontent.com", github_actions_claims(), True),
+        (
+            "token.actions.githubusercontent.com",
+            github_actions_claims(ref="refs/heads/feature"),
+            False,
+        ),
+        (
+            "token.actions.githubusercontent.com",
+            github_actions_claims(repository="octo-org/other-repo"),
+            False,
+        ),
+        ("token.actions.githubusercontent.com", github_actions_claims(audience="other"), False),
+        (
+            "token.actions.githubusercontent.com",
+            github_actions_claims(event_name="pull_request", ref="refs/pull/1/merge"),
+            False,
+        ),
+        ("gitlab.example.com", gitlab_ci_claims(), True),
+        ("gitlab.example.com", gitlab_ci_claims(ref="feature"), False),
+        ("gitlab.example.com", gitlab_ci_claims(ref="v1", ref_type="tag"), False),
+        ("gitlab.example.com", gitlab_ci_claims(project_path="my-group/other"), False),
+    ],
+)
+def test_readme_trust_policies_as_written(host: str, claims: dict[str, Any], allowed: bool) -> None:
+    """The README's exact documents, against the claims GitHub and GitLab put in tokens."""
+    doc = readme_trust_documents()[host]
+    policy = trust.parse_trust_policy(doc)
+    provider_arn = doc["Statement"][0]["Principal"]["Federated"]
+    assert claims["iss"] == f"https://{host}"
+    decision = trust.evaluate_web_identity(policy, provider_arn, claims, now=claims["iat"])
+    assert decision.allowed is allowed, decision.reason
+
+
+@pytest.mark.parametrize("host", ["token.actions.githubusercontent.com", "gitlab.example.com"])
+def test_readme_trust_policies_through_the_exchange(
+    app_store: SqlStore, client: FlaskClient, issuer: TestIssuer, clock: Clock, host: str
+) -> None:
+    """The same documents with the test issuer in the provider's place, end to end."""
+    audience = "sts.amazonaws.com" if host.startswith("token.") else "authbridge"
+    provider = app_store.create_open_id_connect_provider(
+        ACCOUNT, issuer.url, [audience], ca_bundle=issuer.ca_pem
+    )
+    text = json.dumps(readme_trust_documents()[host]).replace(host, provider.key)
+    role = app_store.create_role(ACCOUNT, "CiDeploy", trust_policy=text)
+    if host.startswith("token."):
+        good, bad = issuer.github_token(), issuer.github_token(ref="refs/heads/x")
+    else:
+        good, bad = issuer.gitlab_token(), issuer.gitlab_token(ref="x")
+    assert web_exchange(client, good, role.arn).status_code == 200
+    refused(web_exchange(client, bad, role.arn), "is not met")
