@@ -3,7 +3,8 @@
 Blueprints, one per surface: ``oidc`` (discovery, JWKS), ``oauth`` (token,
 introspection, revocation, authorize), ``api`` (the admin API, ``/api/…``), ``webhook``
 (``/authenticate``, TokenReview), ``verify`` (``/verify``), ``health`` (probes),
-``metrics`` (``/metrics``). Every store, key and mapping access goes through the
+``metrics`` (``/metrics``), ``mutate`` (``/mutate/pods``, the pod admission webhook).
+Every store, key and mapping access goes through the
 injected objects; there are no module globals (the Prometheus metrics excepted:
 :mod:`authbridge.web.metrics`). The store is wrapped in a
 :class:`~authbridge.web.metrics.TimedStore`; audit lines go to the injected
@@ -46,6 +47,7 @@ from authbridge.web import (
     health,
     limits,
     metrics,
+    mutate,
     oauth,
     oidc,
     verify,
@@ -63,6 +65,7 @@ def create_app(
     audit: AuditLog | None = None,
     authorizer: Authorizer | None = None,
     upstream: UpstreamKeys | None = None,
+    service_accounts: mutate.ServiceAccounts | None = None,
 ) -> Flask:
     """Build the issuer's Flask app over an open store, a key ring and the mapping.
 
@@ -71,7 +74,9 @@ def create_app(
     from the store (:class:`~authbridge.admin.authorize.StorePolicies`); without
     ``upstream``, registered OIDC providers' keys are fetched by an
     :class:`~authbridge.oidc_upstream.UpstreamKeys` of its own, counted in
-    :func:`~authbridge.web.metrics.observe_oidc_fetch`.
+    :func:`~authbridge.web.metrics.observe_oidc_fetch`; ``service_accounts`` is what
+    ``POST /mutate/pods`` reads ServiceAccount annotations with (without it, pods are
+    admitted unchanged with a warning).
     """
     try:
         prefix = context.issuer_path(settings.issuer)
@@ -112,6 +117,8 @@ def create_app(
             view_func=oidc.discovery,
         )
     app.register_blueprint(webhook.bp)
+    app.extensions[mutate.EXTENSION] = service_accounts
+    app.register_blueprint(mutate.bp)
     app.register_blueprint(verify.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(metrics.bp)
