@@ -19,6 +19,9 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from werkzeug.test import TestResponse
 
 from authbridge.iam import trust
@@ -581,3 +584,25 @@ def test_readme_trust_policies_through_the_exchange(
         good, bad = issuer.gitlab_token(), issuer.gitlab_token(ref="x")
     assert web_exchange(client, good, role.arn).status_code == 200
     refused(web_exchange(client, bad, role.arn), "is not met")
+
+
+@hypothesis_settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    token=st.one_of(
+        st.text(max_size=200),
+        st.builds(
+            lambda h, p: f"{h}.{p}.sig",
+            st.text(alphabet="abcdefABCDEF0123456789-_", min_size=1, max_size=40),
+            st.text(alphabet="abcdefABCDEF0123456789-_", min_size=1, max_size=80),
+        ),
+    ),
+    token_type=st.sampled_from([ID_TOKEN, JWT]),
+)
+def test_property_any_subject_token_is_refused_without_a_500(
+    client: FlaskClient, role: Role, token: str, token_type: str
+) -> None:
+    response = web_exchange(client, token, role.arn, token_type=token_type)
+    assert response.status_code in (400, 429), response.get_json()
+    assert response.get_json()["error"] in {"invalid_grant", "invalid_request", "too_many_requests"}
