@@ -51,6 +51,7 @@ from tests.web.helpers import (
     key_auth,
     user_token,
 )
+from tests.web.test_metrics import Delta
 
 ID_TOKEN = "urn:ietf:params:oauth:token-type:id_token"
 JWT = "urn:ietf:params:oauth:token-type:jwt"
@@ -481,10 +482,18 @@ def test_client_authentication_with_a_web_identity_token_is_refused(
 def test_refusals_are_audited_with_their_reason(
     client: FlaskClient, issuer: TestIssuer, role: Role, clock: Clock, settings: Settings
 ) -> None:
+    delta = Delta(
+        ("authbridge_tokens_issued_total", {"grant": "web_identity"}),
+        (
+            "authbridge_token_endpoint_failures_total",
+            {"grant": "web_identity", "error": "invalid_grant"},
+        ),
+    )
     token = issuer.kube_token(now=int(clock.now) - 7200, lifetime=3600)
     web_exchange(client, token, role.arn)
     good = web_exchange(client, issuer.kube_token(now=int(clock.now)), role.arn)
     assert good.status_code == 200
+    assert delta() == [1, 1]
     lines = [
         json.loads(line)
         for line in Path(settings.audit_log).read_text().splitlines()
