@@ -897,3 +897,25 @@ class SecretSlot:
                 f"the API server at {self.server} answered {verb} {self} with no JSON object"
             )
         return doc
+
+
+class ServiceAccountAnnotations:
+    """The pod admission webhook's ServiceAccount lookup (``web.mutate.ServiceAccounts``).
+
+    ``get serviceaccounts`` through a :class:`KubeAdapter` (the verb the
+    reconciler already has); a missing ServiceAccount is None, any other
+    failure the adapter's :class:`~authbridge.rbac.reconcile.KubeApiError`.
+    """
+
+    def __init__(self, adapter: KubeAdapter) -> None:
+        self._adapter = adapter
+
+    def annotations(self, namespace: str, name: str) -> Mapping[str, str] | None:
+        found = self._adapter.get(ObjectRef("ServiceAccount", name, namespace))
+        if found is None:
+            return None
+        metadata = found.manifest.get("metadata")
+        raw = metadata.get("annotations") if isinstance(metadata, dict) else None
+        if not isinstance(raw, dict):
+            return {}
+        return {k: v for k, v in raw.items() if isinstance(k, str) and isinstance(v, str)}

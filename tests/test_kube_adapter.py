@@ -566,3 +566,19 @@ def test_the_fake_speaks_the_api_servers_shapes(fake: FakeKube) -> None:
     assert call(fake, "PUT", "/api/v1/namespaces/ci/serviceaccounts/nobody", account)[0] == 404
     attributes = [r.attributes for r in fake.requests[:3]]
     assert attributes == [(RBAC, "clusterrolebindings", v) for v in ("create", "create", "get")]
+
+
+# -- the pod admission webhook's ServiceAccount lookup -------------------------------------------
+
+
+def test_service_account_annotations_for_the_admission_webhook(
+    fake: FakeKube, adapter: KubeAdapter
+) -> None:
+    from authbridge.kube import ServiceAccountAnnotations
+
+    adapter.create(sa("ci", "deployer"))
+    lookup = ServiceAccountAnnotations(adapter)
+    assert lookup.annotations("ci", "deployer") == {
+        "authbridge.dev/role-arn": "arn:aws:iam::111122223333:role/ci"
+    }
+    assert lookup.annotations("ci", "nobody") is None

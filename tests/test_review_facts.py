@@ -25,8 +25,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from authbridge.iam.model import NewAccessKey, User
+from authbridge.iam.oidc_provider import source_provider_keys
 from authbridge.keys import KeySet, generate_signing_key
 from authbridge.mapping.model import Identity
 from authbridge.mapping.parse import parse_mapping
@@ -399,3 +402,64 @@ def test_review_facts_reads_the_source(store: SqlStore, alice: tuple[User, NewAc
         store.review_facts("j", session, None, source_identity=role.role_id).refusal
         == "principal_deleted"
     )
+
+
+def test_review_facts_of_a_web_identity_session_check_its_provider(
+    store: SqlStore, alice: tuple[User, NewAccessKey]
+) -> None:
+    """A web identity session's source is ``<provider ARN>:<sub>``: no IAM user is looked
+    for, the provider must still be registered (authbridge.web_identity)."""
+    role = store.get_role(ACCOUNT, "Admin")
+    session = f"{role.role_id}:ci"
+    provider = store.create_open_id_connect_provider(
+        ACCOUNT, "https://kube.example:8443/tenant", ["authbridge"]
+    )
+    source = f"{provider.arn}:system:serviceaccount:ci:deployer"
+    got = store.review_facts("j", session, None, source_identity=source)
+    assert (got.refusal, got.source_user_name) == (None, None)
+    # Another account's provider of the same URL is not this session's source.
+    other = source.replace(ACCOUNT, "444455556666", 1)
+    assert store.review_facts("j", session, None, source_identity=other).refusal == (
+        "source_deleted"
+    )
+    store.delete_open_id_connect_provider(ACCOUNT, provider.arn)
+    assert store.review_facts("j", session, None, source_identity=source).refusal == (
+        "source_deleted"
+    )
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        (
+            "arn:aws:iam::111122223333:oidc-provider/kube.example:system:serviceaccount:a:b",
+            ("111122223333", ("kube.example",)),
+        ),
+        (
+            "arn:aws:iam::111122223333:oidc-provider/kube.example/t/x:repo:o/r:ref:main",
+            ("111122223333", ("kube.example/t/x",)),
+        ),
+        (
+            "arn:aws:iam::111122223333:oidc-provider/127.0.0.1:8443:system:serviceaccount:a:b",
+            ("111122223333", ("127.0.0.1:8443", "127.0.0.1")),
+        ),
+        (
+            "arn:aws:iam::111122223333:oidc-provider/h.example:8443/p:sub",
+            ("111122223333", ("h.example:8443/p", "h.example")),
+        ),
+        ("arn:aws:iam::111122223333:oidc-provider/nosub", None),
+        ("AIDAEXAMPLEUSER00000", None),
+        ("arn:aws:iam::111122223333:role/x:sub", None),
+    ],
+)
+def test_web_identity_sources_name_their_provider(
+    source: str, expected: tuple[str, tuple[str, ...]] | None
+) -> None:
+    assert source_provider_keys(source) == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=300))
+def test_any_source_identity_parses_or_is_none(text: str) -> None:
+    got = source_provider_keys(text)
+    assert got is None or (len(got[0]) == 12 and all(got[1]))

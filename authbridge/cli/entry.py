@@ -36,6 +36,7 @@ VALUE_OPTIONS = {
     "--endpoint": "endpoint",
     "--duration": "duration",
     "--ca-file": "ca_file",
+    "--web-identity-token-file": "web_identity_token_file",
     "-o": "output",
     "--output": "output",
 }
@@ -142,6 +143,7 @@ def cached_answer(args: Sequence[str], env: Mapping[str, str], now: float) -> st
         duration=None if duration is None else int(duration),
         ca_file=flags.get("ca_file"),
         token_only="token_only" in flags,
+        web_identity_token_file=flags.get("web_identity_token_file"),
     )
 
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -97,7 +97,33 @@ def serve(
     settings = app.settings
     app.close()  # the master keeps no store connection across the workers' fork
     first_start = _first_start(settings, app.new_account_id())
-    run(settings, first_start=first_start)
+    run(settings, first_start=first_start, service_accounts=LazyServiceAccounts)
+
+
+class LazyServiceAccounts:
+    """``/mutate/pods``'s ServiceAccount lookup: the kube client made at the first pod.
+
+    In a pod, in-cluster credentials (the ServiceAccount of authbridge, which
+    needs ``get serviceaccounts``); elsewhere ``$KUBECONFIG`` or ``~/.kube/config``.
+    Where there is none, every lookup fails and pods are admitted unchanged with a
+    warning (:mod:`authbridge.web.mutate`).
+    """
+
+    def __init__(self) -> None:
+        import threading
+
+        self._lock = threading.Lock()
+        self._lookup: Any = None
+
+    def annotations(self, namespace: str, name: str) -> Mapping[str, str] | None:
+        with self._lock:
+            if self._lookup is None:
+                from authbridge.kube import KubeAdapter, ServiceAccountAnnotations
+
+                self._lookup = ServiceAccountAnnotations(KubeAdapter.auto())
+            lookup = self._lookup
+        result: Mapping[str, str] | None = lookup.annotations(namespace, name)
+        return result
 
 
 def _first_start(settings: Settings, random_account: str) -> Callable[[Store], None] | None:

@@ -106,6 +106,13 @@ def _emit(token: str, expires_at: int, now: float, token_only: bool) -> None:
     " logged to break-glass.log there).",
 )
 @click.option("--principal", metavar="ARN", help="With --local: the user or role ARN to sign for.")
+@click.option(
+    "--web-identity-token-file",
+    metavar="FILE",
+    help="AssumeRoleWithWebIdentity: exchange the OIDC token in FILE (a projected"
+    " service-account token, a CI job's token) for --role; read afresh on every mint. Also"
+    " AUTHBRIDGE_WEB_IDENTITY_TOKEN_FILE (then --role may come from AUTHBRIDGE_ROLE_ARN).",
+)
 @output_option
 @pass_app
 def token(
@@ -121,6 +128,7 @@ def token(
     ca_file: str | None,
     local: bool,
     principal: str | None,
+    web_identity_token_file: str | None,
 ) -> None:
     """Print a token for kubectl, as an ExecCredential (the exec credential plugin).
 
@@ -138,7 +146,30 @@ def token(
       authbridge token --cluster-id prod --role arn:aws:iam::111122223333:role/Admin
       authbridge --keys-dir keys token --local --cluster-id prod \\
           --principal arn:aws:iam::111122223333:user/alice
+      authbridge token --cluster-id prod --endpoint https://authbridge.example.com \\
+          --web-identity-token-file /var/run/secrets/authbridge/serviceaccount/token \\
+          --role arn:aws:iam::111122223333:role/Deployer
     """
+    from authbridge.client.web_identity import TOKEN_FILE_ENV
+
+    token_file = web_identity_token_file or os.environ.get(TOKEN_FILE_ENV) or None
+    if token_file is not None and not local:
+        _web_identity(
+            token_file,
+            cluster_id=cluster_id,
+            role=role,
+            session_name=session_name,
+            profile=profile,
+            endpoint=endpoint,
+            duration=duration,
+            token_only=token_only,
+            no_cache=no_cache,
+            ca_file=ca_file,
+            principal=principal,
+        )
+        return
+    if web_identity_token_file is not None:
+        raise click.UsageError("--web-identity-token-file cannot be used with --local")
     if local:
         _local(
             app,
@@ -193,6 +224,93 @@ def token(
             return
 
     issued = _mint(cfg, cfg.cluster_id, assume, duration, None if no_cache else cache)
+    if not no_cache:
+        entry = CachedToken(issued.token, issued.expires_at)
+        if entry.usable(time.time()):
+            try:
+                cache.put(key, entry)
+            except CacheError as e:
+                _warn(f"token not cached: {e}")
+    _emit(issued.token, issued.expires_at, time.time(), token_only)
+
+
+def _web_identity(
+    token_file: str,
+    *,
+    cluster_id: str | None,
+    role: str | None,
+    session_name: str | None,
+    profile: str | None,
+    endpoint: str | None,
+    duration: int | None,
+    token_only: bool,
+    no_cache: bool,
+    ca_file: str | None,
+    principal: str | None,
+) -> None:
+    """AssumeRoleWithWebIdentity with the token in ``token_file``; cached like the rest.
+
+    No profile and no access key: the endpoint, CA file and cluster come from the
+    flags or the environment (what the admission webhook puts in a pod). The file is
+    read only when a token is minted (the kubelet rotates it), never cached itself.
+    """
+    from authbridge.client.cache import CachedToken, CacheError, TokenCache
+    from authbridge.client.config import (
+        ENV,
+        check_ca_file,
+        check_cluster_id,
+        check_endpoint,
+        check_role_arn,
+        check_session_name,
+    )
+    from authbridge.client.fastpath import web_identity_cache_key
+    from authbridge.client.web_identity import DEFAULT_SESSION_NAME, ROLE_ENV, read_token_file
+
+    if profile is not None or principal is not None:
+        raise click.UsageError(
+            "--profile and --principal do not apply with a web identity token file"
+        )
+    role = role or os.environ.get(ROLE_ENV) or None
+    if role is None:
+        raise click.UsageError(f"--role (or {ROLE_ENV}) is required with a web identity token")
+    role = check_role_arn(role, "--role" if os.environ.get(ROLE_ENV) != role else ROLE_ENV)
+    session_name = check_session_name(session_name) if session_name else DEFAULT_SESSION_NAME
+    url = endpoint or os.environ.get(ENV["endpoint"]) or None
+    if url is None:
+        raise click.UsageError(f"--endpoint (or {ENV['endpoint']}) is required")
+    url = check_endpoint(url, "--endpoint" if endpoint else ENV["endpoint"])
+    ca = ca_file or os.environ.get(ENV["ca_file"]) or None
+    if ca is not None:
+        ca = check_ca_file(ca, "--ca-file" if ca_file else ENV["ca_file"])
+    cluster = cluster_id or os.environ.get(ENV["cluster_id"]) or None
+    if cluster is None:
+        raise click.UsageError(f"--cluster-id is required (or {ENV['cluster_id']})")
+    cluster = check_cluster_id(cluster, "--cluster-id" if cluster_id else ENV["cluster_id"])
+
+    now = time.time()
+    cache = TokenCache.default(os.environ)
+    key = web_identity_cache_key(
+        endpoint=url,
+        token_file=token_file,
+        cluster_id=cluster,
+        role=role,
+        session_name=session_name,
+        duration=duration,
+    )
+    if not no_cache:
+        hit = cache.get(key, now)
+        if hit is not None:
+            _emit(hit.token, hit.expires_at, now, token_only)
+            return
+    from authbridge.client.issuer import Issuer
+
+    issued = Issuer(url, ca_file=ca).assume_role_with_web_identity(
+        read_token_file(token_file),
+        audience=cluster,
+        role_arn=role,
+        session_name=session_name,
+        duration=duration,
+    )
     if not no_cache:
         entry = CachedToken(issued.token, issued.expires_at)
         if entry.usable(time.time()):

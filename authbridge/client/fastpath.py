@@ -48,6 +48,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "API_V1",
+    "DEFAULT_WEB_IDENTITY_SESSION",
+    "ROLE_ENV",
+    "TOKEN_FILE_ENV",
     "API_V1BETA1",
     "CACHE_DIR_FLAGS",
     "ENV",
@@ -74,6 +77,7 @@ __all__ = [
     "read_exec_info",
     "rfc3339",
     "usable",
+    "web_identity_cache_key",
 ]
 
 # -- shared with the click path -----------------------------------------------------------
@@ -93,6 +97,10 @@ ENV: Final = {
     "ca_file": "AUTHBRIDGE_CA_FILE",
     "cluster_id": "AUTHBRIDGE_CLUSTER_ID",
 }
+# authbridge.client.web_identity's names (the fast path reads them too).
+TOKEN_FILE_ENV: Final = "AUTHBRIDGE_WEB_IDENTITY_TOKEN_FILE"  # noqa: S105 - a variable name
+ROLE_ENV: Final = "AUTHBRIDGE_ROLE_ARN"
+DEFAULT_WEB_IDENTITY_SESSION: Final = "authbridge-web-identity"
 # The cache directory is opened with these: a symlink in its place is refused.
 CACHE_DIR_FLAGS: Final = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _MAX_TOKEN = 8192  # authbridge.tokens.MAX_TOKEN_SIZE
@@ -140,6 +148,31 @@ def cache_key(
         separators=(",", ":"),
     )
     return hashlib.sha256(material.encode("utf-8")).hexdigest()
+
+
+def web_identity_cache_key(
+    *,
+    endpoint: str,
+    token_file: str,
+    cluster_id: str,
+    role: str,
+    session_name: str,
+    duration: int | None,
+) -> str:
+    """The cache file's name for a web identity token request (no profile, no access key).
+
+    The token file's absolute path stands for the profile: never a profile name
+    (those have no ``:`` or ``/``), so the two kinds of entries cannot collide.
+    """
+    return cache_key(
+        endpoint=endpoint,
+        profile="web-identity:" + os.path.abspath(token_file),
+        access_key_id="",
+        cluster_id=cluster_id,
+        role=role,
+        session_name=session_name,
+        duration=duration,
+    )
 
 
 def cache_directory(env: Mapping[str, str]) -> str:
@@ -424,6 +457,7 @@ def cached_output(
     duration: int | None = None,
     ca_file: str | None = None,
     token_only: bool = False,
+    web_identity_token_file: str | None = None,
 ) -> str | None:
     """What ``authbridge token`` with these flags prints for a usable cached token, else ``None``.
 
@@ -431,6 +465,35 @@ def cached_output(
     given: ``None``); ``duration`` is already within the option's range.
     """
     try:
+        token_file = web_identity_token_file or env.get(TOKEN_FILE_ENV) or None
+        if token_file is not None:
+            # authbridge.cli.token._web_identity, up to the cache lookup.
+            if profile is not None:
+                raise _Fallback
+            role = role or env.get(ROLE_ENV) or None
+            session_name = session_name or DEFAULT_WEB_IDENTITY_SESSION
+            wi_url = plain_endpoint(endpoint or env.get(ENV["endpoint"]) or "")
+            wi_cluster = cluster_id or env.get(ENV["cluster_id"]) or ""
+            wi_ca = ca_file or env.get(ENV["ca_file"]) or None
+            if (
+                role is None
+                or not is_role_arn(role)
+                or not is_session_name(session_name)
+                or wi_url is None
+                or not is_cluster_id(wi_cluster)
+                or (wi_ca is not None and not is_ca_file(wi_ca))
+            ):
+                raise _Fallback
+            key = web_identity_cache_key(
+                endpoint=wi_url,
+                token_file=token_file,
+                cluster_id=wi_cluster,
+                role=role,
+                session_name=session_name,
+                duration=duration,
+            )
+            data = read_entry(cache_directory(env), key)
+            return _render(data, env, now, token_only)
         # authbridge.cli.token.token, up to the cache lookup.
         if session_name is not None and role is None:
             raise _Fallback
@@ -456,6 +519,11 @@ def cached_output(
         data = read_entry(cache_directory(env), key)
     except Exception:  # _Fallback, or anything unforeseen: the click CLI will meet it too
         return None
+    return _render(data, env, now, token_only)
+
+
+def _render(data: bytes | None, env: Mapping[str, str], now: float, token_only: bool) -> str | None:
+    """What the click command prints for the cache entry ``data``, or None to fall back."""
     entry = parse_entry(data) if data is not None else None
     if entry is None or not usable(entry[1], now):
         return None

@@ -81,6 +81,7 @@ MAX_RESPONSE_BYTES = 64 * 1024
 GRANT_CLIENT_CREDENTIALS = "client_credentials"
 GRANT_TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"  # noqa: S105
 TOKEN_TYPE_JWT = "urn:ietf:params:oauth:token-type:jwt"  # noqa: S105
+TOKEN_TYPE_ID_TOKEN = "urn:ietf:params:oauth:token-type:id_token"  # noqa: S105
 _MAX_TOKEN = 8192  # authbridge.tokens.MAX_TOKEN_SIZE
 _MAX_DESCRIPTION = 300
 _CA_HINT = "pass --ca-file (or set ca_file in the profile, or AUTHBRIDGE_CA_FILE)"
@@ -347,6 +348,31 @@ class Issuer:
             "grant_type": GRANT_TOKEN_EXCHANGE,
             "subject_token": subject_token,
             "subject_token_type": TOKEN_TYPE_JWT,
+            "audience": audience,
+            "role_arn": role_arn,
+            "role_session_name": session_name,
+        }
+        if duration is not None:
+            form["duration_seconds"] = str(duration)
+        return self._post(form, None)
+
+    def assume_role_with_web_identity(
+        self,
+        web_identity_token: str,
+        *,
+        audience: str,
+        role_arn: str,
+        session_name: str,
+        duration: int | None = None,
+    ) -> IssuedToken:
+        """A role token for an OIDC provider's token (AssumeRoleWithWebIdentity, RFC 8693).
+
+        No client authentication: the web identity token is the credential.
+        """
+        form = {
+            "grant_type": GRANT_TOKEN_EXCHANGE,
+            "subject_token": web_identity_token,
+            "subject_token_type": TOKEN_TYPE_ID_TOKEN,
             "audience": audience,
             "role_arn": role_arn,
             "role_session_name": session_name,

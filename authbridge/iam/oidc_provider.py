@@ -275,3 +275,42 @@ class OidcProvider:
 def fold(values: Iterable[str]) -> tuple[str, ...]:
     """``values`` with duplicates dropped, first occurrence kept."""
     return tuple(dict.fromkeys(values))
+
+
+# The provider part of a web identity source: arn:<p>:iam::<acct>:oidc-provider/<host>...
+_SOURCE: Final = re.compile(
+    r"arn:[a-z][a-z0-9-]{0,31}:iam::(?P<account>[0-9]{12}):oidc-provider/(?P<rest>.+)",
+    re.ASCII | re.DOTALL,
+)
+_PORT_THEN: Final = re.compile(r"(?P<host>[^:/]+):(?P<port>[0-9]{1,5})(?=[/:])")
+
+
+def web_identity_source(provider_arn_text: str, sub: str) -> str:
+    """The ``source_identity`` of a web identity session: ``<provider ARN>:<sub>``."""
+    return f"{provider_arn_text}:{sub}"
+
+
+def source_provider_keys(source_identity: str) -> tuple[str, tuple[str, ...]] | None:
+    """The account and the candidate provider keys of a web identity source, or None.
+
+    ``<provider ARN>:<sub>``: the provider key is ``host[:port][/path]`` (no ``:`` in
+    the path), so the key ends at the first ``:`` after the host, or after the port
+    when one follows the host. A host followed by ``:<digits>:`` is read both ways
+    (``host:port`` with the sub after it, or ``host`` with a sub starting with digits);
+    the source is live when either provider is registered.
+    """
+    match = _SOURCE.fullmatch(source_identity)
+    if match is None:
+        return None
+    rest = match["rest"]
+    candidates: list[str] = []
+    with_port = _PORT_THEN.match(rest)
+    if with_port is not None:
+        tail = rest[with_port.end() :]
+        path = tail.split(":", 1)[0] if ":" in tail else None
+        if path is not None:
+            candidates.append(f"{with_port['host']}:{with_port['port']}{path}")
+    plain, sep, _ = rest.partition(":")
+    if sep and plain:
+        candidates.append(plain)
+    return (match["account"], tuple(dict.fromkeys(candidates))) if candidates else None

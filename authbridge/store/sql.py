@@ -1084,7 +1084,19 @@ class SqlStore(SqlPolicies, SqlSignin, SqlOidc, SqlSessions, SqlFlows):
             refusal = "principal_deleted"
         elif not enabled:
             refusal = "user_disabled"
-        if refusal is None and source_id != principal_id and not (is_role and source_id == role_id):
+        web_source = (
+            oidc_provider.source_provider_keys(source_id)
+            if is_role and source_id.startswith("arn:")
+            else None
+        )
+        if refusal is None and web_source is not None:
+            # A web identity session (authbridge.web_identity): its source is a provider,
+            # which must still be registered; there is no IAM user to look for.
+            if not self._web_identity_source_live(*web_source):
+                refusal = "source_deleted"
+        elif (
+            refusal is None and source_id != principal_id and not (is_role and source_id == role_id)
+        ):
             if not source_id.startswith(credentials.USER_ID_PREFIX) or source_user_id is None:
                 refusal = "source_deleted"
             elif not source_enabled:
@@ -1111,6 +1123,17 @@ class SqlStore(SqlPolicies, SqlSignin, SqlOidc, SqlSessions, SqlFlows):
             else None,
             access_version=int(access_version),
             session_ended=session_id is not None and not session_live,
+        )
+
+    def _web_identity_source_live(self, account_id: str, keys: tuple[str, ...]) -> bool:
+        """Whether one of ``keys`` is a provider registered in ``account_id`` (one read)."""
+        marks = ", ".join("?" for _ in keys)
+        return bool(
+            self._db.query(
+                "SELECT 1 FROM iam_oidc_providers WHERE account_id = ?"
+                f" AND provider_key IN ({marks})",  # noqa: S608 - placeholders only
+                (account_id, *keys),
+            )
         )
 
     # -- revocation ----------------------------------------------------------------

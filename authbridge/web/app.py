@@ -4,9 +4,10 @@ Blueprints, one per surface: ``oidc`` (discovery, JWKS), ``oauth`` (token,
 introspection, revocation), ``api`` (the admin API, ``/api/…``), ``webhook``
 (``/authenticate``, TokenReview), ``verify`` (``/verify``), ``health`` (probes),
 ``metrics`` (``/metrics``), ``signin`` (the sign-in pages: ``/login``, ``/device``,
-``/oauth2/authorize``; :mod:`authbridge.web.signin`). Every store, key and mapping
-access goes through the injected objects; there are no module globals (the
-Prometheus metrics excepted: :mod:`authbridge.web.metrics`). The store is wrapped in a
+``/oauth2/authorize``; :mod:`authbridge.web.signin`), ``mutate`` (``/mutate/pods``, the
+pod admission webhook). Every store, key and mapping access goes through the injected
+objects; there are no module globals (the Prometheus metrics excepted:
+:mod:`authbridge.web.metrics`). The store is wrapped in a
 :class:`~authbridge.web.metrics.TimedStore`; audit lines go to the injected
 :class:`~authbridge.audit.AuditLog`, by default one for ``settings.audit_log``. Each
 request takes the current key set from the :class:`~authbridge.keys.KeyRing`, which
@@ -36,6 +37,7 @@ from authbridge.audit import AuditLog
 from authbridge.errors import ConfigError
 from authbridge.keys import KeyRing
 from authbridge.mapping.holder import MappingHolder
+from authbridge.oidc_upstream import UpstreamKeys
 from authbridge.settings import Settings
 from authbridge.store.base import Store
 from authbridge.sts import IssuerPolicy
@@ -46,6 +48,7 @@ from authbridge.web import (
     health,
     limits,
     metrics,
+    mutate,
     oauth,
     oidc,
     signin,
@@ -63,12 +66,19 @@ def create_app(
     mapping: MappingHolder | None = None,
     audit: AuditLog | None = None,
     authorizer: Authorizer | None = None,
+    upstream: UpstreamKeys | None = None,
+    service_accounts: mutate.ServiceAccounts | None = None,
 ) -> Flask:
     """Build the issuer's Flask app over an open store, a key ring and the mapping.
 
     Without ``mapping``, the app follows ``settings.mapping_file`` itself;
     without ``authorizer``, the admin API evaluates the callers' IAM policies
-    from the store (:class:`~authbridge.admin.authorize.StorePolicies`).
+    from the store (:class:`~authbridge.admin.authorize.StorePolicies`); without
+    ``upstream``, registered OIDC providers' keys are fetched by an
+    :class:`~authbridge.oidc_upstream.UpstreamKeys` of its own, counted in
+    :func:`~authbridge.web.metrics.observe_oidc_fetch`; ``service_accounts`` is what
+    ``POST /mutate/pods`` reads ServiceAccount annotations with (without it, pods are
+    admitted unchanged with a warning).
     """
     try:
         prefix = context.issuer_path(settings.issuer)
@@ -84,6 +94,9 @@ def create_app(
         keyring=keys,
         clock=clock,
         mapping=mapping if mapping is not None else MappingHolder(settings.mapping_file),
+        upstream=upstream
+        if upstream is not None
+        else UpstreamKeys(observe=metrics.observe_oidc_fetch),
     )
     context.install(app, svc)
     metrics.initialize_series()
@@ -106,6 +119,8 @@ def create_app(
             view_func=oidc.discovery,
         )
     app.register_blueprint(webhook.bp)
+    app.extensions[mutate.EXTENSION] = service_accounts
+    app.register_blueprint(mutate.bp)
     app.register_blueprint(verify.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(metrics.bp)

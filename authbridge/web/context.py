@@ -8,13 +8,14 @@ and two apps in one process never share anything they were not given.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from flask import Flask, current_app
 
 from authbridge.keys import KeyRing, KeySet
 from authbridge.mapping.holder import MappingHolder
+from authbridge.oidc_upstream import UpstreamKeys
 from authbridge.settings import Settings
 from authbridge.store.base import Store
 from authbridge.sts import IssuerPolicy
@@ -35,6 +36,8 @@ class Services:
     keyring: KeyRing
     clock: Callable[[], float]  # wall-clock seconds since the epoch
     mapping: MappingHolder  # rbac/mapping.yaml, reloaded when it changes
+    # The registered OIDC providers' keys (AssumeRoleWithWebIdentity), cached per provider.
+    upstream: UpstreamKeys = field(default_factory=UpstreamKeys)
 
     @property
     def issuer_base(self) -> str:

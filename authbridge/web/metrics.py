@@ -130,6 +130,7 @@ Grant = Literal[
     "device_code",
     "authorization_code",
     "refresh_token",
+    "web_identity",
     "other",
 ]
 
@@ -283,6 +284,7 @@ def initialize_series() -> None:
         "device_code",
         "authorization_code",
         "refresh_token",
+        "web_identity",
     ):
         TOKENS_ISSUED.labels(grant=grant)
     for result in ("active", "inactive", "refused", "error"):

@@ -108,7 +108,7 @@ from flask import Blueprint, Flask, Request, Response, current_app, g, json
 from flask import request as flask_request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from authbridge import audit, signin, sts
+from authbridge import audit, signin, sts, web_identity
 from authbridge.apiserver_config import kube_claims
 from authbridge.errors import InvalidCredentials, TokenError
 from authbridge.iam.credentials import looks_like_access_key_id
@@ -137,8 +137,11 @@ EXTENSION = "authbridge.oauth"
 # RFC 8693 §3 token type identifiers (S105: names, not passwords).
 TOKEN_TYPE_JWT: Final = "urn:ietf:params:oauth:token-type:jwt"  # noqa: S105
 TOKEN_TYPE_ACCESS_TOKEN: Final = "urn:ietf:params:oauth:token-type:access_token"  # noqa: S105
+TOKEN_TYPE_ID_TOKEN: Final = "urn:ietf:params:oauth:token-type:id_token"  # noqa: S105
 # An authbridge token is both a JWT and an access token (RFC 8693 §3).
-SUBJECT_TOKEN_TYPES = (TOKEN_TYPE_JWT, TOKEN_TYPE_ACCESS_TOKEN)
+ISSUED_TOKEN_TYPES = (TOKEN_TYPE_JWT, TOKEN_TYPE_ACCESS_TOKEN)
+# ... and an upstream OIDC provider's token (web identity) is an id_token or a JWT.
+SUBJECT_TOKEN_TYPES = (*ISSUED_TOKEN_TYPES, TOKEN_TYPE_ID_TOKEN)
 JSON_NO_STORE = [("Content-Type", "application/json"), *NO_STORE_HEADERS]
 
 bp = Blueprint("oauth", __name__)
@@ -512,9 +515,9 @@ class AssumeRoleGrant(BaseGrant, TokenEndpointMixin):  # type: ignore[misc]  # u
                 "subject_token_type must be " + " or ".join(SUBJECT_TOKEN_TYPES)
             )
         requested = form.get("requested_token_type")
-        if requested and requested not in SUBJECT_TOKEN_TYPES:
+        if requested and requested not in ISSUED_TOKEN_TYPES:
             raise InvalidRequestError(
-                "requested_token_type must be " + " or ".join(SUBJECT_TOKEN_TYPES)
+                "requested_token_type must be " + " or ".join(ISSUED_TOKEN_TYPES)
             )
         if "actor_token" in form or "actor_token_type" in form:
             raise InvalidRequestError("actor_token is not supported: authbridge has no delegation")
@@ -523,6 +526,10 @@ class AssumeRoleGrant(BaseGrant, TokenEndpointMixin):  # type: ignore[misc]  # u
         svc: Services = self.server.svc
         client: AccessKeyClient | None = self.request.client
         subject_token = _param(self.request, "subject_token")
+        if subject_token and is_web_identity(
+            svc, _param(self.request, "subject_token_type"), subject_token
+        ):
+            return self._web_identity(svc, client, subject_token)
         if subject_token and not _param(self.request, "role_arn"):
             # No role: the subject user's own token for the audience (sts.exchange_own_token).
             own = sts.exchange_own_token(
@@ -559,6 +566,78 @@ class AssumeRoleGrant(BaseGrant, TokenEndpointMixin):  # type: ignore[misc]  # u
             "issued_token_type": TOKEN_TYPE_JWT,
         }
         return 200, body, JSON_NO_STORE
+
+    def _web_identity(
+        self, svc: Services, client: AccessKeyClient | None, subject_token: str
+    ) -> tuple[int, TokenExchangeResponse, list[tuple[str, str]]]:
+        """AssumeRoleWithWebIdentity (authbridge.web_identity): the token is the credential."""
+        if client is not None:
+            raise sts.InvalidRequest(
+                "client_id",
+                "AssumeRoleWithWebIdentity takes no client authentication: the web identity"
+                " token is the credential",
+                hint="send the request without an access key",
+            )
+        if not _param(self.request, "role_arn"):
+            raise sts.InvalidRequest(
+                "role_arn", "is required with a web identity token: the role to assume"
+            )
+        try:
+            minted = self._assume_with_web_identity(svc, subject_token)
+        except web_identity.WebIdentityRefused as e:
+            _note().detail = e.reason
+            raise
+        log.info(
+            "issued web identity token %s for %s (source %s)",
+            minted.jti,
+            minted.claims["arn"],
+            minted.claims["source_identity"],
+        )
+        _note().minted = minted
+        body: TokenExchangeResponse = {
+            **_token_response(minted),
+            "issued_token_type": TOKEN_TYPE_JWT,
+        }
+        return 200, body, JSON_NO_STORE
+
+    def _assume_with_web_identity(self, svc: Services, subject_token: str) -> MintedToken:
+        return web_identity.assume_role_with_web_identity(
+            svc.store,
+            svc.keys(),
+            svc.policy,
+            svc.upstream,
+            web_identity_token=subject_token,
+            role_arn=_param(self.request, "role_arn"),
+            session_name=_param(self.request, "role_session_name"),
+            audience=_param(self.request, "audience"),
+            duration=sts.parse_duration_seconds(_param(self.request, "duration_seconds")),
+            now=svc.clock(),
+            kube_claims=kube_claims_hook(svc),
+        )
+
+
+def is_web_identity(svc: Services, token_type: str, subject_token: str) -> bool:
+    """Whether a token exchange's subject is an upstream provider's token (web identity).
+
+    An ``id_token`` always is (an authbridge token sent as one is refused, saying so);
+    a ``jwt`` is when its (unverified) ``iss`` is not this issuer; an ``access_token``
+    never is. The token is then verified as its issuer's, never by its own say-so.
+    """
+    if token_type == TOKEN_TYPE_ACCESS_TOKEN:
+        return False
+    iss = web_identity.peek_issuer(subject_token)
+    if token_type == TOKEN_TYPE_ID_TOKEN:
+        if iss == svc.policy.issuer:
+            raise sts.InvalidRequest(
+                "subject_token_type",
+                "an authbridge token is not an id_token of an OIDC provider",
+                hint=f"send it with subject_token_type {TOKEN_TYPE_JWT}",
+            )
+        _note().web_identity = True
+        return True
+    # A jwt that names no issuer is refused as authbridge's own tokens are, as before.
+    _note().web_identity = iss is not None and iss != svc.policy.issuer
+    return _note().web_identity
 
 
 class _SigninGrant(BaseGrant, TokenEndpointMixin):  # type: ignore[misc]  # untyped authlib
@@ -886,6 +965,8 @@ class _Note:
     inactive: str | None = None  # introspection: why not (a token error code)
     revoked: str | None = None  # revocation: the jti recorded (or the session ended)
     sid: str | None = None  # the sign-in session a token came from, or a revocation ended
+    web_identity: bool = False  # a token exchange of an upstream provider's token
+    detail: str | None = None  # web identity: the refusal's reason code
 
 
 def _note() -> _Note:
@@ -969,6 +1050,13 @@ def _token_line(
 ) -> dict[str, Any]:
     grant = _form("grant_type")
     fields: dict[str, Any] = {"grant": _GRANTS.get(grant or "", "other")}
+    if note.web_identity:
+        fields["grant"] = "web_identity"
+        if note.minted is not None and not failed:
+            fields["source_identity"] = note.minted.claims.get("source_identity")
+        elif note.detail is not None:
+            fields["detail"] = note.detail
+        verify_subject = False  # not an authbridge token: nothing of ours to name
     subject = _subject(svc) if grant == TOKEN_EXCHANGE and verify_subject else None
     if note.minted is not None and not failed:
         claims = note.minted.claims

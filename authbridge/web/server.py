@@ -66,6 +66,7 @@ from authbridge.web import metrics
 if TYPE_CHECKING:
     from authbridge.keys import Kek, StoreKeys
     from authbridge.store.base import Store
+    from authbridge.web.mutate import ServiceAccounts
 
 log = logging.getLogger("authbridge.serve")
 
@@ -114,9 +115,16 @@ class RedactingLogger(glogging.Logger):  # type: ignore[misc]  # gunicorn is unt
 
 
 class AuthbridgeServer(BaseApplication):  # type: ignore[misc]  # gunicorn is untyped
-    def __init__(self, settings: Settings, *, tls: bool) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        tls: bool,
+        service_accounts: Callable[[], ServiceAccounts] | None = None,
+    ) -> None:
         self.settings = settings
         self.tls = tls
+        self.service_accounts = service_accounts  # made in each worker (after the fork)
         super().__init__()
 
     def load_config(self) -> None:
@@ -190,7 +198,8 @@ class AuthbridgeServer(BaseApplication):  # type: ignore[misc]  # gunicorn is un
             )
         if not self.tls:
             log.warning(INSECURE_BANNER)
-        return create_app(s, store=store, keys=keys)
+        lookup = self.service_accounts() if self.service_accounts is not None else None
+        return create_app(s, store=store, keys=keys, service_accounts=lookup)
 
 
 def store_keys(settings: Settings, store: Store, kek: Kek | None = None) -> StoreKeys:
@@ -318,8 +327,16 @@ def check_audit_log(settings: Settings) -> None:
         ) from e
 
 
-def serve(settings: Settings, *, first_start: Callable[[Store], None] | None = None) -> None:
+def serve(
+    settings: Settings,
+    *,
+    first_start: Callable[[Store], None] | None = None,
+    service_accounts: Callable[[], ServiceAccounts] | None = None,
+) -> None:
     """Run until SIGINT/SIGTERM (gunicorn handles both: graceful stop).
+
+    ``service_accounts`` makes, in each worker, the ServiceAccount lookup of
+    ``POST /mutate/pods`` (:mod:`authbridge.web.mutate`).
 
     ``first_start`` runs once in the master, after every check passed and
     before any worker starts, on a store connection of its own: the first
@@ -359,7 +376,7 @@ def serve(settings: Settings, *, first_start: Callable[[Store], None] | None = N
     made = metrics_directory()
     master = os.getpid()
     try:
-        AuthbridgeServer(settings, tls=tls).run()
+        AuthbridgeServer(settings, tls=tls, service_accounts=service_accounts).run()
     finally:
         # Workers leave run() through SystemExit too (gunicorn forks inside it): only
         # the master removes the directory, once every worker is gone.

@@ -77,6 +77,9 @@ mapRoles:
   - rolearn: arn:aws:iam::111122223333:role/platform/Admin
     username: "admin:{{SessionName}}"
     groups: ["authbridge:admins"]
+  - rolearn: arn:aws:iam::111122223333:role/Deployer
+    username: "deployer:{{SessionName}}"
+    groups: ["authbridge:deployers"]
 mapUsers:
   - userarn: arn:aws:iam::111122223333:user/alice
     username: alice
@@ -180,6 +183,11 @@ def write_cluster_files(root: Path) -> ClusterFiles:
     return files
 
 
+def service_account_issuer(port: int) -> str:
+    """The kube-apiserver's service-account issuer: its own URL, whose discovery it serves."""
+    return f"https://127.0.0.1:{port}"
+
+
 def apiserver_args(
     binary: str, files: ClusterFiles, *, etcd_url: str, port: int, webhook: Path
 ) -> list[str]:
@@ -191,7 +199,12 @@ def apiserver_args(
         f"--tls-cert-file={files.apiserver_cert}",
         f"--tls-private-key-file={files.apiserver_key}",
         f"--client-ca-file={files.ca}",
-        "--service-account-issuer=https://kubernetes.default.svc",
+        # An issuer authbridge can reach: web identity with the discovery this apiserver
+        # serves (tests/e2e/test_web_identity_apiserver.py); the API's own audience
+        # stays the in-cluster name.
+        f"--service-account-issuer={service_account_issuer(port)}",
+        f"--service-account-jwks-uri={service_account_issuer(port)}/openid/v1/jwks",
+        "--api-audiences=https://kubernetes.default.svc",
         f"--service-account-key-file={files.sa_pub}",
         f"--service-account-signing-key-file={files.sa_key}",
         "--service-cluster-ip-range=10.96.0.0/24",

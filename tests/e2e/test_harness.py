@@ -275,3 +275,62 @@ def test_the_controller_manager_binary_setting(tmp_path: Path) -> None:
     plain.write_text("not a program")
     with pytest.raises(pytest.fail.Exception, match="is not an executable file"):
         controller_manager_binary({CONTROLLER_MANAGER_ENV: str(plain)})
+
+
+# -- web identity (tests/e2e/test_web_identity_apiserver.py), offline ----------------------
+
+
+def test_the_apiserver_serves_an_issuer_authbridge_can_reach(
+    files: ClusterFiles, tmp_path: Path
+) -> None:
+    from authbridge.iam.oidc_provider import parse_url
+    from tests.e2e.conftest import service_account_issuer
+
+    api = flags(
+        apiserver_args(
+            "kube-apiserver",
+            files,
+            etcd_url="http://127.0.0.1:2379",
+            port=40124,
+            webhook=tmp_path / "webhook.kubeconfig",
+        )
+    )
+    issuer = api["--service-account-issuer"]
+    assert issuer == service_account_issuer(40124) == "https://127.0.0.1:40124"
+    assert parse_url(issuer).url == issuer  # registrable as an OIDC provider, as it is
+    assert api["--service-account-jwks-uri"] == f"{issuer}/openid/v1/jwks"
+    assert api["--api-audiences"] == "https://kubernetes.default.svc"
+
+
+def test_the_web_identity_documents() -> None:
+    from authbridge.iam import trust
+    from tests.e2e.test_web_identity_apiserver import (
+        deployer_trust,
+        discovery_binding,
+        exchange_form,
+        token_request,
+    )
+    from tests.oidc_issuer import kube_service_account_claims
+
+    provider = "arn:aws:iam::111122223333:oidc-provider/127.0.0.1:40124"
+    policy = trust.parse_trust_policy(deployer_trust(provider))
+    claims = kube_service_account_claims("https://127.0.0.1:40124", pod=None)
+    assert trust.evaluate_web_identity(policy, provider, claims, now=claims["iat"]).allowed
+    other = kube_service_account_claims("https://127.0.0.1:40124", name="other", pod=None)
+    assert not trust.evaluate_web_identity(policy, provider, other, now=other["iat"]).allowed
+    binding = discovery_binding()
+    assert binding["roleRef"]["name"] == "system:service-account-issuer-discovery"
+    assert binding["subjects"][0]["name"] == "system:unauthenticated"
+    assert token_request()["spec"]["audiences"] == ["authbridge"]
+    form = exchange_form("t")
+    assert form["subject_token_type"] == "urn:ietf:params:oauth:token-type:id_token"
+    assert form["role_arn"].endswith(":role/Deployer")
+
+
+def test_the_e2e_mapping_maps_the_deployer_role() -> None:
+    from authbridge.mapping.parse import parse_mapping
+    from tests.e2e.conftest import E2E_MAPPING
+
+    mapping = parse_mapping(E2E_MAPPING, "E2E_MAPPING")
+    (rule,) = [r for r in mapping.map_roles if r.rolearn.endswith(":role/Deployer")]
+    assert rule.username == "deployer:{{SessionName}}"
