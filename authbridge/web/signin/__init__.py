@@ -41,6 +41,7 @@ The browser session is a sign-in session of :mod:`authbridge.signin` (kind
 from __future__ import annotations
 
 from authbridge.web.signin import account as _account  # noqa: F401 - registers its views
+from authbridge.web.signin import console as _console  # noqa: F401 - registers its views
 from authbridge.web.signin.pages import bp
 
 __all__ = ["bp"]
