@@ -655,11 +655,20 @@ def _snapshot() -> Any:
     from authbridge.explain import load
 
     svc = current_services()
+
+    def rendered(mapping: Any, access: Any, cluster: str) -> Any:
+        why = (
+            f"the console does not read cluster {cluster}: these are the bindings authbridge"
+            " renders (authbridge access explain --kubeconfig reads a live cluster)"
+        )
+        return load.rendered_for(mapping, access, cluster, why=why)
+
     return load.from_store(
         svc.store,
         partition=svc.settings.partition,
         mapping=svc.mapping.current(),
         clusters=list(svc.settings.cluster_ids),
+        rbac_of=rendered,
     )
 
 
