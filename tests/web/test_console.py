@@ -495,3 +495,44 @@ def test_the_audit_view_filters_by_outcome_and_time(admin: Browser, reader: Brow
     assert "iam:CreateUser" in denied and "user/bob" in denied
     allowed = admin.get("/console/audit?outcome=allowed&event=admin_call").text
     assert "AccessDenied" not in allowed
+
+
+def test_membership_policies_and_trust_are_changed_and_undone(
+    admin: Browser, app_store: SqlStore, users: World
+) -> None:
+    do(admin, "/console/users/alice", "RemoveUserFromGroup", GroupName="devs", UserName="alice")
+    assert "Remove from devs" not in admin.get("/console/users/alice").text
+    do(admin, "/console/groups", "AttachGroupPolicy", GroupName="devs", PolicyArn=READ_ONLY)
+    assert 'value="DetachGroupPolicy"' in admin.get("/console/groups").text
+    do(admin, "/console/groups", "DetachGroupPolicy", GroupName="devs", PolicyArn=READ_ONLY)
+    assert 'value="DetachGroupPolicy"' not in admin.get("/console/groups").text
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"AWS": users.bob.arn}, "Action": "sts:AssumeRole"}
+        ],
+    }
+    do(
+        admin,
+        "/console/roles",
+        "UpdateAssumeRolePolicy",
+        RoleName="Dev",
+        PolicyDocument=json.dumps(trust),
+    )
+    assert notice(admin, "/console/roles") == "Done: UpdateAssumeRolePolicy."
+    assert f"Allows AWS {users.bob.arn} to sts:AssumeRole" in admin.get("/console/roles").text
+
+
+def test_an_mfa_device_is_listed_and_deactivated_with_reauthentication(
+    admin: Browser, app_store: SqlStore, clock: Any
+) -> None:
+    enrol_mfa(app_store, "bob", clock.now)
+    page = admin.get("/console/users/bob").text
+    serial = re.search(r'name="SerialNumber" value="([^"]+)"', page)
+    assert serial is not None
+    fields = {"UserName": "bob", "SerialNumber": serial.group(1)}
+    do(admin, "/console/users/bob", "DeactivateMFADevice", **fields)
+    assert notice(admin, "/console/users/bob") == console.REAUTH_REFUSED
+    do(admin, "/console/users/bob", "DeactivateMFADevice", reauth_password=PASSWORD, **fields)
+    assert notice(admin, "/console/users/bob") == "Done: DeactivateMFADevice."
+    assert app_store.list_mfa_devices(ACCOUNT, "bob") == []

@@ -97,6 +97,7 @@ FORM_ACTIONS: Final = frozenset(
         "DetachGroupPolicy",
         "AttachRolePolicy",
         "DetachRolePolicy",
+        "DeactivateMFADevice",
         "CreateAccessEntry",
         "AssociateAccessPolicy",
         "RotateSigningKey",
@@ -104,7 +105,9 @@ FORM_ACTIONS: Final = frozenset(
         "SimulatePrincipalPolicy",
     }
 )
-REAUTH_ACTIONS: Final = frozenset({"DeleteUser", "DeleteAccessKey", "RevokeSigningKey"})
+REAUTH_ACTIONS: Final = frozenset(
+    {"DeleteUser", "DeleteAccessKey", "RevokeSigningKey", "DeactivateMFADevice"}
+)
 REAUTH_FIELDS: Final = ("reauth_password", "reauth_code")
 FORM_FIELDS: Final = frozenset({"csrf_token", "Action", "back", *REAUTH_FIELDS})
 MAX_FORM_FIELDS: Final = 20
@@ -474,6 +477,7 @@ def console_user(name: str) -> Response:
     keys = read(session, "ListAccessKeys", UserName=name) or {}
     attached = read(session, "ListAttachedUserPolicies", UserName=name) or {}
     profile = read(session, "GetLoginProfile", UserName=name)
+    mfa = read(session, "ListMFADevices", UserName=name) or {}
     policies = read(session, "ListPolicies") or {}
     return _page(
         "console_user.html",
@@ -484,6 +488,7 @@ def console_user(name: str) -> Response:
         keys=keys.get("AccessKeyMetadata", []),
         attached=attached.get("AttachedPolicies", []),
         profile=profile,
+        mfa=mfa.get("MFADevices", []),
         policies=policies.get("Policies", []),
     )
 
