@@ -9,6 +9,7 @@ The same flows in a real browser: tests/test_browser_console.py.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -536,3 +537,18 @@ def test_an_mfa_device_is_listed_and_deactivated_with_reauthentication(
     do(admin, "/console/users/bob", "DeactivateMFADevice", reauth_password=PASSWORD, **fields)
     assert notice(admin, "/console/users/bob") == "Done: DeactivateMFADevice."
     assert app_store.list_mfa_devices(ACCOUNT, "bob") == []
+
+
+def test_an_unexpected_failure_is_a_message_never_a_stack_trace(
+    admin: Browser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(_target: Any, _args: Any) -> None:
+        raise RuntimeError("secret internals /etc/passwd")
+
+    action = dataclasses.replace(console.ACTIONS["CreateGroup"], run=broken)
+    monkeypatch.setitem(console.ACTIONS, "CreateGroup", action)
+    answer = do(admin, "/console/groups", "CreateGroup", GroupName="boom")
+    assert answer.status_code == 303
+    text = notice(admin, "/console/groups")
+    assert text == "Not done: CreateGroup failed; the server log has the details."
+    assert "Traceback" not in text and "internals" not in text

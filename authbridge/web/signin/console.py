@@ -41,6 +41,7 @@ configured JSON audit log (:mod:`authbridge.web.signin.console_audit`).
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -74,6 +75,8 @@ from authbridge.web.signin.pages import (
     see_other,
 )
 from authbridge.web.webhook import audit_writer
+
+log = logging.getLogger(__name__)
 
 ACTIONS: Final[dict[str, Action]] = {a.name: a for a in ALL_ACTIONS}
 FORM_ACTIONS: Final = frozenset(
@@ -385,6 +388,9 @@ def console_do() -> Response:
         doc = perform(session, name, body)
     except Denied as e:
         return _notice(f"Not done: {e}", back)
+    except Exception:  # noqa: BLE001 - a page with a message, never a stack trace
+        log.exception("console action %s failed", name)
+        return _notice(f"Not done: {name} failed; the server log has the details.", back)
     if name == "CreateAccessKey":
         # The secret is on this answer only (no redirect, nothing kept).
         return _page("console_secret.html", "New access key", key=doc.get("AccessKey", {}))
