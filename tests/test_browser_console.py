@@ -17,13 +17,14 @@ AUTHBRIDGE_SCREENSHOTS=1 rewrites docs/screenshots/console-*.png.
 from __future__ import annotations
 
 import json
+import os
 import re
 from typing import Any
 
 from authbridge.iam.policy import aws_managed_arn
 from tests import test_browser_signin as signin_browser
 from tests.serving import ACCOUNT, CLUSTERS, LiveServer
-from tests.test_browser_signin import PASSWORD, Tab, new_user
+from tests.test_browser_signin import PASSWORD, SCREENSHOTS, Tab, new_user
 
 # The sign-in module's fixtures, used here by name (this module gets its own server).
 server = signin_browser.server
@@ -33,6 +34,16 @@ tab = signin_browser.tab
 ADMIN = aws_managed_arn("aws", "AdministratorAccess")
 READ_ONLY = aws_managed_arn("aws", "IAMReadOnlyAccess")
 CLUSTER = CLUSTERS[0]
+
+
+def shot(t: Tab, name: str, at: str | None = None) -> None:
+    """A screenshot of the viewport (kept under 100 kB), scrolled to ``at`` (a selector)."""
+    if os.environ.get("AUTHBRIDGE_SCREENSHOTS") != "1":
+        return
+    if at is not None:
+        t.page.locator(at).first.scroll_into_view_if_needed()
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    t.page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=False)
 
 
 def press_tab_to(t: Tab, text: str, limit: int = 60) -> None:
@@ -80,7 +91,7 @@ def test_an_admin_builds_access_and_the_explorer_shows_it(tab: Tab, server: Live
     store.attach_policy(ACCOUNT, "group", "admins", ADMIN)
     t = tab
     sign_in_by_keyboard(t, "chief")
-    t.shot("console-home")
+    shot(t, "console-home")
 
     # Keyboard only: to Users, then the create form.
     press_tab_to(t, "Users")
@@ -90,13 +101,13 @@ def test_an_admin_builds_access_and_the_explorer_shows_it(tab: Tab, server: Live
     t.page.keyboard.type("newbie")
     enter(t)
     assert notice(t) == "Done: CreateUser."
-    t.shot("console-users")
+    shot(t, "console-users")
 
     t.go("/console/users/newbie")
     t.page.get_by_label(re.compile("^New password")).fill("a new long password 42")
     t.click("Set password")
     assert notice(t) == "Done: CreateLoginProfile."
-    t.shot("console-user")
+    shot(t, "console-user")
 
     t.go("/console/groups")
     t.page.get_by_label("Group name").fill("platform")
@@ -120,7 +131,7 @@ def test_an_admin_builds_access_and_the_explorer_shows_it(tab: Tab, server: Live
     assert notice(t) == "Done: CreateRole."
     card = t.page.locator("section", has_text="PlatformOps").inner_text()
     assert f"Allows AWS {group_arn} to sts:AssumeRole" in card
-    t.shot("console-roles")
+    shot(t, "console-roles", at="section:has-text('PlatformOps')")
 
     user_arn = f"arn:aws:iam::{ACCOUNT}:user/newbie"
     t.go("/console/access")
@@ -135,7 +146,7 @@ def test_an_admin_builds_access_and_the_explorer_shows_it(tab: Tab, server: Live
     )
     submit_in(t, f"Cluster {CLUSTER}", "Associate")
     assert notice(t) == "Done: AssociateAccessPolicy.", notice(t)
-    t.shot("console-access")
+    shot(t, "console-access")
 
     t.go("/console/explain")
     t.page.get_by_label("IAM user or role ARN").fill(user_arn)
@@ -146,7 +157,7 @@ def test_an_admin_builds_access_and_the_explorer_shows_it(tab: Tab, server: Live
     assert "AmazonEKSViewPolicy" in text  # the access entry's binding
     assert "get" in text  # what RBAC allows (the view policy's rules)
     assert "PlatformOps" in t.page.locator("main").inner_text()  # the role it may assume
-    t.shot("console-explain")
+    shot(t, "console-explain", at="section.explain-cluster")
     href = t.page.get_by_role("link", name="Download the JSON").get_attribute("href")
     answer = t.page.request.get(server.url + href)
     assert answer.ok and json.loads(answer.text())["principal"]["arn"] == user_arn
@@ -159,7 +170,7 @@ def test_an_admin_builds_access_and_the_explorer_shows_it(tab: Tab, server: Live
     assert user_arn in t.page.locator("main").inner_text()
 
     t.go("/console/audit?event=admin_call")
-    t.shot("console-audit")
+    shot(t, "console-audit")
     for path in ("/console/policies", "/console/keys", "/console/oidc"):
         t.go(path)
         assert t.page.locator("h1").count() == 1
@@ -186,7 +197,7 @@ def test_a_read_only_user_sees_no_edit_controls_and_a_crafted_post_is_refused(
         t.go(path)
         assert t.page.locator("input[name=Action]").count() == 0, path
     t.go("/console/users")
-    t.shot("console-read-only")
+    shot(t, "console-read-only")
 
     t.go("/logout")
     csrf = t.page.locator("input[name=csrf_token]").first.get_attribute("value")
