@@ -27,7 +27,7 @@ from authbridge.iam import totp
 from authbridge.iam.policy import aws_managed_arn
 from authbridge.settings import Settings
 from authbridge.store import SqlStore
-from authbridge.web.signin import console, console_audit
+from authbridge.web.signin import console, console_audit, flows
 from tests.conftest import ACCOUNT
 from tests.web.conftest import make_settings
 from tests.web.helpers import World
@@ -290,7 +290,7 @@ def test_revoking_a_signing_key_needs_the_password_again(admin: Browser) -> None
     keys = admin.get("/console/keys").text
     kid = re.search(r'name="KeyId" value="([^"]+)"', keys)
     assert kid is not None
-    do(admin, "/console/keys", "RevokeSigningKey", KeyId=kid.group(1), Reason="test")
+    do(admin, "/console/keys", "RevokeSigningKey", KeyId=kid.group(1), Reason="superseded")
     assert notice(admin, "/console/keys") == console.REAUTH_REFUSED
 
 
@@ -552,3 +552,36 @@ def test_an_unexpected_failure_is_a_message_never_a_stack_trace(
     text = notice(admin, "/console/groups")
     assert text == "Not done: CreateGroup failed; the server log has the details."
     assert "Traceback" not in text and "internals" not in text
+
+
+def test_signing_keys_are_rotated_and_retired_with_reauthentication(
+    admin: Browser, clock: Any
+) -> None:
+    before = set(re.findall(r'name="KeyId" value="([^"]+)"', admin.get("/console/keys").text))
+    do(admin, "/console/keys", "RotateSigningKey")
+    assert notice(admin, "/console/keys") == "Done: RotateSigningKey."
+    page = admin.get("/console/keys").text
+    after = set(re.findall(r"<td><code>([^<]+)</code></td><td>ES256", page))
+    assert len(after) == len(before) + 1
+    (kid,) = before
+    clock.advance(601)  # the new key is active after the prepublication delay
+    # keySource: files here, so a key is retired (revoking is for keys in the store).
+    assert 'value="RevokeSigningKey"' not in page
+    do(
+        admin,
+        "/console/keys",
+        "RetireSigningKey",
+        KeyId=kid,
+        reauth_password=PASSWORD,
+    )
+    text = notice(admin, "/console/keys")
+    assert text == "Done: RetireSigningKey.", text
+
+
+def test_a_stored_flow_never_yields_a_back_path_off_the_console() -> None:
+    for back in ("https://evil.test/", "//evil.test", "/console/../login", "/consolex"):
+        state = json.dumps({"next": "console", "back": back})
+        flow = flows.parse("x" * 43, state)
+        assert flow is not None and flow.back is None, back
+    good = flows.parse("x" * 43, json.dumps({"back": "/console/users/bob"}))
+    assert good is not None and good.back == "/console/users/bob"

@@ -105,11 +105,12 @@ FORM_ACTIONS: Final = frozenset(
         "AssociateAccessPolicy",
         "RotateSigningKey",
         "RevokeSigningKey",
+        "RetireSigningKey",
         "SimulatePrincipalPolicy",
     }
 )
 REAUTH_ACTIONS: Final = frozenset(
-    {"DeleteUser", "DeleteAccessKey", "RevokeSigningKey", "DeactivateMFADevice"}
+    {"DeleteUser", "DeleteAccessKey", "RevokeSigningKey", "RetireSigningKey", "DeactivateMFADevice"}
 )
 REAUTH_FIELDS: Final = ("reauth_password", "reauth_code")
 FORM_FIELDS: Final = frozenset({"csrf_token", "Action", "back", *REAUTH_FIELDS})
@@ -644,7 +645,12 @@ def console_keys() -> Response:
     doc = read(session, "ListSigningKeys")
     if doc is None:
         return _refused("Signing keys")
-    return _page("console_keys.html", "Signing keys", keys=doc.get("Keys", []))
+    return _page(
+        "console_keys.html",
+        "Signing keys",
+        keys=doc.get("Keys", []),
+        in_store=current_services().settings.key_source == "store",
+    )
 
 
 @bp.get("/console/oidc")

@@ -52,7 +52,8 @@ FLOW_SECONDS: Final = 900
 PENDING_SECONDS: Final = 300
 MAX_CODE_ATTEMPTS: Final = 5  # wrong MFA codes before the sign-in starts over
 NEXT_PAGES: Final = ("authorize", "device", "account", "console")
-BACK: Final = re.compile(r"/console(/[A-Za-z0-9._@+=,-]+){0,4}")  # where a console visit resumes
+# The console page a visit resumes at: /console and up to four segments, none "." or "..".
+BACK: Final = re.compile(r"/console(/[A-Za-z0-9_@+=,-][A-Za-z0-9._@+=,-]*){0,4}")
 _ID: Final = re.compile(r"[A-Za-z0-9_-]{43}")  # what new_id makes
 
 
