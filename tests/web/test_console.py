@@ -58,6 +58,12 @@ PAGES = (
 
 
 @pytest.fixture
+def app_store(store: SqlStore) -> SqlStore:
+    """Every backend (SQLite, and PostgreSQL with AUTHBRIDGE_TEST_POSTGRES_DSN)."""
+    return store
+
+
+@pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return make_settings(tmp_path, audit_log=str(tmp_path / "audit.log"))
 
