@@ -18,10 +18,10 @@ layer only:
   ``AccessDenied`` message, never a stack trace;
 * without a session, a console URL leads to ``/login`` and back to the same
   page afterwards (the path is kept in the flow, server-side, never in a URL);
-* re-authentication: deleting a user, deleting an access key and revoking a
-  signing key need the person's password typed again in the same form
-  (checked as a sign-in is, with its backoff), and their MFA code too when
-  they have a device;
+* re-authentication: deleting a user, deleting an access key, deactivating
+  an MFA device and retiring or revoking a signing key need the person's
+  password typed again in the same form (checked as a sign-in is, with its
+  backoff), and their MFA code too when they have a device;
 * a new access key's secret is on the answer to its POST only (no-store,
   never in a redirect, the flow or a log).
 
