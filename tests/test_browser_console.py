@@ -148,9 +148,13 @@ def test_an_admin_builds_access_and_the_explorer_shows_it(tab: Tab, server: Live
     assert notice(t) == "Done: AssociateAccessPolicy.", notice(t)
     shot(t, "console-access")
 
-    t.go("/console/explain")
-    t.page.get_by_label("IAM user or role ARN").fill(user_arn)
-    t.click("Explain")
+    # Keyboard only again: the explorer from the console's home page.
+    t.go("/console")
+    press_tab_to(t, "Explorer")
+    enter(t)
+    press_tab_to(t, "IAM user or role ARN")
+    t.page.keyboard.type(user_arn)
+    enter(t)
     cluster = t.page.locator("section", has_text=f"Cluster {CLUSTER}").first
     text = cluster.inner_text()
     assert "Kubernetes username" in text and "platform-team" in text
