@@ -591,3 +591,45 @@ def test_a_stored_flow_never_yields_a_back_path_off_the_console() -> None:
         assert flow is not None and flow.back is None, back
     good = flows.parse("x" * 43, json.dumps({"back": "/console/users/bob"}))
     assert good is not None and good.back == "/console/users/bob"
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@hypothesis_settings(max_examples=200, deadline=None)
+@given(doc=_JSON | st.fixed_dictionaries({"Statement": _JSON}) | st.text(max_size=200))
+def test_trust_sentences_never_raise_on_any_document(doc: Any) -> None:
+    sentences = console.trust_sentences(doc)
+    assert isinstance(sentences, list) and all(isinstance(x, str) for x in sentences)
+
+
+@hypothesis_settings(max_examples=200, deadline=None)
+@given(
+    query=st.dictionaries(
+        st.sampled_from(["principal", "cluster", "outcome", "event", "minutes", "other"]),
+        st.text(max_size=300),
+        max_size=6,
+    )
+)
+def test_audit_filters_parse_or_name_the_field(query: dict[str, str]) -> None:
+    try:
+        filters = console_audit.Filters.from_query(query, now=0)
+    except InputError as e:
+        assert e.field in query
+        return
+    assert filters.outcome in ("", *console_audit.OUTCOMES)
+    assert filters.keep({"event": "admin_call", "outcome": "allowed"}) in (True, False)
+
+
+@pytest.mark.parametrize("text", ["¹", "٣", "1e3", "-5", "9" * 12])
+def test_a_number_field_takes_ascii_digits_only(text: str) -> None:
+    role = console.ACTIONS["CreateRole"]
+    with pytest.raises(InputError) as e:
+        console.form_args(role, {"RoleName": "r", "MaxSessionDuration": text})
+    assert e.value.field == "MaxSessionDuration"

@@ -286,7 +286,7 @@ def _param_value(param: Param, text: str) -> Any:
             raise InputError(param.name, "must be true or false")
         return text == "true"
     if param.kind == "integer":
-        if not text.isdigit() or len(text) > 9:
+        if not console_audit.DIGITS.fullmatch(text):
             raise InputError(param.name, "must be a whole number")
         return int(text)
     if param.kind == "strings":

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -36,6 +37,7 @@ MAX_FILTER: Final = 256
 EVENTS: Final = ("tokenreview", "verify", "token_issued", "admin_call", "signin")
 OUTCOMES: Final = ("allowed", "denied", "error")
 MAX_MINUTES: Final = 60 * 24 * 366
+DIGITS: Final = re.compile(r"[0-9]{1,9}")  # ASCII only: str.isdigit also takes "¹"
 
 
 @dataclass(frozen=True)
@@ -69,7 +71,7 @@ class Filters:
         minutes_text = text("minutes")
         minutes = None
         if minutes_text:
-            if not minutes_text.isdigit() or not 0 < int(minutes_text) <= MAX_MINUTES:
+            if not DIGITS.fullmatch(minutes_text) or not 0 < int(minutes_text) <= MAX_MINUTES:
                 raise InputError("minutes", f"must be a whole number from 1 to {MAX_MINUTES}")
             minutes = int(minutes_text)
         return cls(text("principal"), text("cluster"), outcome, event, minutes, now)
