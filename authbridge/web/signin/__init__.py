@@ -15,6 +15,8 @@
                           the client, the roles and the clusters; approve or deny
                           (``POST /device/decision``).
 ``/account``              your password and MFA devices (:mod:`.account`).
+``/console``              IAM administration, the access explorer and the audit view,
+                          as the signed-in person (:mod:`.console`).
 ``GET|POST                RFC 6749 §4.1 with PKCE (RFC 7636): the request is checked
 /oauth2/authorize``       first (a bad client or redirect URI gets an error page,
                           never a redirect), kept in the flow, then sign-in if
@@ -41,6 +43,7 @@ The browser session is a sign-in session of :mod:`authbridge.signin` (kind
 from __future__ import annotations
 
 from authbridge.web.signin import account as _account  # noqa: F401 - registers its views
+from authbridge.web.signin import console as _console  # noqa: F401 - registers its views
 from authbridge.web.signin.pages import bp
 
 __all__ = ["bp"]

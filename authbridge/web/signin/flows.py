@@ -23,10 +23,12 @@ CSRF token
     (``stage: "mfa"``) or a new password (``stage: "change"``): account,
     user name, user id and ARN, and whether MFA was used. It lasts
     :data:`PENDING_SECONDS`; the password itself is never kept.
-``next`` / ``user_code`` / ``enrol``
-    Where to go once signed in (``authorize``, ``device`` or ``account``), the
+``next`` / ``user_code`` / ``enrol`` / ``back`` / ``notice``
+    Where to go once signed in (``authorize``, ``device``, ``account`` or
+    ``console``, with ``back`` the console page to resume), the
     device user code being approved, and the serial of the MFA device being
-    enrolled on ``/account/mfa`` (its seed is never kept: it is shown once).
+    enrolled on ``/account/mfa`` (its seed is never kept: it is shown once),
+    and the console's one-time message for the page after a change.
 
 A row lives :data:`FLOW_SECONDS` after its last save. Signing in, or out,
 replaces the flow with a fresh one (a new id, so a new CSRF token): an id an
@@ -49,7 +51,9 @@ FLOW_COOKIE: Final = "__Host-authbridge-flow"
 FLOW_SECONDS: Final = 900
 PENDING_SECONDS: Final = 300
 MAX_CODE_ATTEMPTS: Final = 5  # wrong MFA codes before the sign-in starts over
-NEXT_PAGES: Final = ("authorize", "device", "account")
+NEXT_PAGES: Final = ("authorize", "device", "account", "console")
+# The console page a visit resumes at: /console and up to four segments, none "." or "..".
+BACK: Final = re.compile(r"/console(/[A-Za-z0-9_@+=,-][A-Za-z0-9._@+=,-]*){0,4}")
 _ID: Final = re.compile(r"[A-Za-z0-9_-]{43}")  # what new_id makes
 
 
@@ -76,6 +80,8 @@ class Flow:
     next: str | None = None
     user_code: str | None = None
     enrol: str | None = None  # the serial of an MFA device being enrolled on /account/mfa
+    back: str | None = None  # the console page to return to after sign-in (a checked path)
+    notice: str | None = None  # the console's message for the next page (once)
     from_cookie: bool = False
     stored: bool = False
 
@@ -90,7 +96,9 @@ class Flow:
 
     def renewed(self) -> Flow:
         """The same flow under a fresh id (so a fresh CSRF token), without its pending sign-in."""
-        return Flow(authorize=self.authorize, next=self.next, user_code=self.user_code)
+        return Flow(
+            authorize=self.authorize, next=self.next, user_code=self.user_code, back=self.back
+        )
 
     def pending_stage(self, stage: str, now: float) -> dict[str, Any] | None:
         """The pending sign-in if it is at ``stage`` and still fresh."""
@@ -121,6 +129,7 @@ def parse(flow_id: str, state: str) -> Flow | None:
         return None
     pending = doc.get("pending")
     nxt, code, enrol = doc.get("next"), doc.get("user_code"), doc.get("enrol")
+    back, notice = doc.get("back"), doc.get("notice")
     return Flow(
         flow_id=flow_id,
         authorize=_str_map(doc.get("authorize")),
@@ -128,6 +137,8 @@ def parse(flow_id: str, state: str) -> Flow | None:
         next=nxt if nxt in NEXT_PAGES else None,
         user_code=code if isinstance(code, str) else None,
         enrol=enrol if isinstance(enrol, str) else None,
+        back=back if isinstance(back, str) and BACK.fullmatch(back) else None,
+        notice=notice if isinstance(notice, str) else None,
         from_cookie=True,
         stored=True,
     )

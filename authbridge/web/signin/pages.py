@@ -277,6 +277,8 @@ def _after_sign_in(flow: Flow) -> str:
         return "device_page"
     if flow.next == "account":
         return "account_page"
+    if flow.next == "console":
+        return "console_resume"
     return "login_page"
 
 
