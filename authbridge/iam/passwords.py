@@ -167,6 +167,22 @@ def shared_hasher() -> PasswordHasher:
         return _shared
 
 
+def share_slots(slots: int) -> PasswordHasher:
+    """Make the process-wide hasher one of ``slots`` slots (``authbridge serve``: per worker).
+
+    ``authbridge serve`` runs several worker processes, each with its own
+    semaphore: it gives each its share of the cores
+    (:func:`authbridge.web.server.hashing_slots`) so that all of them together
+    hash on at most as many threads as there are cores.
+    """
+    global _shared
+    if slots < 1:
+        raise ValueError("a hasher needs at least one slot")
+    with _shared_lock:
+        _shared = PasswordHasher(slots=slots)
+        return _shared
+
+
 def _check_length(password: str) -> None:
     if len(password) > MAX_PASSWORD_CHARS:
         raise InputError("Password", f"must be at most {MAX_PASSWORD_CHARS} characters")
