@@ -15,7 +15,10 @@ The work is bounded: every hash and every verification holds a slot of a
 semaphore sized to the machine's cores, waiting at most ``wait_seconds``
 for one; when none frees up the call fails with :class:`Throttled`, so a
 flood of logins queues briefly and is then refused instead of taking every
-core from TokenReviews and the rest of the server.
+core from TokenReviews and the rest of the server. The semaphore is per
+process: ``authbridge serve`` gives each worker its share of the cores
+(:func:`share_slots`), and runs the pages that hash in niced pool threads,
+off the worker's event loop (:mod:`authbridge.web.worker`).
 
 :class:`PasswordPolicy` is the account password policy with AWS's names and
 bounds (``MinimumPasswordLength`` 8-128 here, ``PasswordReusePrevention``

@@ -15,8 +15,12 @@ key load.
 Workers are :class:`authbridge.web.worker.EventLoopWorker`: one event loop
 per process, HTTP keep-alive (the kube-apiserver keeps its webhook connections
 open), gunicorn's HTTP/1.1 parsing, no thread hand-off per request; each
-worker answers one request at a time, so ``workers`` is the concurrency (see
-that module for why, and for its limits). TLS is 1.2 or newer. With a client
+worker answers one request at a time in its loop, so ``workers`` is the
+concurrency (see that module for why, and for its limits), except for the
+pages (sign-in, ``/console``, the admin API), which run in a pool of
+``threads`` niced threads so a password hash never stops a worker's
+TokenReviews; each worker may run ``cores // workers`` argon2 hashes at once
+(:func:`hashing_slots`). TLS is 1.2 or newer. With a client
 CA configured, client certificates are requested (and verified against it)
 but optional at the TLS layer, because
 people and ``curl`` reach ``/verify`` and ``/oauth2/token`` without one; the

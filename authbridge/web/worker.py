@@ -1,4 +1,4 @@
-"""The gunicorn worker ``authbridge serve`` runs: one event loop per process, no thread hand-offs.
+"""The gunicorn worker ``authbridge serve`` runs: one event loop per process, pages in a pool.
 
 Why not gthread
     gunicorn's ``gthread`` worker parks idle keep-alive connections in a poller
@@ -26,6 +26,41 @@ How it works
     slow store query delays the other connections of the same worker (as in
     gunicorn's ``sync`` worker). Reviews and token requests are short; with a
     remote PostgreSQL run more workers than cores (``workers``).
+
+The page pool
+    Pages are not short: ``POST /login`` verifies an argon2id hash (64 MiB,
+    3 passes: 100-300 ms of a core), and so do ``/login/password``, the
+    ``/account`` password change and the admin API's login-profile actions.
+    Run in the loop, each would stop every TokenReview of the worker for that
+    long (bench/RESULTS.md: the webhook kept 5% of its rate under a login
+    flood). So requests for :data:`POOLED_PREFIXES` (the sign-in pages,
+    ``/console``, ``/api``; also under the issuer's path) go to a small pool
+    of threads (gunicorn's ``threads``, 4 with ``authbridge serve``):
+
+    * the loop hands the parsed request over and goes on with the other
+      connections; that connection is taken out of the selector, so nothing
+      more is read from it (pipelined requests behind it stay buffered, the
+      answers stay in order) until the answer is back;
+    * a pool thread runs the app, into a buffer of its own, then wakes the
+      loop through the worker's pipe; the loop appends the answer to the
+      connection and carries on with it (write, then what is buffered);
+    * at most ``threads`` run and :data:`POOL_QUEUE` wait; a page request past
+      that is answered ``503`` with ``Retry-After`` by the loop at once;
+    * the pool threads lower their own CPU priority (nice :data:`POOL_NICE`,
+      per thread on Linux; ignored where that fails): when the cores are
+      contended the kernel runs the loop first. argon2 releases the GIL while
+      it hashes, so the loop keeps running Python meanwhile;
+    * how many hashes run at once is bounded per worker by the hasher's
+      semaphore, sized by ``authbridge serve`` to ``cores // workers``
+      (:func:`authbridge.web.server.hashing_slots`): all workers together hash
+      on at most as many threads as there are cores;
+    * the app raising gives a 500 as in the loop; a stop waits for the pool's
+      requests (within ``graceful_timeout``); a connection whose page answer
+      does not come back within ``timeout`` is closed.
+
+    The store is safe there: both drivers hold one connection per thread
+    (thread-local), so a pool thread never shares the loop's; the shared
+    in-memory state the pages touch (failure limits, metrics) is locked.
 
 Limits (every one bounded, none waits for a client)
     * a request head is limited by gunicorn's ``limit_request_*`` settings;
