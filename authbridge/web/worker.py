@@ -190,7 +190,8 @@ POOL_NICE: Final = 10  # the pool threads' nice value (Linux: per thread)
 RETRY_AFTER_SECONDS: Final = 1
 BUSY: Final = (
     b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
-    b"Retry-After: %d\r\nCache-Control: no-store\r\nContent-Length: %d\r\n%s\r\n%s"
+    b"X-Content-Type-Options: nosniff\r\nRetry-After: %d\r\nCache-Control: no-store\r\n"
+    b"Content-Length: %d\r\n%s\r\n%s"
 )
 BUSY_TEXT: Final = b"The sign-in pages are busy; try again in a moment.\n"
 
