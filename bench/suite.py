@@ -2,7 +2,7 @@
 
 Sets up a temp dir (``authbridge init``, IAM users in a group, a role, a
 mapping, two access keys per user), starts ``authbridge serve`` with its
-default production settings (2 gthread workers, TLS, client CA), and measures:
+default production settings (2 event-loop workers, TLS, client CA), and measures:
 
 1. the load generator against wrk on ``/healthz`` (is the generator the limit?);
 2. webhook: TokenReviews/s at fixed concurrency for distinct valid tokens
@@ -12,7 +12,10 @@ default production settings (2 gthread workers, TLS, client CA), and measures:
    key, and the ratio of the webhook's rate to it;
 5. token endpoint: client-credentials tokens/s and p99, AssumeRole exchanges/s;
 6. ``authbridge token`` wall time as kubectl runs it, cached and minting,
-   beside ``python -c pass`` and ``aws eks get-token``.
+   beside ``python -c pass`` and ``aws eks get-token``;
+7. sign-in (``logins``): logins/s through ``POST /login`` with the default
+   argon2id at 1, cores and 4 x cores clients, then distinct-token reviews/s
+   alone and during a flood of 4 x cores login clients (kept ≥ 0.75).
 
 Every phase is bounded by a count and a duration; the server is stopped at
 the end, on an error and on Ctrl-C. The load generator shares the machine's
