@@ -61,13 +61,13 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def cli(cwd: Path, *args: str, env: dict[str, str] | None = None) -> str:
-    """``authbridge ARGS`` in ``cwd`` (its stdout), with ``env`` or a clean one."""
+def cli(cwd: Path, *args: str, env: dict[str, str] | None = None, stdin: str = "") -> str:
+    """``authbridge ARGS`` in ``cwd`` (its stdout), with ``env`` or a clean one, ``stdin`` in."""
     proc = subprocess.run(
         [AUTHBRIDGE, *args],
         cwd=cwd,
         env=env if env is not None else clean_env(HOME=str(cwd)),
-        stdin=subprocess.DEVNULL,
+        input=stdin,
         capture_output=True,
         text=True,
         timeout=60,

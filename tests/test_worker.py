@@ -34,8 +34,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from authbridge import pki
+from authbridge.iam.credentials import Pepper
 from tests.serving import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,6 +56,10 @@ class Served:
     tls_dir: Path | None
     ca: pki.CertKey | None
     log: Path
+    holds: Path  # a file NAME here releases the app's /api/hold?k=NAME
+
+    def release(self, name: str) -> None:
+        (self.holds / name).touch()
 
     def connect(
         self, cert: pki.CertKey | None = None, source: str = "127.0.0.1", timeout: float = 10
@@ -87,6 +94,8 @@ def _start(tmp: Path, tls: bool) -> Served:
         (tls_dir / "server.crt").write_bytes(leaf.cert_pem)
         (tls_dir / "server.key").write_bytes(leaf.key_pem)
     log = tmp / "server.log"
+    holds = tmp / "holds"
+    holds.mkdir()
     with log.open("wb") as sink:
         proc = subprocess.Popen(
             [sys.executable, "-m", "tests.worker_server", str(port)]
@@ -96,8 +105,9 @@ def _start(tmp: Path, tls: bool) -> Served:
             stdout=sink,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            env={**os.environ, "WORKER_TEST_HOLD_DIR": str(holds)},
         )
-    served = Served(port, proc, tls_dir, ca, log)
+    served = Served(port, proc, tls_dir, ca, log, holds)
     deadline = time.monotonic() + 20
     while True:
         try:
@@ -671,3 +681,231 @@ def test_the_worker_takes_its_connection_limits_from_authbridges_settings(tmp_pa
         assert [str(n) for n in worker.uncapped] == ["10.0.0.0/8"]
     finally:
         worker.tmp.close()
+
+
+# -- the page pool ---------------------------------------------------------------------------
+# Page requests (here /api/...) run in the worker's pool; /api/hold holds its pool thread
+# until the test releases it, so every test below would hang (and fail on a socket
+# timeout) if the page request ran in the loop.
+
+
+def _get(served: Served, path: str, source: str = "127.0.0.1") -> bytes:
+    with served.connect(source=source) as s:
+        s.sendall(b"GET " + path.encode() + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        status, _, body = read_answer(s, bytearray())
+    assert status == 200, body
+    return body
+
+
+def _wait_for(served: Served, path: str, want: bytes) -> None:
+    """Ask the loop ``path`` until it answers ``want`` (a wait, not a timing assertion)."""
+    deadline = time.monotonic() + 20
+    while _get(served, path) != want:
+        assert time.monotonic() < deadline, f"{path} never said {want!r}"
+        time.sleep(0.02)
+
+
+def _hold(served: Served, name: str, source: str = "127.0.0.1") -> socket.socket:
+    s = served.connect(source=source)
+    s.sendall(b"GET /api/hold?k=%s HTTP/1.1\r\nHost: x\r\n\r\n" % name.encode())
+    return s
+
+
+def test_a_page_request_in_the_pool_leaves_the_loop_serving(tls_server: Served) -> None:
+    held = _hold(tls_server, "loop1")
+    try:
+        _wait_for(tls_server, "/held?k=loop1", b"yes")  # the page request is running
+        # The loop answers the rest (a TokenReview would be here) meanwhile.
+        with tls_server.connect() as other:
+            buffered = bytearray()
+            for i in range(3):
+                other.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\n%d" % i)
+                assert read_answer(other, buffered)[2] == b"%d" % i
+        tls_server.release("loop1")
+        status, headers, body = read_answer(held, bytearray())
+        assert (status, body) == (200, b"held loop1")
+        assert headers.get("connection", "").lower() != "close"
+        held.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")  # the connection goes on
+        assert read_answer(held, bytearray())[2] == b"hello"
+    finally:
+        tls_server.release("loop1")
+        held.close()
+
+
+def test_pipelined_answers_stay_in_order_around_a_page_request(tls_server: Served) -> None:
+    with tls_server.connect() as s:
+        s.sendall(
+            b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\n0"
+            b"GET /api/hold?k=order1 HTTP/1.1\r\nHost: x\r\n\r\n"
+            b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\n2"
+            b"GET /api/thread HTTP/1.1\r\nHost: x\r\n\r\n"
+            b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n"
+        )
+        buffered = bytearray()
+        try:
+            assert read_answer(s, buffered)[2] == b"0"  # before the page request: at once
+            _wait_for(tls_server, "/held?k=order1", b"yes")
+            assert _get(tls_server, "/hello") == b"hello"  # the loop is free meanwhile
+        finally:
+            tls_server.release("order1")
+        answers = [read_answer(s, buffered)[2] for _ in range(4)]
+    assert answers[0] == b"held order1" and answers[1] == b"2"
+    assert answers[2].startswith(b"authbridge-page-") and answers[3] == b"hello"
+
+
+def test_pool_threads_run_at_a_lower_cpu_priority(plain_server: Served) -> None:
+    # Under CPU contention the kernel favours the loop (TokenReviews) over page work.
+    name, nice = _get(plain_server, "/api/thread").split()
+    assert name.startswith(b"authbridge-page-") and int(nice) == 10
+    assert _get(plain_server, "/thread").split() == [b"MainThread", b"0"]
+
+
+def test_a_full_page_pool_answers_503_with_retry_after(tls_server: Served) -> None:
+    # 2 threads run, 2 requests wait (the test server's pool); the next gets 503 at once.
+    names = ["full1", "full2", "full3", "full4"]
+    held: list[socket.socket] = []
+    try:
+        for name in names[:2]:
+            held.append(_hold(tls_server, name, source="127.0.0.2"))
+            _wait_for(tls_server, f"/held?k={name}", b"yes")
+        for name in names[2:]:
+            held.append(_hold(tls_server, name, source="127.0.0.3"))
+        _wait_for(tls_server, "/pool", b"4")
+        assert _get(tls_server, "/held?k=full3") == b"no"  # queued, not running
+        with tls_server.connect(source="127.0.0.4") as extra:
+            extra.sendall(b"GET /api/hold?k=full5 HTTP/1.1\r\nHost: x\r\n\r\n")
+            status, headers, body = read_answer(extra, bytearray())
+            assert status == 503 and headers["retry-after"] == "1"
+            assert b"busy" in body and headers.get("connection", "").lower() != "close"
+            extra.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")  # still usable
+            assert read_answer(extra, bytearray())[2] == b"hello"
+        for name in names:
+            tls_server.release(name)
+        assert [read_answer(s, bytearray())[2] for s in held] == [
+            b"held " + n.encode() for n in names
+        ]
+        assert _get(tls_server, "/held?k=full5") == b"no"  # refused, never run
+        _wait_for(tls_server, "/pool", b"0")
+    finally:
+        for name in names:
+            tls_server.release(name)
+        for s in held:
+            s.close()
+
+
+def test_a_page_handler_that_raises_gets_500_and_the_worker_goes_on(tls_server: Served) -> None:
+    with tls_server.connect() as s:
+        s.sendall(
+            b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\nGET /api/boom HTTP/1.1\r\nHost: x\r\n\r\n"
+            b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n"
+        )
+        answer = read_all(s)
+    assert answer.startswith(b"HTTP/1.1 200 OK")
+    assert answer.count(b"HTTP/1.1 ") == 2 and b"HTTP/1.1 500 Internal Server Error" in answer
+    assert _get(tls_server, "/api/thread").startswith(b"authbridge-page-")
+    _wait_for(tls_server, "/pool", b"0")
+
+
+def test_sigterm_waits_for_a_page_request_in_flight(tmp_path: Path) -> None:
+    served = _start(tmp_path, tls=True)
+    try:
+        with served.connect() as idle:
+            idle.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert read_answer(idle, bytearray())[0] == 200
+            busy = _hold(served, "stop1")
+            try:
+                _wait_for(served, "/held?k=stop1", b"yes")
+                os.killpg(served.proc.pid, signal.SIGTERM)
+                # The worker is stopping once it closes its idle connection; the page
+                # request is still running, and is answered when it ends.
+                assert closed_by_server(idle, within=10)
+                assert served.proc.poll() is None
+                served.release("stop1")
+                busy.settimeout(10)
+                status, headers, body = read_answer(busy, bytearray())
+                assert (status, body) == (200, b"held stop1")
+                assert headers.get("connection", "").lower() == "close"
+            finally:
+                served.release("stop1")
+                busy.close()
+        assert served.proc.wait(timeout=15) == 0
+    finally:
+        _stop(served)
+
+
+def test_which_requests_go_to_the_page_pool() -> None:
+    from authbridge.web.worker import pooled
+
+    for path in ("/login", "/login/mfa", "/device", "/device/decision", "/api/", "/console"):
+        assert pooled(path), path
+        assert pooled("/auth" + path, "/auth"), path
+    for path in (
+        "/authenticate",
+        "/oauth2/token",
+        "/oauth2/device_authorization",
+        "/loginx",
+        "/apix",
+        "/healthz",
+        "/metrics",
+        "/.well-known/openid-configuration",
+        "/auth/authenticate",
+    ):
+        assert not pooled(path, "/auth"), path
+    assert not pooled("/authx/login", "/auth") and pooled("/login", "/auth")
+
+
+def test_every_sign_in_page_and_admin_api_route_runs_in_the_pool(
+    tmp_path: Path, pepper: Pepper
+) -> None:
+    # The worker's list of page paths and the app's routes must not drift apart.
+    from authbridge.keys import KeyDirectory, KeyRing
+    from authbridge.store import open_store
+    from authbridge.web import create_app
+    from authbridge.web.context import issuer_path
+    from authbridge.web.worker import pooled
+    from tests.web.conftest import make_settings
+
+    conf = make_settings(tmp_path, issuer="https://idp.example/auth")
+    store = open_store(f"sqlite:///{tmp_path}/authbridge.db", pepper=pepper)
+    try:
+        directory = KeyDirectory(conf.keys_dir, prepublication_delay=600)
+        directory.init("ES256", now=time.time() - 3600)
+        app = create_app(conf, store=store, keys=KeyRing(directory))
+        prefix = issuer_path(conf.issuer)
+        assert prefix == "/auth"
+        seen = 0
+        for rule in app.url_map.iter_rules():
+            blueprint = rule.endpoint.split(".")[0]
+            page = blueprint.startswith(("signin", "api"))
+            assert pooled(rule.rule, prefix) == page, rule.rule
+            seen += page
+        assert seen > 20
+    finally:
+        store.close()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(
+            ["login", "api", "device", "console", "oauth2", "authorize", "token", "x", "", "."]
+        ),
+        max_size=4,
+    ).map(lambda parts: "/" + "/".join(parts))
+)
+def test_the_issuer_prefix_changes_nothing_but_the_prefix(path: str) -> None:
+    from authbridge.web.worker import pooled
+
+    assert pooled("/auth" + path, "/auth") == pooled(path)
+    assert pooled(path, "/auth") == pooled(path)  # the root paths are served too
+
+
+def test_argon2_hashes_at_once_across_workers_are_at_most_the_cores() -> None:
+    from authbridge.web.server import hashing_slots
+
+    for cores in (1, 2, 4, 8, 64):
+        for workers in (1, 2, 3, 4, 16):
+            slots = hashing_slots(cores, workers)
+            assert slots >= 1
+            assert slots * workers <= max(cores, workers)
+    assert hashing_slots(2, 2) == 1 and hashing_slots(8, 2) == 4

@@ -13,14 +13,24 @@ Routes: ``/hello`` (200 "hello"), ``/echo`` (the body back, with its length),
 ``/boom`` (the app raises), ``/sleep?s=0.5`` (blocks the worker that long),
 ``/peer`` (the client certificate's subject as the app sees it),
 ``/big?n=N`` (N bytes).
+
+Page-pool routes (under ``/api``, so the worker runs them in its page pool):
+``/api/hold?k=NAME`` blocks its pool thread until the file NAME exists in
+``$WORKER_TEST_HOLD_DIR`` (at most 30 s), then answers "held NAME";
+``/api/boom`` raises. In the loop: ``/held?k=NAME`` says whether that hold
+has started ("yes"/"no"), ``/pool`` the requests in the page pool (running
+or queued) and ``/thread`` which thread and nice value answered. The pool has
+2 threads (gunicorn's ``threads``) and a queue of 2 (``page_queue``).
 """
 
 from __future__ import annotations
 
 import ipaddress
 import json
+import os
 import ssl
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -30,13 +40,50 @@ from gunicorn.app.base import BaseApplication
 from authbridge.web.peer import client_certificate
 
 MAX_BODY = 4096  # the app's body cap, as authbridge's maxRequestBytes
+POOL_THREADS = 2
+POOL_QUEUE = 2
+HOLD_SECONDS = 30.0  # a hold whose file never comes ends anyway
+_started: set[str] = set()
+_started_lock = threading.Lock()
+
+
+def _query(environ: dict[str, Any], name: str) -> str:
+    for part in environ.get("QUERY_STRING", "").split("&"):
+        key, _, value = part.partition("=")
+        if key == name:
+            return value
+    return ""
+
+
+def _hold(environ: dict[str, Any]) -> bytes:
+    name = _query(environ, "k")
+    if not name.isalnum():
+        raise ValueError("k must be letters and digits")
+    with _started_lock:
+        _started.add(name)
+    release = os.path.join(os.environ["WORKER_TEST_HOLD_DIR"], name)
+    deadline = time.monotonic() + HOLD_SECONDS
+    while not os.path.exists(release) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return b"held " + name.encode()
 
 
 def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
     path = environ["PATH_INFO"]
-    if path == "/boom":
+    if path in ("/boom", "/api/boom"):
         raise RuntimeError("boom")
-    if path == "/sleep":
+    if path == "/api/hold":
+        body = _hold(environ)
+    elif path == "/held":
+        with _started_lock:
+            body = b"yes" if _query(environ, "k") in _started else b"no"
+    elif path == "/pool":
+        pool = environ["gunicorn.socket"].worker_pool()
+        body = str(pool.waiting if pool is not None else -1).encode()
+    elif path in ("/thread", "/api/thread"):
+        me = threading.get_native_id()
+        body = f"{threading.current_thread().name} {os.getpriority(os.PRIO_PROCESS, me)}".encode()
+    elif path == "/sleep":
         time.sleep(float(environ.get("QUERY_STRING", "s=0.5").split("=")[1]))
         body = b"slept"
     elif path == "/echo":
@@ -60,6 +107,7 @@ class Settings:
     """What the worker reads of authbridge's settings."""
 
     max_request_bytes = MAX_BODY
+    page_queue = POOL_QUEUE
 
     def __init__(self, handshake: int, per_address: int, trusted: str) -> None:
         self.handshake_timeout = handshake
@@ -88,6 +136,7 @@ class Server(BaseApplication):  # type: ignore[misc]  # gunicorn is untyped
             "workers": 1,
             "worker_class": "authbridge.web.worker.EventLoopWorker",
             "worker_connections": 8,
+            "threads": POOL_THREADS,
             "timeout": self.timeout_s,
             "keepalive": self.keepalive_s,
             "graceful_timeout": 5,

@@ -15,7 +15,10 @@ The work is bounded: every hash and every verification holds a slot of a
 semaphore sized to the machine's cores, waiting at most ``wait_seconds``
 for one; when none frees up the call fails with :class:`Throttled`, so a
 flood of logins queues briefly and is then refused instead of taking every
-core from TokenReviews and the rest of the server.
+core from TokenReviews and the rest of the server. The semaphore is per
+process: ``authbridge serve`` gives each worker its share of the cores
+(:func:`share_slots`), and runs the pages that hash in niced pool threads,
+off the worker's event loop (:mod:`authbridge.web.worker`).
 
 :class:`PasswordPolicy` is the account password policy with AWS's names and
 bounds (``MinimumPasswordLength`` 8-128 here, ``PasswordReusePrevention``
@@ -164,6 +167,22 @@ def shared_hasher() -> PasswordHasher:
     with _shared_lock:
         if _shared is None:
             _shared = PasswordHasher()
+        return _shared
+
+
+def share_slots(slots: int) -> PasswordHasher:
+    """Make the process-wide hasher one of ``slots`` slots (``authbridge serve``: per worker).
+
+    ``authbridge serve`` runs several worker processes, each with its own
+    semaphore: it gives each its share of the cores
+    (:func:`authbridge.web.server.hashing_slots`) so that all of them together
+    hash on at most as many threads as there are cores.
+    """
+    global _shared
+    if slots < 1:
+        raise ValueError("a hasher needs at least one slot")
+    with _shared_lock:
+        _shared = PasswordHasher(slots=slots)
         return _shared
 
 

@@ -15,8 +15,12 @@ key load.
 Workers are :class:`authbridge.web.worker.EventLoopWorker`: one event loop
 per process, HTTP keep-alive (the kube-apiserver keeps its webhook connections
 open), gunicorn's HTTP/1.1 parsing, no thread hand-off per request; each
-worker answers one request at a time, so ``workers`` is the concurrency (see
-that module for why, and for its limits). TLS is 1.2 or newer. With a client
+worker answers one request at a time in its loop, so ``workers`` is the
+concurrency (see that module for why, and for its limits), except for the
+pages (sign-in, ``/console``, the admin API), which run in a pool of
+``threads`` niced threads so a password hash never stops a worker's
+TokenReviews; each worker may run ``cores // workers`` argon2 hashes at once
+(:func:`hashing_slots`). TLS is 1.2 or newer. With a client
 CA configured, client certificates are requested (and verified against it)
 but optional at the TLS layer, because
 people and ``curl`` reach ``/verify`` and ``/oauth2/token`` without one; the
@@ -170,12 +174,15 @@ class AuthbridgeServer(BaseApplication):  # type: ignore[misc]  # gunicorn is un
 
     def load(self) -> Any:
         # Runs in each worker after the fork: nothing opened here is shared.
+        from authbridge.iam import passwords
         from authbridge.iam.credentials import load_or_create_pepper
         from authbridge.keys import KeyDirectory, KeyRing
         from authbridge.store import open_store
         from authbridge.web.app import create_app
 
         s = self.settings
+        # This worker's share of the cores for argon2 (see hashing_slots).
+        passwords.share_slots(hashing_slots(os.cpu_count() or 1, s.workers))
         store = open_store(
             s.store,
             pepper=lambda: load_or_create_pepper(s.pepper_file, create=False),
@@ -200,6 +207,21 @@ class AuthbridgeServer(BaseApplication):  # type: ignore[misc]  # gunicorn is un
             log.warning(INSECURE_BANNER)
         lookup = self.service_accounts() if self.service_accounts is not None else None
         return create_app(s, store=store, keys=keys, service_accounts=lookup)
+
+
+def hashing_slots(cores: int, workers: int) -> int:
+    """argon2 hashes one worker may run at once: its share of the cores, at least one.
+
+    Each worker process has its own semaphore (:mod:`authbridge.iam.passwords`);
+    were each sized to the cores, ``workers`` x ``cores`` hashes would run at once
+    (4 on this 2-core, 2-worker default), 64 MiB each, and every core would be
+    hashing. With ``cores // workers`` per worker they are ``cores`` together
+    (more only when there are more workers than cores: one each). A hash holds
+    one core for ~100-200 ms; the pool threads that run it are niced, so the
+    loops (TokenReviews) still get the cores first when they need them
+    (bench/RESULTS.md, "Sign-in under load").
+    """
+    return max(1, cores // max(1, workers))
 
 
 def store_keys(settings: Settings, store: Store, kek: Kek | None = None) -> StoreKeys:

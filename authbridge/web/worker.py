@@ -1,4 +1,4 @@
-"""The gunicorn worker ``authbridge serve`` runs: one event loop per process, no thread hand-offs.
+"""The gunicorn worker ``authbridge serve`` runs: one event loop per process, pages in a pool.
 
 Why not gthread
     gunicorn's ``gthread`` worker parks idle keep-alive connections in a poller
@@ -26,6 +26,41 @@ How it works
     slow store query delays the other connections of the same worker (as in
     gunicorn's ``sync`` worker). Reviews and token requests are short; with a
     remote PostgreSQL run more workers than cores (``workers``).
+
+The page pool
+    Pages are not short: ``POST /login`` verifies an argon2id hash (64 MiB,
+    3 passes: 100-300 ms of a core), and so do ``/login/password``, the
+    ``/account`` password change and the admin API's login-profile actions.
+    Run in the loop, each would stop every TokenReview of the worker for that
+    long (bench/RESULTS.md: the webhook kept 5% of its rate under a login
+    flood). So requests for :data:`POOLED_PREFIXES` (the sign-in pages,
+    ``/console``, ``/api``; also under the issuer's path) go to a small pool
+    of threads (gunicorn's ``threads``, 4 with ``authbridge serve``):
+
+    * the loop hands the parsed request over and goes on with the other
+      connections; that connection is taken out of the selector, so nothing
+      more is read from it (pipelined requests behind it stay buffered, the
+      answers stay in order) until the answer is back;
+    * a pool thread runs the app, into a buffer of its own, then wakes the
+      loop through the worker's pipe; the loop appends the answer to the
+      connection and carries on with it (write, then what is buffered);
+    * at most ``threads`` run and :data:`POOL_QUEUE` wait; a page request past
+      that is answered ``503`` with ``Retry-After`` by the loop at once;
+    * the pool threads lower their own CPU priority (nice :data:`POOL_NICE`,
+      per thread on Linux; ignored where that fails): when the cores are
+      contended the kernel runs the loop first. argon2 releases the GIL while
+      it hashes, so the loop keeps running Python meanwhile;
+    * how many hashes run at once is bounded per worker by the hasher's
+      semaphore, sized by ``authbridge serve`` to ``cores // workers``
+      (:func:`authbridge.web.server.hashing_slots`): all workers together hash
+      on at most as many threads as there are cores;
+    * the app raising gives a 500 as in the loop; a stop waits for the pool's
+      requests (within ``graceful_timeout``); a connection whose page answer
+      does not come back within ``timeout`` is closed.
+
+    The store is safe there: both drivers hold one connection per thread
+    (thread-local), so a pool thread never shares the loop's; the shared
+    in-memory state the pages touch (failure limits, metrics) is locked.
 
 Limits (every one bounded, none waits for a client)
     * a request head is limited by gunicorn's ``limit_request_*`` settings;
@@ -96,10 +131,13 @@ import errno
 import gc
 import io
 import os
+import queue
 import selectors
 import socket
 import ssl
+import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Final
@@ -114,6 +152,7 @@ from gunicorn.http.unreader import IterUnreader
 from gunicorn.workers import base
 
 from authbridge import audit
+from authbridge.web.context import issuer_path
 from authbridge.web.limits import connection_address, per_worker
 
 MAX_BODY_BYTES: Final = 1024 * 1024  # the body cap when the app has no settings (tests)
@@ -129,6 +168,32 @@ SWEEP_EVERY_SECONDS: Final = 0.5
 RECV_BYTES: Final = 65536
 MAX_PIPELINED: Final = 32  # answers buffered for one connection before they are written
 CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
+# Requests under these paths (also under the issuer's path) run in the page pool, not
+# in the loop: the sign-in pages (authbridge.web.signin: /login hashes a password with
+# argon2id, ~100 ms of a core and more), the console, and the admin API (its
+# login-profile actions hash too). A path matches a prefix exactly or below it ("/device"
+# and "/device/decision", not "/oauth2/device_authorization").
+POOLED_PREFIXES: Final = (
+    "/login",
+    "/logout",
+    "/signed-out",
+    "/device",
+    "/account",
+    "/oauth2/authorize",
+    "/signin/static",
+    "/console",
+    "/api",
+)
+POOL_THREADS: Final = 4  # page pool threads per worker when gunicorn's ``threads`` is 1
+POOL_QUEUE: Final = 32  # page requests waiting for a pool thread, per worker; then 503
+POOL_NICE: Final = 10  # the pool threads' nice value (Linux: per thread)
+RETRY_AFTER_SECONDS: Final = 1
+BUSY: Final = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
+    b"X-Content-Type-Options: nosniff\r\nRetry-After: %d\r\nCache-Control: no-store\r\n"
+    b"Content-Length: %d\r\n%s\r\n%s"
+)
+BUSY_TEXT: Final = b"The sign-in pages are busy; try again in a moment.\n"
 
 _READ: Final = selectors.EVENT_READ
 _WRITE: Final = selectors.EVENT_WRITE
@@ -148,14 +213,15 @@ class _Answer:
     connection.
     """
 
-    __slots__ = ("_conn",)
+    __slots__ = ("_conn", "out")
 
-    def __init__(self, conn: _Connection) -> None:
+    def __init__(self, conn: _Connection, out: list[bytes]) -> None:
         self._conn = conn
+        self.out = out  # the connection's buffer, or a pool job's own until it is done
 
     def sendall(self, data: bytes) -> None:
         if data:
-            self._conn.out.append(bytes(data))
+            self.out.append(bytes(data))
 
     def send(self, data: bytes) -> int:
         if bytes(data) == CONTINUE:
@@ -171,6 +237,10 @@ class _Answer:
 
     def getpeercert(self, binary_form: bool = False) -> Any:
         return self._conn.peer_cert(binary_form)
+
+    def worker_pool(self) -> _PagePool | None:
+        """The worker's page pool (its ``waiting`` count is what tests look at)."""
+        return self._conn.pool
 
 
 class _Connection:
@@ -192,6 +262,8 @@ class _Connection:
         "requests",
         "events",
         "answer",
+        "job",
+        "pool",
         "_cert",
         "_cert_der",
     )
@@ -213,7 +285,9 @@ class _Connection:
         self.address: str | None = None  # what the per-address cap counts it under
         self.requests = 0
         self.events = 0
-        self.answer = _Answer(self)
+        self.answer = _Answer(self, self.out)
+        self.job: _Job | None = None  # a request of this connection in the page pool
+        self.pool: _PagePool | None = None  # the worker's
         self._cert: Any = None
         self._cert_der: Any = None
 
@@ -228,6 +302,86 @@ class _Connection:
         if self._cert is None:
             self._cert = getpeercert()
         return self._cert
+
+
+class _Job:
+    """A page request handed to the pool: what it needs, and the answer it made."""
+
+    __slots__ = ("conn", "req", "force_close", "answer", "close")
+
+    def __init__(self, conn: _Connection, req: Request, force_close: bool) -> None:
+        self.conn = conn
+        self.req = req
+        self.force_close = force_close
+        self.answer = _Answer(conn, [])  # written by the pool thread only, read when done
+        self.close = False
+
+
+class _PagePool:
+    """A few threads that run page requests; the loop is woken through a pipe when one is done.
+
+    At most ``threads`` run and ``queued`` wait; :meth:`submit` says False past that
+    (the loop answers 503). The threads lower their own CPU priority (nice
+    :data:`POOL_NICE`; on Linux ``setpriority`` applies to one thread), so when the
+    cores are contended the kernel runs the loop (TokenReviews) first.
+    """
+
+    def __init__(self, run: Callable[[_Job], None], threads: int, queued: int, wake_fd: int):
+        self.threads = threads
+        self.queued = queued
+        self._run = run
+        self._wake_fd = wake_fd
+        self._jobs: queue.Queue[_Job | None] = queue.Queue()
+        self.done: deque[_Job] = deque()
+        self.waiting = 0  # submitted and not done yet (running or queued); the loop's count
+        self._started: list[threading.Thread] = []
+
+    def submit(self, job: _Job) -> bool:
+        if self.waiting >= self.threads + self.queued:
+            return False
+        if len(self._started) < min(self.threads, self.waiting + 1):
+            thread = threading.Thread(
+                target=self._serve, name=f"authbridge-page-{len(self._started)}", daemon=True
+            )
+            thread.start()
+            self._started.append(thread)
+        self.waiting += 1
+        self._jobs.put(job)
+        return True
+
+    def _serve(self) -> None:
+        lower_priority()
+        while (job := self._jobs.get()) is not None:
+            try:
+                self._run(job)
+            finally:
+                self.done.append(job)
+                try:
+                    os.write(self._wake_fd, b"\x01")
+                except OSError:  # the pipe is full: the loop is being woken anyway
+                    pass
+
+    def stop(self) -> None:
+        for _ in self._started:
+            self._jobs.put(None)
+
+
+def lower_priority(nice: int = POOL_NICE) -> None:
+    """Lower the calling thread's CPU priority to ``nice`` (per thread on Linux; else ignored)."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+    except (AttributeError, OSError):
+        pass
+
+
+def pooled(path: str, issuer_prefix: str = "") -> bool:
+    """Whether a request for ``path`` runs in the page pool (:data:`POOLED_PREFIXES`)."""
+    if issuer_prefix and path.startswith(issuer_prefix + "/"):
+        path = path[len(issuer_prefix) :]
+    for prefix in POOLED_PREFIXES:
+        if path.startswith(prefix) and (len(path) == len(prefix) or path[len(prefix)] == "/"):
+            return True
+    return False
 
 
 class EventLoopWorker(base.Worker):  # type: ignore[misc]  # gunicorn is untyped
@@ -257,6 +411,15 @@ class EventLoopWorker(base.Worker):  # type: ignore[misc]  # gunicorn is untyped
         self.by_address: dict[str, dict[int, _Connection]] = {}
         self._evictions = 0
         self._eviction_logged = -EVICTION_LOG_EVERY_SECONDS
+        # The page pool (see the module docstring): gunicorn's ``threads`` threads (when
+        # set above 1) and a bounded queue; made in run(), after the fork.
+        self.pool: _PagePool | None = None
+        self.pool_threads = self.cfg.threads if self.cfg.threads > 1 else POOL_THREADS
+        self.pool_queue = int(getattr(settings, "page_queue", POOL_QUEUE))
+        try:
+            self.issuer_prefix = issuer_path(str(getattr(settings, "issuer", "")))
+        except ValueError:
+            self.issuer_prefix = ""
 
     # -- process life --------------------------------------------------------------------------
 
@@ -284,6 +447,7 @@ class EventLoopWorker(base.Worker):  # type: ignore[misc]  # gunicorn is untyped
         gc.collect()
         gc.freeze()
         self._sel().register(self.PIPE[0], _READ, self._wake)
+        self.pool = _PagePool(self._run_job, self.pool_threads, self.pool_queue, self.PIPE[1])
         for listener in self.sockets:
             listener.setblocking(False)
         while self.alive:
@@ -299,7 +463,7 @@ class EventLoopWorker(base.Worker):  # type: ignore[misc]  # gunicorn is untyped
         self._set_accepting(False)
         now = time.monotonic()
         for conn in list(self.connections.values()):
-            if not conn.inbuf and not conn.out:
+            if conn.job is None and not conn.inbuf and not conn.out:
                 if conn.requests == 0 and conn.handshaken:
                     self._close(conn)  # nothing asked yet: nothing in flight
                 else:
@@ -312,6 +476,8 @@ class EventLoopWorker(base.Worker):  # type: ignore[misc]  # gunicorn is untyped
             self._close(conn)
         for listener in self.sockets:
             listener.close()
+        if self.pool is not None:
+            self.pool.stop()
 
     def _maybe_notify(self) -> None:
         now = time.monotonic()
@@ -334,6 +500,9 @@ class EventLoopWorker(base.Worker):  # type: ignore[misc]  # gunicorn is untyped
         for key, mask in ready:
             callback: Callable[[Any, int], None] = key.data
             callback(key.fileobj, mask)
+        if self.pool is not None:
+            while self.pool.done:
+                self._job_done(self.pool.done.popleft())
         now = time.monotonic()
         if now - self._last_sweep >= SWEEP_EVERY_SECONDS:
             self._last_sweep = now
@@ -383,6 +552,7 @@ class EventLoopWorker(base.Worker):  # type: ignore[misc]  # gunicorn is untyped
                     raw.close()
                     continue
             conn = _Connection(sock, addr, listener.getsockname())
+            conn.pool = self.pool
             conn.handshaken = not self.cfg.is_ssl
             now = time.monotonic()
             # The handshake and the first request byte, together, get the short deadline.
@@ -449,6 +619,11 @@ class EventLoopWorker(base.Worker):  # type: ignore[misc]  # gunicorn is untyped
             self._sel().modify(conn.sock, events, lambda _f, m, c=conn: self._on_event(c, m))
         conn.events = events
 
+    def _pause(self, conn: _Connection) -> None:
+        if conn.events:
+            self._sel().unregister(conn.sock)
+            conn.events = 0
+
     def _close(self, conn: _Connection) -> None:
         fd = conn.fd
         if conn.events and self.selector is not None:
@@ -480,7 +655,7 @@ class EventLoopWorker(base.Worker):  # type: ignore[misc]  # gunicorn is untyped
                     return
             if conn.out and not self._flush(conn):
                 return
-            if not conn.close_after:
+            if not conn.close_after and conn.job is None:
                 if not self._read(conn):
                     return
                 while True:
@@ -488,9 +663,19 @@ class EventLoopWorker(base.Worker):  # type: ignore[misc]  # gunicorn is untyped
                     self._serve_buffered(conn)
                     if conn.out and not self._flush(conn):
                         return  # the socket is full: the rest when it drains
-                    if conn.requests == served or not conn.inbuf or conn.close_after:
-                        break  # nothing more whole in the buffer (or closing)
+                    if (
+                        conn.requests == served
+                        or not conn.inbuf
+                        or conn.close_after
+                        or conn.job is not None
+                    ):
+                        break  # nothing more whole in the buffer (or closing, or waiting)
                     # a batch of pipelined requests answered: serve what is still buffered
+            if conn.job is not None:
+                # Its page request is in the pool: nothing more is read from it (the
+                # answers stay in order) until that answer is back (_job_done).
+                self._pause(conn)
+                return
             if conn.eof and not conn.out:
                 conn.close_after = True  # nothing more can come: whatever is left is cut
             if conn.close_after and not conn.out and not self._draining(conn):
@@ -610,7 +795,12 @@ class EventLoopWorker(base.Worker):  # type: ignore[misc]  # gunicorn is untyped
         """Answer every whole request in the buffer (pipelining), in order."""
         # Pipelined requests are answered a batch at a time: a client that sends many
         # and reads nothing fills its socket, and the rest waits until it reads.
-        while conn.inbuf and not conn.close_after and len(conn.out) < MAX_PIPELINED:
+        while (
+            conn.inbuf
+            and not conn.close_after
+            and conn.job is None
+            and len(conn.out) < MAX_PIPELINED
+        ):
             try:
                 req, used, cut = self._parse(conn)
             except _Incomplete:
@@ -628,7 +818,10 @@ class EventLoopWorker(base.Worker):  # type: ignore[misc]  # gunicorn is untyped
             del conn.inbuf[:used]
             conn.continued = False
             conn.requests += 1
-            self._run_app(conn, req, force_close=cut is not None)
+            if self.pool is not None and pooled(req.path or "", self.issuer_prefix):
+                self._to_pool(conn, req, force_close=cut is not None)
+            else:
+                self._run_app(conn, req, force_close=cut is not None)
             if cut is not None:
                 # The rest of that body is still on its way: drop it, then close.
                 conn.close_after = True
@@ -694,19 +887,35 @@ class EventLoopWorker(base.Worker):  # type: ignore[misc]  # gunicorn is untyped
         super().handle_error(req, client, addr, exc)
 
     def _run_app(self, conn: _Connection, req: Request, *, force_close: bool = False) -> None:
+        self._count_request()
+        if self._call_app(conn, req, conn.answer, force_close=force_close):
+            conn.close_after = True
+
+    def _count_request(self) -> None:
+        self.nr += 1
+        if self.nr >= self.max_requests:
+            if self.alive:
+                self.log.info("Autorestarting worker after current request.")
+                self.alive = False
+
+    def _call_app(
+        self, conn: _Connection, req: Request, answer: _Answer, *, force_close: bool
+    ) -> bool:
+        """Run the app for ``req``, its answer appended to ``answer.out``; True: close after.
+
+        Runs in the loop, or in a pool thread for a page request (then ``answer`` is
+        the job's own, and nothing here touches the connection but its client address).
+        """
         environ: dict[str, Any] = {}
         resp = None
         started = datetime.now()
-        mark = len(conn.out)  # answers to earlier pipelined requests stay
+        out = answer.out
+        mark = len(out)  # answers to earlier pipelined requests stay
+        close = False
         try:
             self.cfg.pre_request(self, req)
-            resp, environ = wsgi.create(req, conn.answer, conn.client, conn.server, self.cfg)
-            environ["wsgi.multithread"] = False
-            self.nr += 1
-            if self.nr >= self.max_requests:
-                if self.alive:
-                    self.log.info("Autorestarting worker after current request.")
-                    self.alive = False
+            resp, environ = wsgi.create(req, answer, conn.client, conn.server, self.cfg)
+            environ["wsgi.multithread"] = answer is not conn.answer
             if force_close or not self.alive or not self.cfg.keepalive:
                 resp.force_close()
             respiter = self.wsgi(environ, resp.start_response)
@@ -718,22 +927,76 @@ class EventLoopWorker(base.Worker):  # type: ignore[misc]  # gunicorn is untyped
                 resp.close()
             finally:
                 self.log.access(resp, req, environ, datetime.now() - started)
-                close = getattr(respiter, "close", None)
-                if close is not None:
-                    close()
-            if resp.should_close():
-                conn.close_after = True
+                respclose = getattr(respiter, "close", None)
+                if respclose is not None:
+                    respclose()
+            close = bool(resp.should_close())
         except Exception as e:
             # Nothing of this answer reached the client yet (it is written when
             # complete): drop what the app produced and answer 500 instead.
-            conn.close_after = True
-            del conn.out[mark:]
-            self.handle_error(req, conn.answer, conn.client, e)
+            close = True
+            del out[mark:]
+            self.handle_error(req, answer, conn.client, e)
         finally:
             try:
                 self.cfg.post_request(self, req, environ, resp)
             except Exception:
                 self.log.exception("Exception in post_request hook")
+        return close
+
+    # -- the page pool -------------------------------------------------------------------------
+
+    def _to_pool(self, conn: _Connection, req: Request, *, force_close: bool) -> None:
+        """Hand a page request to the pool; when it is full, answer 503 with Retry-After."""
+        pool = self.pool
+        assert pool is not None  # noqa: S101 - _serve_buffered checked
+        # The client certificate is read here, in the loop: the TLS object is the loop's.
+        if isinstance(conn.sock, ssl.SSLSocket):
+            conn.peer_cert(True)
+            conn.peer_cert(False)
+        job = _Job(conn, req, force_close)
+        if not pool.submit(job):
+            close = force_close or bool(req.should_close()) or not self.alive
+            conn.out.append(
+                BUSY
+                % (
+                    RETRY_AFTER_SECONDS,
+                    len(BUSY_TEXT),
+                    b"Connection: close\r\n" if close else b"",
+                    BUSY_TEXT,
+                )
+            )
+            if close:
+                conn.close_after = True
+            self.log.warning(
+                "the page pool is full (%d running, %d waiting): 503 for %s",
+                pool.threads,
+                pool.queued,
+                conn.client,
+            )
+            return
+        self._count_request()
+        conn.job = job
+        # The answer is the app's to bound (argon2's slot wait, the store's timeouts); the
+        # request timeout still closes a connection whose answer never comes back.
+        conn.deadline = time.monotonic() + self.cfg.timeout
+
+    def _run_job(self, job: _Job) -> None:
+        """In a pool thread: the app for the job's request."""
+        job.close = self._call_app(job.conn, job.req, job.answer, force_close=job.force_close)
+
+    def _job_done(self, job: _Job) -> None:
+        """In the loop: a page answer is back; write it, then serve what the client sent next."""
+        assert self.pool is not None  # noqa: S101 - only the pool makes jobs
+        self.pool.waiting -= 1
+        conn = job.conn
+        conn.job = None
+        if self.connections.get(conn.fd) is not conn:
+            return  # closed meanwhile (timed out, or the worker stopped)
+        conn.out.extend(job.answer.out)
+        if job.close:
+            conn.close_after = True
+        self._on_event(conn, _READ)
 
 
 class _TooLarge(Exception):
