@@ -300,7 +300,7 @@ def logout(app: App, profile: str | None, endpoint: str | None, ca_file: str | N
     Example:
       authbridge logout --profile dev
     """
-    from authbridge.client.errors import IssuerError, SignInError
+    from authbridge.client.errors import IssuerError, IssuerRefused, SignInError
     from authbridge.client.issuer import Issuer
     from authbridge.client.session import SessionFiles
     from authbridge.client.signin import SignInClient
@@ -319,6 +319,9 @@ def logout(app: App, profile: str | None, endpoint: str | None, ca_file: str | N
                 SignInClient(Issuer(target.endpoint, ca_file=target.ca_file)).revoke(
                     session.refresh_token
                 )
+            except IssuerRefused as e:
+                if e.error not in ("invalid_grant", "invalid_token"):
+                    failed = e  # else: the server had ended it already
             except IssuerError as e:
                 failed = e
         files.delete()
