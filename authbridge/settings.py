@@ -90,6 +90,10 @@ class Settings:
     allow_insecure_http: bool  # development only: plain HTTP, loudly logged
     default_token_lifetime: int  # seconds, when a token request names no duration
     max_user_token_lifetime: int  # seconds, cap for tokens minted from access keys
+    # Sign-in sessions (authbridge.iam.sessions): the absolute lifetime of a session
+    # (CLI refresh-token family or browser), and how long it may go unused
+    session_max_seconds: int  # seconds
+    session_idle_seconds: int  # seconds
     mapping_file: Path  # rbac/mapping.yaml: IAM principals -> Kubernetes users and groups
     webhook_cache_ttl: int  # seconds a TokenReview verdict is reused (0: never)
     webhook_cache_size: int  # verdicts kept per worker
@@ -313,6 +317,8 @@ _FIELDS: dict[str, tuple[str, Callable[[Any], Any], Any]] = {
     "allow_insecure_http": ("allowInsecureHTTP", _bool, False),
     "default_token_lifetime": ("defaultTokenLifetimeSeconds", _int_in(900, 43200), 900),
     "max_user_token_lifetime": ("maxUserTokenLifetimeSeconds", _int_in(900, 43200), 3600),
+    "session_max_seconds": ("sessionMaxSeconds", _int_in(900, 7 * 86400), 43200),
+    "session_idle_seconds": ("sessionIdleSeconds", _int_in(300, 7 * 86400), 7200),
     "mapping_file": ("mappingFile", _str, "rbac/mapping.yaml"),
     "webhook_cache_ttl": ("webhookCacheTTLSeconds", _int_in(0, 300), 5),
     "webhook_cache_size": ("webhookCacheSize", _int_in(0, 1_000_000), 10_000),
@@ -450,6 +456,19 @@ def _cross_checks(values: dict[str, Any]) -> list[str]:
         problems.append(
             f"defaultTokenLifetimeSeconds ({default}) is longer than"
             f" maxUserTokenLifetimeSeconds ({cap})"
+        )
+    session_max, session_idle = (
+        values.get("session_max_seconds"),
+        values.get("session_idle_seconds"),
+    )
+    if (
+        isinstance(session_max, int)
+        and isinstance(session_idle, int)
+        and session_idle > session_max
+    ):
+        problems.append(
+            f"sessionIdleSeconds ({session_idle}) is longer than sessionMaxSeconds"
+            f" ({session_max}); a session never idles longer than it lives"
         )
     if isinstance(cap, int) and isinstance(most, int) and cap > most:
         problems.append(

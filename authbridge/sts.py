@@ -138,6 +138,7 @@ from authbridge.errors import (
     InputError,
     NoSuchEntity,
     TokenError,
+    TokenRevoked,
     TokenWrongAudience,
 )
 from authbridge.iam import names
@@ -202,6 +203,7 @@ class StsError(AuthbridgeError):
 
     code = "StsError"
     oauth_error: str = "invalid_request"
+    status: int = 400  # the token endpoint's HTTP status for it (401 only for invalid_client)
 
 
 class InvalidRequest(StsError):
@@ -760,16 +762,23 @@ def _verified(
 def _check_facts(store: Store, verified: VerifiedToken) -> ReviewFacts:
     """One store read for ``verified``; raises what :func:`check_status` raises."""
     principal = verified.principal
+    session_id = verified.claims.get("sid")  # a string when present (tokens.verify checked)
     facts = store.review_facts(
         verified.jti,
         principal.principal_id,
         principal.source_key,
         source_identity=principal.source_identity,
         source_jti=principal.source_jti,
+        session_id=session_id,
     )
     check_status(
         verified, revoked=facts.revoked, refusal=facts.refusal, source_revoked=facts.source_revoked
     )
+    if facts.session_ended:
+        raise TokenRevoked(
+            "the sign-in session this token came from has ended",
+            hint="run authbridge login",
+        )
     return facts
 
 

@@ -129,7 +129,9 @@ REGISTERED_CLAIMS: frozenset[str] = (
     frozenset(REQUIRED_CLAIMS) | {"session_name", "access_key_id"} | set(SOURCE_CLAIMS)
 )
 _STRING_CLAIMS = ("iss", "sub", "jti", "arn", "account", "principal_id")
-_OPTIONAL_STRING_CLAIMS = ("session_name", "access_key_id", *SOURCE_CLAIMS)
+# "sid": the sign-in session a token derives from (authbridge.iam.sessions), checked
+# against the store with everything else; set by the minting caller as an extra claim.
+_OPTIONAL_STRING_CLAIMS = ("session_name", "access_key_id", *SOURCE_CLAIMS, "sid")
 _ALL_STRING_CLAIMS = (*_STRING_CLAIMS, *_OPTIONAL_STRING_CLAIMS)
 _TIME_CLAIMS = ("exp", "iat", "nbf")
 # Bounds of a claim value: a token authbridge signs never comes near them, so a

@@ -175,3 +175,29 @@ def test_rotation_period_must_outlast_the_prepublication_delay(tmp_path: Path) -
         load_settings({}, env, cwd=tmp_path)
     with pytest.raises(ConfigError, match="AUTHBRIDGE_KEY_REFRESH_SECONDS must be between 1"):
         load_settings({}, {"AUTHBRIDGE_KEY_REFRESH_SECONDS": "0"}, cwd=tmp_path)
+
+
+# -- sign-in sessions ---------------------------------------------------------------------
+
+
+def test_session_lifetime_settings_defaults_env_file_and_validation(tmp_path: Path) -> None:
+    s = load_settings({}, {}, None, cwd=tmp_path)
+    assert (s.session_max_seconds, s.session_idle_seconds) == (43200, 7200)
+    env = {"AUTHBRIDGE_SESSION_MAX_SECONDS": "3600", "AUTHBRIDGE_SESSION_IDLE_SECONDS": "900"}
+    s = load_settings({}, env, None, cwd=tmp_path)
+    assert (s.session_max_seconds, s.session_idle_seconds) == (3600, 900)
+    conf = tmp_path / "authbridge.yaml"
+    conf.write_text("sessionMaxSeconds: 86400\nsessionIdleSeconds: 600\n")
+    s = load_settings({}, {}, conf, cwd=tmp_path)
+    assert (s.session_max_seconds, s.session_idle_seconds) == (86400, 600)
+
+    conf.write_text("sessionMaxSeconds: 60\nsessionIdleSeconds: forever\n")
+    with pytest.raises(ConfigError) as e:
+        load_settings({}, {}, conf, cwd=tmp_path)
+    assert len(e.value.problems) == 2
+    assert "sessionMaxSeconds must be between 900 and 604800" in str(e.value)
+    assert "sessionIdleSeconds must be a whole number of seconds" in str(e.value)
+
+    conf.write_text("sessionMaxSeconds: 3600\nsessionIdleSeconds: 7200\n")
+    with pytest.raises(ConfigError, match=r"sessionIdleSeconds \(7200\) is longer than"):
+        load_settings({}, {}, conf, cwd=tmp_path)

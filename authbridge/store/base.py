@@ -24,7 +24,11 @@ Semantics follow AWS IAM where it has an opinion:
   passwords checked by the account password policy (reuse included); virtual
   MFA devices enabled for one user with two consecutive codes; a user with a
   login profile or an MFA device cannot be deleted (``DeleteConflict``, unless
-  ``force=True``).
+  ``force=True``);
+* sign-in sessions (:mod:`authbridge.store.sql_sessions`): codes and refresh
+  tokens are redeemed once (a second presentation of a redeemed code or a
+  rotated refresh token ends the session); disabling a user ends its
+  sessions, deleting it deletes them.
 
 Every method is one transaction: it either happens whole or not at all.
 """
@@ -65,6 +69,16 @@ if TYPE_CHECKING:
     )
     from authbridge.iam.passwords import PasswordHasher, PasswordPolicy
     from authbridge.iam.policy import SourcePolicy
+    from authbridge.iam.sessions import (
+        AuthorizationCodeRecord,
+        BrowserRecord,
+        DecideOutcome,
+        DeviceRecord,
+        EndReason,
+        GrantResult,
+        SessionLifetimes,
+        SessionRecord,
+    )
     from authbridge.iam.signin import LoginProfile, MfaDevice, NewVirtualMfaDevice
     from authbridge.keys import KeyEdit, KeyRecord
 
@@ -93,6 +107,8 @@ class ReviewFacts:
     says whether the ``source_jti`` asked about is revoked, and
     ``source_user_name`` is the source user's name when it exists and is not
     the principal itself. ``access_version`` is :meth:`Store.access_version`.
+    ``session_ended`` says whether the sign-in session asked about (a token's
+    ``sid``) has ended: logged out, revoked, its user disabled or deleted.
     """
 
     revoked: bool
@@ -104,6 +120,8 @@ class ReviewFacts:
     # Store.access_version, read in the same statement: a cache tag, not a fact
     # about the principal, so equality leaves it out.
     access_version: int | None = field(default=None, compare=False)
+    # The token names a sign-in session (``sid``) that has ended, or no longer exists.
+    session_ended: bool = False
 
 
 class Store(Protocol):
@@ -249,6 +267,7 @@ class Store(Protocol):
         *,
         source_identity: str | None = None,
         source_jti: str | None = None,
+        session_id: str | None = None,
     ) -> ReviewFacts:
         """Revocation, principal and source status and the user's groups in one read.
 
@@ -262,7 +281,9 @@ class Store(Protocol):
         break-glass session, which has no other source); ``access_key_id``
         must be an active key of the source user (a role session with no user
         as its source has no key to check); ``source_jti`` revoked
-        sets ``source_revoked``. The principal's own refusal comes first.
+        sets ``source_revoked``; ``session_id`` (a token's ``sid``) not naming a
+        live sign-in session of the source user sets ``session_ended``. The
+        principal's own refusal comes first.
         """
         ...
 
@@ -565,3 +586,81 @@ class Store(Protocol):
     ) -> None: ...
 
     def use_mfa_step(self, serial_number: str, step: int) -> bool: ...
+
+    # -- sign-in sessions (authbridge.store.sql_sessions; service: authbridge.signin) ---------
+    # Only digests of codes, refresh tokens and cookies reach these
+    # (authbridge.iam.sessions.secret_digest); each redemption is one transaction.
+    def get_signin_session(self, session_id: str) -> SessionRecord | None: ...
+
+    def end_signin_session(self, session_id: str, reason: EndReason, now: float) -> bool: ...
+
+    def end_user_signin_sessions(
+        self, account_id: str, user_name: str, reason: EndReason, now: float
+    ) -> int: ...
+
+    def create_device_authorization(
+        self,
+        *,
+        device_hash: str,
+        user_code: str,
+        client_id: str,
+        scope: str,
+        now: float,
+        expires_in: int,
+        interval: int,
+    ) -> bool: ...
+
+    def device_request(self, user_code: str, now: float) -> DeviceRecord | None: ...
+
+    def decide_device(
+        self, user_code: str, *, approve: bool, user_id: str | None, mfa: bool, now: float
+    ) -> DecideOutcome: ...
+
+    def poll_device(
+        self,
+        device_hash: str,
+        *,
+        client_id: str,
+        now: float,
+        session_id: str,
+        refresh_hash: str,
+        lifetimes: SessionLifetimes,
+    ) -> GrantResult: ...
+
+    def create_authorization_code(
+        self, code_hash: str, code: AuthorizationCodeRecord, now: float
+    ) -> None: ...
+
+    def redeem_authorization_code(
+        self,
+        code_hash: str,
+        *,
+        accept: Callable[[AuthorizationCodeRecord], bool],
+        now: float,
+        session_id: str,
+        refresh_hash: str,
+        lifetimes: SessionLifetimes,
+    ) -> GrantResult: ...
+
+    def rotate_refresh_token(
+        self, token_hash: str, *, client_id: str, new_hash: str, now: float
+    ) -> GrantResult: ...
+
+    def end_session_by_refresh_token(
+        self, token_hash: str, reason: EndReason, now: float
+    ) -> str | None: ...
+
+    def create_browser_session(
+        self,
+        *,
+        session_id: str,
+        secret_hash: str,
+        user_id: str,
+        client_id: str,
+        mfa: bool,
+        address: str | None,
+        now: float,
+        lifetimes: SessionLifetimes,
+    ) -> SessionRecord: ...
+
+    def browser_session(self, secret_hash: str, now: float) -> BrowserRecord | None: ...

@@ -292,6 +292,78 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    Migration(
+        6,
+        "sign-in sessions: device codes, authorization codes, refresh tokens, browser sessions",
+        (
+            # A sign-in session (authbridge.iam.sessions): kind 'cli' (a refresh token
+            # family) or 'browser' (secret_hash: the cookie's digest). expires_at is the
+            # absolute end, idle_seconds the idle timeout, both fixed when it starts;
+            # ended_at/end_reason once it is ended (logout, revoke-sessions, reuse, ...).
+            """CREATE TABLE signin_sessions (
+                session_id TEXT PRIMARY KEY,
+                user_id TEXT NOT NULL REFERENCES iam_users(user_id),
+                kind TEXT NOT NULL CHECK (kind IN ('cli', 'browser')),
+                client_id TEXT NOT NULL,
+                mfa INTEGER NOT NULL CHECK (mfa IN (0, 1)),
+                secret_hash TEXT UNIQUE,
+                address TEXT,
+                created_at BIGINT NOT NULL,
+                last_used_at BIGINT NOT NULL,
+                expires_at BIGINT NOT NULL,
+                idle_seconds INTEGER NOT NULL,
+                ended_at BIGINT,
+                end_reason TEXT,
+                CHECK ((ended_at IS NULL) = (end_reason IS NULL)),
+                CHECK ((kind = 'browser') = (secret_hash IS NOT NULL))
+            )""",
+            "CREATE INDEX signin_sessions_user ON signin_sessions(user_id)",
+            "CREATE INDEX signin_sessions_expires ON signin_sessions(expires_at)",
+            # Every refresh token a session was given (digests); all but the newest have
+            # rotated_at set, and presenting one of those ends the session.
+            """CREATE TABLE signin_refresh_tokens (
+                token_hash TEXT PRIMARY KEY,
+                session_id TEXT NOT NULL REFERENCES signin_sessions(session_id),
+                issued_at BIGINT NOT NULL,
+                rotated_at BIGINT
+            )""",
+            "CREATE INDEX signin_refresh_tokens_session ON signin_refresh_tokens(session_id)",
+            # session_id: the session its one redemption made (ended if it is presented again).
+            """CREATE TABLE signin_authorization_codes (
+                code_hash TEXT PRIMARY KEY,
+                client_id TEXT NOT NULL,
+                redirect_uri TEXT NOT NULL,
+                code_challenge TEXT NOT NULL,
+                scope TEXT NOT NULL,
+                user_id TEXT NOT NULL REFERENCES iam_users(user_id),
+                mfa INTEGER NOT NULL CHECK (mfa IN (0, 1)),
+                created_at BIGINT NOT NULL,
+                expires_at BIGINT NOT NULL,
+                redeemed_at BIGINT,
+                session_id TEXT
+            )""",
+            "CREATE INDEX signin_authorization_codes_expires"
+            " ON signin_authorization_codes(expires_at)",
+            # RFC 8628: user_code normalised (8 letters); user_id once approved.
+            """CREATE TABLE signin_device_codes (
+                device_hash TEXT PRIMARY KEY,
+                user_code TEXT NOT NULL UNIQUE,
+                client_id TEXT NOT NULL,
+                scope TEXT NOT NULL,
+                created_at BIGINT NOT NULL,
+                expires_at BIGINT NOT NULL,
+                interval_seconds INTEGER NOT NULL,
+                last_poll_at BIGINT,
+                status TEXT NOT NULL
+                    CHECK (status IN ('pending', 'approved', 'denied', 'redeemed')),
+                user_id TEXT REFERENCES iam_users(user_id),
+                mfa INTEGER NOT NULL DEFAULT 0 CHECK (mfa IN (0, 1)),
+                decided_at BIGINT,
+                session_id TEXT
+            )""",
+            "CREATE INDEX signin_device_codes_expires ON signin_device_codes(expires_at)",
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

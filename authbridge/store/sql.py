@@ -54,6 +54,7 @@ from authbridge.iam.policy import aws_managed_arn
 from authbridge.store.base import MAX_ACCESS_KEYS_PER_USER, PrincipalRefusal, ReviewFacts
 from authbridge.store.migrations import LATEST_VERSION, MIGRATIONS
 from authbridge.store.sql_policies import AWS_REF_PREFIX, SqlPolicies
+from authbridge.store.sql_sessions import SqlSessions
 from authbridge.store.sql_signin import SqlSignin
 
 if TYPE_CHECKING:
@@ -128,11 +129,15 @@ _KEY_COLS = (
 # user, the source user
 # and the key status (the key must belong to the source user: the principal
 # itself for a user token). Parameters in order: jti, source jti, role id,
-# principal id, source id, access key id.
+# principal id, source id, access key id. The sign-in session a token names (its
+# ``sid``) is live when a row for it, of the token's source user, has not been ended
+# (parameter after the role id: the session id, NULL for a token with none).
 _REVIEW_FACTS_SQL = (
     "SELECT EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = ?),"
     " EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = ?),"
     " EXISTS (SELECT 1 FROM iam_roles WHERE role_id = ?),"
+    " EXISTS (SELECT 1 FROM signin_sessions ss WHERE ss.session_id = ?"
+    "  AND ss.user_id = p.source_id AND ss.ended_at IS NULL),"
     " (SELECT version FROM access_version WHERE id = 1),"
     " u.user_id, u.enabled, u.name, k.status, s.user_id, s.enabled, s.name,"
     " g.account_id, g.name, g.path"
@@ -146,11 +151,12 @@ _REVIEW_FACTS_SQL = (
 )
 
 
-class SqlStore(SqlPolicies, SqlSignin):
+class SqlStore(SqlPolicies, SqlSignin, SqlSessions):
     """The :class:`~authbridge.store.base.Store` protocol over a SQL driver.
 
     IAM policies (managed, inline, attachments, tags) are :class:`SqlPolicies`'; login
-    profiles, the password policy, virtual MFA and sign-in counters :class:`SqlSignin`'s.
+    profiles, the password policy, virtual MFA and sign-in counters :class:`SqlSignin`'s;
+    sign-in sessions, their codes and refresh tokens :class:`SqlSessions`'.
     """
 
     def __init__(
@@ -384,6 +390,8 @@ class SqlStore(SqlPolicies, SqlSignin):
             cur.execute(
                 "UPDATE iam_users SET enabled = ? WHERE user_id = ?", (int(enabled), row[0])
             )
+            if not enabled:  # enabling the user again does not bring its sessions back
+                self._end_all(cur, row[0], "user_disabled", _now())
             row = (*row[:4], int(enabled), *row[5:])
         return self._user(row)
 
@@ -415,6 +423,7 @@ class SqlStore(SqlPolicies, SqlSignin):
                 )
             self._drop_principal_policies(cur, user_id)
             self._drop_signin(cur, user_id)
+            self._drop_sessions(cur, user_id)
             cur.execute("DELETE FROM iam_access_keys WHERE user_id = ?", (user_id,))
             cur.execute("DELETE FROM iam_group_members WHERE user_id = ?", (user_id,))
             cur.execute("DELETE FROM iam_users WHERE user_id = ?", (user_id,))
@@ -974,6 +983,7 @@ class SqlStore(SqlPolicies, SqlSignin):
         *,
         source_identity: str | None = None,
         source_jti: str | None = None,
+        session_id: str | None = None,
     ) -> ReviewFacts:
         # One statement outside an explicit transaction: it sees one snapshot
         # (SQLite: one read transaction; PostgreSQL: the statement's own), and
@@ -982,12 +992,13 @@ class SqlStore(SqlPolicies, SqlSignin):
         source_id = source_identity or principal_id
         rows = self._db.query(
             _REVIEW_FACTS_SQL,
-            (jti, source_jti, role_id, principal_id, source_id, access_key_id),
+            (jti, source_jti, role_id, session_id, principal_id, source_id, access_key_id),
         )
         (
             revoked,
             source_revoked,
             role_exists,
+            session_live,
             access_version,
             user_id,
             enabled,
@@ -996,7 +1007,7 @@ class SqlStore(SqlPolicies, SqlSignin):
             source_user_id,
             source_enabled,
             source_name,
-        ) = rows[0][:11]
+        ) = rows[0][:12]
         # The decision of check_principal, in its order, on the facts just read,
         # then the source's (whose key the access key must be).
         refusal: PrincipalRefusal | None = None
@@ -1033,6 +1044,7 @@ class SqlStore(SqlPolicies, SqlSignin):
             if source_user_id is not None and source_id != principal_id
             else None,
             access_version=int(access_version),
+            session_ended=session_id is not None and not session_live,
         )
 
     # -- revocation ----------------------------------------------------------------

@@ -113,7 +113,8 @@ def to_wire(exc: BaseException, *, max_body: int | None = None) -> WireError:
             401, "invalid_client", CLIENT_AUTH_FAILED, (("WWW-Authenticate", WWW_AUTHENTICATE),)
         )
     if isinstance(exc, StsError):
-        return WireError(400, exc.oauth_error, str(exc))
+        challenge = (("WWW-Authenticate", WWW_AUTHENTICATE),) if exc.status == 401 else ()
+        return WireError(exc.status, exc.oauth_error, str(exc), challenge)
     if isinstance(exc, InputError):
         return WireError(400, "invalid_request", str(exc))
     if isinstance(exc, TokenError):
