@@ -396,6 +396,19 @@ def test_logout_revokes_and_deletes_and_is_idempotent(
     assert again.returncode == 0 and "not signed in" in again.stderr
 
 
+def test_session_past_its_end_says_run_login(person: Person, service: Any) -> None:
+    assert person.device_login(service).returncode == 0
+    past = int(time.time()) - 10
+    person.edit_session(accessExpiresAt=past, refreshExpiresAt=past)
+    out = person.token("--no-cache")
+    assert out.returncode == 1 and out.stdout == ""
+    assert out.stderr.strip() == (
+        "authbridge: the sign-in session of profile dev has ended;"
+        " run `authbridge login --profile dev`"
+    )
+    assert not person.session_file().exists()
+
+
 def test_no_session_and_no_terminal_says_run_login(person: Person, live: LiveServer) -> None:
     creds = person.home / ".authbridge"
     creds.mkdir(mode=0o700)

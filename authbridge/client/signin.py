@@ -427,6 +427,10 @@ def current_session(
         stale = refused is not None and session.access_token == refused
         if not stale and session.access_usable(now()):
             return session  # refreshed by another process while we waited
+        if session.refresh_expires_at is not None and now() >= session.refresh_expires_at:
+            # The server said when it stops taking this refresh token: no need to ask.
+            files.delete()
+            raise SessionEnded(profile, f"the sign-in session of profile {profile} has ended")
         try:
             tokens = client.refresh(session.refresh_token)
         except IssuerRefused as e:
