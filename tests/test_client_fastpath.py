@@ -7,7 +7,9 @@ default, v1beta1 and ``interactive`` from ``KUBERNETES_EXEC_INFO``,
 ``--duration``, ``--cluster-id`` and every other option in both spellings,
 env over profile, ``AUTHBRIDGE_PROFILE`` and ``--profile``, the credentials
 file's comments, CRLF and relative ``ca_file``, ``AUTHBRIDGE_CREDENTIALS_FILE``,
-a config file in ``keys/``); that each case it does not answer falls back
+a config file in ``keys/``), and for a signed-in profile (no key, a session:
+the user's own token, the login's role, ``--role`` over it; a session gone or
+replaced by a new sign-in serves nothing); that each case it does not answer falls back
 (``None``): expired, inside the 60 s refresh window, an untrusted or corrupt
 entry, another request's entry, ``--no-cache``, ``--local``, ``--help``,
 unknown, repeated or option-like arguments, a global option, a garbled
