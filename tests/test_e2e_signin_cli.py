@@ -35,6 +35,7 @@ import re
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -264,7 +265,17 @@ def test_device_login_then_token_as_kubectl(person: Person, live: LiveServer, se
     assert answer["kubernetes"]["username"] == "alice"
 
     again = person.token()
-    assert _credential(again) == token  # from the cache (the fast path)
+    assert _credential(again) == token  # from the cache
+    fast = subprocess.run(
+        [sys.executable, "-X", "importtime", AUTHBRIDGE, "token", "--profile", PROFILE,
+         "--cluster-id", "prod"],
+        cwd=person.home, env=person.env(), capture_output=True, text=True, timeout=WAIT,
+        check=False,
+    )  # fmt: skip
+    assert fast.returncode == 0 and json.loads(fast.stdout)["status"]["token"] == token
+    imported = {ln.rsplit("|", 1)[1].strip() for ln in fast.stderr.splitlines() if "|" in ln}
+    assert "authbridge.client.fastpath" in imported
+    assert not imported & {"click", "ssl", "urllib.request", "authbridge.cli.token"}
 
 
 def test_expired_sts_token_is_refreshed_and_the_refresh_token_rotated(
