@@ -7,7 +7,8 @@ it to the app's :class:`AuditLog`, which owns the destination.
 A line (every key is always there, ``null`` when not known)::
 
     time           2026-11-22T00:15:00.123Z (UTC, milliseconds)
-    event          token_issued | tokenreview | verify | introspect | revoke | admin_call
+    event          token_issued | tokenreview | verify | introspect | revoke |
+                   device_authorization | admin_call
     request_id     a UUID per request
     client         the peer address, or behind trustedProxies the client they forwarded for
     caller         who called: the webhook's client-certificate CN, the access key
@@ -25,7 +26,9 @@ A line (every key is always there, ``null`` when not known)::
     reason         ok, a token error code (expired, bad_signature, …), not_mapped, an
                    RFC 6749 error code (invalid_client, …) or a request-level reason
 
-and, when they apply, ``grant`` (client_credentials | token_exchange),
+and, when they apply, ``grant`` (client_credentials | token_exchange |
+device_code | authorization_code | refresh_token), ``sid`` (the sign-in
+session a token was issued from, or a revocation ended: not a credential),
 ``source_arn`` (the user a role session was exchanged from), ``jti`` (a
 token's id: not a credential), ``detail`` (the reason in words), ``cache_hit``,
 ``duration_ms``, ``redacted`` (below), and for the admin API (``admin_call``)
@@ -107,6 +110,7 @@ Event = Literal[
     "verify",
     "introspect",
     "revoke",
+    "device_authorization",  # POST /oauth2/device_authorization (RFC 8628 §3.1)
     "admin_call",
     "admin_bootstrap",  # the first start of a new deployment made the first administrator
 ]
@@ -122,7 +126,8 @@ Outcome = Literal["allowed", "denied", "error"]
 _JWT_SHAPE: Final = re.compile(r"(?<![A-Za-z0-9_-])[A-Za-z0-9_-]++(?:\.[A-Za-z0-9_-]++){2,}")
 _JWT_MIN_CHARS: Final = 41
 # An access-key secret: 30 random bytes as base64url, exactly 40 characters
-# (authbridge.iam.credentials.new_secret).
+# (authbridge.iam.credentials.new_secret). Sign-in secrets (43 characters) are not
+# matched: a key id (an RFC 7638 thumbprint) has that shape too, and is no secret.
 _SECRET_SHAPE: Final = re.compile(r"(?<![A-Za-z0-9_-])[A-Za-z0-9_-]{40}(?![A-Za-z0-9_-])")
 REDACTED: Final = "[redacted]"  # what stands in a text where a secret-shaped value was
 
@@ -303,6 +308,7 @@ class AuditLine(TypedDict):
     action: NotRequired[str]
     targets: NotRequired[list[str]]
     source_identity: NotRequired[str]
+    sid: NotRequired[str]
 
 
 def record(
@@ -332,6 +338,7 @@ def record(
     action: str | None = None,
     targets: Sequence[str] | None = None,
     source_identity: str | None = None,
+    sid: str | None = None,
 ) -> AuditLine:
     """One audit line; ``started`` (a ``time.perf_counter()``) gives ``duration_ms``."""
     line: AuditLine = {
@@ -368,6 +375,8 @@ def record(
         line["targets"] = list(targets)
     if source_identity is not None:
         line["source_identity"] = source_identity
+    if sid is not None:
+        line["sid"] = sid
     if started is not None:
         line["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
     return line

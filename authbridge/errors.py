@@ -28,7 +28,8 @@
         ├── TokenExpired
         ├── TokenNotYetValid
         ├── TokenRevoked
-        │   └── TokenSourceRevoked   the token a role session was exchanged from is revoked
+        │   ├── TokenSourceRevoked   the token a role session was exchanged from is revoked
+        │   └── TokenSessionEnded    the sign-in session (sid) it came from has ended
         └── TokenPrincipalRefused    principal or source user disabled/deleted, key inactive/deleted
 
 Messages never contain secrets or whole tokens: they are shown to users, logged,
@@ -201,6 +202,10 @@ class TokenRevoked(TokenError):
 
 class TokenSourceRevoked(TokenRevoked):
     """The token's ``source_jti`` is revoked; the same reason label as its own revocation."""
+
+
+class TokenSessionEnded(TokenRevoked):
+    """The sign-in session the token's ``sid`` names has ended; the label is ``revoked``."""
 
 
 class TokenPrincipalRefused(TokenError):

@@ -138,7 +138,7 @@ from authbridge.errors import (
     InputError,
     NoSuchEntity,
     TokenError,
-    TokenRevoked,
+    TokenSessionEnded,
     TokenWrongAudience,
 )
 from authbridge.iam import names
@@ -175,6 +175,7 @@ __all__ = [
     "SubjectTokenRefused",
     "admin_audience",
     "assume_role",
+    "exchange_own_token",
     "get_session_token",
     "parse_duration_seconds",
     "revoke_token",
@@ -398,6 +399,12 @@ _SUBJECT_REASONS: Final[dict[str, str]] = {
 
 
 def _subject_refused(error: TokenError) -> SubjectTokenRefused:
+    if isinstance(error, TokenSessionEnded):
+        return SubjectTokenRefused(
+            "subject_token refused: the sign-in session it came from has ended",
+            reason=error.code,
+            hint="run authbridge login",
+        )
     phrase = _SUBJECT_REASONS.get(error.code)
     if phrase is None:
         phrase = f"subject_token refused: {error.message}"
@@ -629,9 +636,12 @@ def assume_role(
     PrincipalNotMapped when the mapping gives the role session no user.
     """
     source_jti: str | None = None
+    signin: dict[str, object] = {}
+    session_left: int | None = None
     if subject_token:
         subject = _verify_subject(store, keys, policy, subject_token, now=now)
         user = _subject_user(store, policy, subject)
+        signin, session_left = _session_of(store, subject, now=now)
         if client is not None and client[1].user_id != user.user_id:
             raise GrantRefused(
                 "the client's access key belongs to another user than subject_token",
@@ -671,6 +681,8 @@ def assume_role(
         raise not_trusted
 
     cap = min(role.max_session_duration, keys.max_token_lifetime)
+    if session_left is not None:
+        cap = min(cap, session_left)
     lifetime = _lifetime(
         duration, default=policy.default_lifetime, cap=cap, what=f"role {role.name}"
     )
@@ -685,6 +697,11 @@ def assume_role(
         source_jti=source_jti,
         source_access_key_id=source_key,
     )
+    extra = (
+        None
+        if audience == policy.admin_audience
+        else _kube_claims(kube_claims, principal, audience, required=True)
+    )
     return mint(
         principal,
         keys=keys,
@@ -692,10 +709,91 @@ def assume_role(
         audience=audience,
         lifetime=lifetime,
         now=now,
-        extra_claims=None
-        if audience == policy.admin_audience
-        else _kube_claims(kube_claims, principal, audience, required=True),
+        extra_claims={**(extra or {}), **signin} or None,
     )
+
+
+def exchange_own_token(
+    store: Store,
+    keys: KeySet,
+    policy: IssuerPolicy,
+    *,
+    subject_token: str,
+    audience: str,
+    duration: int | None,
+    now: float,
+    client: tuple[AccessKey, User] | None = None,
+    kube_claims: KubeClaims | None = None,
+) -> MintedToken:
+    """A token exchange without ``role_arn``: the subject user's own token for ``audience``.
+
+    ``subject_token`` is an ``sts`` token (a sign-in session's access token,
+    or one from ``client_credentials``); the answer is the same user's token
+    for a served cluster or the admin audience (never the ``sts`` audience:
+    no token makes another of its kind), as GetSessionToken would mint it,
+    carrying the subject's ``access_key_id``, ``sid``, ``amr`` and ``mfa``, and
+    living no longer than the subject's sign-in session. Refuses as
+    :func:`assume_role` does, up to the audience; then DurationNotAllowed.
+    """
+    subject = _verify_subject(store, keys, policy, subject_token, now=now)
+    user = _subject_user(store, policy, subject)
+    if client is not None and client[1].user_id != user.user_id:
+        raise GrantRefused(
+            "the client's access key belongs to another user than subject_token",
+            hint="authenticate with a key of the token's user, or send no client credentials",
+        )
+    _check_audience(policy, audience)
+    signin, session_left = _session_of(store, subject, now=now)
+    cap = min(policy.max_user_lifetime, keys.max_token_lifetime)
+    if session_left is not None:
+        cap = min(cap, session_left)
+    lifetime = _lifetime(duration, default=policy.default_lifetime, cap=cap, what="a user")
+    principal = _user_principal(user, subject.principal.access_key_id)
+    extra = (
+        None
+        if audience in policy.service_audiences
+        else _kube_claims(kube_claims, principal, audience, required=False)
+    )
+    return mint(
+        principal,
+        keys=keys,
+        issuer=policy.issuer,
+        audience=audience,
+        lifetime=lifetime,
+        now=now,
+        extra_claims={**(extra or {}), **signin} or None,
+    )
+
+
+_AMR_VALUES: Final = frozenset({"pwd", "mfa", "otp"})
+
+
+def _session_of(
+    store: Store, subject: VerifiedToken, *, now: float
+) -> tuple[dict[str, object], int | None]:
+    """The sign-in session claims a derived token inherits, and the seconds left of it.
+
+    ``({}, None)`` for a subject from no session. The session was found live
+    by the subject's check (in the review read); its end is read here, on the
+    exchange, never on a review: a derived token must not outlive it.
+    """
+    claims = subject.claims
+    sid = claims.get("sid")
+    if not isinstance(sid, str):
+        return {}, None
+    mfa = claims.get("mfa") is True
+    amr = claims.get("amr")
+    if not (isinstance(amr, list) and amr and all(a in _AMR_VALUES for a in amr)):
+        amr = ["pwd", "mfa"] if mfa else ["pwd"]
+    record = store.get_signin_session(sid)
+    left = 0 if record is None else record.ends_at(now) - int(now)
+    if left <= 0:
+        raise SubjectTokenRefused(
+            "subject_token refused: the sign-in session it came from has ended",
+            reason="revoked",
+            hint="run authbridge login",
+        )
+    return {"sid": sid, "amr": list(amr), "mfa": mfa}, left
 
 
 # --------------------------------------------------------------------------- verify / revoke
@@ -775,7 +873,7 @@ def _check_facts(store: Store, verified: VerifiedToken) -> ReviewFacts:
         verified, revoked=facts.revoked, refusal=facts.refusal, source_revoked=facts.source_revoked
     )
     if facts.session_ended:
-        raise TokenRevoked(
+        raise TokenSessionEnded(
             "the sign-in session this token came from has ended",
             hint="run authbridge login",
         )

@@ -64,7 +64,8 @@ CLIENT_AUTH_FAILED = (
     " or the key or its user is not active"
 )
 UNSUPPORTED_GRANT = (
-    "grant_type must be client_credentials or urn:ietf:params:oauth:grant-type:token-exchange"
+    "grant_type must be client_credentials, urn:ietf:params:oauth:grant-type:token-exchange,"
+    " urn:ietf:params:oauth:grant-type:device_code, authorization_code or refresh_token"
 )
 WWW_AUTHENTICATE = 'Basic realm="authbridge"'
 NO_STORE_HEADERS: tuple[tuple[str, str], ...] = (

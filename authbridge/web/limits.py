@@ -303,6 +303,23 @@ class ClientAuthLimits:
         self.by_key = FailureLimiter(
             per_worker(per_key_all_addresses, workers), max_entries=max_entries
         )
+        self.device_authorizations = FailureLimiter(
+            per_worker(per_address, workers), max_entries=max_entries
+        )
+
+    def device_authorization(self, address: str | None, now: float) -> None:
+        """Charge one device authorization (RFC 8628 §3.1) to ``address``, or raise 429.
+
+        Every request counts, not only failures: each one makes a row in the store
+        and a user code, so one address may start ``failedAuthPerAddressPerMinute``
+        of them a minute (RFC 8628 §5.2 leaves the limit to the server).
+        """
+        if address is None:
+            return
+        wait = self.device_authorizations.wait(address, now)
+        if wait:
+            raise TooManyFailedAttempts(retry_after_seconds(wait), "device authorizations")
+        self.device_authorizations.charge(address, now)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ClientAuthLimits:
@@ -511,6 +528,13 @@ def begin_client_authentication(client_id: str | None, now: float) -> Attempt:
     """For the current request: charge an attempt or raise :class:`TooManyFailedAttempts`."""
     limits, address = _current()
     return limits.begin(address, client_id, now)
+
+
+def charge_device_authorization(now: float) -> None:
+    """For the current device authorization request: charge its address, or raise
+    :class:`TooManyFailedAttempts` when the address has started too many this minute."""
+    limits, address = _current()
+    limits.device_authorization(address, now)
 
 
 def begin_token_exchange(now: float) -> Attempt:

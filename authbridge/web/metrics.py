@@ -120,7 +120,14 @@ __all__ = [
 
 Outcome = Literal["allowed", "denied", "error"]
 OUTCOMES: Final[tuple[Outcome, ...]] = ("allowed", "denied", "error")
-Grant = Literal["client_credentials", "token_exchange", "other"]
+Grant = Literal[
+    "client_credentials",
+    "token_exchange",
+    "device_code",
+    "authorization_code",
+    "refresh_token",
+    "other",
+]
 
 # Request-level reasons (besides token error codes and "not_mapped"/"ok").
 BAD_REQUEST: Final = "bad_request"  # the body is not a TokenReview (400)
@@ -252,7 +259,13 @@ def initialize_series() -> None:
     """
     for result in ("hit", "miss"):
         CACHE.labels(result=result)
-    for grant in ("client_credentials", "token_exchange"):
+    for grant in (
+        "client_credentials",
+        "token_exchange",
+        "device_code",
+        "authorization_code",
+        "refresh_token",
+    ):
         TOKENS_ISSUED.labels(grant=grant)
     for result in ("active", "inactive", "refused", "error"):
         INTROSPECTIONS.labels(result=result)

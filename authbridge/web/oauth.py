@@ -92,11 +92,11 @@ from authlib.oauth2.rfc6749.errors import InvalidClientError, InvalidRequestErro
 from authlib.oauth2.rfc6749.grants import BaseGrant, ClientCredentialsGrant, TokenEndpointMixin
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
-from flask import Blueprint, Flask, Request, Response, current_app, g
+from flask import Blueprint, Flask, Request, Response, current_app, g, json
 from flask import request as flask_request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from authbridge import audit, sts
+from authbridge import audit, signin, sts
 from authbridge.apiserver_config import kube_claims
 from authbridge.errors import InvalidCredentials, TokenError
 from authbridge.iam.credentials import looks_like_access_key_id
@@ -109,9 +109,12 @@ from authbridge.web.errors import CLIENT_AUTH_FAILED, NO_STORE_HEADERS, wire_tex
 from authbridge.web.oidc import (
     AUTHORIZE_PATH,
     CLIENT_AUTH_METHODS,
+    DEVICE_AUTHORIZATION_PATH,
+    DEVICE_CODE,
     GRANT_TYPES,
     INTROSPECT_PATH,
     REVOKE_PATH,
+    SIGNIN_GRANT_TYPES,
     TOKEN_EXCHANGE,
     TOKEN_PATH,
 )
@@ -134,11 +137,29 @@ bp = Blueprint("oauth", __name__)
 
 
 class TokenResponse(TypedDict):
-    """RFC 6749 §5.1 successful token response (no refresh token, ever)."""
+    """RFC 6749 §5.1 successful token response (no refresh token for access-key clients)."""
 
     access_token: str
     token_type: Literal["Bearer"]
     expires_in: int
+
+
+class SessionTokenResponse(TokenResponse):
+    """The sign-in grants' answer: the ``sts`` access token and the next refresh token."""
+
+    refresh_token: str
+    refresh_token_expires_in: int
+
+
+class DeviceAuthorizationResponse(TypedDict):
+    """RFC 8628 §3.2."""
+
+    device_code: str
+    user_code: str
+    verification_uri: str
+    verification_uri_complete: str
+    expires_in: int
+    interval: int
 
 
 class TokenExchangeResponse(TokenResponse):
@@ -324,6 +345,9 @@ class OAuthServer(AuthorizationServer):  # type: ignore[misc]  # authlib ships n
         self.register_client_auth_method("client_secret_basic", _basic_client)
         self.register_grant(SessionTokenGrant)
         self.register_grant(AssumeRoleGrant)
+        self.register_grant(DeviceCodeGrant)
+        self.register_grant(AuthorizationCodeGrant)
+        self.register_grant(RefreshTokenGrant)
         self.register_endpoint(TokenIntrospection)
         self.register_endpoint(TokenRevocation)
 
@@ -487,6 +511,23 @@ class AssumeRoleGrant(BaseGrant, TokenEndpointMixin):  # type: ignore[misc]  # u
     def create_token_response(self) -> tuple[int, TokenExchangeResponse, list[tuple[str, str]]]:
         svc: Services = self.server.svc
         client: AccessKeyClient | None = self.request.client
+        subject_token = _param(self.request, "subject_token")
+        if subject_token and not _param(self.request, "role_arn"):
+            # No role: the subject user's own token for the audience (sts.exchange_own_token).
+            own = sts.exchange_own_token(
+                svc.store,
+                svc.keys(),
+                svc.policy,
+                subject_token=subject_token,
+                audience=_param(self.request, "audience"),
+                duration=sts.parse_duration_seconds(_param(self.request, "duration_seconds")),
+                now=svc.clock(),
+                client=client.authenticated() if client is not None else None,
+                kube_claims=kube_claims_hook(svc),
+            )
+            log.info("issued %s token %s for %s", "token-exchange", own.jti, own.claims["arn"])
+            _note().minted = own
+            return 200, {**_token_response(own), "issued_token_type": TOKEN_TYPE_JWT}, JSON_NO_STORE
         minted = sts.assume_role(
             svc.store,
             svc.keys(),
@@ -507,6 +548,116 @@ class AssumeRoleGrant(BaseGrant, TokenEndpointMixin):  # type: ignore[misc]  # u
             "issued_token_type": TOKEN_TYPE_JWT,
         }
         return 200, body, JSON_NO_STORE
+
+
+class _SigninGrant(BaseGrant, TokenEndpointMixin):  # type: ignore[misc]  # untyped authlib
+    """A grant of the public client ``authbridge-cli``: ``client_id`` in the form, no secret.
+
+    No Authlib client authentication: the client id is checked
+    (:func:`authbridge.signin.check_client`, ``invalid_client`` 401), and a
+    secret sent along is refused the same way (a public client has none).
+    """
+
+    TOKEN_ENDPOINT_AUTH_METHODS = ["none"]
+    REQUIRED: tuple[str, ...] = ()
+
+    def validate_token_request(self) -> None:
+        if _presents_client_credentials(flask_request):
+            raise signin.UnknownClient(
+                f"the client {signin.CLI_CLIENT_ID} is public: send client_id, no secret"
+            )
+        signin.check_client(_param(self.request, "client_id"))
+        self.request.client = None
+        for name in self.REQUIRED:
+            if not _param(self.request, name):
+                raise InvalidRequestError(f"{name} is required")
+        if "audience" in self.request.form or "resource" in self.request.form:
+            raise InvalidRequestError(
+                "audience is not supported on this grant: the access token is for the sts"
+                " audience; exchange it (token exchange) for a cluster's token"
+            )
+
+    def _answer(self, tokens: signin.SessionTokens) -> tuple[int, SessionTokenResponse, Any]:
+        note = _note()
+        note.minted = tokens.access
+        note.sid = tokens.session.session_id
+        log.info(
+            "issued %s token %s for %s (sign-in session %s)",
+            self.GRANT_TYPE,
+            tokens.access.jti,
+            tokens.access.claims["arn"],
+            tokens.session.session_id,
+        )
+        body: SessionTokenResponse = {
+            **_token_response(tokens.access),
+            "refresh_token": tokens.refresh_token,
+            "refresh_token_expires_in": tokens.refresh_expires_in,
+        }
+        return 200, body, JSON_NO_STORE
+
+
+class DeviceCodeGrant(_SigninGrant):
+    """RFC 8628 §3.4: polling with the device code."""
+
+    GRANT_TYPE = DEVICE_CODE
+    REQUIRED = ("device_code",)
+
+    def create_token_response(self) -> tuple[int, SessionTokenResponse, Any]:
+        svc: Services = self.server.svc
+        return self._answer(
+            signin.redeem_device_code(
+                svc.store,
+                svc.keys(),
+                svc.policy,
+                device_code=_param(self.request, "device_code"),
+                client_id=signin.CLI_CLIENT_ID,
+                lifetimes=signin.session_lifetimes(svc.settings),
+                now=svc.clock(),
+            )
+        )
+
+
+class AuthorizationCodeGrant(_SigninGrant):
+    """RFC 6749 §4.1.3 with PKCE (RFC 7636 §4.5): the code, the redirect URI, the verifier."""
+
+    GRANT_TYPE = "authorization_code"
+    REQUIRED = ("code",)  # a missing redirect_uri or code_verifier: invalid_grant
+
+    def create_token_response(self) -> tuple[int, SessionTokenResponse, Any]:
+        svc: Services = self.server.svc
+        return self._answer(
+            signin.redeem_authorization_code(
+                svc.store,
+                svc.keys(),
+                svc.policy,
+                code=_param(self.request, "code"),
+                client_id=signin.CLI_CLIENT_ID,
+                redirect_uri=_param(self.request, "redirect_uri"),
+                code_verifier=_param(self.request, "code_verifier"),
+                lifetimes=signin.session_lifetimes(svc.settings),
+                now=svc.clock(),
+            )
+        )
+
+
+class RefreshTokenGrant(_SigninGrant):
+    """RFC 6749 §6: a refresh token of a sign-in session, rotated; ``scope`` is ignored."""
+
+    GRANT_TYPE = "refresh_token"
+    REQUIRED = ("refresh_token",)
+
+    def create_token_response(self) -> tuple[int, SessionTokenResponse, Any]:
+        svc: Services = self.server.svc
+        return self._answer(
+            signin.refresh_session(
+                svc.store,
+                svc.keys(),
+                svc.policy,
+                refresh_token=_param(self.request, "refresh_token"),
+                client_id=signin.CLI_CLIENT_ID,
+                now=svc.clock(),
+            )
+        )
 
 
 # --------------------------------------------------------------------------- endpoints
@@ -575,10 +726,17 @@ class TokenRevocation(RevocationEndpoint):  # type: ignore[misc]  # untyped auth
         if not token:
             raise InvalidRequestError("token is required")
         svc: Services = self.server.svc
-        jti = sts.revoke_token(svc.store, svc.keys(), svc.policy, token, now=svc.clock())
-        if jti is not None:
-            log.info("revoked token %s", jti)
-        _note().revoked = jti
+        if "." not in token:  # not a JWT: a refresh token (whatever token_type_hint says)
+            sid = signin.revoke_refresh_token(svc.store, token, svc.clock())
+            if sid is not None:
+                log.info("ended sign-in session %s (refresh token revoked)", sid)
+            _note().sid = sid
+            _note().revoked = sid
+        else:
+            jti = sts.revoke_token(svc.store, svc.keys(), svc.policy, token, now=svc.clock())
+            if jti is not None:
+                log.info("revoked token %s", jti)
+            _note().revoked = jti
         return 200, "", [("Content-Type", "text/plain; charset=utf-8"), *NO_STORE_HEADERS]
 
 
@@ -618,18 +776,59 @@ def token() -> Response:
     grant_type = flask_request.form.get("grant_type")
     if not grant_type:
         raise InvalidRequestError("grant_type is required: client_credentials or " + TOKEN_EXCHANGE)
-    if grant_type != TOKEN_EXCHANGE:
+    if grant_type != TOKEN_EXCHANGE and grant_type not in SIGNIN_GRANT_TYPES:
         response: Response = _server().create_token_response()
         return response
-    # A refused exchange (invalid_grant) is charged like a failed client authentication,
-    # and a limited address gets 429 before its subject token is looked at (limits).
+    # A refused exchange or sign-in grant (invalid_grant, an unknown client) is charged
+    # like a failed client authentication, and a limited address gets 429 before its
+    # subject token, code or refresh token is looked at (limits). Polls that are told to
+    # wait (authorization_pending, slow_down) are not failures.
     attempt = limits.begin_token_exchange(_server().svc.clock())
     try:
         response = _server().create_token_response()
-    except sts.GrantRefused:
+    except (sts.GrantRefused, signin.UnknownClient):
         attempt.failed()
         raise
+    except BaseException:
+        attempt.abandoned()
+        raise
     return response
+
+
+@bp.post(DEVICE_AUTHORIZATION_PATH)
+def device_authorization() -> Response:
+    """RFC 8628 §3.1: a device code and a user code for ``authbridge-cli``.
+
+    Every request is charged to its client address (a request makes a row):
+    past ``failedAuthPerAddressPerMinute`` a minute, 429 with Retry-After.
+    """
+    _check_form_request()
+    svc = _server().svc
+    limits.charge_device_authorization(svc.clock())
+    if _presents_client_credentials(flask_request):
+        raise signin.UnknownClient(
+            f"the client {signin.CLI_CLIENT_ID} is public: send client_id, no secret"
+        )
+    form = flask_request.form
+    signin.check_client(form.get("client_id"))
+    scope = form.get("scope", "")
+    if len(scope) > 256 or not all(" " <= c <= "~" and c not in '"\\' for c in scope):
+        raise OAuth2Error(
+            error="invalid_scope", description="scope must be at most 256 scope characters"
+        )
+    started = signin.start_device_authorization(
+        svc.store, svc.policy, client_id=signin.CLI_CLIENT_ID, scope=scope, now=svc.clock()
+    )
+    log.info("device authorization started for %s", signin.CLI_CLIENT_ID)
+    body: DeviceAuthorizationResponse = {
+        "device_code": started.device_code,
+        "user_code": started.user_code,
+        "verification_uri": started.verification_uri,
+        "verification_uri_complete": started.verification_uri_complete,
+        "expires_in": started.expires_in,
+        "interval": started.interval,
+    }
+    return Response(json.dumps(body), status=200, headers=JSON_NO_STORE)
 
 
 @bp.post(INTROSPECT_PATH)
@@ -663,10 +862,14 @@ _EVENTS: Final[dict[str, audit.Event]] = {
     "token": "token_issued",
     "introspection": "introspect",
     "revocation": "revoke",
+    "device_authorization": "device_authorization",
 }
 _GRANTS: Final[dict[str, metrics.Grant]] = {
     "client_credentials": "client_credentials",
     TOKEN_EXCHANGE: "token_exchange",
+    DEVICE_CODE: "device_code",
+    "authorization_code": "authorization_code",
+    "refresh_token": "refresh_token",
 }
 _ERROR_CODE = re.compile(r"[a-z_]{1,40}")  # RFC 6749 §5.2 codes, as errors.to_wire makes them
 _NOTE: Final = "authbridge_oauth_note"
@@ -681,7 +884,8 @@ class _Note:
     minted: MintedToken | None = None
     verified: VerifiedToken | None = None  # introspection: the token, when active
     inactive: str | None = None  # introspection: why not (a token error code)
-    revoked: str | None = None  # revocation: the jti recorded
+    revoked: str | None = None  # revocation: the jti recorded (or the session ended)
+    sid: str | None = None  # the sign-in session a token came from, or a revocation ended
 
 
 def _note() -> _Note:
@@ -778,6 +982,7 @@ def _token_line(
             groups=claims.get("k8s_groups"),
             audience=_served(svc, claims["aud"]),
             jti=note.minted.jti,
+            sid=claims.get("sid") if isinstance(claims.get("sid"), str) else None,
         )
         if subject is not None:
             fields.update(source_arn=subject.arn, access_key_id=subject.access_key_id)
@@ -790,7 +995,8 @@ def _token_line(
 
 
 def _account(response: Response) -> Response:
-    """After every answer of the token, introspection and revocation endpoints: audit, count."""
+    """After every answer of the token, introspection, revocation and device authorization
+    endpoints: audit, count."""
     event = _EVENTS.get((flask_request.endpoint or "").rpartition(".")[2])
     if event is None:
         return response
@@ -810,6 +1016,8 @@ def _account(response: Response) -> Response:
         else:
             metrics.TOKEN_FAILURES.labels(grant=fields["grant"], error=error).inc()
         reason = error or "ok"
+    elif event == "device_authorization":
+        fields, reason = {}, error or "ok"
     else:
         fields = {"caller": _client_fields(note)["access_key_id"]}
         if event == "introspect":
@@ -826,7 +1034,10 @@ def _account(response: Response) -> Response:
         else:
             if error is None:
                 result = reason = "revoked" if note.revoked else "not_revocable"
-                fields["jti"] = note.revoked
+                if note.sid is not None:  # a refresh token: its session was ended
+                    fields["sid"] = note.sid
+                else:
+                    fields["jti"] = note.revoked
             else:
                 result, reason = ("error" if outcome == "error" else "refused"), error
             metrics.REVOCATIONS.labels(result=result).inc()

@@ -25,11 +25,16 @@ AUTHORIZE_PATH = "/oauth2/authorize"
 TOKEN_PATH = "/oauth2/token"  # noqa: S105  # a URL path, not a password
 INTROSPECT_PATH = "/oauth2/introspect"
 REVOKE_PATH = "/oauth2/revoke"
+DEVICE_AUTHORIZATION_PATH = "/oauth2/device_authorization"
 
 TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"  # noqa: S105  # RFC 8693 §2.1
+DEVICE_CODE = "urn:ietf:params:oauth:grant-type:device_code"  # RFC 8628 §3.4
+# The grants of access-key clients; the public client authbridge-cli has its own.
 GRANT_TYPES = ("client_credentials", TOKEN_EXCHANGE)
+SIGNIN_GRANT_TYPES = (DEVICE_CODE, "authorization_code", "refresh_token")
 CLIENT_AUTH_METHODS = ("client_secret_basic", "client_secret_post")
-CLAIMS = (*REQUIRED_CLAIMS, "session_name", "access_key_id")
+# sid, amr, mfa: in tokens derived from a sign-in session (authbridge.signin).
+CLAIMS = (*REQUIRED_CLAIMS, "session_name", "access_key_id", "sid", "amr", "mfa")
 
 bp = Blueprint("oidc", __name__)
 
@@ -41,10 +46,12 @@ class DiscoveryDocument(TypedDict):
     authorization_endpoint: str
     token_endpoint: str
     jwks_uri: str
-    response_types_supported: list[Literal["id_token"]]
+    device_authorization_endpoint: str
+    response_types_supported: list[Literal["code"]]
     subject_types_supported: list[Literal["public"]]
     id_token_signing_alg_values_supported: list[Algorithm]
     grant_types_supported: list[str]
+    code_challenge_methods_supported: list[Literal["S256"]]
     token_endpoint_auth_methods_supported: list[str]
     introspection_endpoint: str
     introspection_endpoint_auth_methods_supported: list[str]
@@ -57,15 +64,18 @@ def discovery_document(svc: Services, now: float) -> DiscoveryDocument:
     algs = sorted({key.alg for key in svc.keys().published(now)})
     return {
         "issuer": svc.policy.issuer,
-        # Required by §3; it answers every request with unsupported_response_type.
+        # The authorization code flow (PKCE S256) of the public client authbridge-cli.
         "authorization_endpoint": svc.url(AUTHORIZE_PATH),
         "token_endpoint": svc.url(TOKEN_PATH),
         "jwks_uri": svc.url(JWKS_PATH),
-        "response_types_supported": ["id_token"],
+        "device_authorization_endpoint": svc.url(DEVICE_AUTHORIZATION_PATH),
+        "response_types_supported": ["code"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": algs,
-        "grant_types_supported": list(GRANT_TYPES),
-        "token_endpoint_auth_methods_supported": list(CLIENT_AUTH_METHODS),
+        "grant_types_supported": [*GRANT_TYPES, *SIGNIN_GRANT_TYPES],
+        "code_challenge_methods_supported": ["S256"],
+        # "none": the public client authbridge-cli (client_id in the form, no secret).
+        "token_endpoint_auth_methods_supported": [*CLIENT_AUTH_METHODS, "none"],
         "introspection_endpoint": svc.url(INTROSPECT_PATH),
         "introspection_endpoint_auth_methods_supported": list(CLIENT_AUTH_METHODS),
         "revocation_endpoint": svc.url(REVOKE_PATH),

@@ -1,8 +1,9 @@
 """OIDC discovery and the JWKS.
 
 Covers:
-- every field OIDC Discovery 1.0 §3 requires, plus the OAuth endpoints, grant
-  types, auth methods and claims we document; application/json; a Cache-Control
+- every field OIDC Discovery 1.0 §3 requires, plus the OAuth endpoints (the
+  device authorization endpoint too), grant types (the sign-in grants too),
+  PKCE S256, auth methods and claims we document; application/json; a Cache-Control
   max-age no longer than the pre-publication delay (and 0 when the delay is 0);
 - issuer byte-identical to the configured URL for each shape (no path, trailing
   slash, a path, a path with trailing slash); every endpoint is the issuer
@@ -65,14 +66,23 @@ def test_every_required_field(make_app: Callable[..., Flask]) -> None:
         "authorization_endpoint": f"{ISSUER}/oauth2/authorize",
         "token_endpoint": f"{ISSUER}/oauth2/token",
         "jwks_uri": f"{ISSUER}/openid/v1/jwks",
-        "response_types_supported": ["id_token"],
+        "device_authorization_endpoint": f"{ISSUER}/oauth2/device_authorization",
+        "response_types_supported": ["code"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["ES256"],
         "grant_types_supported": [
             "client_credentials",
             "urn:ietf:params:oauth:grant-type:token-exchange",
+            "urn:ietf:params:oauth:grant-type:device_code",
+            "authorization_code",
+            "refresh_token",
         ],
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "code_challenge_methods_supported": ["S256"],
+        "token_endpoint_auth_methods_supported": [
+            "client_secret_basic",
+            "client_secret_post",
+            "none",
+        ],
         "introspection_endpoint": f"{ISSUER}/oauth2/introspect",
         "introspection_endpoint_auth_methods_supported": [
             "client_secret_basic",
@@ -97,6 +107,9 @@ def test_every_required_field(make_app: Callable[..., Flask]) -> None:
             "principal_id",
             "session_name",
             "access_key_id",
+            "sid",
+            "amr",
+            "mfa",
         ],
     }
 

@@ -238,7 +238,7 @@ def test_duration_not_a_number(client: FlaskClient, world: World, duration: str)
     assert_error(response, 400, "invalid_request", "duration_seconds", "whole number of seconds")
 
 
-@pytest.mark.parametrize("grant_type", ["password", "authorization_code", "refresh_token"])
+@pytest.mark.parametrize("grant_type", ["password", "implicit", "urn:example:grant"])
 def test_unsupported_grant(client: FlaskClient, world: World, grant_type: str) -> None:
     response = client.post(
         "/oauth2/token",
