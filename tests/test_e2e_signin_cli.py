@@ -184,11 +184,13 @@ class Running:
         self.lines: queue.Queue[str] = queue.Queue()
         self.seen: list[str] = []
         assert proc.stderr is not None
-        threading.Thread(target=self._read, args=(proc.stderr,), daemon=True).start()
+        self.reader = threading.Thread(target=self._read, args=(proc.stderr,), daemon=True)
+        self.reader.start()
 
     def _read(self, stream: Any) -> None:
-        for line in stream:
-            self.lines.put(line)
+        with stream:
+            for line in stream:
+                self.lines.put(line)
         self.lines.put("")
 
     def wait_for(self, pattern: re.Pattern[str]) -> re.Match[str]:
@@ -209,10 +211,14 @@ class Running:
 
     def finish(self) -> subprocess.CompletedProcess[str]:
         try:
-            stdout, _ = self.proc.communicate(timeout=WAIT)
+            self.proc.wait(timeout=WAIT)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             raise
+        assert self.proc.stdout is not None
+        stdout = self.proc.stdout.read()
+        self.proc.stdout.close()
+        self.reader.join(WAIT)  # stderr read to its end
         rest: list[str] = []
         while not self.lines.empty():
             rest.append(self.lines.get())
