@@ -16,9 +16,11 @@ session's ``sid``; a second call from the cache), the same with an expired
 old session file copied back: the server ends the whole session, ``token``
 says to run ``authbridge login``), two concurrent refreshes serialised by the
 lock (both succeed, no reuse), a denied device code, logout (revoked at the
-server, files gone, idempotent), the session over with and without an
-interactive terminal (a pty: the device flow runs on it), the browser flow to
-the end, and the loopback receiver's hostile inputs on a real ``login``: a
+server, files gone, idempotent), a session past the end the server gave, a
+session file others may read (not trusted), a profile with an access key
+refused by ``login``, the session over with and without an interactive
+terminal (a pty: the device flow runs on it), the browser flow to the end
+(the fast path answering its cached token, without click or ssl), and the loopback receiver's hostile inputs on a real ``login``: a
 callback with the wrong state, an error callback, a second callback, an
 oversized request.
 """
