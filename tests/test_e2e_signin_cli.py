@@ -10,7 +10,8 @@ consent page does) and follows the redirect to the loopback receiver.
 
 Covers: device-code login approved, then kubectl-style ``token`` (an
 ExecCredential whose token the server's ``/verify`` accepts as alice, with the
-session's ``sid``; a second call from the cache), the same with an expired
+session's ``sid``; a second call from the cache, by the fast path: no click,
+no ssl), the same with an expired
 ``sts`` token (refreshed, the refresh token rotated), ``--role`` at login
 (AssumeRole with the user's name as session name), refresh-token reuse (an
 old session file copied back: the server ends the whole session, ``token``
@@ -19,8 +20,7 @@ lock (both succeed, no reuse), a denied device code, logout (revoked at the
 server, files gone, idempotent), a session past the end the server gave, a
 session file others may read (not trusted), a profile with an access key
 refused by ``login``, the session over with and without an interactive
-terminal (a pty: the device flow runs on it), the browser flow to the end
-(the fast path answering its cached token, without click or ssl), and the loopback receiver's hostile inputs on a real ``login``: a
+terminal (a pty: the device flow runs on it), the browser flow to the end, and the loopback receiver's hostile inputs on a real ``login``: a
 callback with the wrong state, an error callback, a second callback, an
 oversized request.
 """
