@@ -8,7 +8,8 @@ password); virtual MFA devices created (seed and ``otpauth://`` URI shown
 once, or written once to a 0600 ``--outfile`` that must not exist), enabled
 with two consecutive codes computed from the seed, listed, deactivated and
 deleted; the password and seed are never in any later output, error or the
-database file; deleting a user with a login profile is refused naming it.
+database file; deleting a user with a login profile is refused naming it;
+``iam revoke-sessions`` ends the user's sign-in sessions (JSON and text).
 """
 
 from __future__ import annotations
@@ -324,3 +325,27 @@ def test_the_prompt_on_a_terminal_asks_twice_and_hides_the_password(cli: Cli) ->
     os.close(master)
     assert PASSWORD.encode() not in seen  # hidden: never echoed
     cli.ok("iam get-login-profile --user-name alice")
+
+
+def test_revoke_sessions_ends_the_users_sessions(cli_on: Cli) -> None:
+    from authbridge import signin
+    from authbridge.iam.credentials import Pepper
+    from authbridge.store import open_store
+
+    store = open_store(cli_on.env["AUTHBRIDGE_STORE"], pepper=Pepper.generate())
+    try:
+        alice = store.get_user(ACCOUNT, "alice").user_id
+        now = time.time()
+        _, cookie = signin.start_browser_session(
+            store, user_id=alice, mfa=False, address=None, now=now
+        )
+        got = cli_on.json("iam revoke-sessions --user-name alice -o json")
+        assert got == {"UserName": "alice", "SessionsRevoked": 1}
+        assert signin.browser_session(store, cookie, time.time()) is None
+    finally:
+        store.close()
+    assert cli_on.ok("iam revoke-sessions --user-name alice").out.strip() == (
+        "Ended 0 sign-in sessions of user alice."
+    )
+    missing = cli_on.run("iam revoke-sessions --user-name nobody")
+    assert missing.rc != 0 and "nobody" in missing.err

@@ -9,6 +9,12 @@ Each function is one ``authbridge iam …`` verb and returns the document
 device's ``arn:…:mfa/NAME``); the password policy, which IAM has no
 resource type for, and the List of virtual devices on ``*``.
 
+``RevokeSessions`` (``iam:RevokeSessions``, on the user's ARN; AWS has no
+such IAM call, the name follows its verbs) ends every sign-in session of a
+user, browser and CLI: refresh tokens stop working and every token carrying
+one of those ``sid`` claims is refused by reviews and the token endpoint at
+once. It answers ``{"UserName": …, "SessionsRevoked": <how many were open>}``.
+
 Secrets: a password comes in (``Password``) and never goes out, not even
 hashed; a device's seed goes out once, in CreateVirtualMFADevice's answer.
 Neither is ever in an audit line (the audit names actions and ARNs only).
@@ -33,6 +39,7 @@ from authbridge.admin.params import Param
 from authbridge.errors import InputError
 from authbridge.iam import passwords, signin
 from authbridge.iam.passwords import PasswordPolicy
+from authbridge.signin import end_user_sessions
 from authbridge.store.base import Store
 
 # --------------------------------------------------------------------------- handlers
@@ -117,6 +124,14 @@ def list_virtual_mfa_devices(store: Store, account: str, assignment_status: str)
 
 def delete_virtual_mfa_device(store: Store, account: str, serial_number: str) -> None:
     store.delete_virtual_mfa_device(account, serial_number)
+
+
+def revoke_sessions(store: Store, account: str, user_name: str, now: float) -> Document:
+    """End every sign-in session of the user (CLI and browser): their tokens die with them."""
+    return {
+        "UserName": user_name,
+        "SessionsRevoked": end_user_sessions(store, account, user_name, now),
+    }
 
 
 def policy_from_args(args: Mapping[str, Any]) -> PasswordPolicy:
@@ -367,6 +382,16 @@ ACTIONS: Final[tuple[Action, ...]] = (
         (SERIAL,),
         lambda t, a: delete_virtual_mfa_device(t.store, t.account_id, a["serial_number"]),
         _device,
+        mutating=True,
+    ),
+    Action(
+        "RevokeSessions",
+        "iam",
+        "iam",
+        "iam revoke-sessions",
+        (USER_NAME,),
+        lambda t, a: revoke_sessions(t.store, t.account_id, a["user_name"], t.now()),
+        _user,
         mutating=True,
     ),
 )

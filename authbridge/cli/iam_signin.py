@@ -464,3 +464,31 @@ def delete_virtual_mfa_device(app: App, serial_number: str) -> None:
     """
     ops.delete_virtual_mfa_device(app.store, app.account_id(), serial_number)
     app.emit(None, lambda: f"Deleted {serial_number}.")
+
+
+# -- sign-in sessions ----------------------------------------------------------------------
+
+
+@iam.command("revoke-sessions")
+@_user_name_option
+@output_option
+@pass_app
+def revoke_sessions(app: App, user_name: str) -> None:
+    """End every sign-in session of a user: `authbridge login` sessions and browser ones.
+
+    Their refresh tokens stop working, and every token issued from those
+    sessions (the sts token, the cluster tokens exchanged from it, role
+    sessions) is refused at once by reviews and the token endpoint, in every
+    replica. The user signs in again with `authbridge login`. Disabling or
+    deleting the user does this too. Over the admin API: iam:RevokeSessions.
+
+    \b
+    Example:
+      authbridge iam revoke-sessions --user-name alice
+    """
+    doc = app.admin("RevokeSessions", {"UserName": user_name})
+    count = int((doc or {}).get("SessionsRevoked", 0))
+    app.emit(
+        doc,
+        lambda: f"Ended {count} sign-in session{'' if count == 1 else 's'} of user {user_name}.",
+    )

@@ -181,6 +181,7 @@ IAM_ACTIONS: Final = (
     "iam:GetAccountPasswordPolicy",
     "iam:UpdateAccountPasswordPolicy",
     "iam:DeleteAccountPasswordPolicy",
+    "iam:RevokeSessions",  # authbridge's: ends a user's sign-in sessions (no AWS IAM call)
     "iam:CreatePolicy",
     "iam:GetPolicy",
     "iam:ListPolicies",

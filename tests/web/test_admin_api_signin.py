@@ -8,7 +8,8 @@ strict parameters (a password as a number, an out-of-bounds policy value,
 an unknown field); authorization on the user's ARN and the device's ARN
 (IAMSelfManageCredentials manages only the caller's own login profile and
 devices, ReadOnly cannot create); the password and seed never in the audit
-line of the call.
+line of the call; RevokeSessions ends a user's sessions, and IAMReadOnlyAccess
+may not call it.
 """
 
 from __future__ import annotations
@@ -133,6 +134,8 @@ def test_every_sign_in_action_answers(
     assert device["Base32StringSeed"] not in json.dumps(virtual)
     assert do("DeactivateMFADevice", UserName="alice", SerialNumber=serial) == {}
     assert do("DeleteVirtualMFADevice", SerialNumber=serial) == {}
+
+    assert do("RevokeSessions", UserName="alice") == {"UserName": "alice", "SessionsRevoked": 0}
 
     assert seen == {a.name for a in signin.ACTIONS}
 
@@ -358,3 +361,22 @@ def test_a_login_flood_is_429_when_no_hashing_slot_frees(
             if ok_taken:
                 hasher._slots.release()
     ok(client, "iam", "CreateLoginProfile", admin, UserName="alice", Password=PASSWORD)
+
+
+def test_revoke_sessions_ends_a_users_sessions_and_read_only_cannot(
+    client: FlaskClient, admin: dict[str, str], world: World, app_store: SqlStore
+) -> None:
+    from authbridge import signin as service
+
+    now = time.time()
+    _, cookie = service.start_browser_session(
+        app_store, user_id=world.alice.user_id, mfa=False, address=None, now=now
+    )
+    app_store.attach_policy(ACCOUNT, "user", "alice", READ_ONLY)
+    reader = bearer(user_token(client, world.alice_key, ADMIN))
+    api_error(call(client, "iam", "RevokeSessions", reader, UserName="alice"), 403, "AccessDenied")
+    assert service.browser_session(app_store, cookie, now) is not None
+    got = ok(client, "iam", "RevokeSessions", admin, UserName="alice")
+    assert got == {"UserName": "alice", "SessionsRevoked": 1}
+    assert service.browser_session(app_store, cookie, now) is None
+    api_error(call(client, "iam", "RevokeSessions", admin, UserName="nobody"), 404, "NoSuchEntity")
