@@ -11,18 +11,18 @@ consent page does) and follows the redirect to the loopback receiver.
 Covers: device-code login approved, then kubectl-style ``token`` (an
 ExecCredential whose token the server's ``/verify`` accepts as alice, with the
 session's ``sid``; a second call from the cache, by the fast path: no click,
-no ssl), the same with an expired
-``sts`` token (refreshed, the refresh token rotated), ``--role`` at login
-(AssumeRole with the user's name as session name), refresh-token reuse (an
-old session file copied back: the server ends the whole session, ``token``
-says to run ``authbridge login``), two concurrent refreshes serialised by the
-lock (both succeed, no reuse), a denied device code, logout (revoked at the
-server, files gone, idempotent), a session past the end the server gave, a
-session file others may read (not trusted), a profile with an access key
-refused by ``login``, the session over with and without an interactive
-terminal (a pty: the device flow runs on it), the browser flow to the end, and the loopback receiver's hostile inputs on a real ``login``: a
-callback with the wrong state, an error callback, a second callback, an
-oversized request.
+no ssl), the same with an expired ``sts`` token (refreshed, the refresh token
+rotated), ``--role`` at login (AssumeRole with the user's name as session
+name), refresh-token reuse (an old session file copied back: the server ends
+the whole session, ``token`` says to run ``authbridge login``), ``iam
+revoke-sessions`` (the same), two concurrent refreshes serialised by the lock (both
+succeed, no reuse), a denied device code, logout (revoked at the server, files
+gone, idempotent), a session past the end the server gave, a session file
+others may read (not trusted), a profile with an access key refused by
+``login``, the session over with and without an interactive terminal (a pty:
+the device flow runs on it), the browser flow to the end, and the loopback
+receiver's hostile inputs on a real ``login``: a callback with the wrong
+state, an error callback, a second callback, an oversized request.
 """
 
 from __future__ import annotations
@@ -416,6 +416,20 @@ def test_logout_revokes_and_deletes_and_is_idempotent(
 
     again = person.run("logout", "--profile", PROFILE)
     assert again.returncode == 0 and "not signed in" in again.stderr
+
+
+def test_revoke_sessions_ends_the_cli_session(
+    person: Person, live: LiveServer, service: Any
+) -> None:
+    assert person.device_login(service).returncode == 0
+    token = _credential(person.token())
+    live.cli("iam revoke-sessions --user-name alice")  # the administrator, on the store
+    assert _verified(live, token)["authenticated"] is False  # at once, not at expiry
+    refused = person.token("--no-cache")
+    assert refused.returncode == 1 and refused.stdout == ""
+    assert "has ended" in refused.stderr
+    assert "run `authbridge login --profile dev`" in refused.stderr
+    assert not person.session_file().exists()
 
 
 def test_session_past_its_end_says_run_login(person: Person, service: Any) -> None:
