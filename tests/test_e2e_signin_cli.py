@@ -15,14 +15,15 @@ no ssl), the same with an expired ``sts`` token (refreshed, the refresh token
 rotated), ``--role`` at login (AssumeRole with the user's name as session
 name), refresh-token reuse (an old session file copied back: the server ends
 the whole session, ``token`` says to run ``authbridge login``), ``iam
-revoke-sessions`` (the same), two concurrent refreshes serialised by the lock (both
-succeed, no reuse), a denied device code, logout (revoked at the server, files
-gone, idempotent), a session past the end the server gave, a session file
-others may read (not trusted), a profile with an access key refused by
-``login``, the session over with and without an interactive terminal (a pty:
-the device flow runs on it), the browser flow to the end, and the loopback
-receiver's hostile inputs on a real ``login``: a callback with the wrong
-state, an error callback, a second callback, an oversized request.
+revoke-sessions`` (the same), two concurrent refreshes serialised by the lock
+(both succeed, no reuse), a denied device code, logout (revoked at the server,
+files gone, idempotent; without the server: deleted here, exit 1 saying so), a
+session past the end the server gave, a session file others may read (not
+trusted), a profile with an access key refused by ``login``, the session over
+with and without an interactive terminal (a pty: the device flow runs on it),
+the browser flow to the end, and the loopback receiver's hostile inputs on a
+real ``login``: a callback with the wrong state, an error callback, a second
+callback, an oversized request.
 """
 
 from __future__ import annotations
@@ -617,3 +618,29 @@ def test_session_file_is_private_and_copies_of_it_are_not_trusted(
     out = person.token("--no-cache")
     assert out.returncode == 1 and "run `authbridge login --profile dev`" in out.stderr
     shutil.rmtree(person.session_dir())
+
+
+def test_logout_without_the_server_deletes_here_and_says_so(person: Person) -> None:
+    from authbridge.client.session import Session, SessionFiles, new_session_key
+    from tests.serving import free_port
+
+    endpoint = f"https://127.0.0.1:{free_port()}"  # nothing listens there
+    creds = person.home / ".authbridge"
+    creds.mkdir(mode=0o700)
+    (creds / "credentials").write_text(f"[dev]\nendpoint = {endpoint}\n")
+    os.chmod(creds / "credentials", 0o600)
+    files = SessionFiles.of({"HOME": str(person.home)}, endpoint, PROFILE)
+    files.save(
+        Session(
+            endpoint=endpoint, profile=PROFILE, issuer=endpoint, key=new_session_key(),
+            user=None, refresh_token="r" * 43, refresh_expires_at=int(time.time()) + 600,
+            access_token="a" * 43, access_expires_at=int(time.time()) + 60, role=None,
+            session_name=None, signed_in_at=int(time.time()),
+        )
+    )  # fmt: skip
+    out = person.run("logout", "--profile", PROFILE)
+    assert out.returncode == 1
+    assert "signed out on this machine, but the server did not revoke the session" in out.stderr
+    assert "iam revoke-sessions" in out.stderr and "r" * 43 not in out.stderr
+    assert not files.directory.exists()
+    assert person.run("logout", "--profile", PROFILE).returncode == 0  # idempotent
