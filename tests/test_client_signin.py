@@ -465,3 +465,12 @@ def test_profiles_and_endpoints_have_their_own_sessions(tmp_path: Path) -> None:
         session_directory(env, "https://other.example", "dev"),
     }
     assert len(names) == 3
+
+
+def test_loopback_idle_connection_does_not_hold_up_the_callback() -> None:
+    waiting = _Waiting()
+    port = waiting.receiver.port
+    with socket.create_connection(("127.0.0.1", port), timeout=10):  # a preconnect, silent
+        answer = _get(port, f"/callback?code=good&state={STATE}")
+        assert answer.startswith(b"HTTP/1.1 200 ")
+        assert waiting.join() == "good"

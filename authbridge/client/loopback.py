@@ -3,9 +3,10 @@
 RFC 8252 §7.3: a native app receives the authorization code on a loopback
 interface, on a port the OS picks, at ``http://127.0.0.1:<port>/callback``
 (the exact path the issuer accepts). :class:`LoopbackReceiver` binds before
-the browser opens, answers each connection on its own (one at a time, at
-most :data:`MAX_REQUEST_BYTES` of request head, :data:`READ_TIMEOUT` s each),
-and returns the code of the first callback that carries the right ``state``
+the browser opens, answers each connection on its own (at most
+:data:`MAX_REQUEST_BYTES` of request head, :data:`READ_TIMEOUT` s each, up to
+8 at once, in threads: a browser's idle preconnection must not stall the
+callback), and returns the code of the first callback that carries the right ``state``
 (compared in constant time, RFC 6749 §10.12). Until then:
 
 * a request that is not ``GET /callback`` (another path, a method, a head too
@@ -28,8 +29,10 @@ from __future__ import annotations
 
 import hmac
 import html
+import queue
 import secrets
 import socket
+import threading
 import time
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlsplit
@@ -50,6 +53,8 @@ __all__ = [
 CALLBACK_PATH = "/callback"
 MAX_REQUEST_BYTES = 8 * 1024
 READ_TIMEOUT = 10.0
+_POLL = 0.1  # seconds between looks at the answered callbacks
+_MAX_CONNECTIONS = 8  # answered at once; more are closed unanswered
 _MAX_CODE = 2048
 _MAX_FIELDS = 16
 _MAX_DESCRIPTION = 300
@@ -168,6 +173,8 @@ class LoopbackReceiver:
             self._sock.close()
             raise
         self.port: int = self._sock.getsockname()[1]
+        self._results: queue.Queue[Callback] = queue.Queue()
+        self._slots = threading.BoundedSemaphore(_MAX_CONNECTIONS)
         self.redirect_uri = f"http://127.0.0.1:{self.port}{CALLBACK_PATH}"
 
     def close(self) -> None:
@@ -191,17 +198,32 @@ class LoopbackReceiver:
                         hint="run `authbridge login` again, or `authbridge login --device-code`"
                         " to sign in from another device",
                     )
-                self._sock.settimeout(left)
+                try:
+                    return self._outcome(self._results.get_nowait())
+                except queue.Empty:
+                    pass
+                self._sock.settimeout(min(left, _POLL))
                 try:
                     conn, _ = self._sock.accept()
                 except TimeoutError:
                     continue
-                with conn:
-                    result = self._answer(conn)
-                if isinstance(result, Callback):
-                    return self._outcome(result)
+                if not self._slots.acquire(blocking=False):
+                    conn.close()  # a flood of connections: the browser's will come again
+                    continue
+                threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
         finally:
             self.close()
+
+    def _serve(self, conn: socket.socket) -> None:
+        """One connection, in its own thread: a browser's idle preconnection must not hold
+        up the request that carries the code."""
+        try:
+            with conn:
+                result = self._answer(conn)
+            if isinstance(result, Callback):
+                self._results.put(result)
+        finally:
+            self._slots.release()
 
     def _answer(self, conn: socket.socket) -> Callback | Rejected | None:
         conn.settimeout(READ_TIMEOUT)
