@@ -8,13 +8,15 @@ absurd expires_in/interval) and the sign-in grants' answer (refresh token
 required unless rotating, refresh_token_expires_in checked; a malformed token
 endpoint answer refused); unverified identity claims; the loopback callback
 parser (wrong or missing state, an error callback, a repeated parameter,
-another path, method or Host, an oversized or non-ASCII head) and the
-receiver on a real loopback socket (a wrong state then the right one, an
-error callback, a second callback after the first, an oversized request, the
-timeout); the session file (round trip, permissions, refused when garbled,
-group-readable or a symlink; the fast path reads the same key, role and name)
-and the refresh lock's re-read. Hypothesis properties: any bytes give the
-documented answer or error type, nothing else. The flows against a real
+another path, method or Host, an oversized or non-ASCII head) and the receiver
+on a real loopback socket (a wrong state then the right one, an error
+callback, a second callback after the first, an oversized request, an idle
+preconnection, the timeout); the device flow's polling against a scripted
+client (interval, slow_down adding 5 s for good, expired_token, access_denied,
+its own deadline, back-off in transit then giving up); the session file (round
+trip, permissions, refused when garbled, group-readable or a symlink; the fast
+path reads the same key, role and name). Hypothesis properties: any bytes give
+the documented answer or error type, nothing else. The flows against a real
 server are in ``tests/test_e2e_signin_cli.py``.
 """
 
@@ -25,6 +27,7 @@ import os
 import socket
 import threading
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -474,3 +477,93 @@ def test_loopback_idle_connection_does_not_hold_up_the_callback() -> None:
         answer = _get(port, f"/callback?code=good&state={STATE}")
         assert answer.startswith(b"HTTP/1.1 200 ")
         assert waiting.join() == "good"
+
+
+# -- the device flow's polling (RFC 8628 §3.5), with a scripted client ---------------------
+
+
+class _ScriptedClient:
+    """Answers the device flow's polls from a script: a refusal code, an exception, or tokens."""
+
+    def __init__(self, script: list[object], interval: int = 5) -> None:
+        self.script = script
+        self.interval = interval
+        self.polls = 0
+
+    def device_authorization(self) -> Any:
+        from authbridge.client.signin import DeviceAuthorization
+
+        return DeviceAuthorization(
+            device_code="d" * 43, user_code="BCDF-GHJK",
+            verification_uri="https://a.example/device", verification_uri_complete=None,
+            expires_at=600.0, interval=self.interval,
+        )  # fmt: skip
+
+    def poll_device(self, device_code: str) -> Any:
+        from authbridge.client.errors import IssuerRefused
+
+        assert device_code == "d" * 43
+        self.polls += 1
+        step = self.script.pop(0)
+        if isinstance(step, str):
+            raise IssuerRefused(step, "", status=400)
+        if isinstance(step, Exception):
+            raise step
+        return step
+
+
+def _flow(client: _ScriptedClient) -> tuple[object, list[float], list[str]]:
+    from authbridge.client.signin import run_device_flow
+
+    clock = [0.0]
+    sleeps: list[float] = []
+    said: list[str] = []
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        clock[0] += seconds
+
+    try:
+        result: object = run_device_flow(
+            client,  # type: ignore[arg-type]
+            said.append,
+            sleep=sleep,
+            clock=lambda: clock[0],
+        )
+    except (SignInError, IssuerError) as e:
+        result = e
+    return result, sleeps, said
+
+
+def test_device_flow_honours_interval_and_slow_down() -> None:
+    done = object()
+    result, sleeps, said = _flow(
+        _ScriptedClient(["authorization_pending", "slow_down", "authorization_pending", done])
+    )
+    assert result is done
+    assert sleeps == [5, 5, 10, 10]  # each slow_down adds 5 s, for good
+    assert said[0] == "To sign in, open https://a.example/device and enter the code BCDF-GHJK"
+
+
+def test_device_flow_stops_on_expired_token_and_access_denied() -> None:
+    result, _, _ = _flow(_ScriptedClient(["authorization_pending", "expired_token"]))
+    assert isinstance(result, SignInError) and "expired before it was approved" in str(result)
+    result, _, _ = _flow(_ScriptedClient(["access_denied"]))
+    assert isinstance(result, SignInError) and "the sign-in was denied" in str(result)
+    result, _, _ = _flow(_ScriptedClient(["invalid_client"]))
+    assert isinstance(result, IssuerError) and "invalid_client" in str(result)
+
+
+def test_device_flow_stops_at_its_own_deadline() -> None:
+    result, sleeps, _ = _flow(_ScriptedClient(["authorization_pending"] * 200, interval=300))
+    assert isinstance(result, SignInError) and "expired" in str(result)
+    assert sum(sleeps) >= 600 and len(sleeps) == 2  # no poll after expires_in
+
+
+def test_device_flow_backs_off_in_transit_then_gives_up() -> None:
+    down = IssuerError("cannot connect")
+    done = object()
+    result, sleeps, _ = _flow(_ScriptedClient([down, down, done]))
+    assert result is done and sleeps == [5, 10, 20]
+    result, sleeps, _ = _flow(_ScriptedClient([down, down, down]))
+    assert result is down and sleeps == [5, 10, 20]
