@@ -11,6 +11,8 @@ Flask here; the web layer only translates requests and these exceptions.
   names the user, one of its groups or its account (the RFC 8693 token
   exchange); the caller is the owner of the access key it authenticated with,
   or the user of an ``sts`` token.
+* :func:`exchange_own_token` - the token exchange without ``role_arn``: an
+  ``sts`` token's user gets its own token for a cluster or the admin audience;
 * :func:`verify_token` - every check :func:`authbridge.tokens.verify` makes,
   with revocation and principal status read from the store;
   :func:`verify_token_facts` also returns what that read found (the user and
@@ -75,6 +77,13 @@ everything else (``Store.review_facts``), so within the same bound.
 The credential (access key, or ``subject_token``) is checked first, so a caller
 who cannot authenticate learns nothing about clusters or roles. After that the
 checks run in the order the exceptions below are listed per function.
+
+Sign-in sessions (:mod:`authbridge.signin`): a token minted from one carries
+``sid``, ``amr`` and ``mfa``; every token exchanged from it (the user's own
+or a role session) carries the same three and lives no longer than the
+session. :func:`verify_token_facts` refuses a token whose ``sid`` does not
+name a live session of its source user (``TokenSessionEnded``), read in the
+same statement as everything else.
 
 Revocation bound: :func:`verify_token` asks the store on every call (one read,
 ``Store.review_facts``), so a revocation (or a disabled user, or an inactive

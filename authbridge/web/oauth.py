@@ -20,7 +20,19 @@
       with the caller's key), or both, when the key must belong to the
       token's user. See :mod:`authbridge.sts` for the audience rule.
       ``actor_token`` (delegation) is not supported; ``scope`` and ``resource``
-      are ignored.
+      are ignored. Without ``role_arn``, a ``subject_token`` is exchanged for
+      its user's own token for ``audience`` (a cluster or the admin audience;
+      :func:`authbridge.sts.exchange_own_token`).
+    * the sign-in grants of the public client ``authbridge-cli`` (``client_id``
+      in the form, no secret; :mod:`authbridge.signin`):
+      ``urn:ietf:params:oauth:grant-type:device_code`` (RFC 8628 §3.4),
+      ``authorization_code`` with PKCE S256 (RFC 6749 §4.1.3, RFC 7636 §4.6)
+      and ``refresh_token`` (RFC 6749 §6, rotated, reuse ends the session).
+      Each answers an ``sts`` access token with ``sid``/``amr``/``mfa`` and the
+      next refresh token; ``audience`` is refused on them.
+``POST /oauth2/device_authorization`` (RFC 8628 §3.1)
+    ``client_id=authbridge-cli`` [``scope``]: a device code and a user code.
+    Every request is charged to its client address (:mod:`authbridge.web.limits`).
 ``POST /oauth2/introspect`` (RFC 7662)
     Needs client authentication with an active access key. A token that passes
     every check (signature, issuer, a served audience, lifetime, revocation, the
@@ -31,8 +43,9 @@
     since revoking only takes access away, and whoever holds a bearer token
     could use it anyway. Credentials that are sent must be valid. Exactly the
     presented token is revoked, whoever authenticated; a token that is not ours,
-    malformed or already expired needs no revocation. Always 200 with an empty
-    body; ``token_type_hint`` is accepted and ignored.
+    malformed or already expired needs no revocation. A refresh token (anything
+    that is not a JWT) ends its sign-in session. Always 200 with an empty body;
+    ``token_type_hint`` is accepted and ignored.
 ``GET|POST /oauth2/authorize``
     Exists because OIDC Discovery §3 requires an authorization endpoint;
     authbridge has no interactive (browser) flows, so every request gets a
@@ -68,8 +81,9 @@ the access key id a client claimed when it is well-formed, never a secret or
 a token.
 
 Revocation bound: introspection, the token exchange and ``sts.verify_token``
-read the store on every call, so a revocation is effective at once in every
-worker and every replica that shares the store.
+read the store on every call, so a revocation (or the end of the sign-in
+session a token's ``sid`` names) is effective at once in every worker and
+every replica that shares the store.
 """
 
 from __future__ import annotations
