@@ -22,6 +22,13 @@ client except to the token endpoint. If the exchange refuses a cached ``sts``
 token (``invalid_grant``: revoked, say), a fresh one is tried once. The final
 role token is cached as before, so the fast path is unchanged.
 
+A profile without an access key (and none in the environment) uses its
+sign-in session instead (``authbridge login``; :func:`_signed_in`): the
+session's ``sts`` token, refreshed under a lock when it has expired, is
+exchanged for the cluster, and the result cached beside the session where the
+fast path finds it too. No session: ``run authbridge login --profile P``, or,
+when kubectl runs interactively in a terminal, the device flow right there.
+
 ``--local`` is break-glass: sign with the key in ``keys/`` instead of asking the
 issuer (see :mod:`authbridge.client.break_glass`); never cached, always logged.
 """
@@ -128,7 +135,10 @@ def token(
     Credentials come from ~/.authbridge/credentials (see `authbridge configure`)
     or AUTHBRIDGE_ACCESS_KEY_ID, AUTHBRIDGE_SECRET_ACCESS_KEY and
     AUTHBRIDGE_ENDPOINT; flags win over the environment, which wins over the
-    profile. The secret is never a flag. Tokens are cached in
+    profile. The secret is never a flag. A profile without an access key uses
+    its sign-in session (`authbridge login`), refreshed silently; when that is
+    over, kubectl in a terminal gets a device-code prompt, else the command
+    fails saying to run `authbridge login --profile P`. Tokens are cached in
     ~/.kube/cache/authbridge/ (0600) until 60 s before they expire. The
     ExecCredential's apiVersion follows KUBERNETES_EXEC_INFO (v1 by default).
     The output is that JSON whatever -o says; --token-only prints the bare token.
