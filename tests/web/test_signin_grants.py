@@ -25,7 +25,9 @@ Covers:
   carries them too; revoke-sessions kills both within the bound;
 - discovery lists the endpoint, grants, S256 and response type ``code``;
 - no audit line or log record holds a refresh token, code, device code or
-  access token.
+  access token;
+- a Hypothesis property test: any form for the three grants answers only
+  their documented errors, never repeating a value sent.
 """
 
 from __future__ import annotations
@@ -41,6 +43,9 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from werkzeug.test import TestResponse
 
 from authbridge import signin
@@ -569,3 +574,49 @@ def test_no_secret_code_or_refresh_token_in_any_log_line(
     for line in lines:
         for secret in secrets:
             assert secret not in json.dumps(line)
+
+
+_ERRORS = {
+    "invalid_request",
+    "invalid_client",
+    "invalid_grant",
+    "authorization_pending",
+    "slow_down",
+    "access_denied",
+    "expired_token",
+    "too_many_requests",
+}
+
+
+@hypothesis_settings(max_examples=80, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    grant=st.sampled_from([DEVICE, "authorization_code", "refresh_token"]),
+    client_id=st.sampled_from([CLI, "", "AKIAIOSFODNN7EXAMPLE", "authbridge-CLI"]),
+    fields=st.dictionaries(
+        st.sampled_from(
+            [
+                "device_code",
+                "code",
+                "redirect_uri",
+                "code_verifier",
+                "refresh_token",
+                "scope",
+                "audience",
+                "client_secret",
+                "x",
+            ]
+        ),
+        st.text(max_size=200),
+        max_size=6,
+    ),
+)
+def test_signin_grants_answer_only_documented_errors_property(
+    client: FlaskClient, grant: str, client_id: str, fields: dict[str, str]
+) -> None:
+    response = _token(client, grant_type=grant, client_id=client_id, **fields)
+    body = response.get_json()
+    assert response.status_code in (400, 401, 429), body
+    assert body["error"] in _ERRORS, body
+    for value in fields.values():
+        if len(value) >= 12:
+            assert value not in body.get("error_description", "")
