@@ -269,7 +269,12 @@ def _resolve(
         raise CredentialsError(
             f"profile {name} is not in {path}{missing_file}",
             hint=f"create it with `authbridge configure --profile {name} --endpoint URL"
-            " --access-key-id AKIA…`",
+            " --access-key-id AKIA…`"
+            + (
+                f", or sign in with `authbridge login --profile {name} --endpoint URL`"
+                if keyless
+                else ""
+            ),
         )
 
     def from_profile(key: str) -> tuple[str, str] | None:
@@ -328,7 +333,8 @@ def _resolve(
         raise CredentialsError(
             "no issuer endpoint",
             hint=f"pass --endpoint URL, set {ENV['endpoint']}, or add endpoint to profile"
-            f" {name} with `authbridge configure`",
+            f" {name} with `authbridge configure`"
+            + (" (or `authbridge login --endpoint URL`, which records it)" if keyless else ""),
         )
     ca = pick("ca_file", ca_file, "--ca-file")
     cluster = pick("cluster_id", cluster_id, "--cluster-id")
