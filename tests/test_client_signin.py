@@ -567,3 +567,26 @@ def test_device_flow_backs_off_in_transit_then_gives_up() -> None:
     assert result is done and sleeps == [5, 10, 20]
     result, sleeps, _ = _flow(_ScriptedClient([down, down, down]))
     assert result is down and sleeps == [5, 10, 20]
+
+
+_VALUE = st.text(alphabet=st.characters(codec="utf-8"), max_size=30)
+
+
+@given(
+    code=_VALUE,
+    right_state=st.booleans(),
+    other=st.dictionaries(st.sampled_from(["iss", "scope", "x"]), _VALUE, max_size=2),
+)
+def test_callback_gives_a_code_only_with_the_right_state(
+    code: str, right_state: bool, other: dict[str, str]
+) -> None:
+    from urllib.parse import urlencode
+
+    state = STATE if right_state else STATE[:-1] + "t"
+    query = urlencode({"code": code, "state": state, **other})
+    got = parse_callback(_head(f"/callback?{query}"), port=PORT, state=STATE)
+    if isinstance(got, Callback):
+        assert right_state and got.code == code
+        assert code.isascii() and code.isprintable()
+    else:
+        assert not right_state or not (code and code.isascii() and code.isprintable())
