@@ -5,7 +5,9 @@ Compared, each as N fresh processes run one after another (wall time from
 
 * ``python -c pass``: the interpreter's own start, the floor for any Python plugin;
 * ``authbridge token`` answered from its cache (the common case: kubectl runs
-  the plugin before every request);
+  the plugin before every request), with an access key and for a signed-in
+  profile (``authbridge login``: no key; the fast path reads the session
+  file to find the token);
 * ``authbridge token --no-cache``: a fresh mint from the running server;
 * ``aws eks get-token`` when ``aws`` is installed: what EKS users run today
   (it presigns an STS URL locally, no network; fake credentials suffice).
@@ -101,6 +103,56 @@ def _plugin_env(server: Server, key: AccessKey, home: Path) -> dict[str, str]:
     )
 
 
+def _signed_in_env(server: Server, key: AccessKey, home: Path) -> dict[str, str]:
+    """A home whose default profile has no key but a session, with a cached cluster token.
+
+    The session holds a real ``sts`` token and the cache a real cluster token of
+    the key's user (minted over HTTPS); the refresh token is a placeholder, never
+    presented: every timed run is a cache hit.
+    """
+    from authbridge.client.cache import CachedToken, cache_key
+    from authbridge.client.issuer import Issuer
+    from authbridge.client.session import Session, SessionFiles, new_session_key
+
+    (home / ".authbridge").mkdir(parents=True, mode=0o700, exist_ok=True)
+    creds = home / ".authbridge" / "credentials"
+    creds.write_text(
+        f"[default]\nendpoint = {server.url}\nca_file = {server.ca_file}\ncluster_id = {CLUSTER}\n"
+    )
+    creds.chmod(0o600)
+    env = clean_env(HOME=str(home))
+    issuer = Issuer(server.url, ca_file=str(server.ca_file))
+    sts = issuer.sts_token(key.access_key_id, key.secret)
+    cluster = issuer.session_token(key.access_key_id, key.secret, audience=CLUSTER)
+    files = SessionFiles.of(env, server.url, "default")
+    session = Session(
+        endpoint=server.url,
+        profile="default",
+        issuer=server.url,
+        key=new_session_key(),
+        user=None,
+        refresh_token="bench-placeholder-never-presented",  # noqa: S106 - not a secret
+        refresh_expires_at=None,
+        access_token=sts.token,
+        access_expires_at=sts.expires_at,
+        role=None,
+        session_name=None,
+        signed_in_at=int(time.time()),
+    )
+    files.save(session)
+    request = cache_key(
+        endpoint=server.url,
+        profile="default",
+        access_key_id=f"session:{session.key}",
+        cluster_id=CLUSTER,
+        role=None,
+        session_name=None,
+        duration=None,
+    )
+    files.tokens.put(request, CachedToken(cluster.token, cluster.expires_at))
+    return env
+
+
 def _aws() -> str | None:
     """The real ``aws`` executable; a pyenv shim (a bash script) is resolved first."""
     found = shutil.which("aws")
@@ -131,6 +183,8 @@ def run(server: Server, *, runs: int, budget: float) -> tuple[list[Timing], dict
     if first.returncode != 0:
         raise RuntimeError(f"authbridge token failed: {first.stderr.decode(errors='replace')}")
     out.append(_time("authbridge token (cached)", token, env, home, runs, budget))
+    signed_in = _bytecode_env(_signed_in_env(server, key, home / "signed-in"), home)
+    out.append(_time("authbridge token (cached, signed in)", token, signed_in, home, runs, budget))
     out.append(
         _time("authbridge token --no-cache (mint)", [*token, "--no-cache"], env, home, runs, budget)
     )

@@ -22,7 +22,8 @@ cluster, untrusted role, server down, TLS without or with the wrong CA,
 a non-JSON answer, a redirect, http://, a world-readable credentials file, bad
 flags) and usage errors with exit 2; ``configure`` (secret from stdin only,
 0600 file in a 0700 directory, other profiles and comments kept, a 0644 file
-replaced with a warning); ``kubeconfig`` parsed with YAML field by field;
+replaced with a warning); ``kubeconfig`` parsed with YAML field by field
+(and ``--login``: a signed-in user, ``interactiveMode: IfAvailable``);
 break-glass ``--local`` (verified with the key set, logged without the token,
 never cached); that the cached path imports no heavy module
 (``-X importtime``); and the lazy subcommands: importing the CLI loads no
@@ -998,6 +999,20 @@ def test_kubeconfig_wires_the_plugin(t: Env) -> None:
     assert "scripts/bootstrap" in execution["installHint"]
     assert ".venv/bin/authbridge" in execution["installHint"]
     assert "pip install" not in execution["installHint"]
+
+
+def test_kubeconfig_login_writes_a_signed_in_user_that_may_prompt(t: Env) -> None:
+    r = t.cli.ok(
+        "kubeconfig --login --cluster-id prod --server https://10.0.0.1:6443 --profile dev",
+        t.env(),
+    )
+    [user] = yaml.safe_load(r.out)["users"]
+    assert user["name"] == "authbridge-login@prod"
+    execution = user["user"]["exec"]
+    assert execution["args"] == ["token", "--cluster-id", "prod", "--profile", "dev"]
+    assert execution["interactiveMode"] == "IfAvailable"
+    assert "authbridge login" in execution["installHint"]
+    assert "configure" not in execution["installHint"]
 
 
 def test_kubeconfig_minimal_and_refusals(t: Env) -> None:

@@ -7,7 +7,9 @@ default, v1beta1 and ``interactive`` from ``KUBERNETES_EXEC_INFO``,
 ``--duration``, ``--cluster-id`` and every other option in both spellings,
 env over profile, ``AUTHBRIDGE_PROFILE`` and ``--profile``, the credentials
 file's comments, CRLF and relative ``ca_file``, ``AUTHBRIDGE_CREDENTIALS_FILE``,
-a config file in ``keys/``); that each case it does not answer falls back
+a config file in ``keys/``), and for a signed-in profile (no key, a session:
+the user's own token, the login's role, ``--role`` over it; a session gone or
+replaced by a new sign-in serves nothing); that each case it does not answer falls back
 (``None``): expired, inside the 60 s refresh window, an untrusted or corrupt
 entry, another request's entry, ``--no-cache``, ``--local``, ``--help``,
 unknown, repeated or option-like arguments, a global option, a garbled
@@ -757,3 +759,98 @@ def test_the_fast_path_modules_import_no_click() -> None:
     )
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
     assert python_prints(code, "-S", env=env) == "[]"
+
+
+# -- a signed-in profile (authbridge login): no key, a session beside the cache ----------
+
+SIGNED_IN = f"""\
+[dev]
+endpoint = {ENDPOINT}
+cluster_id = prod
+"""
+
+
+def _sign_in(w: World, role: str | None = None) -> Any:
+    from authbridge.client.session import Session, SessionFiles
+
+    files = SessionFiles.of(os.environ, ENDPOINT, "dev")
+    session = Session(
+        endpoint=ENDPOINT,
+        profile="dev",
+        issuer=ENDPOINT,
+        key="fedcba9876543210" * 2,
+        user="arn:aws:iam::111122223333:user/alice",
+        refresh_token="r" * 43,
+        refresh_expires_at=int(time.time()) + 7200,
+        access_token="eyJhbGciOiJFUzI1NiJ9.e30.c2ln",
+        access_expires_at=int(time.time()) + 900,
+        role=role,
+        session_name="alice",
+        signed_in_at=int(time.time()),
+    )
+    files.save(session)
+    return files, session
+
+
+def _plant_for_session(w: World, files: Any, session: Any, token: str, **request: Any) -> None:
+    request = {
+        "endpoint": ENDPOINT,
+        "profile": "dev",
+        "access_key_id": f"session:{session.key}",
+        "cluster_id": "prod",
+        "role": None,
+        "session_name": None,
+        "duration": None,
+        **request,
+    }
+    files.tokens.put(cache_key(**request), CachedToken(token, int(time.time()) + 3600))
+
+
+@pytest.mark.parametrize(
+    ("login_role", "args", "request_"),
+    [
+        (None, [], {}),
+        (None, ["--role", ROLE_ARN], {"role": ROLE_ARN, "session_name": "alice"}),
+        (ROLE_ARN, [], {"role": ROLE_ARN, "session_name": "alice"}),
+        (
+            ROLE_ARN,
+            ["--role", ROLE_ARN, "--session-name", "ops"],
+            {"role": ROLE_ARN, "session_name": "ops"},
+        ),
+    ],
+)
+def test_a_signed_in_profiles_cache_hit_prints_the_same_bytes(
+    world: World, login_role: str | None, args: list[str], request_: dict[str, Any]
+) -> None:
+    world.credentials(SIGNED_IN)
+    files, session = _sign_in(world, login_role)
+    token = "eyJhbGciOiJFUzI1NiJ9.c2Vzc2lvbg.c2ln"
+    _plant_for_session(world, files, session, token, **request_)
+    argv = ["--profile", "dev", *args]
+    fast = world.fast(argv)
+    slow = world.slow(argv)
+    assert slow.exit_code == 0 and slow.stderr == "", slow.output
+    assert token in slow.stdout
+    assert fast is not None, "the fast path fell back"
+    assert fast.encode() == slow.stdout_bytes
+
+
+def test_a_signed_out_profile_falls_back_to_the_click_command(world: World) -> None:
+    world.credentials(SIGNED_IN)
+    files, session = _sign_in(world)
+    _plant_for_session(world, files, session, "eyJhbGciOiJFUzI1NiJ9.c2Vzc2lvbg.c2ln")
+    files.path.unlink()  # the session is gone: its tokens are not served
+    assert world.fast(["--profile", "dev"]) is None
+    slow = world.slow(["--profile", "dev"])
+    assert slow.exit_code == 1
+    assert "run `authbridge login --profile dev`" in slow.stderr
+
+
+def test_a_token_of_an_earlier_sign_in_is_never_served(world: World) -> None:
+    world.credentials(SIGNED_IN)
+    files, session = _sign_in(world)
+    _plant_for_session(world, files, session, "eyJhbGciOiJFUzI1NiJ9.b2xk.c2ln")
+    from dataclasses import replace
+
+    files.save(replace(session, key="0" * 32))  # signed in again: a new key
+    assert world.fast(["--profile", "dev"]) is None

@@ -4,7 +4,11 @@ Like ``aws eks update-kubeconfig``, but printed rather than merged: redirect it
 to a file, or merge it with ``KUBECONFIG=a:b kubectl config view --flatten``.
 The exec entry uses ``client.authentication.k8s.io/v1``, ``interactiveMode:
 Never`` (the plugin never prompts) and ``provideClusterInfo: false`` (it needs
-nothing from the cluster entry). Not on kubectl's hot path, so YAML is fine here.
+nothing from the cluster entry). With ``--login`` the user is a signed-in
+profile (``authbridge login``, no access key) and ``interactiveMode:
+IfAvailable``: when the session is over and kubectl runs in a terminal, the
+plugin signs in again with a device code on it; elsewhere it fails saying to
+run ``authbridge login``. Not on kubectl's hot path, so YAML is fine here.
 """
 
 from __future__ import annotations
@@ -26,6 +30,11 @@ _INSTALL_HINT = (
     "authbridge is needed to get tokens for this cluster: clone the authbridge repository,"
     " run scripts/bootstrap in it, put its .venv/bin on PATH (the command is"
     " .venv/bin/authbridge), then run `authbridge configure` with your access key."
+)
+_LOGIN_INSTALL_HINT = (
+    "authbridge is needed to get tokens for this cluster: clone the authbridge repository,"
+    " run scripts/bootstrap in it, put its .venv/bin on PATH (the command is"
+    " .venv/bin/authbridge), then run `authbridge login` to sign in."
 )
 
 
@@ -55,6 +64,7 @@ def build_kubeconfig(
     role: str | None,
     profile: str | None,
     endpoint: str | None,
+    login: bool = False,
 ) -> dict[str, Any]:
     """The kubeconfig document (apiVersion v1, kind Config) with one cluster, user, context."""
     args = ["token", "--cluster-id", cluster_id]
@@ -65,6 +75,8 @@ def build_kubeconfig(
     if ca_data is not None:
         cluster["certificate-authority-data"] = ca_data
     user = f"authbridge@{name}" if role is None else f"authbridge-{role.rsplit('/', 1)[-1]}@{name}"
+    if login:
+        user = f"{user.partition('@')[0]}-login@{name}"
     return {
         "apiVersion": "v1",
         "kind": "Config",
@@ -77,9 +89,9 @@ def build_kubeconfig(
                         "apiVersion": "client.authentication.k8s.io/v1",
                         "command": "authbridge",
                         "args": args,
-                        "interactiveMode": "Never",
+                        "interactiveMode": "IfAvailable" if login else "Never",
                         "provideClusterInfo": False,
-                        "installHint": _INSTALL_HINT,
+                        "installHint": _LOGIN_INSTALL_HINT if login else _INSTALL_HINT,
                     }
                 },
             }
@@ -105,6 +117,12 @@ def build_kubeconfig(
 @click.option(
     "--name", metavar="NAME", help="Name of the cluster and context (default: the cluster id)."
 )
+@click.option(
+    "--login",
+    is_flag=True,
+    help="The user signs in (`authbridge login`, no access key); kubectl may let the plugin"
+    " sign in again on the terminal (interactiveMode: IfAvailable).",
+)
 @output_option
 @pass_app
 def kubeconfig(
@@ -116,6 +134,7 @@ def kubeconfig(
     profile: str | None,
     endpoint: str | None,
     name: str | None,
+    login: bool,
 ) -> None:
     """Print a kubeconfig whose user gets tokens from `authbridge token`.
 
@@ -126,6 +145,9 @@ def kubeconfig(
       authbridge kubeconfig --cluster-id prod --server https://10.0.0.1:6443 \\
           --ca-file /etc/kubernetes/pki/ca.crt > ~/.kube/prod.yaml
       KUBECONFIG=~/.kube/prod.yaml kubectl get nodes
+      authbridge login --profile dev --endpoint https://authbridge.example.com:8443
+      authbridge kubeconfig --login --profile dev --cluster-id prod \\
+          --server https://10.0.0.1:6443 > ~/.kube/prod.yaml
     """
     import yaml
 
@@ -147,6 +169,7 @@ def kubeconfig(
         role=check_role_arn(role) if role is not None else None,
         profile=check_profile_name(profile) if profile is not None else None,
         endpoint=check_endpoint(endpoint) if endpoint is not None else None,
+        login=login,
     )
     if app.output == "json":
         click.echo(json.dumps(doc, indent=2))

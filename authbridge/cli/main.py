@@ -71,6 +71,8 @@ COMMANDS: dict[str, str] = {
     "keys": "authbridge.cli.keys:keys",
     "configure": "authbridge.cli.configure:configure",
     "token": "authbridge.cli.token:token",
+    "login": "authbridge.cli.login:login",
+    "logout": "authbridge.cli.login:logout",
     "kubeconfig": "authbridge.cli.kubeconfig:kubeconfig",
     "mapping": "authbridge.cli.mapping:mapping",
     "verify": "authbridge.cli.verify:verify",

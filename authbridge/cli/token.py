@@ -22,6 +22,13 @@ client except to the token endpoint. If the exchange refuses a cached ``sts``
 token (``invalid_grant``: revoked, say), a fresh one is tried once. The final
 role token is cached as before, so the fast path is unchanged.
 
+A profile without an access key (and none in the environment) uses its
+sign-in session instead (``authbridge login``; :func:`_signed_in`): the
+session's ``sts`` token, refreshed under a lock when it has expired, is
+exchanged for the cluster, and the result cached beside the session where the
+fast path finds it too. No session: ``run authbridge login --profile P``, or,
+when kubectl runs interactively in a terminal, the device flow right there.
+
 ``--local`` is break-glass: sign with the key in ``keys/`` instead of asking the
 issuer (see :mod:`authbridge.client.break_glass`); never cached, always logged.
 """
@@ -39,8 +46,9 @@ from authbridge.cli.context import App, output_option, pass_app
 
 if TYPE_CHECKING:
     from authbridge.client.cache import TokenCache
-    from authbridge.client.config import ClientConfig
+    from authbridge.client.config import ClientConfig, SignInTarget
     from authbridge.client.issuer import IssuedToken, Issuer
+    from authbridge.client.session import Session, SessionFiles
 
 _MIN_DURATION, _MAX_DURATION = 900, 43200
 
@@ -135,7 +143,10 @@ def token(
     Credentials come from ~/.authbridge/credentials (see `authbridge configure`)
     or AUTHBRIDGE_ACCESS_KEY_ID, AUTHBRIDGE_SECRET_ACCESS_KEY and
     AUTHBRIDGE_ENDPOINT; flags win over the environment, which wins over the
-    profile. The secret is never a flag. Tokens are cached in
+    profile. The secret is never a flag. A profile without an access key uses
+    its sign-in session (`authbridge login`), refreshed silently; when that is
+    over, kubectl in a terminal gets a device-code prompt, else the command
+    fails saying to run `authbridge login --profile P`. Tokens are cached in
     ~/.kube/cache/authbridge/ (0600) until 60 s before they expire. The
     ExecCredential's apiVersion follows KUBERNETES_EXEC_INFO (v1 by default).
     The output is that JSON whatever -o says; --token-only prints the bare token.
@@ -189,15 +200,33 @@ def token(
     if session_name is not None and role is None:
         raise click.UsageError("--session-name applies only with --role (or --local)")
 
-    from authbridge.client.config import check_role_arn, check_session_name, resolve
+    from authbridge.client.config import (
+        SignInTarget,
+        check_role_arn,
+        check_session_name,
+        resolve_target,
+    )
 
-    cfg = resolve(
+    target = resolve_target(
         os.environ, profile=profile, endpoint=endpoint, ca_file=ca_file, cluster_id=cluster_id
     )
-    if cfg.cluster_id is None:
+    cluster = target.cluster_id
+    if cluster is None:
         raise click.UsageError(
             "--cluster-id is required (or AUTHBRIDGE_CLUSTER_ID, or cluster_id in the profile)"
         )
+    if isinstance(target, SignInTarget):
+        _signed_in(
+            target,
+            cluster,
+            check_role_arn(role) if role is not None else None,
+            check_session_name(session_name) if session_name else None,
+            duration,
+            token_only=token_only,
+            no_cache=no_cache,
+        )
+        return
+    cfg = target
     assume: tuple[str, str] | None = None
     if role is not None:
         # The default session name is the access key id: the user's name is not known here.
@@ -212,7 +241,7 @@ def token(
         endpoint=cfg.endpoint,
         profile=cfg.profile,
         access_key_id=cfg.access_key_id,
-        cluster_id=cfg.cluster_id,
+        cluster_id=cluster,
         role=role,
         session_name=session_name,
         duration=duration,
@@ -223,7 +252,7 @@ def token(
             _emit(hit.token, hit.expires_at, now, token_only)
             return
 
-    issued = _mint(cfg, cfg.cluster_id, assume, duration, None if no_cache else cache)
+    issued = _mint(cfg, cluster, assume, duration, None if no_cache else cache)
     if not no_cache:
         entry = CachedToken(issued.token, issued.expires_at)
         if entry.usable(time.time()):
@@ -378,6 +407,135 @@ def _sts_token(
             except CacheError as e:
                 _warn(f"sts token not cached: {e}")
     return issued, False
+
+
+def _signed_in(
+    target: SignInTarget,
+    cluster_id: str,
+    role: str | None,
+    session_name: str | None,
+    duration: int | None,
+    *,
+    token_only: bool,
+    no_cache: bool,
+) -> None:
+    """A profile without an access key: a cluster token from its sign-in session.
+
+    The session's ``sts`` token (refreshed when it has expired) is exchanged
+    (RFC 8693) for the cluster: the user's own token, or with ``--role`` (else
+    the role given to ``authbridge login``) an AssumeRole. Cached in the
+    session's directory under a key naming the sign-in, so the fast path finds it.
+    With no session (never signed in, logged out, or ended by the server) the
+    device flow runs on the terminal when kubectl says it is interactive
+    (``interactiveMode: IfAvailable`` and a terminal), else :class:`SessionEnded`.
+    """
+    from authbridge.client.cache import CachedToken, CacheError
+    from authbridge.client.errors import SessionEnded
+    from authbridge.client.session import SessionFiles
+
+    files = SessionFiles.of(os.environ, target.endpoint, target.profile)
+    session = files.load()
+    now = time.time()
+    if session is not None and not no_cache:
+        hit = files.tokens.get(_session_cache_key(session, target, cluster_id, role, session_name,
+                                                  duration), now)  # fmt: skip
+        if hit is not None:
+            _emit(hit.token, hit.expires_at, now, token_only)
+            return
+    try:
+        issued, session = _mint_signed_in(files, target, cluster_id, role, session_name, duration)
+    except SessionEnded as ended:
+        if not _interactive():
+            raise
+        from authbridge.cli.login import say, sign_in
+
+        say(f"authbridge: {ended.message}; signing in again (profile {target.profile}).")
+        sign_in(files, target, role=session.role if session else None, device_code=True)
+        issued, session = _mint_signed_in(files, target, cluster_id, role, session_name, duration)
+    if not no_cache:
+        entry = CachedToken(issued.token, issued.expires_at)
+        if entry.usable(time.time()):
+            try:
+                files.tokens.put(
+                    _session_cache_key(session, target, cluster_id, role, session_name, duration),
+                    entry,
+                )
+            except CacheError as e:
+                _warn(f"token not cached: {e}")
+    _emit(issued.token, issued.expires_at, time.time(), token_only)
+
+
+def _session_cache_key(
+    session: Session,
+    target: SignInTarget,
+    cluster_id: str,
+    role: str | None,
+    session_name: str | None,
+    duration: int | None,
+) -> str:
+    """The cache key of a session's cluster token (the fast path derives the same one)."""
+    from authbridge.client.cache import cache_key
+
+    role = role or session.role
+    return cache_key(
+        endpoint=target.endpoint,
+        profile=target.profile,
+        access_key_id=f"session:{session.key}",
+        cluster_id=cluster_id,
+        role=role,
+        session_name=(session_name or session.session_name) if role else None,
+        duration=duration,
+    )
+
+
+def _interactive() -> bool:
+    """kubectl says the plugin may talk to the user, and there is a terminal to talk on."""
+    import sys
+
+    from authbridge.client.exec_credential import EXEC_INFO_ENV, parse_exec_info
+
+    info = parse_exec_info(os.environ.get(EXEC_INFO_ENV))
+    return info.interactive is True and sys.stderr is not None and sys.stderr.isatty()
+
+
+def _mint_signed_in(
+    files: SessionFiles,
+    target: SignInTarget,
+    cluster_id: str,
+    role: str | None,
+    session_name: str | None,
+    duration: int | None,
+) -> tuple[IssuedToken, Session]:
+    """Exchange the session's ``sts`` token; a refused one is refreshed and tried once more."""
+    from authbridge.client.errors import IssuerRefused
+    from authbridge.client.issuer import Issuer
+    from authbridge.client.signin import SignInClient, current_session
+
+    issuer = Issuer(target.endpoint, ca_file=target.ca_file)
+    client = SignInClient(issuer)
+
+    def exchange(s: Session) -> IssuedToken:
+        assume = role or s.role
+        if assume is None:
+            return issuer.own_token(s.access_token, audience=cluster_id, duration=duration)
+        name = session_name or s.session_name
+        if name is None:
+            raise click.UsageError("--session-name is required: the user's name is not a valid"
+                                   " role session name")  # fmt: skip
+        return issuer.assume_role(
+            s.access_token, audience=cluster_id, role_arn=assume, session_name=name,
+            duration=duration,
+        )  # fmt: skip
+
+    session = current_session(files, client, target.profile)
+    try:
+        return exchange(session), session
+    except IssuerRefused as e:
+        if e.error != "invalid_grant":
+            raise
+    # Revoked since it was issued, perhaps: a fresh one (the refresh says if the session ended).
+    session = current_session(files, client, target.profile, refused=session.access_token)
+    return exchange(session), session
 
 
 def _local(

@@ -10,8 +10,12 @@ Modules, cheapest first (``authbridge token`` runs before every kubectl request)
 * :mod:`.credentials` - the ``~/.authbridge/credentials`` file (strict INI profiles);
 * :mod:`.config` - flags > environment > profile, and the local checks on values;
 * :mod:`.cache` - ``~/.kube/cache/authbridge/``, trusted only when it is exactly ours;
+* :mod:`.session` - a signed-in profile's session file beside the cache, its refresh lock;
+* :mod:`.loopback` - ``authbridge login``'s one-shot receiver on 127.0.0.1 (RFC 8252);
 * :mod:`.issuer` - ``POST /oauth2/token`` over verified TLS (urllib, ssl: minting only);
+* :mod:`.signin` - the public client ``authbridge-cli``: device code, authorization
+  code + PKCE, refresh, revocation (over :mod:`.issuer`);
 * :mod:`.break_glass` - ``token --local``: sign with ``keys/`` (store, keys, tokens).
 
-The first six import only the standard library; nothing here imports click.
+The first eight import only the standard library; nothing here imports click.
 """

@@ -119,6 +119,10 @@ class TokenCache:
 
     def put(self, key: str, entry: CachedToken) -> None:
         """Store ``entry`` for ``key``, replacing whatever was there (symlink included)."""
+        self.put_raw(f"{key}.json", encode_entry(entry))
+
+    def put_raw(self, name: str, data: bytes) -> None:
+        """Write ``data`` as the file ``name`` in the directory: atomically, 0600, in 0700."""
         try:
             os.makedirs(self.directory, mode=0o700, exist_ok=True)
             dir_fd = os.open(self.directory, CACHE_DIR_FLAGS)
@@ -130,7 +134,7 @@ class TokenCache:
                 raise CacheError(f"{self.directory} belongs to another user")
             if stat.S_IMODE(st.st_mode) != 0o700:
                 os.fchmod(dir_fd, 0o700)
-            self._write(dir_fd, f"{key}.json", encode_entry(entry))
+            self._write(dir_fd, name, data)
         except OSError as e:
             raise CacheError(f"cannot write to {self.directory}: {e.strerror}") from e
         finally:

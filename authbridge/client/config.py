@@ -46,6 +46,7 @@ from authbridge.errors import InputError
 __all__ = [
     "ENV",
     "ClientConfig",
+    "SignInTarget",
     "check_access_key_id",
     "check_ca_file",
     "check_cluster_id",
@@ -55,6 +56,7 @@ __all__ = [
     "check_secret",
     "check_session_name",
     "resolve",
+    "resolve_target",
 ]
 
 # authbridge.iam.credentials: "AKIA" + 16 characters of the RFC 4648 base32 alphabet.
@@ -185,6 +187,18 @@ class ClientConfig:
     credentials_file: Path
 
 
+@dataclass(frozen=True)
+class SignInTarget:
+    """A profile without an access key: ``authbridge login`` signs it in (a session)."""
+
+    endpoint: str
+    profile: str
+    ca_file: str | None
+    cluster_id: str | None
+    credentials_file: Path
+    profile_exists: bool  # whether the credentials file has the profile's section
+
+
 def resolve(
     env: Mapping[str, str],
     *,
@@ -194,6 +208,44 @@ def resolve(
     cluster_id: str | None = None,
 ) -> ClientConfig:
     """Merge flags (the keyword arguments), ``env`` and the credentials file, and check all."""
+    got = _resolve(
+        env, profile=profile, endpoint=endpoint, ca_file=ca_file, cluster_id=cluster_id,
+        keyless=False,
+    )  # fmt: skip
+    if not isinstance(got, ClientConfig):  # keyless=False: a key, or CredentialsError
+        raise AssertionError("resolve without a key")
+    return got
+
+
+def resolve_target(
+    env: Mapping[str, str],
+    *,
+    profile: str | None = None,
+    endpoint: str | None = None,
+    ca_file: str | None = None,
+    cluster_id: str | None = None,
+    new_profile: bool = False,
+) -> ClientConfig | SignInTarget:
+    """As :func:`resolve`, but a profile with no access key at all (and none in the
+    environment) is a :class:`SignInTarget` rather than an error. A profile with a key
+    always uses it: a session is only for profiles without one. With ``new_profile``
+    (``authbridge login``, which writes it) a ``--profile`` not in the file is no error."""
+    return _resolve(
+        env, profile=profile, endpoint=endpoint, ca_file=ca_file, cluster_id=cluster_id,
+        keyless=True, new_profile=new_profile,
+    )  # fmt: skip
+
+
+def _resolve(
+    env: Mapping[str, str],
+    *,
+    profile: str | None,
+    endpoint: str | None,
+    ca_file: str | None,
+    cluster_id: str | None,
+    keyless: bool,
+    new_profile: bool = False,
+) -> ClientConfig | SignInTarget:
     # Flags first: a mistyped flag is reported before any file is read.
     if endpoint is not None:
         check_endpoint(endpoint)
@@ -213,11 +265,16 @@ def resolve(
     profiles = read_credentials(path)
     section: Profile | None = profiles.get(name) if profiles else None
     missing_file = " (no such file)" if profiles is None else ""
-    if explicit and section is None:
+    if explicit and section is None and not new_profile:
         raise CredentialsError(
             f"profile {name} is not in {path}{missing_file}",
             hint=f"create it with `authbridge configure --profile {name} --endpoint URL"
-            " --access-key-id AKIA…`",
+            " --access-key-id AKIA…`"
+            + (
+                f", or sign in with `authbridge login --profile {name} --endpoint URL`"
+                if keyless
+                else ""
+            ),
         )
 
     def from_profile(key: str) -> tuple[str, str] | None:
@@ -259,9 +316,15 @@ def resolve(
             f"{missing} is not set but its partner is",
             hint="set both, or neither to use the credentials file",
         )
+    no_key = not env_id and (
+        section is None
+        or ("access_key_id" not in section.values and "secret_access_key" not in section.values)
+    )
+    key_id: tuple[str, str] | None = None
+    secret: tuple[str, str] | None = None
     if env_id and env_secret:
         key_id, secret = (env_id, ENV["access_key_id"]), (env_secret, ENV["secret_access_key"])
-    else:
+    elif not (keyless and no_key):
         key_id = from_profile_required("access_key_id")
         secret = from_profile_required("secret_access_key")
 
@@ -270,7 +333,8 @@ def resolve(
         raise CredentialsError(
             "no issuer endpoint",
             hint=f"pass --endpoint URL, set {ENV['endpoint']}, or add endpoint to profile"
-            f" {name} with `authbridge configure`",
+            f" {name} with `authbridge configure`"
+            + (" (or `authbridge login --endpoint URL`, which records it)" if keyless else ""),
         )
     ca = pick("ca_file", ca_file, "--ca-file")
     cluster = pick("cluster_id", cluster_id, "--cluster-id")
@@ -281,6 +345,15 @@ def resolve(
         if ca[1].startswith("credentials file"):
             # Relative paths in the file resolve against its directory, as kubeconfig does.
             ca_path = str(path.parent / Path(ca_path).expanduser())
+    if key_id is None or secret is None:
+        return SignInTarget(
+            endpoint=check_endpoint(*url),
+            profile=name,
+            ca_file=ca_path,
+            cluster_id=check_cluster_id(*cluster) if cluster is not None else None,
+            credentials_file=path,
+            profile_exists=section is not None,
+        )
     return ClientConfig(
         endpoint=check_endpoint(*url),
         profile=name,

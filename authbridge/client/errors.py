@@ -3,8 +3,10 @@
     AuthbridgeError
     ├── ConfigError
     │   └── CredentialsError       credentials file unsafe, unreadable, malformed; profile missing
-    └── IssuerError                talking to the token endpoint failed (network, TLS, bad answer)
-        └── IssuerRefused          an RFC 6749 §5.2 error answer: .error, .description, .status
+    ├── IssuerError                talking to the token endpoint failed (network, TLS, bad answer)
+    │   └── IssuerRefused          an RFC 6749 §5.2 error answer: .error, .description, .status
+    └── SignInError                `authbridge login` did not complete (denied, expired, timed out)
+        └── SessionEnded           no sign-in session, or the server ended it: log in again
 
 The CLI's one error handler turns each into one stderr line and exit code 1.
 Messages never contain a secret or a token: a credentials file is described by
@@ -37,3 +39,19 @@ class IssuerRefused(IssuerError):
         self.error = error
         self.description = description
         self.status = status
+
+
+class SignInError(AuthbridgeError):
+    """A sign-in (browser or device code) did not end in a session."""
+
+    code = "SignInError"
+
+
+class SessionEnded(SignInError):
+    """There is no usable sign-in session for the profile: ``authbridge login`` again."""
+
+    code = "SessionEnded"
+
+    def __init__(self, profile: str, why: str) -> None:
+        super().__init__(why, hint=f"run `authbridge login --profile {profile}`")
+        self.profile = profile

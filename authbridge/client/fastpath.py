@@ -58,6 +58,8 @@ __all__ = [
     "KIND",
     "MAX_ENTRY_BYTES",
     "REFRESH_MARGIN",
+    "SESSION_FILE",
+    "SESSION_VERSION",
     "cache_directory",
     "cache_key",
     "cached_output",
@@ -76,6 +78,8 @@ __all__ = [
     "read_entry",
     "read_exec_info",
     "rfc3339",
+    "session_directory",
+    "session_summary",
     "usable",
     "web_identity_cache_key",
 ]
@@ -179,6 +183,47 @@ def cache_directory(env: Mapping[str, str]) -> str:
     """``$HOME/.kube/cache/authbridge``."""
     home = env.get("HOME") or os.path.expanduser("~")
     return os.path.join(home, ".kube", "cache", "authbridge")
+
+
+# The sign-in session of a profile without an access key (authbridge.client.session):
+# session.json in its own 0700 directory, beside the token cache, with that session's
+# cluster tokens (named as cache entries are) so `authbridge logout` can delete them all.
+SESSION_FILE: Final = "session"  # read_entry's key: the file is session.json
+SESSION_VERSION: Final = 1
+_SESSION_KEY_LENGTH = 32  # hex characters of the random id naming one sign-in
+
+
+def session_directory(env: Mapping[str, str], endpoint: str, profile: str) -> str:
+    """``<cache>/session-<sha256(endpoint, profile)[:32]>``: one per profile and endpoint."""
+    material = json.dumps(["authbridge-session-v1", endpoint, profile], separators=(",", ":"))
+    digest = hashlib.sha256(material.encode("utf-8")).hexdigest()[:32]
+    return os.path.join(cache_directory(env), f"session-{digest}")
+
+
+def session_summary(data: bytes) -> tuple[str, str | None, str | None] | None:
+    """``(key, role, session name)`` of a session file: what names its cached tokens.
+
+    ``None`` for anything :mod:`authbridge.client.session` would not have written
+    (it checks the rest of the file; this reads only what the cache key needs).
+    """
+    if len(data) > MAX_ENTRY_BYTES:
+        return None
+    try:
+        doc = json.loads(data)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(doc, dict) or doc.get("version") != SESSION_VERSION:
+        return None
+    key, role, name = doc.get("key"), doc.get("role"), doc.get("sessionName")
+    if not (
+        isinstance(key, str)
+        and len(key) == _SESSION_KEY_LENGTH
+        and set(key) <= _HEX
+        and (role is None or (isinstance(role, str) and is_role_arn(role)))
+        and (name is None or (isinstance(name, str) and is_session_name(name)))
+    ):
+        return None
+    return key, role, name
 
 
 def read_entry(directory: str | os.PathLike[str], key: str) -> bytes | None:
@@ -323,6 +368,7 @@ _LOWER = _UPPER.lower()
 _DIGITS = frozenset("0123456789")
 _ALNUM = frozenset(_UPPER + _LOWER) | _DIGITS
 _BASE32 = frozenset(_UPPER + "234567")
+_HEX = frozenset("0123456789abcdef")
 _VISIBLE = frozenset(map(chr, range(0x21, 0x7F)))  # [\x21-\x7e]
 _CLUSTER_ID = _ALNUM | frozenset("._-")
 _PROFILE_NAME = _ALNUM | frozenset("_.@+-")
@@ -500,12 +546,28 @@ def cached_output(
         url, name, key_id, cluster = _resolve(env, profile, endpoint, ca_file, cluster_id)
         if cluster is None:
             raise _Fallback
+        directory = cache_directory(env)
+        default_name = key_id
+        if key_id is None:
+            # No access key: the profile's sign-in session (authbridge.cli.token._session_target).
+            directory = session_directory(env, url, name)
+            raw = read_entry(directory, SESSION_FILE)
+            summary = session_summary(raw) if raw is not None else None
+            if summary is None:
+                raise _Fallback
+            session_key, session_role, default_name = summary
+            key_id = "session:" + session_key
+            if role is None and session_role is not None:
+                if session_name is not None:
+                    raise _Fallback
+                role, session_name = session_role, default_name
         if role is not None:
             if session_name and not is_session_name(session_name):
                 raise _Fallback
-            # The default session name is the access key id, as the click command has it.
-            session_name = session_name or key_id
-            if not is_role_arn(role):
+            # The default session name is the access key id (or the signed-in user's
+            # name), as the click command has it.
+            session_name = session_name or default_name
+            if not session_name or not is_role_arn(role):
                 raise _Fallback
         key = cache_key(
             endpoint=url,
@@ -516,7 +578,7 @@ def cached_output(
             session_name=session_name,
             duration=duration,
         )
-        data = read_entry(cache_directory(env), key)
+        data = read_entry(directory, key)
     except Exception:  # _Fallback, or anything unforeseen: the click CLI will meet it too
         return None
     return _render(data, env, now, token_only)
@@ -545,9 +607,10 @@ def _resolve(
     endpoint: str | None,
     ca_file: str | None,
     cluster_id: str | None,
-) -> tuple[str, str, str, str | None]:
+) -> tuple[str, str, str | None, str | None]:
     """``config.resolve``'s (endpoint, profile, access key id, cluster id); _Fallback where it
-    would raise, and wherever a copied check is unsure."""
+    would raise, and wherever a copied check is unsure. The key id is ``None`` for a profile
+    without a key, which :func:`authbridge.client.config.resolve_target` resolves the same."""
     if endpoint is not None and plain_endpoint(endpoint) is None:
         raise _Fallback
     if ca_file is not None and not is_ca_file(ca_file):
@@ -589,13 +652,14 @@ def _resolve(
     env_id, env_secret = env.get(ENV["access_key_id"]), env.get(ENV["secret_access_key"])
     if bool(env_id) != bool(env_secret):
         raise _Fallback
+    key_id: str | None
+    secret: str | None
     if env_id and env_secret:
         key_id, secret = env_id, env_secret
     else:
-        from_id, from_secret = from_profile("access_key_id"), from_profile("secret_access_key")
-        if from_id is None or from_secret is None:
+        key_id, secret = from_profile("access_key_id"), from_profile("secret_access_key")
+        if (key_id is None) != (secret is None):
             raise _Fallback
-        key_id, secret = from_id, from_secret
 
     url = pick("endpoint", endpoint)
     ca = pick("ca_file", ca_file)
@@ -608,7 +672,12 @@ def _resolve(
         if not is_ca_file(ca[0]) or (ca[1] and "~" in ca[0]):
             raise _Fallback
     checked_url = plain_endpoint(url[0])
-    if checked_url is None or not is_access_key_id(key_id) or not is_secret(secret):
+    if checked_url is None:
+        raise _Fallback
+    # No key at all: a profile that signs in (authbridge login); the caller reads the session.
+    if key_id is not None and not (
+        is_access_key_id(key_id) and secret is not None and is_secret(secret)
+    ):
         raise _Fallback
     if cluster is not None and not is_cluster_id(cluster[0]):
         raise _Fallback

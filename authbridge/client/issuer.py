@@ -55,7 +55,10 @@ from authbridge.client.fastpath import is_token
 
 __all__ = [
     "DISCOVERY_PATH",
+    "GRANT_AUTHORIZATION_CODE",
     "GRANT_CLIENT_CREDENTIALS",
+    "GRANT_DEVICE_CODE",
+    "GRANT_REFRESH_TOKEN",
     "GRANT_TOKEN_EXCHANGE",
     "MAX_RESPONSE_BYTES",
     "TIMEOUT",
@@ -106,6 +109,19 @@ _GRANT_HINTS = {
     GRANT_TOKEN_EXCHANGE: "check that --role names a role that trusts your user (or one of"
     " its groups) and that --duration is within its maximum session duration",
 }
+# The sign-in grants (authbridge.client.signin), all of the public client authbridge-cli.
+GRANT_DEVICE_CODE = "urn:ietf:params:oauth:grant-type:device_code"
+GRANT_AUTHORIZATION_CODE = "authorization_code"
+GRANT_REFRESH_TOKEN = "refresh_token"  # noqa: S105 - a grant type, not a token
+_SIGNED_OUT = "the sign-in session has ended; run `authbridge login` again"
+_GRANT_HINTS[GRANT_REFRESH_TOKEN] = _SIGNED_OUT
+_GRANT_HINTS[GRANT_DEVICE_CODE] = "run `authbridge login` again for a new code"
+_GRANT_HINTS[GRANT_AUTHORIZATION_CODE] = "run `authbridge login` again"
+_OWN_TOKEN = "own-token"  # noqa: S105 - the hint key of an exchange without role_arn
+_GRANT_HINTS[_OWN_TOKEN] = (
+    "the sign-in session cannot be used for that cluster; check --cluster-id, or run"
+    " `authbridge login` again"
+)
 _DEFAULT_HINT = "ask the authbridge administrator"
 
 
@@ -325,10 +341,14 @@ class Issuer:
 
     def discover(self) -> str:
         """The issuer URL, from the endpoint's OIDC discovery document."""
+        return parse_discovery(self.fetch(DISCOVERY_PATH), self.endpoint)
+
+    def fetch(self, path: str) -> bytes:
+        """``GET`` ``path`` of the endpoint: the 2xx body, else :class:`IssuerError`."""
         request = urllib.request.Request(  # noqa: S310 - https:// (checked in __init__)
-            self.endpoint + DISCOVERY_PATH, headers=self._headers(), method="GET"
+            self.endpoint + path, headers=self._headers(), method="GET"
         )
-        return parse_discovery(self._send(request, None), self.endpoint)
+        return self._send(request, None)
 
     def sts_token(self, access_key_id: str, secret: str) -> IssuedToken:
         """A user token for the ``sts`` audience: the subject token of :meth:`assume_role`."""
@@ -381,21 +401,56 @@ class Issuer:
             form["duration_seconds"] = str(duration)
         return self._post(form, None)
 
+    def own_token(
+        self, subject_token: str, *, audience: str, duration: int | None = None
+    ) -> IssuedToken:
+        """The subject user's own token for ``audience``: RFC 8693 exchange, no ``role_arn``
+        (a signed-in user's cluster token, from the session's ``sts`` token)."""
+        form = {
+            "grant_type": GRANT_TOKEN_EXCHANGE,
+            "subject_token": subject_token,
+            "subject_token_type": TOKEN_TYPE_JWT,
+            "audience": audience,
+        }
+        if duration is not None:
+            form["duration_seconds"] = str(duration)
+        return self._post(form, None, hint=_OWN_TOKEN)
+
     # -- transport ---------------------------------------------------------------------------
     @staticmethod
     def _headers() -> dict[str, str]:
         return {"Accept": "application/json", "User-Agent": f"authbridge/{__version__}"}
 
-    def _post(self, form: dict[str, str], authorization: str | None) -> IssuedToken:
+    def _post(
+        self, form: dict[str, str], authorization: str | None, hint: str | None = None
+    ) -> IssuedToken:
+        body, sent_at = self.post_form(TOKEN_PATH, form, authorization, hint=hint)
+        return parse_success(body, sent_at, self.endpoint)
+
+    def post_form(
+        self,
+        path: str,
+        form: dict[str, str],
+        authorization: str | None = None,
+        *,
+        hint: str | None = None,
+    ) -> tuple[bytes, float]:
+        """POST ``form`` to ``path``: the 2xx body and when it was sent, else the error.
+
+        ``hint`` picks what an ``invalid_grant`` refusal advises (default: the grant type).
+        """
         headers = {"Content-Type": "application/x-www-form-urlencoded", **self._headers()}
         if authorization is not None:
             headers["Authorization"] = authorization
-        # S310: token_url is https:// (checked in __init__), never file: or another scheme.
+        # S310: the endpoint is https:// (checked in __init__), never file: or another scheme.
         request = urllib.request.Request(  # noqa: S310
-            self.token_url, data=urlencode(form).encode("ascii"), headers=headers, method="POST"
+            self.endpoint + path,
+            data=urlencode(form).encode("ascii"),
+            headers=headers,
+            method="POST",
         )
         sent_at = time.time()
-        return parse_success(self._send(request, form["grant_type"]), sent_at, self.endpoint)
+        return self._send(request, hint or form.get("grant_type", "")), sent_at
 
     def _send(self, request: urllib.request.Request, grant: str | None) -> bytes:
         """The body of a 2xx answer; the error the answer is otherwise (``grant``: a token call)."""
