@@ -599,3 +599,36 @@ def test_the_screenshots_are_small_pngs() -> None:
     for shot in shots:
         data = shot.read_bytes()
         assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) < 100_000, shot.name
+
+
+def test_cli_device_login_is_approved_in_the_browser_then_token_works(
+    tab: Tab, server: LiveServer, tmp_path: Path
+) -> None:
+    """The whole person: `authbridge login --device-code` in a terminal, the code typed
+    into /device in Chromium, then kubectl's `authbridge token` from the session."""
+    from tests.test_e2e_signin_cli import USER_CODE, Person, claims_of
+
+    user = new_user(server, "ines")
+    person = Person(server, tmp_path / "home")
+    running = person.start(person.login_args("--device-code"))
+    code = running.wait_for(USER_CODE).group(1)
+    tab.sign_in(user)
+    tab.page.wait_for_url(re.compile(r".*/login$"))
+    tab.go("/device")
+    tab.page.get_by_label("Code").fill(code)
+    tab.click("Continue")
+    assert tab.heading() == "Approve this sign-in?"
+    assert code in tab.page.inner_text("main")
+    tab.click("Approve")
+    assert "The device is signed in" in tab.page.inner_text("main")
+
+    done = running.finish()
+    assert done.returncode == 0, done.stderr
+    assert f"Signed in as arn:aws:iam::{ACCOUNT}:user/{user}" in done.stderr
+    minted = person.token()
+    assert minted.returncode == 0, minted.stderr
+    token = json.loads(minted.stdout)["status"]["token"]
+    claims = claims_of(token)
+    assert claims["aud"] == "prod" and claims["arn"] == f"arn:aws:iam::{ACCOUNT}:user/{user}"
+    assert claims["sid"] == claims_of(person.session()["accessToken"])["sid"]
+    assert claims["source_identity"] == server.extra["store"].get_user(ACCOUNT, user).user_id
