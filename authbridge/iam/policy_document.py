@@ -474,17 +474,11 @@ def _statement(index: int, raw: Any, seen_sids: set[str], *, variables: bool) ->
     )
 
 
-def parse_policy(
-    document: str | Mapping[str, Any], *, kind: PolicyKind = "managed"
-) -> PolicyDocument:
-    """The checked document, or :class:`MalformedPolicyDocument` naming what is wrong.
-
-    ``kind`` picks the size limit (:data:`MAX_CHARS`). Accepts the JSON text
-    or the already-decoded object.
-    """
-    if kind not in MAX_CHARS:
-        raise ValueError(f"unknown policy kind {kind!r}")
-    data = _load(document, kind)
+def document_envelope(
+    data: Any, *, what: str, version_hint: str
+) -> tuple[str, str | None, list[Any] | tuple[Any, ...]]:
+    """A decoded document's Version, Id and raw Statement list, checked (identity and
+    trust policies share this shape); :class:`MalformedPolicyDocument` naming what is wrong."""
     if not isinstance(data, Mapping):
         raise MalformedPolicyDocument("PolicyDocument", f"must be a JSON object, got {show(data)}")
     for key in data:
@@ -492,14 +486,14 @@ def parse_policy(
             raise MalformedPolicyDocument(
                 f"PolicyDocument.{bare(key)}",
                 "unknown element",
-                hint="a policy document has Version, Id and Statement",
+                hint=f"{what} has Version, Id and Statement",
             )
     version = data.get("Version")
     if version not in VERSIONS:
         raise MalformedPolicyDocument(
             "Version",
             f'must be "2012-10-17", got {show(version) if version is not None else "nothing"}',
-            hint='write "Version": "2012-10-17" ("2008-10-17" is accepted, without variables)',
+            hint=version_hint,
         )
     policy_id = data.get("Id")
     if policy_id is not None and (not isinstance(policy_id, str) or not policy_id):
@@ -511,6 +505,24 @@ def parse_policy(
         raise MalformedPolicyDocument(
             "Statement", "must be a statement object or a non-empty list of them"
         )
+    return str(version), policy_id, raw_statements
+
+
+def parse_policy(
+    document: str | Mapping[str, Any], *, kind: PolicyKind = "managed"
+) -> PolicyDocument:
+    """The checked document, or :class:`MalformedPolicyDocument` naming what is wrong.
+
+    ``kind`` picks the size limit (:data:`MAX_CHARS`). Accepts the JSON text
+    or the already-decoded object.
+    """
+    if kind not in MAX_CHARS:
+        raise ValueError(f"unknown policy kind {kind!r}")
+    version, policy_id, raw_statements = document_envelope(
+        _load(document, kind),
+        what="a policy document",
+        version_hint='write "Version": "2012-10-17" ("2008-10-17" is accepted, without variables)',
+    )
     variables = version == _VARIABLES_VERSION
     seen: set[str] = set()
     statements = tuple(

@@ -55,8 +55,8 @@ from authbridge.errors import InputError, MalformedPolicyDocument
 from authbridge.iam import oidc_provider
 from authbridge.iam.policy_conditions import Condition
 from authbridge.iam.policy_document import (
-    VERSIONS,
     action_patterns,
+    document_envelope,
     load_document,
     parse_conditions,
     parse_strings,
@@ -80,7 +80,6 @@ TRUST_ACTIONS: Final = (
 TrustAction = Literal["sts:AssumeRole", "sts:AssumeRoleWithWebIdentity"]
 
 _STATEMENT_KEYS: Final = ("Sid", "Effect", "Principal", "Action", "Condition")
-_TOP_KEYS: Final = ("Version", "Id", "Statement")
 _PRINCIPAL_TEXT: Final = re.compile(r"[\x21-\x7e]{1,2048}", re.ASCII)
 _PRINCIPAL_HINT: Final = (
     'write {"AWS": "arn:aws:iam::111122223333:user/alice"} (a user, group or account root)'
@@ -332,33 +331,11 @@ def parse_trust_policy(document: str | Mapping[str, Any]) -> TrustPolicy:
     ``AWS`` principals are only checked to be printable text here: the store
     resolves them (ARNs or account ids as given; unique ids in its own form).
     """
-    data = load_document(document, limit=MAX_TRUST_CHARS, what="role trust policy")
-    if not isinstance(data, Mapping):
-        raise MalformedPolicyDocument("PolicyDocument", f"must be a JSON object, got {show(data)}")
-    for key in data:
-        if key not in _TOP_KEYS:
-            raise MalformedPolicyDocument(
-                f"PolicyDocument.{bare(key)}",
-                "unknown element",
-                hint="a trust policy has Version, Id and Statement",
-            )
-    version = data.get("Version")
-    if version not in VERSIONS:
-        raise MalformedPolicyDocument(
-            "Version",
-            f'must be "2012-10-17", got {show(version) if version is not None else "nothing"}',
-            hint='write "Version": "2012-10-17"',
-        )
-    policy_id = data.get("Id")
-    if policy_id is not None and (not isinstance(policy_id, str) or not policy_id):
-        raise MalformedPolicyDocument("Id", f"must be a non-empty string, got {show(policy_id)}")
-    raw_statements = data.get("Statement")
-    if isinstance(raw_statements, Mapping):
-        raw_statements = [raw_statements]
-    if not isinstance(raw_statements, list | tuple) or not raw_statements:
-        raise MalformedPolicyDocument(
-            "Statement", "must be a statement object or a non-empty list of them"
-        )
+    version, policy_id, raw_statements = document_envelope(
+        load_document(document, limit=MAX_TRUST_CHARS, what="role trust policy"),
+        what="a trust policy",
+        version_hint='write "Version": "2012-10-17"',
+    )
     seen: set[str] = set()
     statements = tuple(
         _statement(i, raw, seen, variables=version == "2012-10-17")
