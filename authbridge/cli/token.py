@@ -59,6 +59,18 @@ def _warn(message: str) -> None:
     click.echo(f"authbridge: warning: {one_line(message)}", err=True)
 
 
+def _keep(cache: TokenCache, key: str, issued: IssuedToken, what: str = "token") -> None:
+    """Cache ``issued`` under ``key`` when it is still usable; a cache that fails only warns."""
+    from authbridge.client.cache import CachedToken, CacheError
+
+    entry = CachedToken(issued.token, issued.expires_at)
+    if entry.usable(time.time()):
+        try:
+            cache.put(key, entry)
+        except CacheError as e:
+            _warn(f"{what} not cached: {e}")
+
+
 def _emit(token: str, expires_at: int, now: float, token_only: bool) -> None:
     if token_only:
         click.echo(token)
@@ -233,7 +245,7 @@ def token(
         session_name = check_session_name(session_name) if session_name else cfg.access_key_id
         assume = (check_role_arn(role), session_name)
 
-    from authbridge.client.cache import CachedToken, CacheError, TokenCache, cache_key
+    from authbridge.client.cache import TokenCache, cache_key
 
     now = time.time()
     cache = TokenCache.default(os.environ)
@@ -254,12 +266,7 @@ def token(
 
     issued = _mint(cfg, cluster, assume, duration, None if no_cache else cache)
     if not no_cache:
-        entry = CachedToken(issued.token, issued.expires_at)
-        if entry.usable(time.time()):
-            try:
-                cache.put(key, entry)
-            except CacheError as e:
-                _warn(f"token not cached: {e}")
+        _keep(cache, key, issued)
     _emit(issued.token, issued.expires_at, time.time(), token_only)
 
 
@@ -283,7 +290,7 @@ def _web_identity(
     flags or the environment (what the admission webhook puts in a pod). The file is
     read only when a token is minted (the kubelet rotates it), never cached itself.
     """
-    from authbridge.client.cache import CachedToken, CacheError, TokenCache
+    from authbridge.client.cache import TokenCache
     from authbridge.client.config import (
         ENV,
         check_ca_file,
@@ -341,12 +348,7 @@ def _web_identity(
         duration=duration,
     )
     if not no_cache:
-        entry = CachedToken(issued.token, issued.expires_at)
-        if entry.usable(time.time()):
-            try:
-                cache.put(key, entry)
-            except CacheError as e:
-                _warn(f"token not cached: {e}")
+        _keep(cache, key, issued)
     _emit(issued.token, issued.expires_at, time.time(), token_only)
 
 
@@ -389,7 +391,7 @@ def _sts_token(
     cfg: ClientConfig, issuer: Issuer, cache: TokenCache | None, *, reuse: bool
 ) -> tuple[IssuedToken, bool]:
     """The profile's ``sts`` token, and whether it came from the cache (``reuse``)."""
-    from authbridge.client.cache import CachedToken, CacheError, sts_cache_key
+    from authbridge.client.cache import sts_cache_key
     from authbridge.client.issuer import IssuedToken
 
     key = sts_cache_key(endpoint=cfg.endpoint, profile=cfg.profile, access_key_id=cfg.access_key_id)
@@ -400,12 +402,7 @@ def _sts_token(
     # Its own default lifetime: --duration is the role session's.
     issued = issuer.sts_token(cfg.access_key_id, cfg.secret_access_key)
     if cache is not None:
-        entry = CachedToken(issued.token, issued.expires_at)
-        if entry.usable(time.time()):
-            try:
-                cache.put(key, entry)
-            except CacheError as e:
-                _warn(f"sts token not cached: {e}")
+        _keep(cache, key, issued, "sts token")
     return issued, False
 
 
@@ -429,7 +426,6 @@ def _signed_in(
     device flow runs on the terminal when kubectl says it is interactive
     (``interactiveMode: IfAvailable`` and a terminal), else :class:`SessionEnded`.
     """
-    from authbridge.client.cache import CachedToken, CacheError
     from authbridge.client.errors import SessionEnded
     from authbridge.client.session import SessionFiles
 
@@ -453,15 +449,8 @@ def _signed_in(
         sign_in(files, target, role=session.role if session else None, device_code=True)
         issued, session = _mint_signed_in(files, target, cluster_id, role, session_name, duration)
     if not no_cache:
-        entry = CachedToken(issued.token, issued.expires_at)
-        if entry.usable(time.time()):
-            try:
-                files.tokens.put(
-                    _session_cache_key(session, target, cluster_id, role, session_name, duration),
-                    entry,
-                )
-            except CacheError as e:
-                _warn(f"token not cached: {e}")
+        key = _session_cache_key(session, target, cluster_id, role, session_name, duration)
+        _keep(files.tokens, key, issued)
     _emit(issued.token, issued.expires_at, time.time(), token_only)
 
 
