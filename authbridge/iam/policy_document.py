@@ -153,20 +153,15 @@ class Statement:
             out["Sid"] = self.sid
         out["Effect"] = self.effect
         if self.actions is not None:
-            out["Action"] = _one_or_list(self.actions)
+            out["Action"] = one_or_list(self.actions)
         if self.not_actions is not None:
-            out["NotAction"] = _one_or_list(self.not_actions)
+            out["NotAction"] = one_or_list(self.not_actions)
         if self.resources is not None:
-            out["Resource"] = _one_or_list(self.resources)
+            out["Resource"] = one_or_list(self.resources)
         if self.not_resources is not None:
-            out["NotResource"] = _one_or_list(self.not_resources)
+            out["NotResource"] = one_or_list(self.not_resources)
         if self.conditions:
-            block: dict[str, dict[str, Any]] = {}
-            for condition in self.conditions:
-                block.setdefault(condition.operator, {})[condition.key] = _one_or_list(
-                    condition.values
-                )
-            out["Condition"] = block
+            out["Condition"] = conditions_json(self.conditions)
         return out
 
 
@@ -210,8 +205,17 @@ def _label(index: int, sid: object) -> str:
     return f"Statement[{index}]"
 
 
-def _one_or_list(values: tuple[str, ...]) -> str | list[str]:
+def one_or_list(values: tuple[str, ...]) -> str | list[str]:
+    """A policy element as IAM writes it back: one value bare, several as a list."""
     return values[0] if len(values) == 1 else list(values)
+
+
+def conditions_json(conditions: tuple[Condition, ...]) -> dict[str, dict[str, Any]]:
+    """A statement's ``Condition`` block: operator -> key -> value(s)."""
+    block: dict[str, dict[str, Any]] = {}
+    for condition in conditions:
+        block.setdefault(condition.operator, {})[condition.key] = one_or_list(condition.values)
+    return block
 
 
 def _action_patterns(actions: tuple[str, ...], where: str) -> PatternSet:

@@ -56,8 +56,10 @@ from authbridge.iam import oidc_provider
 from authbridge.iam.policy_conditions import Condition
 from authbridge.iam.policy_document import (
     action_patterns,
+    conditions_json,
     document_envelope,
     load_document,
+    one_or_list,
     parse_conditions,
     parse_strings,
     statement_label,
@@ -117,18 +119,13 @@ class TrustStatement:
         out["Effect"] = self.effect
         principal: dict[str, Any] = {}
         if self.aws:
-            principal["AWS"] = _one_or_list(tuple(show_aws(p) for p in self.aws))
+            principal["AWS"] = one_or_list(tuple(show_aws(p) for p in self.aws))
         if self.federated:
-            principal["Federated"] = _one_or_list(self.federated)
+            principal["Federated"] = one_or_list(self.federated)
         out["Principal"] = principal
-        out["Action"] = _one_or_list(self.actions)
+        out["Action"] = one_or_list(self.actions)
         if self.conditions:
-            block: dict[str, dict[str, Any]] = {}
-            for condition in self.conditions:
-                block.setdefault(condition.operator, {})[condition.key] = _one_or_list(
-                    condition.values
-                )
-            out["Condition"] = block
+            out["Condition"] = conditions_json(self.conditions)
         return out
 
 
@@ -172,10 +169,6 @@ class TrustPolicy:
             out["Id"] = self.id
         out["Statement"] = [s.to_json(show_aws) for s in self.statements]
         return out
-
-
-def _one_or_list(values: tuple[str, ...]) -> str | list[str]:
-    return values[0] if len(values) == 1 else list(values)
 
 
 # -- parsing -------------------------------------------------------------------------------
@@ -355,7 +348,7 @@ def shorthand_document(principals: Sequence[str]) -> dict[str, Any]:
         "Statement": [
             {
                 "Effect": "Allow",
-                "Principal": {"AWS": _one_or_list(tuple(dict.fromkeys(principals)))},
+                "Principal": {"AWS": one_or_list(tuple(dict.fromkeys(principals)))},
                 "Action": ASSUME_ROLE,
             }
         ],
