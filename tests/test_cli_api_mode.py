@@ -28,19 +28,25 @@ and the profile ``reader``. Covered:
 
 from __future__ import annotations
 
+import base64
 import json
 import shlex
 import subprocess
+import time
+import types
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import click
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from authbridge import pki
+from authbridge.cli.main import main as cli
+from authbridge.iam import totp
 from tests.serving import ACCOUNT, AUTHBRIDGE, LiveServer, clean_env, free_port, start_server
 
 ADMINISTRATOR = "arn:aws:iam::aws:policy/AdministratorAccess"
@@ -52,6 +58,7 @@ DOCUMENT = {
     "Version": "2012-10-17",
     "Statement": [{"Sid": "Read", "Effect": "Allow", "Action": "iam:Get*", "Resource": "*"}],
 }
+PASSWORD = "Correct-horse-9-battery"  # noqa: S105 - a test user's password
 KUBE_ARN = f"arn:aws:iam::{ACCOUNT}:oidc-provider/kube.prod.example"
 KUBE_CA = pki.new_ca("kube.prod.example CA").cert_pem.decode()  # one CA for both runs
 
@@ -95,6 +102,9 @@ VOLATILE = frozenset(
         "created",
         "activates",
         "retires",
+        "Base32StringSeed",  # a new MFA device's seed, and its URI holding it
+        "OtpauthUri",
+        "EnableDate",
     }
 )
 
@@ -148,9 +158,10 @@ class Side:
         assert r.rc == 0, (self.name, argv, r)
         return r.out
 
-    def json(self, argv: str) -> Any:
-        out = self.ok(f"-o json {argv}")
-        return json.loads(out) if out else None
+    def json(self, argv: str, stdin: str | None = None) -> Any:
+        r = self.run(f"-o json {argv}", stdin)
+        assert r.rc == 0, (self.name, argv, r)
+        return json.loads(r.out) if r.out else None
 
     def fails(self, argv: str, *says: str) -> str:
         r = self.run(argv)
@@ -231,8 +242,8 @@ def scenario(side: Side, docs: Path) -> list[tuple[str, Any]]:
     seen: list[tuple[str, Any]] = []
     ids: dict[str, str] = {}  # an access key id in a command, as the command is recorded
 
-    def j(argv: str) -> Any:
-        out = side.json(argv)
+    def j(argv: str, stdin: str | None = None) -> Any:
+        out = side.json(argv, stdin)
         label = argv
         for value, name in ids.items():
             label = label.replace(value, name)
@@ -273,6 +284,30 @@ def scenario(side: Side, docs: Path) -> list[tuple[str, Any]]:
     j("iam get-role --role-name Pods")
     j("iam delete-role --role-name Pods")
     j(f"iam delete-open-id-connect-provider {provider}")
+    # login profiles, the password policy, MFA devices, sign-in sessions
+    j("iam update-account-password-policy --minimum-password-length 12 --require-numbers")
+    j("iam get-account-password-policy")
+    j("iam create-login-profile --user-name carol --password-reset-required", PASSWORD + "\n")
+    j("iam get-login-profile --user-name carol")
+    j("iam update-login-profile --user-name carol --no-password-reset-required")
+    j("iam update-login-profile --user-name carol --password-from-stdin", PASSWORD + "0\n")
+    device = j("iam create-virtual-mfa-device --virtual-mfa-device-name carol-phone")
+    seed = base64.b32decode(device["VirtualMFADevice"]["Base32StringSeed"])
+    serial = device["VirtualMFADevice"]["SerialNumber"]
+    step = totp.step_at(time.time())
+    code1, code2 = totp.hotp(seed, step - 1), totp.hotp(seed, step)
+    ids[code1], ids[code2] = "CODE-1", "CODE-2"
+    j(
+        f"iam enable-mfa-device --user-name carol --serial-number {serial}"
+        f" --authentication-code1 {code1} --authentication-code2 {code2}"
+    )
+    j("iam list-mfa-devices --user-name carol")
+    j("iam list-virtual-mfa-devices --assignment-status Assigned")
+    j(f"iam deactivate-mfa-device --user-name carol --serial-number {serial}")
+    j(f"iam delete-virtual-mfa-device --serial-number {serial}")
+    j("iam revoke-sessions --user-name carol")
+    j("iam delete-login-profile --user-name carol")
+    j("iam delete-account-password-policy")
     # access keys
     key = j("iam create-access-key --user-name carol")["AccessKey"]
     ids[key["AccessKeyId"]] = "AKIA-carol"
@@ -388,6 +423,32 @@ def test_a_reader_may_list_but_not_create(world: World) -> None:
     after = Side("after", world.home, world.reader.env, ())
     after.fails("iam create-user --user-name mallory --profile reader", "AccessDenied")
     assert "mallory" not in world.store.ok("iam list-users")
+
+
+def _names(code: types.CodeType) -> set[str]:
+    found = set(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            found |= _names(const)
+    return found
+
+
+def test_every_admin_verb_goes_through_the_admin_call_path() -> None:
+    """No iam/access/keys verb reaches the store past App.admin: with --profile, every one
+    speaks the API (the server's policies decide), and in store mode every change is audited.
+    A verb with no admin action must say so with App.require_store."""
+    bypassing = []
+    for group in ("iam", "access", "keys"):
+        commands = cli.commands[group]
+        assert isinstance(commands, click.Group)
+        for name, command in sorted(commands.commands.items()):
+            callback = command.callback
+            while hasattr(callback, "__wrapped__"):
+                callback = callback.__wrapped__
+            assert callback is not None
+            if not {"admin", "require_store"} & _names(callback.__code__):
+                bypassing.append(f"{group} {name}")
+    assert bypassing == []
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,9 @@
 """``authbridge iam`` sign-in verbs: login profiles, the password policy, virtual MFA devices.
 
-Each command calls the admin API's handler for the same action
-(:mod:`authbridge.admin.signin`), so both give the same JSON. The commands
+Each command runs its admin action (:mod:`authbridge.admin.signin`) through
+:meth:`App.admin <authbridge.cli.context.App.admin>`: over the admin API with
+``--profile`` / ``--endpoint``, else on the store (break-glass, audited), so
+both give the same JSON. The commands
 are registered on the ``iam`` group by :mod:`authbridge.cli.iam`.
 
 Passwords are never taken from the command line, where shell history, ``ps``
@@ -20,10 +22,9 @@ from typing import Any
 
 import click
 
-from authbridge.admin import signin as ops
 from authbridge.cli import output as out
 from authbridge.cli.context import App, output_option, pass_app
-from authbridge.cli.iam import iam
+from authbridge.cli.iam import _doc, iam
 from authbridge.errors import InputError
 from authbridge.files import write_atomic
 from authbridge.iam.passwords import MAX_PASSWORD_CHARS
@@ -73,6 +74,15 @@ _no_password_flag = click.option(
 )
 
 
+def _codes(user_name: str, serial_number: str, code1: str, code2: str) -> dict[str, str]:
+    return {
+        "UserName": user_name,
+        "SerialNumber": serial_number,
+        "AuthenticationCode1": code1,
+        "AuthenticationCode2": code2,
+    }
+
+
 def read_password(prompt: str = "New password") -> str:
     """One password: the first line of stdin, or a hidden prompt with confirmation on a tty."""
     if sys.stdin.isatty():
@@ -118,8 +128,15 @@ def create_login_profile(app: App, user_name: str, password_reset_required: bool
       printf '%s\\n' "$PASSWORD" | authbridge iam create-login-profile --user-name alice
     """
     password = read_password()
-    result = ops.create_login_profile(
-        app.store, app.account_id(), user_name, password, password_reset_required
+    result = _doc(
+        app.admin(
+            "CreateLoginProfile",
+            {
+                "UserName": user_name,
+                "Password": password,
+                "PasswordResetRequired": password_reset_required,
+            },
+        )
     )
     app.emit(result, lambda: out.fields(result["LoginProfile"], PROFILE_FIELDS))
 
@@ -135,7 +152,7 @@ def get_login_profile(app: App, user_name: str) -> None:
     Example:
       authbridge iam get-login-profile --user-name alice
     """
-    result = ops.get_login_profile(app.store, app.account_id(), user_name)
+    result = _doc(app.admin("GetLoginProfile", {"UserName": user_name}))
     app.emit(result, lambda: out.fields(result["LoginProfile"], PROFILE_FIELDS))
 
 
@@ -167,8 +184,13 @@ def update_login_profile(
       authbridge iam update-login-profile --user-name alice --no-password-reset-required
     """
     password = read_password() if new_password else None
-    ops.update_login_profile(
-        app.store, app.account_id(), user_name, password, password_reset_required
+    app.admin(
+        "UpdateLoginProfile",
+        {
+            "UserName": user_name,
+            "Password": password,
+            "PasswordResetRequired": password_reset_required,
+        },
     )
     app.emit(None, lambda: f"Updated the login profile of user {user_name}.")
 
@@ -184,7 +206,7 @@ def delete_login_profile(app: App, user_name: str) -> None:
     Example:
       authbridge iam delete-login-profile --user-name alice
     """
-    ops.delete_login_profile(app.store, app.account_id(), user_name)
+    app.admin("DeleteLoginProfile", {"UserName": user_name})
     app.emit(None, lambda: f"Deleted the login profile of user {user_name}.")
 
 
@@ -229,18 +251,20 @@ def update_account_password_policy(
           --require-numbers --require-symbols --password-reuse-prevention 24 \\
           --max-password-age 90
     """
-    args = {
-        "minimum_length": minimum_password_length,
-        "require_symbols": require_symbols,
-        "require_numbers": require_numbers,
-        "require_uppercase": require_uppercase_characters,
-        "require_lowercase": require_lowercase_characters,
-        "allow_users_to_change": allow_users_to_change_password,
-        "max_age_days": max_password_age,
-        "reuse_prevention": password_reuse_prevention,
-        "hard_expiry": hard_expiry,
-    }
-    ops.update_account_password_policy(app.store, app.account_id(), ops.policy_from_args(args))
+    app.admin(
+        "UpdateAccountPasswordPolicy",
+        {
+            "MinimumPasswordLength": minimum_password_length,
+            "RequireSymbols": require_symbols,
+            "RequireNumbers": require_numbers,
+            "RequireUppercaseCharacters": require_uppercase_characters,
+            "RequireLowercaseCharacters": require_lowercase_characters,
+            "AllowUsersToChangePassword": allow_users_to_change_password,
+            "MaxPasswordAge": max_password_age,
+            "PasswordReusePrevention": password_reuse_prevention,
+            "HardExpiry": hard_expiry,
+        },
+    )
     app.emit(None, lambda: "Updated the account password policy.")
 
 
@@ -254,7 +278,7 @@ def get_account_password_policy(app: App) -> None:
     Example:
       authbridge iam get-account-password-policy
     """
-    result = ops.get_account_password_policy(app.store, app.account_id())
+    result = _doc(app.admin("GetAccountPasswordPolicy", {}))
     app.emit(result, lambda: out.fields(result["PasswordPolicy"], POLICY_FIELDS))
 
 
@@ -268,7 +292,7 @@ def delete_account_password_policy(app: App) -> None:
     Example:
       authbridge iam delete-account-password-policy
     """
-    ops.delete_account_password_policy(app.store, app.account_id())
+    app.admin("DeleteAccountPasswordPolicy", {})
     app.emit(None, lambda: "Deleted the account password policy.")
 
 
@@ -314,15 +338,14 @@ def create_virtual_mfa_device(
         )
     if outfile is not None and (outfile.exists() or outfile.is_symlink()):
         raise click.UsageError(f"--outfile {outfile} exists; choose a new file")
-    account = app.account_id()
-    result = ops.create_virtual_mfa_device(app.store, account, name)
+    result = _doc(app.admin("CreateVirtualMFADevice", {"VirtualMFADeviceName": name}))
     doc = result["VirtualMFADevice"]
     if outfile is not None and bootstrap_method is not None:
         try:
             write_atomic(outfile, (doc[bootstrap_method] + "\n").encode(), exclusive=True)
         except OSError as e:
             # Without the seed the device is useless: take it back rather than leave it.
-            ops.delete_virtual_mfa_device(app.store, account, doc["SerialNumber"])
+            app.admin("DeleteVirtualMFADevice", {"SerialNumber": doc["SerialNumber"]})
             raise click.ClickException(
                 f"cannot write --outfile {outfile}: {e.strerror}; the device was not kept"
             ) from None
@@ -359,7 +382,7 @@ def enable_mfa_device(app: App, user_name: str, serial_number: str, code1: str, 
           --serial-number arn:aws:iam::111122223333:mfa/alice-phone \\
           --authentication-code1 123456 --authentication-code2 789012
     """
-    ops.enable_mfa_device(app.store, app.account_id(), user_name, serial_number, code1, code2)
+    app.admin("EnableMFADevice", _codes(user_name, serial_number, code1, code2))
     app.emit(None, lambda: f"Enabled {serial_number} for user {user_name}.")
 
 
@@ -381,7 +404,7 @@ def resync_mfa_device(app: App, user_name: str, serial_number: str, code1: str, 
           --serial-number arn:aws:iam::111122223333:mfa/alice-phone \\
           --authentication-code1 123456 --authentication-code2 789012
     """
-    ops.resync_mfa_device(app.store, app.account_id(), user_name, serial_number, code1, code2)
+    app.admin("ResyncMFADevice", _codes(user_name, serial_number, code1, code2))
     app.emit(None, lambda: f"Resynchronized {serial_number} for user {user_name}.")
 
 
@@ -398,7 +421,7 @@ def deactivate_mfa_device(app: App, user_name: str, serial_number: str) -> None:
       authbridge iam deactivate-mfa-device --user-name alice \\
           --serial-number arn:aws:iam::111122223333:mfa/alice-phone
     """
-    ops.deactivate_mfa_device(app.store, app.account_id(), user_name, serial_number)
+    app.admin("DeactivateMFADevice", {"UserName": user_name, "SerialNumber": serial_number})
     app.emit(None, lambda: f"Deactivated {serial_number} for user {user_name}.")
 
 
@@ -413,7 +436,7 @@ def list_mfa_devices(app: App, user_name: str) -> None:
     Example:
       authbridge iam list-mfa-devices --user-name alice
     """
-    result = ops.list_mfa_devices(app.store, app.account_id(), user_name)
+    result = _doc(app.admin("ListMFADevices", {"UserName": user_name}))
     app.emit(
         result,
         lambda: out.table(
@@ -438,7 +461,7 @@ def list_virtual_mfa_devices(app: App, assignment_status: str) -> None:
     Example:
       authbridge iam list-virtual-mfa-devices --assignment-status Unassigned
     """
-    result = ops.list_virtual_mfa_devices(app.store, app.account_id(), assignment_status)
+    result = _doc(app.admin("ListVirtualMFADevices", {"AssignmentStatus": assignment_status}))
     rows = [
         {
             "SerialNumber": d["SerialNumber"],
@@ -462,7 +485,7 @@ def delete_virtual_mfa_device(app: App, serial_number: str) -> None:
       authbridge iam delete-virtual-mfa-device \\
           --serial-number arn:aws:iam::111122223333:mfa/alice-phone
     """
-    ops.delete_virtual_mfa_device(app.store, app.account_id(), serial_number)
+    app.admin("DeleteVirtualMFADevice", {"SerialNumber": serial_number})
     app.emit(None, lambda: f"Deleted {serial_number}.")
 
 
