@@ -68,6 +68,20 @@ class Action:
         return f"{self.service}:{self.name}"
 
 
+def iam_action(
+    name: str,
+    verb: str,
+    params: tuple[Param, ...],
+    run: Handler,
+    resources: Resources,
+    *,
+    mutating: bool,
+    doc: str = "",
+) -> Action:
+    """An action of the IAM service: ``iam:<name>`` on ``/api/iam``, the CLI's ``iam <verb>``."""
+    return Action(name, "iam", "iam", f"iam {verb}", params, run, resources, mutating, doc)
+
+
 def registry(actions: Sequence[Action]) -> dict[str, Action]:
     """Actions by name; a name given twice is a programming error."""
     by_name: dict[str, Action] = {}

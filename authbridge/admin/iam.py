@@ -33,7 +33,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
 from authbridge import arn as arns
-from authbridge.admin.actions import Action, Document, Target, anywhere
+from authbridge.admin.actions import Action, Document, Target, anywhere, iam_action
 from authbridge.admin.params import Param
 from authbridge.errors import EntityAlreadyExists, InputError, NoSuchEntity
 from authbridge.iam import names, oidc_provider
@@ -387,131 +387,105 @@ def _key_delete(target: Target, args: Mapping[str, Any]) -> None:
 
 
 ACTIONS: Final[tuple[Action, ...]] = (
-    Action(
+    iam_action(
         "CreateUser",
-        "iam",
-        "iam",
-        "iam create-user",
+        "create-user",
         (USER_NAME, PATH, _p("Tags", "tags", kind="tags", default={})),
         lambda t, a: create_user(t.store, t.account_id, a["user_name"], a["path"], a["tags"]),
         _new("user", "user_name"),
         mutating=True,
     ),
-    Action(
+    iam_action(
         "GetUser",
-        "iam",
-        "iam",
-        "iam get-user",
+        "get-user",
         (USER_NAME,),
         lambda t, a: get_user(t.store, t.account_id, a["user_name"]),
         _user,
         mutating=False,
     ),
-    Action(
+    iam_action(
         "ListUsers",
-        "iam",
-        "iam",
-        "iam list-users",
+        "list-users",
         (PATH_PREFIX,),
         lambda t, a: list_users(t.store, t.account_id, a["path_prefix"]),
         anywhere,
         mutating=False,
     ),
-    Action(
+    iam_action(
         "UpdateUser",
-        "iam",
-        "iam",
-        "iam update-user",
+        "update-user",
         (USER_NAME, _p("Enabled", "enabled", kind="boolean", required=True)),
         lambda t, a: update_user(t.store, t.account_id, a["user_name"], a["enabled"]),
         _user,
         mutating=True,
     ),
-    Action(
+    iam_action(
         "DeleteUser",
-        "iam",
-        "iam",
-        "iam delete-user",
+        "delete-user",
         (USER_NAME, FORCE),
         lambda t, a: delete_user(t.store, t.account_id, a["user_name"], a["force"]),
         _user,
         mutating=True,
     ),
-    Action(
+    iam_action(
         "CreateGroup",
-        "iam",
-        "iam",
-        "iam create-group",
+        "create-group",
         (GROUP_NAME, PATH),
         lambda t, a: create_group(t.store, t.account_id, a["group_name"], a["path"]),
         _new("group", "group_name"),
         mutating=True,
     ),
-    Action(
+    iam_action(
         "GetGroup",
-        "iam",
-        "iam",
-        "iam get-group",
+        "get-group",
         (GROUP_NAME,),
         lambda t, a: get_group(t.store, t.account_id, a["group_name"]),
         _group,
         mutating=False,
     ),
-    Action(
+    iam_action(
         "ListGroups",
-        "iam",
-        "iam",
-        "iam list-groups",
+        "list-groups",
         (PATH_PREFIX,),
         lambda t, a: list_groups(t.store, t.account_id, a["path_prefix"]),
         anywhere,
         mutating=False,
     ),
-    Action(
+    iam_action(
         "ListGroupsForUser",
-        "iam",
-        "iam",
-        "iam list-groups-for-user",
+        "list-groups-for-user",
         (USER_NAME,),
         lambda t, a: list_groups_for_user(t.store, t.account_id, a["user_name"]),
         _user,
         mutating=False,
     ),
-    Action(
+    iam_action(
         "DeleteGroup",
-        "iam",
-        "iam",
-        "iam delete-group",
+        "delete-group",
         (GROUP_NAME, FORCE),
         lambda t, a: delete_group(t.store, t.account_id, a["group_name"], a["force"]),
         _group,
         mutating=True,
     ),
-    Action(
+    iam_action(
         "AddUserToGroup",
-        "iam",
-        "iam",
-        "iam add-user-to-group",
+        "add-user-to-group",
         (GROUP_NAME, USER_NAME),
         lambda t, a: add_user_to_group(t.store, t.account_id, a["group_name"], a["user_name"]),
         _membership,
         mutating=True,
     ),
-    Action(
+    iam_action(
         "RemoveUserFromGroup",
-        "iam",
-        "iam",
-        "iam remove-user-from-group",
+        "remove-user-from-group",
         (GROUP_NAME, USER_NAME),
         lambda t, a: remove_user_from_group(t.store, t.account_id, a["group_name"], a["user_name"]),
         _membership,
         mutating=True,
     ),
-    Action(
+    iam_action(
         "CreateRole",
-        "iam",
-        "iam",
-        "iam create-role",
+        "create-role",
         (
             ROLE_NAME,
             PATH,
@@ -533,31 +507,25 @@ ACTIONS: Final[tuple[Action, ...]] = (
         _new("role", "role_name"),
         mutating=True,
     ),
-    Action(
+    iam_action(
         "GetRole",
-        "iam",
-        "iam",
-        "iam get-role",
+        "get-role",
         (ROLE_NAME,),
         lambda t, a: get_role(t.store, t.account_id, a["role_name"]),
         _role,
         mutating=False,
     ),
-    Action(
+    iam_action(
         "ListRoles",
-        "iam",
-        "iam",
-        "iam list-roles",
+        "list-roles",
         (PATH_PREFIX,),
         lambda t, a: list_roles(t.store, t.account_id, a["path_prefix"]),
         anywhere,
         mutating=False,
     ),
-    Action(
+    iam_action(
         "UpdateAssumeRolePolicy",
-        "iam",
-        "iam",
-        "iam update-assume-role-policy",
+        "update-assume-role-policy",
         (ROLE_NAME, _p("PolicyDocument", "document", kind="document"), TRUST),
         lambda t, a: update_assume_role_policy(
             t.store, t.account_id, a["role_name"], a["document"], a["trust"]
@@ -565,21 +533,17 @@ ACTIONS: Final[tuple[Action, ...]] = (
         _role,
         mutating=True,
     ),
-    Action(
+    iam_action(
         "DeleteRole",
-        "iam",
-        "iam",
-        "iam delete-role",
+        "delete-role",
         (ROLE_NAME,),
         lambda t, a: delete_role(t.store, t.account_id, a["role_name"]),
         _role,
         mutating=True,
     ),
-    Action(
+    iam_action(
         "CreateOpenIDConnectProvider",
-        "iam",
-        "iam",
-        "iam create-open-id-connect-provider",
+        "create-open-id-connect-provider",
         (
             _p("Url", "url", required=True),
             _p("ClientIDList", "client_ids", kind="strings", default=()),
@@ -593,41 +557,33 @@ ACTIONS: Final[tuple[Action, ...]] = (
         _new_provider,
         mutating=True,
     ),
-    Action(
+    iam_action(
         "GetOpenIDConnectProvider",
-        "iam",
-        "iam",
-        "iam get-open-id-connect-provider",
+        "get-open-id-connect-provider",
         (PROVIDER_ARN,),
         lambda t, a: get_open_id_connect_provider(t.store, t.account_id, a["arn"]),
         _provider,
         mutating=False,
     ),
-    Action(
+    iam_action(
         "ListOpenIDConnectProviders",
-        "iam",
-        "iam",
-        "iam list-open-id-connect-providers",
+        "list-open-id-connect-providers",
         (),
         lambda t, a: list_open_id_connect_providers(t.store, t.account_id),
         anywhere,
         mutating=False,
     ),
-    Action(
+    iam_action(
         "DeleteOpenIDConnectProvider",
-        "iam",
-        "iam",
-        "iam delete-open-id-connect-provider",
+        "delete-open-id-connect-provider",
         (PROVIDER_ARN,),
         lambda t, a: delete_open_id_connect_provider(t.store, t.account_id, a["arn"]),
         _provider,
         mutating=True,
     ),
-    Action(
+    iam_action(
         "AddClientIDToOpenIDConnectProvider",
-        "iam",
-        "iam",
-        "iam add-client-id-to-open-id-connect-provider",
+        "add-client-id-to-open-id-connect-provider",
         (PROVIDER_ARN, CLIENT_ID),
         lambda t, a: add_client_id_to_open_id_connect_provider(
             t.store, t.account_id, a["arn"], a["client_id"]
@@ -635,11 +591,9 @@ ACTIONS: Final[tuple[Action, ...]] = (
         _provider,
         mutating=True,
     ),
-    Action(
+    iam_action(
         "RemoveClientIDFromOpenIDConnectProvider",
-        "iam",
-        "iam",
-        "iam remove-client-id-from-open-id-connect-provider",
+        "remove-client-id-from-open-id-connect-provider",
         (PROVIDER_ARN, CLIENT_ID),
         lambda t, a: remove_client_id_from_open_id_connect_provider(
             t.store, t.account_id, a["arn"], a["client_id"]
@@ -647,31 +601,25 @@ ACTIONS: Final[tuple[Action, ...]] = (
         _provider,
         mutating=True,
     ),
-    Action(
+    iam_action(
         "CreateAccessKey",
-        "iam",
-        "iam",
-        "iam create-access-key",
+        "create-access-key",
         (USER_NAME,),
         lambda t, a: create_access_key(t.store, t.account_id, a["user_name"]),
         _user,
         mutating=True,
     ),
-    Action(
+    iam_action(
         "ListAccessKeys",
-        "iam",
-        "iam",
-        "iam list-access-keys",
+        "list-access-keys",
         (USER_NAME,),
         lambda t, a: list_access_keys(t.store, t.account_id, a["user_name"]),
         _user,
         mutating=False,
     ),
-    Action(
+    iam_action(
         "UpdateAccessKey",
-        "iam",
-        "iam",
-        "iam update-access-key",
+        "update-access-key",
         (
             ACCESS_KEY_ID,
             _p("Status", "status", required=True, choices=("Active", "Inactive")),
@@ -681,11 +629,9 @@ ACTIONS: Final[tuple[Action, ...]] = (
         _key_owner,
         mutating=True,
     ),
-    Action(
+    iam_action(
         "DeleteAccessKey",
-        "iam",
-        "iam",
-        "iam delete-access-key",
+        "delete-access-key",
         (ACCESS_KEY_ID, KEY_USER),
         _key_delete,
         _key_owner,

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from authbridge import arn as arns
-from authbridge.admin.actions import Action, Document, Target, anywhere
+from authbridge.admin.actions import Action, Document, Target, anywhere, iam_action
 from authbridge.admin.iam import PATH, PATH_PREFIX, entity_arn
 from authbridge.admin.params import Param
 from authbridge.errors import InputError, MalformedArn, NoSuchEntity
@@ -276,11 +276,9 @@ def _entries(value: Sequence[Mapping[str, Any]]) -> list[str]:
 
 def _policy_actions() -> tuple[Action, ...]:
     return (
-        Action(
+        iam_action(
             "CreatePolicy",
-            "iam",
-            "iam",
-            "iam create-policy",
+            "create-policy",
             (POLICY_NAME, DOCUMENT, PATH, Param("Description", "description", default="")),
             lambda t, a: create_policy(
                 t.store,
@@ -293,21 +291,17 @@ def _policy_actions() -> tuple[Action, ...]:
             _new_policy,
             mutating=True,
         ),
-        Action(
+        iam_action(
             "GetPolicy",
-            "iam",
-            "iam",
-            "iam get-policy",
+            "get-policy",
             (POLICY_ARN,),
             lambda t, a: get_policy(t.store, t.account_id, a["policy_arn"]),
             _policy,
             mutating=False,
         ),
-        Action(
+        iam_action(
             "ListPolicies",
-            "iam",
-            "iam",
-            "iam list-policies",
+            "list-policies",
             (
                 Param("Scope", "scope", default="All", choices=managed.LIST_SCOPES),
                 Param("OnlyAttached", "only_attached", kind="boolean", default=False),
@@ -323,21 +317,17 @@ def _policy_actions() -> tuple[Action, ...]:
             anywhere,
             mutating=False,
         ),
-        Action(
+        iam_action(
             "DeletePolicy",
-            "iam",
-            "iam",
-            "iam delete-policy",
+            "delete-policy",
             (POLICY_ARN,),
             lambda t, a: delete_policy(t.store, t.account_id, a["policy_arn"]),
             _policy,
             mutating=True,
         ),
-        Action(
+        iam_action(
             "CreatePolicyVersion",
-            "iam",
-            "iam",
-            "iam create-policy-version",
+            "create-policy-version",
             (
                 POLICY_ARN,
                 DOCUMENT,
@@ -353,11 +343,9 @@ def _policy_actions() -> tuple[Action, ...]:
             _policy,
             mutating=True,
         ),
-        Action(
+        iam_action(
             "GetPolicyVersion",
-            "iam",
-            "iam",
-            "iam get-policy-version",
+            "get-policy-version",
             (POLICY_ARN, VERSION_ID),
             lambda t, a: get_policy_version(
                 t.store, t.account_id, a["policy_arn"], a["version_id"]
@@ -365,21 +353,17 @@ def _policy_actions() -> tuple[Action, ...]:
             _policy,
             mutating=False,
         ),
-        Action(
+        iam_action(
             "ListPolicyVersions",
-            "iam",
-            "iam",
-            "iam list-policy-versions",
+            "list-policy-versions",
             (POLICY_ARN,),
             lambda t, a: list_policy_versions(t.store, t.account_id, a["policy_arn"]),
             _policy,
             mutating=False,
         ),
-        Action(
+        iam_action(
             "SetDefaultPolicyVersion",
-            "iam",
-            "iam",
-            "iam set-default-policy-version",
+            "set-default-policy-version",
             (POLICY_ARN, VERSION_ID),
             lambda t, a: set_default_policy_version(
                 t.store, t.account_id, a["policy_arn"], a["version_id"]
@@ -387,11 +371,9 @@ def _policy_actions() -> tuple[Action, ...]:
             _policy,
             mutating=True,
         ),
-        Action(
+        iam_action(
             "DeletePolicyVersion",
-            "iam",
-            "iam",
-            "iam delete-policy-version",
+            "delete-policy-version",
             (POLICY_ARN, VERSION_ID),
             lambda t, a: delete_policy_version(
                 t.store, t.account_id, a["policy_arn"], a["version_id"]
@@ -405,11 +387,9 @@ def _policy_actions() -> tuple[Action, ...]:
 def _principal_actions(kind: PrincipalKind) -> tuple[Action, ...]:
     title, who, on = TITLES[kind], NAME_PARAMS[kind], _principal(kind)
     return (
-        Action(
+        iam_action(
             f"Put{title}Policy",
-            "iam",
-            "iam",
-            f"iam put-{kind}-policy",
+            f"put-{kind}-policy",
             (who, POLICY_NAME, DOCUMENT),
             lambda t, a: put_inline_policy(
                 t.store, t.account_id, kind, a["principal"], a["name"], a["document"]
@@ -417,31 +397,25 @@ def _principal_actions(kind: PrincipalKind) -> tuple[Action, ...]:
             on,
             mutating=True,
         ),
-        Action(
+        iam_action(
             f"Get{title}Policy",
-            "iam",
-            "iam",
-            f"iam get-{kind}-policy",
+            f"get-{kind}-policy",
             (who, POLICY_NAME),
             lambda t, a: get_inline_policy(t.store, t.account_id, kind, a["principal"], a["name"]),
             on,
             mutating=False,
         ),
-        Action(
+        iam_action(
             f"List{title}Policies",
-            "iam",
-            "iam",
-            f"iam list-{kind}-policies",
+            f"list-{kind}-policies",
             (who,),
             lambda t, a: list_inline_policies(t.store, t.account_id, kind, a["principal"]),
             on,
             mutating=False,
         ),
-        Action(
+        iam_action(
             f"Delete{title}Policy",
-            "iam",
-            "iam",
-            f"iam delete-{kind}-policy",
+            f"delete-{kind}-policy",
             (who, POLICY_NAME),
             lambda t, a: delete_inline_policy(
                 t.store, t.account_id, kind, a["principal"], a["name"]
@@ -449,11 +423,9 @@ def _principal_actions(kind: PrincipalKind) -> tuple[Action, ...]:
             on,
             mutating=True,
         ),
-        Action(
+        iam_action(
             f"Attach{title}Policy",
-            "iam",
-            "iam",
-            f"iam attach-{kind}-policy",
+            f"attach-{kind}-policy",
             (who, POLICY_ARN),
             lambda t, a: attach_policy(
                 t.store, t.account_id, kind, a["principal"], a["policy_arn"]
@@ -461,11 +433,9 @@ def _principal_actions(kind: PrincipalKind) -> tuple[Action, ...]:
             on,
             mutating=True,
         ),
-        Action(
+        iam_action(
             f"Detach{title}Policy",
-            "iam",
-            "iam",
-            f"iam detach-{kind}-policy",
+            f"detach-{kind}-policy",
             (who, POLICY_ARN),
             lambda t, a: detach_policy(
                 t.store, t.account_id, kind, a["principal"], a["policy_arn"]
@@ -473,11 +443,9 @@ def _principal_actions(kind: PrincipalKind) -> tuple[Action, ...]:
             on,
             mutating=True,
         ),
-        Action(
+        iam_action(
             f"ListAttached{title}Policies",
-            "iam",
-            "iam",
-            f"iam list-attached-{kind}-policies",
+            f"list-attached-{kind}-policies",
             (who, PATH_PREFIX),
             lambda t, a: list_attached_policies(
                 t.store, t.account_id, kind, a["principal"], a["path_prefix"]
@@ -491,31 +459,25 @@ def _principal_actions(kind: PrincipalKind) -> tuple[Action, ...]:
 def _tag_actions(kind: TaggableKind) -> tuple[Action, ...]:
     title, who, on = TITLES[kind], NAME_PARAMS[kind], _principal(kind)
     return (
-        Action(
+        iam_action(
             f"Tag{title}",
-            "iam",
-            "iam",
-            f"iam tag-{kind}",
+            f"tag-{kind}",
             (who, Param("Tags", "tags", kind="tags", required=True)),
             lambda t, a: tag_principal(t.store, t.account_id, kind, a["principal"], a["tags"]),
             on,
             mutating=True,
         ),
-        Action(
+        iam_action(
             f"Untag{title}",
-            "iam",
-            "iam",
-            f"iam untag-{kind}",
+            f"untag-{kind}",
             (who, Param("TagKeys", "keys", kind="strings", required=True)),
             lambda t, a: untag_principal(t.store, t.account_id, kind, a["principal"], a["keys"]),
             on,
             mutating=True,
         ),
-        Action(
+        iam_action(
             f"List{title}Tags",
-            "iam",
-            "iam",
-            f"iam list-{kind}-tags",
+            f"list-{kind}-tags",
             (who,),
             lambda t, a: list_principal_tags(t.store, t.account_id, kind, a["principal"]),
             on,
@@ -524,11 +486,9 @@ def _tag_actions(kind: TaggableKind) -> tuple[Action, ...]:
     )
 
 
-SIMULATE: Final = Action(
+SIMULATE: Final = iam_action(
     "SimulatePrincipalPolicy",
-    "iam",
-    "iam",
-    "iam simulate-principal-policy",
+    "simulate-principal-policy",
     (
         Param("PolicySourceArn", "source_arn", required=True),
         Param("ActionNames", "actions", kind="strings", required=True),

@@ -30,10 +30,10 @@ authorization failed.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-from authbridge.admin.actions import Action, Document, Target, anywhere
+from authbridge.admin.actions import Action, Document, Handler, Target, anywhere, iam_action
 from authbridge.admin.iam import entity_arn
 from authbridge.admin.params import Param
 from authbridge.errors import InputError
@@ -179,6 +179,24 @@ def _new_device(target: Target, args: Mapping[str, Any]) -> tuple[str, ...]:
 
 USER_NAME = Param("UserName", "user_name", required=True)
 SERIAL = Param("SerialNumber", "serial_number", required=True)
+# EnableMFADevice and ResyncMFADevice: a user's device and two consecutive codes of it.
+MFA_CODES = (
+    USER_NAME,
+    SERIAL,
+    Param("AuthenticationCode1", "code1", required=True),
+    Param("AuthenticationCode2", "code2", required=True),
+)
+
+
+def _with_codes(operation: Callable[[Store, str, str, str, str, str], None]) -> Handler:
+    """The handler of an action taking :data:`MFA_CODES`: ``operation`` on the target's store."""
+
+    def run(t: Target, a: Mapping[str, Any]) -> None:
+        operation(t.store, t.account_id, a["user_name"], a["serial_number"], a["code1"], a["code2"])
+
+    return run
+
+
 PASSWORD = Param("Password", "password", required=True)
 _LOW, _HIGH = passwords.MIN_LENGTH_BOUNDS
 POLICY_PARAMS: Final = (
@@ -209,11 +227,9 @@ POLICY_PARAMS: Final = (
 
 
 ACTIONS: Final[tuple[Action, ...]] = (
-    Action(
+    iam_action(
         "CreateLoginProfile",
-        "iam",
-        "iam",
-        "iam create-login-profile",
+        "create-login-profile",
         (
             USER_NAME,
             PASSWORD,
@@ -225,21 +241,17 @@ ACTIONS: Final[tuple[Action, ...]] = (
         _user,
         mutating=True,
     ),
-    Action(
+    iam_action(
         "GetLoginProfile",
-        "iam",
-        "iam",
-        "iam get-login-profile",
+        "get-login-profile",
         (USER_NAME,),
         lambda t, a: get_login_profile(t.store, t.account_id, a["user_name"]),
         _user,
         mutating=False,
     ),
-    Action(
+    iam_action(
         "UpdateLoginProfile",
-        "iam",
-        "iam",
-        "iam update-login-profile",
+        "update-login-profile",
         (
             USER_NAME,
             Param("Password", "password"),
@@ -251,95 +263,65 @@ ACTIONS: Final[tuple[Action, ...]] = (
         _user,
         mutating=True,
     ),
-    Action(
+    iam_action(
         "DeleteLoginProfile",
-        "iam",
-        "iam",
-        "iam delete-login-profile",
+        "delete-login-profile",
         (USER_NAME,),
         lambda t, a: delete_login_profile(t.store, t.account_id, a["user_name"]),
         _user,
         mutating=True,
     ),
-    Action(
+    iam_action(
         "UpdateAccountPasswordPolicy",
-        "iam",
-        "iam",
-        "iam update-account-password-policy",
+        "update-account-password-policy",
         POLICY_PARAMS,
         lambda t, a: update_account_password_policy(t.store, t.account_id, policy_from_args(a)),
         anywhere,
         mutating=True,
     ),
-    Action(
+    iam_action(
         "GetAccountPasswordPolicy",
-        "iam",
-        "iam",
-        "iam get-account-password-policy",
+        "get-account-password-policy",
         (),
         lambda t, a: get_account_password_policy(t.store, t.account_id),
         anywhere,
         mutating=False,
     ),
-    Action(
+    iam_action(
         "DeleteAccountPasswordPolicy",
-        "iam",
-        "iam",
-        "iam delete-account-password-policy",
+        "delete-account-password-policy",
         (),
         lambda t, a: delete_account_password_policy(t.store, t.account_id),
         anywhere,
         mutating=True,
     ),
-    Action(
+    iam_action(
         "CreateVirtualMFADevice",
-        "iam",
-        "iam",
-        "iam create-virtual-mfa-device",
+        "create-virtual-mfa-device",
         (Param("VirtualMFADeviceName", "name", required=True),),
         lambda t, a: create_virtual_mfa_device(t.store, t.account_id, a["name"]),
         _new_device,
         mutating=True,
     ),
-    Action(
+    iam_action(
         "EnableMFADevice",
-        "iam",
-        "iam",
-        "iam enable-mfa-device",
-        (
-            USER_NAME,
-            SERIAL,
-            Param("AuthenticationCode1", "code1", required=True),
-            Param("AuthenticationCode2", "code2", required=True),
-        ),
-        lambda t, a: enable_mfa_device(
-            t.store, t.account_id, a["user_name"], a["serial_number"], a["code1"], a["code2"]
-        ),
+        "enable-mfa-device",
+        MFA_CODES,
+        _with_codes(enable_mfa_device),
         _user_and_device,
         mutating=True,
     ),
-    Action(
+    iam_action(
         "ResyncMFADevice",
-        "iam",
-        "iam",
-        "iam resync-mfa-device",
-        (
-            USER_NAME,
-            SERIAL,
-            Param("AuthenticationCode1", "code1", required=True),
-            Param("AuthenticationCode2", "code2", required=True),
-        ),
-        lambda t, a: resync_mfa_device(
-            t.store, t.account_id, a["user_name"], a["serial_number"], a["code1"], a["code2"]
-        ),
+        "resync-mfa-device",
+        MFA_CODES,
+        _with_codes(resync_mfa_device),
         _user_and_device,
         mutating=True,
     ),
-    Action(
+    iam_action(
         "DeactivateMFADevice",
-        "iam",
-        "iam",
-        "iam deactivate-mfa-device",
+        "deactivate-mfa-device",
         (USER_NAME, SERIAL),
         lambda t, a: deactivate_mfa_device(
             t.store, t.account_id, a["user_name"], a["serial_number"]
@@ -347,21 +329,17 @@ ACTIONS: Final[tuple[Action, ...]] = (
         _user_and_device,
         mutating=True,
     ),
-    Action(
+    iam_action(
         "ListMFADevices",
-        "iam",
-        "iam",
-        "iam list-mfa-devices",
+        "list-mfa-devices",
         (USER_NAME,),
         lambda t, a: list_mfa_devices(t.store, t.account_id, a["user_name"]),
         _user,
         mutating=False,
     ),
-    Action(
+    iam_action(
         "ListVirtualMFADevices",
-        "iam",
-        "iam",
-        "iam list-virtual-mfa-devices",
+        "list-virtual-mfa-devices",
         (
             Param(
                 "AssignmentStatus",
@@ -374,21 +352,17 @@ ACTIONS: Final[tuple[Action, ...]] = (
         anywhere,
         mutating=False,
     ),
-    Action(
+    iam_action(
         "DeleteVirtualMFADevice",
-        "iam",
-        "iam",
-        "iam delete-virtual-mfa-device",
+        "delete-virtual-mfa-device",
         (SERIAL,),
         lambda t, a: delete_virtual_mfa_device(t.store, t.account_id, a["serial_number"]),
         _device,
         mutating=True,
     ),
-    Action(
+    iam_action(
         "RevokeSessions",
-        "iam",
-        "iam",
-        "iam revoke-sessions",
+        "revoke-sessions",
         (USER_NAME,),
         lambda t, a: revoke_sessions(t.store, t.account_id, a["user_name"], t.now()),
         _user,

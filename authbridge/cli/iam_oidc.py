@@ -186,11 +186,7 @@ def add_client_id(app: App, arn: str, client_id: str) -> None:
           --open-id-connect-provider-arn arn:aws:iam::111122223333:oidc-provider/gitlab.com \\
           --client-id authbridge
     """
-    app.admin(
-        "AddClientIDToOpenIDConnectProvider",
-        {"OpenIDConnectProviderArn": arn, "ClientID": client_id},
-    )
-    app.emit(None, lambda: f"OIDC provider {arn} accepts client id {client_id}.")
+    _change_client_ids(app, "AddClientIDToOpenIDConnectProvider", arn, client_id, "accepts")
 
 
 @iam.command("remove-client-id-from-open-id-connect-provider")
@@ -207,8 +203,12 @@ def remove_client_id(app: App, arn: str, client_id: str) -> None:
           --open-id-connect-provider-arn arn:aws:iam::111122223333:oidc-provider/gitlab.com \\
           --client-id authbridge
     """
-    app.admin(
-        "RemoveClientIDFromOpenIDConnectProvider",
-        {"OpenIDConnectProviderArn": arn, "ClientID": client_id},
+    _change_client_ids(
+        app, "RemoveClientIDFromOpenIDConnectProvider", arn, client_id, "no longer accepts"
     )
-    app.emit(None, lambda: f"OIDC provider {arn} no longer accepts client id {client_id}.")
+
+
+def _change_client_ids(app: App, action: str, arn: str, client_id: str, now: str) -> None:
+    """One client id added to or removed from a provider's list; says what it ``now`` does."""
+    app.admin(action, {"OpenIDConnectProviderArn": arn, "ClientID": client_id})
+    app.emit(None, lambda: f"OIDC provider {arn} {now} client id {client_id}.")

@@ -17,8 +17,9 @@ nothing else ever prints it.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -43,6 +44,7 @@ POLICY_FIELDS = (
     "PasswordReusePrevention",
     "HardExpiry",
 )
+F = TypeVar("F", bound=Callable[..., Any])
 BOOTSTRAP_METHODS = ("Base32StringSeed", "OtpauthUri", "QRCodePNG")
 
 _user_name_option = click.option("--user-name", required=True, metavar="NAME", help="User name.")
@@ -52,6 +54,17 @@ _serial_option = click.option(
     metavar="ARN",
     help="The device's ARN: arn:aws:iam::ACCOUNT:mfa/NAME.",
 )
+_code1 = click.option(
+    "--authentication-code1", "code1", required=True, metavar="CODE", help="A code."
+)
+_code2 = click.option(
+    "--authentication-code2", "code2", required=True, metavar="CODE", help="The next code."
+)
+
+
+def _codes_options(command: F) -> F:
+    """Two consecutive codes of a device (enable-mfa-device, resync-mfa-device)."""
+    return _code1(_code2(command))
 
 
 def _refuse_password(_ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
@@ -367,10 +380,7 @@ def create_virtual_mfa_device(
 @iam.command("enable-mfa-device")
 @_user_name_option
 @_serial_option
-@click.option("--authentication-code1", "code1", required=True, metavar="CODE", help="A code.")
-@click.option(
-    "--authentication-code2", "code2", required=True, metavar="CODE", help="The next code."
-)
+@_codes_options
 @output_option
 @pass_app
 def enable_mfa_device(app: App, user_name: str, serial_number: str, code1: str, code2: str) -> None:
@@ -389,10 +399,7 @@ def enable_mfa_device(app: App, user_name: str, serial_number: str, code1: str, 
 @iam.command("resync-mfa-device")
 @_user_name_option
 @_serial_option
-@click.option("--authentication-code1", "code1", required=True, metavar="CODE", help="A code.")
-@click.option(
-    "--authentication-code2", "code2", required=True, metavar="CODE", help="The next code."
-)
+@_codes_options
 @output_option
 @pass_app
 def resync_mfa_device(app: App, user_name: str, serial_number: str, code1: str, code2: str) -> None:

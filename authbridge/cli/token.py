@@ -71,6 +71,25 @@ def _keep(cache: TokenCache, key: str, issued: IssuedToken, what: str = "token")
             _warn(f"{what} not cached: {e}")
 
 
+def _emit_cached(cache: TokenCache, key: str, token_only: bool) -> bool:
+    """Print the token cached under ``key`` if it is still usable; whether there was one."""
+    now = time.time()
+    hit = cache.get(key, now)
+    if hit is None:
+        return False
+    _emit(hit.token, hit.expires_at, now, token_only)
+    return True
+
+
+def _emit_minted(
+    cache: TokenCache, key: str, issued: IssuedToken, *, token_only: bool, no_cache: bool
+) -> None:
+    """Print the token just minted, cached under ``key`` first (unless ``no_cache``)."""
+    if not no_cache:
+        _keep(cache, key, issued)
+    _emit(issued.token, issued.expires_at, time.time(), token_only)
+
+
 def _emit(token: str, expires_at: int, now: float, token_only: bool) -> None:
     if token_only:
         click.echo(token)
@@ -247,7 +266,6 @@ def token(
 
     from authbridge.client.cache import TokenCache, cache_key
 
-    now = time.time()
     cache = TokenCache.default(os.environ)
     key = cache_key(
         endpoint=cfg.endpoint,
@@ -258,16 +276,10 @@ def token(
         session_name=session_name,
         duration=duration,
     )
-    if not no_cache:
-        hit = cache.get(key, now)
-        if hit is not None:
-            _emit(hit.token, hit.expires_at, now, token_only)
-            return
-
+    if not no_cache and _emit_cached(cache, key, token_only):
+        return
     issued = _mint(cfg, cluster, assume, duration, None if no_cache else cache)
-    if not no_cache:
-        _keep(cache, key, issued)
-    _emit(issued.token, issued.expires_at, time.time(), token_only)
+    _emit_minted(cache, key, issued, token_only=token_only, no_cache=no_cache)
 
 
 def _web_identity(
@@ -323,7 +335,6 @@ def _web_identity(
         raise click.UsageError(f"--cluster-id is required (or {ENV['cluster_id']})")
     cluster = check_cluster_id(cluster, "--cluster-id" if cluster_id else ENV["cluster_id"])
 
-    now = time.time()
     cache = TokenCache.default(os.environ)
     key = web_identity_cache_key(
         endpoint=url,
@@ -333,11 +344,8 @@ def _web_identity(
         session_name=session_name,
         duration=duration,
     )
-    if not no_cache:
-        hit = cache.get(key, now)
-        if hit is not None:
-            _emit(hit.token, hit.expires_at, now, token_only)
-            return
+    if not no_cache and _emit_cached(cache, key, token_only):
+        return
     from authbridge.client.issuer import Issuer
 
     issued = Issuer(url, ca_file=ca).assume_role_with_web_identity(
@@ -347,9 +355,7 @@ def _web_identity(
         session_name=session_name,
         duration=duration,
     )
-    if not no_cache:
-        _keep(cache, key, issued)
-    _emit(issued.token, issued.expires_at, time.time(), token_only)
+    _emit_minted(cache, key, issued, token_only=token_only, no_cache=no_cache)
 
 
 def _mint(
@@ -431,12 +437,9 @@ def _signed_in(
 
     files = SessionFiles.of(os.environ, target.endpoint, target.profile)
     session = files.load()
-    now = time.time()
     if session is not None and not no_cache:
-        hit = files.tokens.get(_session_cache_key(session, target, cluster_id, role, session_name,
-                                                  duration), now)  # fmt: skip
-        if hit is not None:
-            _emit(hit.token, hit.expires_at, now, token_only)
+        key = _session_cache_key(session, target, cluster_id, role, session_name, duration)
+        if _emit_cached(files.tokens, key, token_only):
             return
     try:
         issued, session = _mint_signed_in(files, target, cluster_id, role, session_name, duration)
@@ -448,10 +451,9 @@ def _signed_in(
         say(f"authbridge: {ended.message}; signing in again (profile {target.profile}).")
         sign_in(files, target, role=session.role if session else None, device_code=True)
         issued, session = _mint_signed_in(files, target, cluster_id, role, session_name, duration)
-    if not no_cache:
-        key = _session_cache_key(session, target, cluster_id, role, session_name, duration)
-        _keep(files.tokens, key, issued)
-    _emit(issued.token, issued.expires_at, time.time(), token_only)
+    # The key names the session the token came from: a new one after signing in again.
+    key = _session_cache_key(session, target, cluster_id, role, session_name, duration)
+    _emit_minted(files.tokens, key, issued, token_only=token_only, no_cache=no_cache)
 
 
 def _session_cache_key(

@@ -24,14 +24,15 @@ from __future__ import annotations
 
 import http.client
 import json
-import socket
 import ssl
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, Any, Final, NoReturn, Protocol
 
 from authbridge import __version__
+from authbridge.client.connection import BadCaFile, RefuseRedirects, Words, explain, tls_context
 from authbridge.client.issuer import basic_authorization
 from authbridge.errors import AuthbridgeError
 
@@ -53,6 +54,13 @@ SURFACES: Final = ("iam", "access", "keys")
 _MAX_CODE = 64
 _MAX_MESSAGE = 1000
 _CA_HINT = "set ca_file in the profile (`authbridge configure --ca-file F`) or AUTHBRIDGE_CA_FILE"
+_WORDS = Words(
+    service="the admin API",
+    endpoint="the endpoint",
+    ca_hint=_CA_HINT,
+    refused_hint="check the endpoint (--endpoint or the profile's) and that the server runs;"
+    " without a profile or endpoint the CLI uses the store directly",
+)
 
 
 class AdminApiError(AuthbridgeError):
@@ -130,27 +138,15 @@ def parse_answer(
     raise ApiRefused(code, text, status=status, retry_after=after)
 
 
-class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
-    """A redirect would carry the credentials to another URL."""
-
-    def __init__(self, endpoint: str) -> None:
-        self.endpoint = endpoint
-
-    def redirect_request(
-        self,
-        req: urllib.request.Request,
-        fp: IO[bytes],
-        code: int,
-        msg: str,
-        headers: Any,
-        newurl: str,
-    ) -> NoReturn:
-        fp.close()
-        raise AdminApiError(
-            f"the admin API at {self.endpoint} answered HTTP {code}, a redirect",
+def _redirect_refused(endpoint: str) -> Callable[[int, str], AdminApiError]:
+    def refusal(code: int, _new_url: str) -> AdminApiError:
+        return AdminApiError(
+            f"the admin API at {endpoint} answered HTTP {code}, a redirect",
             hint="authbridge does not follow redirects; set the endpoint to the server's own"
             " https URL",
         )
+
+    return refusal
 
 
 class AdminClient:
@@ -173,28 +169,17 @@ class AdminClient:
         self._credentials = credentials
         self._opener = urllib.request.build_opener(
             urllib.request.HTTPSHandler(context=self._tls_context()),
-            _RefuseRedirects(self.endpoint),
+            RefuseRedirects(_redirect_refused(self.endpoint)),
         )
 
     def __repr__(self) -> str:
         return f"AdminClient({self.endpoint!r})"
 
     def _tls_context(self) -> ssl.SSLContext:
-        if self.ca_file is None:
-            return ssl.create_default_context()
         try:
-            # Only this bundle is trusted, not the system store as well.
-            return ssl.create_default_context(cafile=self.ca_file)
-        except OSError as e:
-            if isinstance(e, ssl.SSLError):
-                raise AdminApiError(
-                    f"CA file {self.ca_file} holds no usable PEM certificate",
-                    hint=f"{_CA_HINT}, naming the CA bundle that signed the server's certificate",
-                ) from None
-            raise AdminApiError(
-                f"cannot read CA file {self.ca_file}: {e.strerror or type(e).__name__}",
-                hint=_CA_HINT,
-            ) from None
+            return tls_context(self.ca_file, _CA_HINT)
+        except BadCaFile as e:
+            raise AdminApiError(e.message, hint=e.hint) from None
 
     def call(self, surface: str, action: str, params: dict[str, Any]) -> dict[str, Any]:
         """``action`` with ``params`` on ``/api/<surface>``: the answer's document."""
@@ -245,47 +230,7 @@ class AdminClient:
             self._unreachable(e, e)
 
     def _unreachable(self, reason: object, cause: BaseException) -> NoReturn:
-        where = self.endpoint
-        if isinstance(reason, ssl.SSLCertVerificationError):
-            why = reason.verify_message or reason.reason or "certificate verify failed"
-            if self.ca_file is None:
-                hint = (
-                    f"the server's certificate is not trusted by this system; {_CA_HINT}"
-                    " with the CA that signed it (authbridge init writes keys/tls/ca.crt)"
-                )
-            elif "hostname" in str(why).lower():
-                hint = "use the host name the server's certificate is issued for in the endpoint"
-            else:
-                hint = f"check that {self.ca_file} is the CA that signed the server's certificate"
-            raise AdminApiError(f"TLS verification of {where} failed: {why}", hint=hint) from None
-        if isinstance(reason, ssl.SSLError):
-            raise AdminApiError(
-                f"TLS with {where} failed: {reason.reason or type(reason).__name__}",
-                hint="check that the endpoint is the https URL of the authbridge server",
-            ) from None
-        if isinstance(reason, ConnectionRefusedError):
-            raise AdminApiError(
-                f"cannot connect to the admin API at {where}: connection refused",
-                hint="check the endpoint (--endpoint or the profile's) and that the server runs;"
-                " without a profile or endpoint the CLI uses the store directly",
-            ) from None
-        if isinstance(reason, TimeoutError):
-            raise AdminApiError(
-                f"the admin API at {where} did not answer within {self.timeout:g} s",
-                hint="check the endpoint and the network (a firewall or proxy may drop packets)",
-            ) from None
-        if isinstance(reason, socket.gaierror):
-            raise AdminApiError(
-                f"cannot resolve the host of {where}: {reason.strerror}",
-                hint="check the host name of the endpoint and DNS",
-            ) from None
-        if isinstance(reason, http.client.HTTPException | ConnectionError):
-            raise AdminApiError(
-                f"the admin API at {where} closed the connection without a valid answer",
-                hint="check that the endpoint is the https URL of the authbridge server",
-            ) from None
-        text = reason.strerror if isinstance(reason, OSError) and reason.strerror else reason
-        raise AdminApiError(
-            f"cannot reach the admin API at {where}: {text}",
-            hint="check the endpoint and the network",
-        ) from None
+        message, hint = explain(
+            reason, where=self.endpoint, timeout=self.timeout, ca_file=self.ca_file, words=_WORDS
+        )
+        raise AdminApiError(message, hint=hint) from None

@@ -40,16 +40,17 @@ import base64
 import http.client
 import json
 import math
-import socket
 import ssl
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import IO, Any, NoReturn
+from typing import IO, NoReturn
 from urllib.parse import quote_plus, urlencode
 
 from authbridge import __version__
+from authbridge.client.connection import BadCaFile, RefuseRedirects, Words, explain, tls_context
 from authbridge.client.errors import IssuerError, IssuerRefused
 from authbridge.client.fastpath import is_token
 
@@ -88,6 +89,12 @@ TOKEN_TYPE_ID_TOKEN = "urn:ietf:params:oauth:token-type:id_token"  # noqa: S105
 _MAX_TOKEN = 8192  # authbridge.tokens.MAX_TOKEN_SIZE
 _MAX_DESCRIPTION = 300
 _CA_HINT = "pass --ca-file (or set ca_file in the profile, or AUTHBRIDGE_CA_FILE)"
+_WORDS = Words(
+    service="the issuer",
+    endpoint="--endpoint",
+    ca_hint=_CA_HINT,
+    refused_hint="check --endpoint and that the authbridge server is running",
+)
 
 # What to do about each RFC 6749 §5.2 / RFC 8693 §2.2.2 error code.
 _HINTS = {
@@ -271,28 +278,16 @@ def _read_limited(stream: IO[bytes], endpoint: str) -> bytes:
     return body
 
 
-class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
-    """Redirects would carry the client credentials (or a user token) to another URL."""
-
-    def __init__(self, endpoint: str) -> None:
-        self.endpoint = endpoint
-
-    def redirect_request(
-        self,
-        req: urllib.request.Request,
-        fp: IO[bytes],
-        code: int,
-        msg: str,
-        headers: Any,
-        newurl: str,
-    ) -> NoReturn:
-        fp.close()
-        where = newurl if len(newurl) <= 200 else newurl[:199] + "…"
-        raise IssuerError(
-            f"the issuer at {self.endpoint} answered HTTP {code}, a redirect to {where}",
+def _redirect_refused(endpoint: str) -> Callable[[int, str], IssuerError]:
+    def refusal(code: int, new_url: str) -> IssuerError:
+        where = new_url if len(new_url) <= 200 else new_url[:199] + "…"
+        return IssuerError(
+            f"the issuer at {endpoint} answered HTTP {code}, a redirect to {where}",
             hint="authbridge does not follow redirects; set --endpoint to the server's own"
             " https URL",
         )
+
+    return refusal
 
 
 class Issuer:
@@ -310,24 +305,14 @@ class Issuer:
         self.timeout = timeout
         self._opener = urllib.request.build_opener(
             urllib.request.HTTPSHandler(context=self._tls_context()),
-            _RefuseRedirects(self.endpoint),
+            RefuseRedirects(_redirect_refused(self.endpoint)),
         )
 
     def _tls_context(self) -> ssl.SSLContext:
-        if self.ca_file is None:
-            return ssl.create_default_context()
         try:
-            # Only this bundle is trusted, not the system store as well.
-            return ssl.create_default_context(cafile=self.ca_file)
-        except OSError as e:
-            if isinstance(e, ssl.SSLError):
-                raise IssuerError(
-                    f"CA file {self.ca_file} holds no usable PEM certificate",
-                    hint=f"{_CA_HINT} naming the CA bundle that signed the server's certificate",
-                ) from e
-            raise IssuerError(
-                f"cannot read CA file {self.ca_file}: {e.strerror or e}", hint=_CA_HINT
-            ) from e
+            return tls_context(self.ca_file, _CA_HINT)
+        except BadCaFile as e:
+            raise IssuerError(e.message, hint=e.hint) from e.__cause__
 
     # -- the two grants --------------------------------------------------------------------
     def session_token(
@@ -477,46 +462,7 @@ class Issuer:
         return body
 
     def _unreachable(self, reason: object, cause: BaseException) -> NoReturn:
-        where = self.endpoint
-        if isinstance(reason, ssl.SSLCertVerificationError):
-            why = reason.verify_message or reason.reason or "certificate verify failed"
-            if self.ca_file is None:
-                hint = (
-                    f"the server's certificate is not trusted by this system; {_CA_HINT}"
-                    " with the CA that signed it (authbridge init writes keys/tls/ca.crt)"
-                )
-            elif "hostname" in str(why).lower():
-                hint = "use the host name the server's certificate is issued for in --endpoint"
-            else:
-                hint = f"check that {self.ca_file} is the CA that signed the server's certificate"
-            raise IssuerError(f"TLS verification of {where} failed: {why}", hint=hint) from cause
-        if isinstance(reason, ssl.SSLError):
-            raise IssuerError(
-                f"TLS with {where} failed: {reason.reason or reason}",
-                hint="check that --endpoint is the https URL of the authbridge server",
-            ) from cause
-        if isinstance(reason, ConnectionRefusedError):
-            raise IssuerError(
-                f"cannot connect to the issuer at {where}: connection refused",
-                hint="check --endpoint and that the authbridge server is running",
-            ) from cause
-        if isinstance(reason, TimeoutError):
-            raise IssuerError(
-                f"the issuer at {where} did not answer within {self.timeout:g} s",
-                hint="check --endpoint and the network (a firewall or proxy may drop packets)",
-            ) from cause
-        if isinstance(reason, socket.gaierror):
-            raise IssuerError(
-                f"cannot resolve the host of {where}: {reason.strerror}",
-                hint="check the host name in --endpoint and DNS",
-            ) from cause
-        if isinstance(reason, http.client.HTTPException | ConnectionError):
-            raise IssuerError(
-                f"the issuer at {where} closed the connection without a valid answer",
-                hint="check that --endpoint is the https URL of the authbridge server",
-            ) from cause
-        text = reason.strerror if isinstance(reason, OSError) and reason.strerror else reason
-        raise IssuerError(
-            f"cannot reach the issuer at {where}: {text}",
-            hint="check --endpoint and the network",
-        ) from cause
+        message, hint = explain(
+            reason, where=self.endpoint, timeout=self.timeout, ca_file=self.ca_file, words=_WORDS
+        )
+        raise IssuerError(message, hint=hint) from cause

@@ -153,88 +153,88 @@ _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5
 # One store call: a fraction of a millisecond on SQLite, a round trip on PostgreSQL.
 _STORE_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2.5)
 
-REVIEW_SECONDS: Final = Histogram(
+
+def _counter(name: str, documentation: str, labels: list[str]) -> Counter:
+    """A counter in :data:`REGISTRY`, never prometheus_client's process-wide default registry."""
+    return Counter(name, documentation, labels, registry=REGISTRY)
+
+
+def _histogram(
+    name: str, documentation: str, labels: list[str], buckets: tuple[float, ...]
+) -> Histogram:
+    """A histogram in :data:`REGISTRY`, with the buckets its durations fall in."""
+    return Histogram(name, documentation, labels, buckets=buckets, registry=REGISTRY)
+
+
+REVIEW_SECONDS: Final = _histogram(
     "authbridge_tokenreview_duration_seconds",
     "Time to answer a TokenReview on /authenticate, by outcome.",
     ["outcome"],
-    buckets=_BUCKETS,
-    registry=REGISTRY,
+    _BUCKETS,
 )
-REQUESTS: Final = Counter(
+REQUESTS: Final = _counter(
     "authbridge_tokenreview_total",
     "TokenReview requests on /authenticate, by outcome and reason.",
     ["outcome", "reason"],
-    registry=REGISTRY,
 )
-CACHE: Final = Counter(
+CACHE: Final = _counter(
     "authbridge_tokenreview_cache_total",
     "Lookups in the per-worker TokenReview verdict cache.",
     ["result"],
-    registry=REGISTRY,
 )
-VERIFY_REQUESTS: Final = Counter(
+VERIFY_REQUESTS: Final = _counter(
     "authbridge_verify_total",
     "Requests to /verify, by outcome and reason.",
     ["outcome", "reason"],
-    registry=REGISTRY,
 )
-VERIFY_SECONDS: Final = Histogram(
+VERIFY_SECONDS: Final = _histogram(
     "authbridge_verify_duration_seconds",
     "Time to answer a request to /verify, by outcome.",
     ["outcome"],
-    buckets=_BUCKETS,
-    registry=REGISTRY,
+    _BUCKETS,
 )
-TOKENS_ISSUED: Final = Counter(
+TOKENS_ISSUED: Final = _counter(
     "authbridge_tokens_issued_total",
     "Tokens issued by /oauth2/token, by grant.",
     ["grant"],
-    registry=REGISTRY,
 )
-TOKEN_FAILURES: Final = Counter(
+TOKEN_FAILURES: Final = _counter(
     "authbridge_token_endpoint_failures_total",
     "Requests to /oauth2/token answered with an error, by grant and RFC 6749 error code.",
     ["grant", "error"],
-    registry=REGISTRY,
 )
-INTROSPECTIONS: Final = Counter(
+INTROSPECTIONS: Final = _counter(
     "authbridge_introspection_total",
     "Requests to /oauth2/introspect: active or inactive token, refused request, or error.",
     ["result"],
-    registry=REGISTRY,
 )
-REVOCATIONS: Final = Counter(
+REVOCATIONS: Final = _counter(
     "authbridge_revocation_total",
     "Requests to /oauth2/revoke: token revoked, nothing to revoke, refused request, or error.",
     ["result"],
-    registry=REGISTRY,
 )
-MAPPING_RELOADS: Final = Counter(
+MAPPING_RELOADS: Final = _counter(
     "authbridge_mapping_reloads_total",
     "Mapping file loads (a new mapping in force) and failures (refused, unreadable,"
     " missing), counted by each worker.",
     ["result"],
-    registry=REGISTRY,
 )
-STORE_SECONDS: Final = Histogram(
+STORE_SECONDS: Final = _histogram(
     "authbridge_store_operation_duration_seconds",
     "Time of each call to the IAM store, by operation.",
     ["operation"],
-    buckets=_STORE_BUCKETS,
-    registry=REGISTRY,
+    _STORE_BUCKETS,
 )
-STORE_ERRORS: Final = Counter(
+STORE_ERRORS: Final = _counter(
     "authbridge_store_errors_total",
     "Calls to the IAM store that failed (unavailable, or an unexpected error), by operation.",
     ["operation"],
-    registry=REGISTRY,
 )
-OIDC_PROVIDER_FETCHES: Final = Counter(
+OIDC_PROVIDER_FETCHES: Final = _counter(
     "authbridge_oidc_provider_fetches_total",
     "Fetches of a registered OIDC provider's discovery and JWKS, by provider ARN and outcome"
     " (ok, or why the provider could not be used: unreachable, timeout, tls, …).",
     ["provider", "outcome"],
-    registry=REGISTRY,
 )
 
 

@@ -25,8 +25,13 @@ and view have rules (60 s each at most, failing with its log). Without it, the
 tests that need those roles take the ``aggregated_roles`` fixture and are skipped
 with the reason :data:`AGGREGATION_SKIP`; the rest run.
 
-``tests/e2e/test_harness.py`` checks the command lines and kubeconfig built here
-without any of the binaries.
+Every kube-apiserver starts through :func:`start_apiserver` (its own
+certificates and service-account keys, a free port, /readyz awaited): the
+session ``cluster`` on etcd's default prefix, and, for the web identity test,
+``second_cluster`` on the same etcd under :data:`SECOND_ETCD_PREFIX` with its
+own webhook client (`authbridge init --apiserver-client` for both, one cluster
+id). ``tests/e2e/test_harness.py`` checks the command lines and kubeconfigs
+built here without any of the binaries.
 """
 
 from __future__ import annotations
@@ -70,6 +75,13 @@ CONTROLLERS = (
     "garbage-collector-controller",
 )
 AGGREGATED_ROLES = ("admin", "edit", "view")
+# kube-apiserver's own default; the second apiserver keeps its objects apart in the same etcd.
+DEFAULT_ETCD_PREFIX = "/registry"
+SECOND_ETCD_PREFIX = "/registry-second"
+# One webhook client (certificate and kubeconfig of `authbridge init`) per apiserver, both
+# for the cluster id prod: the session cluster's and the second apiserver's.
+WEBHOOK_CLIENTS = {"first": "prod-cp", "second": "prod-second-cp"}
+INIT_ARGS = " ".join(f"--apiserver-client {name}=prod" for name in WEBHOOK_CLIENTS.values())
 
 E2E_MAPPING = """\
 clusterID: prod
@@ -189,11 +201,21 @@ def service_account_issuer(port: int) -> str:
 
 
 def apiserver_args(
-    binary: str, files: ClusterFiles, *, etcd_url: str, port: int, webhook: Path
+    binary: str,
+    files: ClusterFiles,
+    *,
+    etcd_url: str,
+    port: int,
+    webhook: Path,
+    etcd_prefix: str = DEFAULT_ETCD_PREFIX,
 ) -> list[str]:
+    """kube-apiserver on 127.0.0.1:``port`` with ``files``' certificates, its objects under
+    ``etcd_prefix`` of ``etcd_url`` (two apiservers share one etcd, each under its own
+    prefix) and authbridge's webhook kubeconfig ``webhook``."""
     return [
         binary,
         f"--etcd-servers={etcd_url}",
+        f"--etcd-prefix={etcd_prefix}",
         "--bind-address=127.0.0.1",
         f"--secure-port={port}",
         f"--tls-cert-file={files.apiserver_cert}",
@@ -216,21 +238,17 @@ def apiserver_args(
     ]
 
 
-def admin_kubeconfig(url: str, files: ClusterFiles) -> dict[str, Any]:
-    """A kubeconfig for the cluster admin's client certificate (kube-controller-manager's)."""
+def admin_kubeconfig(url: str, ca: Path, cert: Path, key: Path) -> dict[str, Any]:
+    """A kubeconfig for the cluster admin's client certificate (kube-controller-manager's,
+    kubectl's and the kube adapter's in the tests)."""
     return {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [
-            {"name": "e2e", "cluster": {"server": url, "certificate-authority": str(files.ca)}}
-        ],
+        "clusters": [{"name": "e2e", "cluster": {"server": url, "certificate-authority": str(ca)}}],
         "users": [
             {
                 "name": "e2e-admin",
-                "user": {
-                    "client-certificate": str(files.admin_cert),
-                    "client-key": str(files.admin_key),
-                },
+                "user": {"client-certificate": str(cert), "client-key": str(key)},
             }
         ],
         "contexts": [{"name": "e2e-admin", "context": {"cluster": "e2e", "user": "e2e-admin"}}],
@@ -238,11 +256,16 @@ def admin_kubeconfig(url: str, files: ClusterFiles) -> dict[str, Any]:
     }
 
 
-def write_admin_kubeconfig(url: str, files: ClusterFiles) -> Path:
-    path = files.kcm_kubeconfig
-    path.write_text(yaml.safe_dump(admin_kubeconfig(url, files), sort_keys=False))
+def _write_kubeconfig(path: Path, doc: dict[str, Any]) -> Path:
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
     path.chmod(0o600)
     return path
+
+
+def write_admin_kubeconfig(url: str, files: ClusterFiles) -> Path:
+    """kube-controller-manager's kubeconfig (mode 0600), beside the cluster's key material."""
+    doc = admin_kubeconfig(url, files.ca, files.admin_cert, files.admin_key)
+    return _write_kubeconfig(files.kcm_kubeconfig, doc)
 
 
 def controller_manager_args(binary: str, files: ClusterFiles, *, port: int) -> list[str]:
@@ -288,6 +311,12 @@ class Cluster:
     admin_key: Path
     authbridge: LiveServer
     aggregation: bool = False  # kube-controller-manager runs: admin/edit/view have rules
+    etcd_url: str = ""  # the etcd it stores in (a second apiserver may share it)
+
+    def write_admin_kubeconfig(self, path: Path) -> Path:
+        """A kubeconfig (mode 0600) for this cluster's admin, for kubectl or the kube adapter."""
+        doc = admin_kubeconfig(self.url, self.ca_file, self.admin_cert, self.admin_key)
+        return _write_kubeconfig(path, doc)
 
     def _context(self, *, admin: bool) -> ssl.SSLContext:
         ctx = ssl.create_default_context(cafile=str(self.ca_file))
@@ -371,73 +400,103 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait()
 
 
+def start_etcd(binary: str, root: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """etcd on free loopback ports, its data and log in ``root``; returns it and its URL."""
+    client, peer = free_port(), free_port()
+    with (root / "etcd.log").open("wb") as sink:
+        proc = subprocess.Popen(
+            [
+                binary,
+                "--name=e2e",
+                f"--data-dir={root / 'etcd'}",
+                f"--listen-client-urls=http://127.0.0.1:{client}",
+                f"--advertise-client-urls=http://127.0.0.1:{client}",
+                f"--listen-peer-urls=http://127.0.0.1:{peer}",
+                f"--initial-advertise-peer-urls=http://127.0.0.1:{peer}",
+                f"--initial-cluster=e2e=http://127.0.0.1:{peer}",
+            ],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    return proc, f"http://127.0.0.1:{client}"
+
+
+def webhook_config(authbridge_root: Path, apiserver: str) -> Path:
+    """The webhook kubeconfig `authbridge init` (in ``authbridge_root``) wrote for
+    ``apiserver`` (first, second)."""
+    return authbridge_root / "keys" / f"webhook-{WEBHOOK_CLIENTS[apiserver]}.kubeconfig"
+
+
+def start_apiserver(
+    binary: str,
+    root: Path,
+    authbridge: LiveServer,
+    *,
+    etcd_url: str,
+    webhook: Path,
+    etcd_prefix: str = DEFAULT_ETCD_PREFIX,
+) -> tuple[subprocess.Popen[bytes], Cluster]:
+    """A kube-apiserver with its own certificates (written to ``root``), on a free port, wired
+    to authbridge through ``webhook``; returns once /readyz answers (120 s at most, failing
+    with its log), with the :class:`Cluster` to talk to it."""
+    files = write_cluster_files(root)
+    port = free_port()
+    log = root / "apiserver.log"
+    with log.open("wb") as sink:
+        proc = subprocess.Popen(
+            apiserver_args(
+                binary,
+                files,
+                etcd_url=etcd_url,
+                port=port,
+                webhook=webhook,
+                etcd_prefix=etcd_prefix,
+            ),
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    cluster = Cluster(
+        url=f"https://127.0.0.1:{port}",
+        ca_file=files.ca,
+        admin_cert=files.admin_cert,
+        admin_key=files.admin_key,
+        authbridge=authbridge,
+        etcd_url=etcd_url,
+    )
+    try:
+        _wait(lambda: cluster.call("GET", "/readyz")[0] == 200, "kube-apiserver", proc, log, 120)
+    except BaseException:
+        _stop(proc)
+        raise
+    return proc, cluster
+
+
 @pytest.fixture(scope="session")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     api_bin, etcd_bin = binaries()
     kcm_bin = controller_manager_binary()  # checked before anything starts
     root = tmp_path_factory.mktemp("e2e")
     # authbridge first: the kube-apiserver reads the webhook kubeconfig init wrote.
-    served = start_server(
-        root / "authbridge",
-        mapping=E2E_MAPPING,
-        init_args="--apiserver-client prod-cp=prod",
-    )
+    served = start_server(root / "authbridge", mapping=E2E_MAPPING, init_args=INIT_ARGS)
     authbridge = next(served)
-
     k8s = root / "k8s"
     k8s.mkdir()
-    files = write_cluster_files(k8s)
-
-    etcd_port, etcd_peer, api_port = free_port(), free_port(), free_port()
-    etcd_log = k8s / "etcd.log"
-    with etcd_log.open("wb") as sink:
-        etcd = subprocess.Popen(
-            [
-                etcd_bin,
-                "--name=e2e",
-                f"--data-dir={k8s / 'etcd'}",
-                f"--listen-client-urls=http://127.0.0.1:{etcd_port}",
-                f"--advertise-client-urls=http://127.0.0.1:{etcd_port}",
-                f"--listen-peer-urls=http://127.0.0.1:{etcd_peer}",
-                f"--initial-advertise-peer-urls=http://127.0.0.1:{etcd_peer}",
-                f"--initial-cluster=e2e=http://127.0.0.1:{etcd_peer}",
-            ],
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-    webhook = authbridge.root / "keys" / "webhook-prod-cp.kubeconfig"
-    api_log = k8s / "apiserver.log"
-    with api_log.open("wb") as sink:
-        apiserver = subprocess.Popen(
-            apiserver_args(
-                api_bin,
-                files,
-                etcd_url=f"http://127.0.0.1:{etcd_port}",
-                port=api_port,
-                webhook=webhook,
-            ),
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-    started = [etcd, apiserver]
-    result = Cluster(
-        url=f"https://127.0.0.1:{api_port}",
-        ca_file=files.ca,
-        admin_cert=files.admin_cert,
-        admin_key=files.admin_key,
-        authbridge=authbridge,
-    )
+    started: list[subprocess.Popen[bytes]] = []
     try:
-        _wait(
-            lambda: result.call("GET", "/readyz")[0] == 200,
-            "kube-apiserver",
-            apiserver,
-            api_log,
-            timeout=120,
+        etcd, etcd_url = start_etcd(etcd_bin, k8s)
+        started.append(etcd)
+        apiserver, result = start_apiserver(
+            api_bin,
+            k8s,
+            authbridge,
+            etcd_url=etcd_url,
+            webhook=webhook_config(authbridge.root, "first"),
         )
+        started.append(apiserver)
         if kcm_bin is not None:
+            files = ClusterFiles.at(k8s)
             started.append(start_controller_manager(kcm_bin, result, files, k8s))
             result.aggregation = True
         yield result
@@ -445,6 +504,28 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         for proc in reversed(started):
             _stop(proc)
         served.close()
+
+
+@pytest.fixture(scope="module")
+def second_cluster(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """A second kube-apiserver, started as the first is: its own certificates and
+    service-account keys, the same etcd under :data:`SECOND_ETCD_PREFIX`, and its own webhook
+    client of authbridge for the same cluster id. A token the first cluster issued is
+    nothing to it; an authbridge token for the cluster id is."""
+    api_bin, _ = binaries()
+    root = tmp_path_factory.mktemp("e2e-second")
+    proc, second = start_apiserver(
+        api_bin,
+        root,
+        cluster.authbridge,
+        etcd_url=cluster.etcd_url,
+        webhook=webhook_config(cluster.authbridge.root, "second"),
+        etcd_prefix=SECOND_ETCD_PREFIX,
+    )
+    try:
+        yield second
+    finally:
+        _stop(proc)
 
 
 def start_controller_manager(

@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from authbridge.explain import explain_permission, load
 from authbridge.explain.core import IamSnapshot
@@ -125,40 +124,6 @@ def _path(doc: dict[str, Any]) -> str:
 def _create(cluster: Cluster, doc: dict[str, Any]) -> None:
     status, body = cluster.call("POST", _path(doc), doc)
     assert status in (201, 409), (doc["metadata"], body)
-
-
-def _kubeconfig(cluster: Cluster, root: Path) -> Path:
-    path = root / "admin.kubeconfig"
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [
-                    {
-                        "name": "e2e",
-                        "cluster": {
-                            "server": cluster.url,
-                            "certificate-authority": str(cluster.ca_file),
-                        },
-                    }
-                ],
-                "users": [
-                    {
-                        "name": "admin",
-                        "user": {
-                            "client-certificate": str(cluster.admin_cert),
-                            "client-key": str(cluster.admin_key),
-                        },
-                    }
-                ],
-                "contexts": [{"name": "admin", "context": {"cluster": "e2e", "user": "admin"}}],
-                "current-context": "admin",
-            }
-        )
-    )
-    path.chmod(0o600)
-    return path
 
 
 def can_i_args(
@@ -264,7 +229,9 @@ def setup(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> tuple[s
         )
     for doc in OBJECTS:
         _create(cluster, _prefixed(doc))
-    kubeconfig = _kubeconfig(cluster, tmp_path_factory.mktemp("explain"))
+    kubeconfig = cluster.write_admin_kubeconfig(
+        tmp_path_factory.mktemp("explain") / "admin.kubeconfig"
+    )
     # The RBAC authorizer reads through an informer: wait for the last object to count.
     probe = _request(Request("get", "pods", "", "dev"))
     deadline = time.monotonic() + 30

@@ -15,10 +15,16 @@ for an aggregating cluster and fails, naming the controller, for a bare one
 (the fake API server both ways); the tests that need aggregated roles are the
 two that failed against a bare kube-apiserver, and they skip with the reason;
 ``AUTHBRIDGE_E2E_CONTROLLER_MANAGER`` unset is None, a non-executable path fails.
+The second kube-apiserver of the web identity test: the same flags as the first
+(one function), the same etcd under its own ``--etcd-prefix``, its own port,
+certificates, issuer and service-account keys, its own webhook kubeconfig, which
+`authbridge init` (run for real) writes for the same cluster id with its own
+client certificate.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import ssl
 import stat
@@ -33,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
@@ -43,6 +50,9 @@ from tests.e2e import test_rbac_apiserver
 from tests.e2e.conftest import (
     AGGREGATION_SKIP,
     CONTROLLER_MANAGER_ENV,
+    INIT_ARGS,
+    SECOND_ETCD_PREFIX,
+    WEBHOOK_CLIENTS,
     Cluster,
     ClusterFiles,
     _wait,
@@ -51,9 +61,11 @@ from tests.e2e.conftest import (
     controller_manager_binary,
     require_aggregation,
     roles_aggregated,
+    webhook_config,
     write_admin_kubeconfig,
     write_cluster_files,
 )
+from tests.e2e.test_web_identity_apiserver import KUBE_AUDIENCE
 from tests.fakekube import FakeKube
 
 KCM_FLAGS = {
@@ -334,3 +346,92 @@ def test_the_e2e_mapping_maps_the_deployer_role() -> None:
     mapping = parse_mapping(E2E_MAPPING, "E2E_MAPPING")
     (rule,) = [r for r in mapping.map_roles if r.rolearn.endswith(":role/Deployer")]
     assert rule.username == "deployer:{{SessionName}}"
+
+
+# -- the second apiserver (tests/e2e/test_web_identity_apiserver.py), offline --------------
+
+
+def test_the_second_apiserver_starts_as_the_first_with_its_own_keys_and_prefix(
+    tmp_path: Path,
+) -> None:
+    first_files = write_cluster_files(_mkdir(tmp_path / "first"))
+    second_files = write_cluster_files(_mkdir(tmp_path / "second"))
+    etcd = "http://127.0.0.1:2379"
+    first = flags(
+        apiserver_args(
+            "kube-apiserver", first_files, etcd_url=etcd, port=40124,
+            webhook=tmp_path / "webhook-prod-cp.kubeconfig",
+        )
+    )  # fmt: skip
+    second = flags(
+        apiserver_args(
+            "kube-apiserver", second_files, etcd_url=etcd, port=40125,
+            webhook=tmp_path / "webhook-prod-second-cp.kubeconfig",
+            etcd_prefix=SECOND_ETCD_PREFIX,
+        )
+    )  # fmt: skip
+    assert set(first) == set(second)  # the same flags, one function
+    for required in (
+        "--etcd-servers",
+        "--etcd-prefix",
+        "--service-account-issuer",
+        "--service-account-key-file",
+        "--service-account-signing-key-file",
+        "--authentication-token-webhook-config-file",
+    ):
+        assert first[required] and second[required], required
+    # One etcd, each apiserver's objects under its own prefix.
+    assert first["--etcd-servers"] == second["--etcd-servers"] == etcd
+    assert (first["--etcd-prefix"], second["--etcd-prefix"]) == ("/registry", "/registry-second")
+    assert (first["--secure-port"], second["--secure-port"]) == ("40124", "40125")
+    # Each its own webhook client of authbridge, the TokenReview v1 wire form.
+    assert first["--authentication-token-webhook-config-file"].endswith(
+        "webhook-prod-cp.kubeconfig"
+    )
+    assert second["--authentication-token-webhook-config-file"].endswith(
+        "webhook-prod-second-cp.kubeconfig"
+    )
+    assert first["--authentication-token-webhook-version"] == "v1"
+    assert second["--authentication-token-webhook-version"] == "v1"
+    # Own certificates, issuer and service-account keys: a token of one is not the other's.
+    for name in ("--tls-cert-file", "--client-ca-file", "--service-account-key-file"):
+        assert Path(first[name]).read_bytes() != Path(second[name]).read_bytes(), name
+    assert first["--service-account-issuer"] != second["--service-account-issuer"]
+    assert first["--api-audiences"] == second["--api-audiences"] == KUBE_AUDIENCE
+    signer = serialization.load_pem_private_key(
+        Path(first["--service-account-signing-key-file"]).read_bytes(), password=None
+    )
+    verifier = serialization.load_pem_public_key(
+        Path(second["--service-account-key-file"]).read_bytes()
+    )
+    assert signer.public_key().public_numbers() != verifier.public_numbers()  # type: ignore[union-attr]
+
+
+def _mkdir(path: Path) -> Path:
+    path.mkdir()
+    return path
+
+
+def test_each_apiserver_gets_its_own_webhook_kubeconfig_for_the_cluster(tmp_path: Path) -> None:
+    from authbridge.apiserver_config import client_from_kubeconfig
+    from tests.serving import free_port, run_cli
+
+    port = free_port()
+    run_cli(
+        tmp_path,
+        f"init --no-admin --cluster-id prod --cluster-id staging --port {port} {INIT_ARGS}",
+    )
+    ca = (tmp_path / "keys" / "tls" / "ca.crt").read_bytes()
+    seen = []
+    for apiserver in ("first", "second"):
+        path = webhook_config(tmp_path, apiserver)
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        doc = yaml.safe_load(path.read_text())
+        server = doc["clusters"][0]["cluster"]
+        assert server["server"].startswith("https://")
+        assert server["server"].endswith(f":{port}/authenticate")
+        assert base64.b64decode(server["certificate-authority-data"]) == ca
+        client = client_from_kubeconfig(path.name, path.read_text())
+        assert (client.name, client.cluster_id) == (WEBHOOK_CLIENTS[apiserver], "prod")
+        seen.append(doc["users"][0]["user"]["client-certificate-data"])
+    assert seen[0] != seen[1]  # two client certificates: the log names which apiserver asked

@@ -8,8 +8,13 @@ anonymous reads of them are allowed as a real IRSA set-up does (the
 cluster CA; a role trusts ``system:serviceaccount:ci:deployer`` with audience
 ``authbridge``; ``kubectl create token deployer -n ci --audience authbridge``
 (the TokenRequest API when kubectl is not installed) gives the token, which
-the exchange turns into a role session; the kube-apiserver, wired to
-authbridge's TokenReview webhook, sees the mapped user. The offline parts
+the exchange turns into a role session; a second kube-apiserver (the
+``second_cluster`` fixture: its own certificates and service-account keys,
+the same etcd under another ``--etcd-prefix``, its own webhook client of
+authbridge), wired to authbridge's TokenReview webhook, sees the mapped user,
+while a token the first cluster issued for its own API is refused there (401),
+as is the web identity token on both: a token one cluster saw is worth
+nothing elsewhere. The offline parts
 (manifests, the trust document, the TokenRequest) are checked by
 tests/e2e/test_harness.py without the binaries.
 """
@@ -23,12 +28,11 @@ import urllib.parse
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from tests.e2e.conftest import Cluster
 from tests.serving import LiveServer
 
 NAMESPACE, ACCOUNT_NAME, AUDIENCE = "ci", "deployer", "authbridge"
+KUBE_AUDIENCE = "https://kubernetes.default.svc"  # the apiservers' --api-audiences
 ROLE_NAME = "Deployer"
 EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
 ID_TOKEN = "urn:ietf:params:oauth:token-type:id_token"
@@ -84,54 +88,21 @@ def deployer_trust(provider_arn: str) -> dict[str, Any]:
     }
 
 
-def admin_kubeconfig_for_kubectl(cluster: Cluster, path: Path) -> Path:
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [
-                    {
-                        "name": "e2e",
-                        "cluster": {
-                            "server": cluster.url,
-                            "certificate-authority": str(cluster.ca_file),
-                        },
-                    }
-                ],
-                "users": [
-                    {
-                        "name": "admin",
-                        "user": {
-                            "client-certificate": str(cluster.admin_cert),
-                            "client-key": str(cluster.admin_key),
-                        },
-                    }
-                ],
-                "contexts": [{"name": "e2e", "context": {"cluster": "e2e", "user": "admin"}}],
-                "current-context": "e2e",
-            }
-        )
-    )
-    path.chmod(0o600)
-    return path
-
-
-def create_token(cluster: Cluster, tmp_path: Path) -> str:
-    """``kubectl create token deployer -n ci --audience authbridge`` (or its API call)."""
+def create_token(cluster: Cluster, tmp_path: Path, audience: str = AUDIENCE) -> str:
+    """``kubectl create token deployer -n ci --audience AUDIENCE`` (or its API call)."""
     kubectl = shutil.which("kubectl")
     if kubectl is not None:
-        config = admin_kubeconfig_for_kubectl(cluster, tmp_path / "admin.kubeconfig")
+        config = cluster.write_admin_kubeconfig(tmp_path / "admin.kubeconfig")
         out = subprocess.run(
             [kubectl, "--kubeconfig", str(config), "create", "token", ACCOUNT_NAME,
-             "-n", NAMESPACE, "--audience", AUDIENCE],
+             "-n", NAMESPACE, "--audience", audience],
             capture_output=True, text=True, check=True, timeout=30,
         )  # fmt: skip
         return out.stdout.strip()
     status, body = cluster.call(
         "POST",
         f"/api/v1/namespaces/{NAMESPACE}/serviceaccounts/{ACCOUNT_NAME}/token",
-        token_request(),
+        token_request(audience),
     )
     assert status == 201, body
     token: str = body["status"]["token"]
@@ -157,8 +128,8 @@ def exchange_form(token: str) -> dict[str, str]:
     }
 
 
-def test_a_service_account_token_of_the_apiserver_assumes_a_role(
-    cluster: Cluster, tmp_path: Path
+def test_a_service_account_token_of_one_apiserver_assumes_a_role_used_on_another(
+    cluster: Cluster, second_cluster: Cluster, tmp_path: Path
 ) -> None:
     for path, doc in (
         ("/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", discovery_binding()),
@@ -188,22 +159,33 @@ def test_a_service_account_token_of_the_apiserver_assumes_a_role(
         f"iam create-role --role-name {ROLE_NAME} --assume-role-policy-document file://{trust}"
     )
 
-    status, _, raw = exchange(live, create_token(cluster, tmp_path))
+    # The first apiserver issues the web identity; the second, wired to authbridge's
+    # webhook, sees the role session's mapped user.
+    web_identity = create_token(cluster, tmp_path)
+    status, _, raw = exchange(live, web_identity)
     body = json.loads(raw)
     assert status == 200, body
-    status, review = cluster.whoami(body["access_token"])
+    status, review = second_cluster.whoami(body["access_token"])
     assert status == 201, review
     user = review["status"]["userInfo"]
     assert user["username"] == "deployer:ci-run"
     assert "authbridge:deployers" in user["groups"]
 
-    # A token of the same ServiceAccount for the kube-apiserver itself is no web identity.
-    status, other = cluster.call(
-        "POST",
-        f"/api/v1/namespaces/{NAMESPACE}/serviceaccounts/{ACCOUNT_NAME}/token",
-        token_request("https://kubernetes.default.svc"),
+    # The first cluster's own token (for its API) is good there and nothing to the second
+    # (another service-account issuer and key; authbridge's webhook takes only its own
+    # tokens); the web identity token is no credential for either kube API.
+    own = create_token(cluster, tmp_path, KUBE_AUDIENCE)
+    status, review = cluster.whoami(own)
+    assert status == 201, review
+    assert review["status"]["userInfo"]["username"] == (
+        f"system:serviceaccount:{NAMESPACE}:{ACCOUNT_NAME}"
     )
-    assert status == 201, other
-    status, _, raw = exchange(live, other["status"]["token"])
+    for where, token in ((second_cluster, own), (second_cluster, web_identity),
+                         (cluster, web_identity)):  # fmt: skip
+        status, review = where.whoami(token)
+        assert status == 401, (where.url, review)
+
+    # A token of the same ServiceAccount for the kube-apiserver itself is no web identity.
+    status, _, raw = exchange(live, own)
     assert status == 400
     assert "aud is none of the client ids" in json.loads(raw)["error_description"]
