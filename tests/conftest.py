@@ -49,6 +49,10 @@ def _share_bytecode_cache() -> None:
     if "PYTHONPYCACHEPREFIX" not in os.environ:
         prefix = Path(tempfile.gettempdir()) / f"authbridge-tests-pycache-{os.getuid()}"
         prefix.mkdir(mode=0o700, exist_ok=True)
+        info = prefix.lstat()
+        if prefix.is_symlink() or info.st_uid != os.getuid() or info.st_mode & 0o077:
+            # Someone else's (or an open) directory: code cached there could be planted.
+            prefix = Path(tempfile.mkdtemp(prefix="authbridge-tests-pycache-"))
         os.environ["PYTHONPYCACHEPREFIX"] = str(prefix)
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 
