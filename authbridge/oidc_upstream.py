@@ -27,11 +27,19 @@ Discovery 1.0 says (§4: ``<issuer>/.well-known/openid-configuration``, whose
 * a provider that cannot be reached (or answers nonsense) fails only its
   own lookups, with :class:`ProviderUnavailable` whose ``reason`` is a short
   code (``unreachable``, ``timeout``, ``tls``, ``http_status``, ``too_large``,
-  ``not_json``, ``bad_discovery``, ``issuer_mismatch``, ``bad_jwks``) for a
+  ``not_json``, ``bad_discovery``, ``issuer_mismatch``, ``bad_jwks``,
+  ``no_sign_in``) for a
   metric label, and a message saying what to check; the failure is remembered
   for ``retry_after`` seconds so a dead provider does not cost every login
   a timeout. Keys whose cache time has run out are not used past it, even
   when the provider is down (a key the provider withdrew must stop working).
+
+For sign-in (:mod:`authbridge.iam.oidc_signin`) the discovery document also
+gives ``authorization_endpoint`` and ``token_endpoint`` (https), checked against
+``code_challenge_methods_supported`` (present without ``S256``: refused) and
+``token_endpoint_auth_methods_supported`` (:func:`token_auth_method`); they are
+required only for sign-in, never for web identity. :meth:`UpstreamKeys.exchange_code`
+POSTs the authorization code under the same rules as the fetches.
 
 Nothing here is Flask's; the web layer passes ``observe(provider_arn, outcome)``
 to count fetches (:mod:`authbridge.web.metrics`). Lookups of different
@@ -47,6 +55,7 @@ Exceptions::
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import re
@@ -54,6 +63,7 @@ import ssl
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -90,6 +100,7 @@ FETCH_OUTCOMES: Final = frozenset(
         "bad_discovery",
         "issuer_mismatch",
         "bad_jwks",
+        "no_sign_in",
         "other",
     }
 )
@@ -137,6 +148,61 @@ class ProviderKeys:
     fetched_at: float
     expires_at: float
     algorithms: tuple[str, ...] = ()
+    sign_in: SignInEndpoints | None = None
+    sign_in_problem: str = "discovery has no authorization_endpoint"  # when sign_in is None
+
+
+@dataclass(frozen=True)
+class SignInEndpoints:
+    """What the authorization code flow needs from discovery (OpenID Connect Discovery §3)."""
+
+    authorization_endpoint: str
+    token_endpoint: str
+    token_auth_methods: tuple[str, ...]  # token_endpoint_auth_methods_supported, as offered
+
+
+def parse_sign_in_endpoints(discovery: Mapping[str, Any]) -> SignInEndpoints | str:
+    """The sign-in endpoints of a discovery document, or why it cannot be used for sign-in.
+
+    ``authorization_endpoint`` and ``token_endpoint`` must be https URLs (at most
+    2048 characters, no fragment); ``code_challenge_methods_supported``, when
+    present, must hold ``S256`` (RFC 8414 §2: absent means not advertised, and the
+    code flow is tried with S256 anyway; present without it means PKCE S256 would
+    be ignored, so sign-in is refused). Never a reason to refuse web identity.
+    """
+    out: dict[str, str] = {}
+    for name in ("authorization_endpoint", "token_endpoint"):
+        value = discovery.get(name)
+        if not isinstance(value, str):
+            return f"discovery has no {name}"
+        if not value.startswith("https://") or len(value) > 2048 or "#" in value:
+            return f"discovery's {name} is not an https URL"
+        if not value.isascii() or not value.isprintable():
+            return f"discovery's {name} is not an https URL"
+        out[name] = value
+    methods = discovery.get("code_challenge_methods_supported")
+    if methods is not None and (not isinstance(methods, list) or "S256" not in methods):
+        return "the provider does not offer PKCE with S256 (code_challenge_methods_supported)"
+    auth = discovery.get("token_endpoint_auth_methods_supported")
+    offered = (
+        tuple(m for m in auth if isinstance(m, str))[:20]
+        if isinstance(auth, list)
+        else ("client_secret_basic",)  # the default, OpenID Connect Discovery §3
+    )
+    return SignInEndpoints(out["authorization_endpoint"], out["token_endpoint"], offered)
+
+
+def token_auth_method(offered: tuple[str, ...], *, has_secret: bool) -> str:
+    """How authbridge authenticates at the token endpoint (RFC 6749 §2.3.1).
+
+    ``none`` for a public client (PKCE alone); with a secret ``client_secret_basic``,
+    unless the provider offers only ``client_secret_post``.
+    """
+    if not has_secret:
+        return "none"
+    if "client_secret_post" in offered and "client_secret_basic" not in offered:
+        return "client_secret_post"
+    return "client_secret_basic"
 
 
 def cache_seconds(header: str | None, *, default: int, minimum: int, maximum: int) -> int:
@@ -262,6 +328,22 @@ class UpstreamKeys:
 
     def _get(self, provider: OidcProvider, url: str, what: str) -> tuple[Any, str | None]:
         """GET ``url``: its JSON and its Cache-Control header, or ProviderUnavailable."""
+        return self._request(provider, url, what)
+
+    def _request(
+        self,
+        provider: OidcProvider,
+        url: str,
+        what: str,
+        *,
+        form: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> tuple[Any, str | None]:
+        """GET (or POST ``form``) ``url``: its JSON and Cache-Control, or ProviderUnavailable.
+
+        Error messages name ``what`` and the failure, never the form or the headers
+        (they may hold a code, a verifier or a client secret).
+        """
         arn = provider.arn
 
         def fail(reason: str, message: str, hint: str | None = None) -> ProviderUnavailable:
@@ -272,8 +354,13 @@ class UpstreamKeys:
         opener = urllib.request.build_opener(
             urllib.request.HTTPSHandler(context=self._context(provider)), _NoRedirect()
         )
+        sent = {"Accept": "application/json", "User-Agent": "authbridge", **(headers or {})}
+        data = None
+        if form is not None:
+            data = urllib.parse.urlencode(form).encode("ascii")
+            sent["Content-Type"] = "application/x-www-form-urlencoded"
         request = urllib.request.Request(  # noqa: S310 - https only, checked above
-            url, headers={"Accept": "application/json", "User-Agent": "authbridge"}
+            url, data=data, headers=sent, method="POST" if form is not None else "GET"
         )
         deadline = time.monotonic() + self.timeout
         try:
@@ -354,7 +441,76 @@ class UpstreamKeys:
         ttl = cache_seconds(
             cache_control, default=self.default_ttl, minimum=self.min_ttl, maximum=self.max_ttl
         )
-        return ProviderKeys(provider.url, jwks_uri, keys, now, now + ttl, algorithms)
+        sign_in = parse_sign_in_endpoints(discovery)
+        if isinstance(sign_in, str):
+            return ProviderKeys(
+                provider.url, jwks_uri, keys, now, now + ttl, algorithms, sign_in_problem=sign_in
+            )
+        return ProviderKeys(provider.url, jwks_uri, keys, now, now + ttl, algorithms, sign_in)
+
+    # -- sign-in (the authorization code flow, OpenID Connect Core §3.1) -----------------
+    def sign_in_endpoints(self, provider: OidcProvider) -> SignInEndpoints:
+        """The provider's authorization and token endpoints (cached with its keys).
+
+        ProviderUnavailable when discovery cannot be had, or (reason ``no_sign_in``)
+        when it does not support the code flow with PKCE S256.
+        """
+        keys = self.keys(provider)
+        if keys.sign_in is None:
+            raise ProviderUnavailable(
+                provider.arn,
+                "no_sign_in",
+                f"cannot be used for sign-in: {keys.sign_in_problem}",
+                hint="the IdP must publish authorization_endpoint and token_endpoint (https)"
+                " and support PKCE S256",
+            )
+        return keys.sign_in
+
+    def exchange_code(
+        self,
+        provider: OidcProvider,
+        endpoints: SignInEndpoints,
+        *,
+        client_id: str,
+        client_secret: str | None,
+        code: str,
+        code_verifier: str,
+        redirect_uri: str,
+    ) -> Mapping[str, Any]:
+        """RFC 6749 §4.1.3 with RFC 7636 §4.5: the token endpoint's JSON object answer.
+
+        The same rules as the fetches (the provider's CA, timeouts, size cap, no
+        redirects, JSON); the code, the verifier, the secret and the answer's tokens
+        are in no message and no log. An error answer (HTTP 400 with ``error``) is
+        ProviderUnavailable ``http_status``.
+        """
+        form = {
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": redirect_uri,
+            "code_verifier": code_verifier,
+        }
+        headers: dict[str, str] = {}
+        method = token_auth_method(
+            endpoints.token_auth_methods, has_secret=client_secret is not None
+        )
+        if method == "client_secret_basic" and client_secret is not None:
+            # RFC 6749 §2.3.1: both form-urlencoded before the Basic encoding.
+            quote = urllib.parse.quote_plus
+            pair = f"{quote(client_id, safe='')}:{quote(client_secret, safe='')}"
+            headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode("ascii")
+        else:
+            form["client_id"] = client_id
+            if method == "client_secret_post" and client_secret is not None:
+                form["client_secret"] = client_secret
+        answer, _ = self._request(
+            provider, endpoints.token_endpoint, "token endpoint", form=form, headers=headers
+        )
+        if not isinstance(answer, dict):
+            raise ProviderUnavailable(
+                provider.arn, "not_json", "token endpoint: the answer is not a JSON object"
+            )
+        return answer
 
 
 def _key(jwk: Mapping[str, Any]) -> UpstreamKey | None:

@@ -31,6 +31,11 @@ message says what failed without repeating the token:
     the provider ``sts:AssumeRoleWithWebIdentity`` for these
     claims (``TrustDecision.reason``: which condition failed)
 
+The same checks (:func:`verify_upstream_token`) verify the ID token of an
+upstream sign-in, which :func:`verify_sign_in_id_token` then holds to the
+sign-in client id (``aud``; ``azp`` when there are several audiences,
+``wrong_azp``) and the flow's nonce (``wrong_nonce``).
+
 A role that does not exist answers like one whose trust has no statement for
 the provider (as :func:`authbridge.sts.assume_role` does for users), so role
 names cannot be enumerated with a valid upstream token.
@@ -49,6 +54,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hmac
 import json
 import logging
 import re
@@ -89,6 +95,8 @@ __all__ = [
     "WebIdentityRefused",
     "assume_role_with_web_identity",
     "peek_issuer",
+    "verify_sign_in_id_token",
+    "verify_upstream_token",
 ]
 
 LEEWAY: Final = MAX_LEEWAY  # seconds of clock skew on exp/nbf/iat (authbridge's own)
@@ -267,6 +275,67 @@ def _verify(
     return claims
 
 
+def _verified(
+    upstream: UpstreamKeys, provider: OidcProvider, token: str, parsed: _Parsed, now: float
+) -> dict[str, Any]:
+    key = _key(upstream, provider, parsed.header)
+    return _verify(token, parsed, key, provider, now)
+
+
+def verify_upstream_token(
+    upstream: UpstreamKeys, provider: OidcProvider, token: str, *, now: float
+) -> dict[str, Any]:
+    """The claims of a token of ``provider``, checked as the module docstring lists.
+
+    The one strict verifier AssumeRoleWithWebIdentity and the upstream sign-in
+    share (parse, alg allowlist, kid, signature with the key's alg, exact iss,
+    aud in the client ids, exp/nbf/iat); WebIdentityRefused with its reason.
+    """
+    return _verified(upstream, provider, token, _parse(token), now)
+
+
+def verify_sign_in_id_token(
+    upstream: UpstreamKeys,
+    provider: OidcProvider,
+    token: object,
+    *,
+    client_id: str,
+    nonce: str,
+    now: float,
+) -> dict[str, Any]:
+    """An ID token from the code exchange of an upstream sign-in (OpenID Connect Core §3.1.3.7).
+
+    :func:`verify_upstream_token`, then: ``aud`` holds the sign-in client id
+    (``wrong_audience``); with several audiences ``azp`` is the client id
+    (``wrong_azp``); ``nonce`` is the flow's, compared in constant time
+    (``wrong_nonce``: a token injected from another login). No ``id_token`` in
+    the answer is ``malformed``.
+    """
+    if not isinstance(token, str) or not token:
+        raise _refused("malformed", "the token endpoint answered no id_token")
+    claims = verify_upstream_token(upstream, provider, token, now=now)
+    aud = claims["aud"]
+    auds = [aud] if isinstance(aud, str) else list(aud)
+    if client_id not in auds:
+        raise _refused(
+            "wrong_audience",
+            "its aud does not hold the sign-in client id",
+            "the IdP must issue the ID token for the client id configured for sign-in",
+        )
+    if len(auds) > 1 and claims.get("azp") != client_id:
+        raise _refused("wrong_azp", "it has several audiences and its azp is not the client id")
+    got = claims.get("nonce")
+    if not isinstance(got, str) or not hmac.compare_digest(
+        got.encode("utf-8", "surrogatepass"), nonce.encode()
+    ):
+        raise _refused(
+            "wrong_nonce",
+            "its nonce is not the one this sign-in sent",
+            "start the sign-in again from the login page",
+        )
+    return claims
+
+
 def _not_trusted(role_name: str, reason: str) -> WebIdentityRefused:
     return WebIdentityRefused(
         f"role {role_name} does not trust this web identity: {reason}"[:MAX_CLAIM_CHARS],
@@ -301,8 +370,7 @@ def assume_role_with_web_identity(
     wanted = sts._parse_role_arn(policy, role_arn)  # noqa: SLF001
     parsed = _parse(web_identity_token)
     provider = _provider(store, policy.partition, wanted.account_id, parsed.claims.get("iss"))
-    key = _key(upstream, provider, parsed.header)
-    claims = _verify(web_identity_token, parsed, key, provider, now)
+    claims = _verified(upstream, provider, web_identity_token, parsed, now)
 
     try:
         role: Role | None = store.get_role(wanted.account_id, wanted.name)

@@ -26,6 +26,20 @@ Tokens (:meth:`TestIssuer.mint`, RS256 or ES256) carry the claims of:
 Hostile tokens for the exchange's named tests: :meth:`TestIssuer.mint_alg_none`,
 :meth:`TestIssuer.mint_hs256_with_jwks` (the JWKS text as an HMAC secret),
 and ``mint(..., kid=...)`` for a ``kid`` of another provider.
+
+Playing an IdP for the upstream sign-in (:attr:`TestIssuer.clients`, client id
+to secret or None for a public client): discovery then also names
+``authorization_endpoint`` and ``token_endpoint`` (S256, client_secret_basic,
+client_secret_post, none); :meth:`TestIssuer.issue_code` stands for the
+person's "Continue" at the IdP; ``POST <issuer>/token`` (RFC 6749 §4.1.3)
+authenticates the client as registered (Basic or form, or none for a public
+client), redeems each code once, checks ``redirect_uri`` exactly and the PKCE
+verifier (RFC 7636 §4.6, S256), and answers an ``id_token`` with the
+request's nonce, ``aud`` = the client id, ``groups`` and
+``preferred_username``. :attr:`TestIssuer.misbehave` names what the token
+endpoint gets wrong on purpose: ``wrong_nonce``, ``other_aud``,
+``several_aud_no_azp``, ``alg_none``, ``unknown_kid``, ``expired``,
+``oversized``, ``redirect``, ``no_id_token``.
 """
 
 from __future__ import annotations
@@ -38,6 +52,7 @@ import socket
 import ssl
 import threading
 import time
+import urllib.parse
 import uuid
 from collections import Counter
 from collections.abc import Iterator, Mapping
@@ -245,6 +260,10 @@ class TestIssuer:
         self.hang = threading.Event()  # set: accept requests and never answer them
         self._release = threading.Event()
         self.hits: Counter[str] = Counter()
+        self.clients: dict[str, str | None] = {}  # sign-in clients: id -> secret (None: public)
+        self.codes: dict[str, dict[str, Any]] = {}  # issued authorization codes, one use each
+        self.misbehave: set[str] = set()
+        self.token_requests: list[dict[str, str]] = []  # the forms /token got (tests look)
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -318,11 +337,130 @@ class TestIssuer:
         return {
             "issuer": self.issuer_override or self.url,
             "jwks_uri": f"{self.url}{JWKS_PATH}",
-            "response_types_supported": ["id_token"],
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": ["RS256", "ES256"],
+            "authorization_endpoint": f"{self.url}/authorize",
+            "token_endpoint": f"{self.url}/token",
+            "response_types_supported": ["code", "id_token"],
+            "code_challenge_methods_supported": ["S256"],
+            "token_endpoint_auth_methods_supported": [
+                "client_secret_basic",
+                "client_secret_post",
+                "none",
+            ],
             **self.discovery_extra,
         }
+
+    # -- playing an IdP ----------------------------------------------------------------
+    def issue_code(
+        self,
+        *,
+        client_id: str,
+        redirect_uri: str,
+        code_challenge: str,
+        nonce: str,
+        sub: str = "00u-alice",
+        preferred_username: str = "alice",
+        groups: tuple[str, ...] = ("platform", "dev"),
+        email: str = "alice@example.com",
+    ) -> str:
+        """A one-use authorization code, as the IdP gives one after the person's Continue."""
+        code = uuid.uuid4().hex
+        with self._lock:
+            self.codes[code] = {
+                "client_id": client_id,
+                "redirect_uri": redirect_uri,
+                "code_challenge": code_challenge,
+                "nonce": nonce,
+                "claims": {
+                    "sub": sub,
+                    "preferred_username": preferred_username,
+                    "email": email,
+                    "groups": list(groups),
+                },
+            }
+        return code
+
+    def _client_ok(self, form: Mapping[str, str], authorization: str | None) -> str | None:
+        """The authenticated client id, or None (RFC 6749 §2.3.1)."""
+        if authorization is not None and authorization.startswith("Basic "):
+            try:
+                raw = base64.b64decode(authorization[6:], validate=True).decode()
+            except ValueError:
+                return None
+            user, _, password = raw.partition(":")
+            client_id = urllib.parse.unquote_plus(user)
+            secret = urllib.parse.unquote_plus(password)
+            expected = self.clients.get(client_id)
+            return (
+                client_id
+                if expected is not None and hmac.compare_digest(expected, secret)
+                else None
+            )
+        client_id = form.get("client_id", "")
+        if client_id not in self.clients:
+            return None
+        expected = self.clients[client_id]
+        if expected is None:
+            return client_id if "client_secret" not in form else None
+        given = form.get("client_secret")
+        return client_id if given is not None and hmac.compare_digest(expected, given) else None
+
+    def token_answer(self, form: Mapping[str, str], authorization: str | None) -> tuple[int, bytes]:
+        """What ``POST /token`` answers (status, JSON body)."""
+        self.token_requests.append(dict(form))
+        if form.get("grant_type") != "authorization_code":
+            return 400, b'{"error":"unsupported_grant_type"}'
+        client_id = self._client_ok(form, authorization)
+        if client_id is None:
+            return 401, b'{"error":"invalid_client"}'
+        with self._lock:
+            issued = self.codes.pop(form.get("code", ""), None)  # one use
+        if issued is None or issued["client_id"] != client_id:
+            return 400, b'{"error":"invalid_grant"}'
+        if issued["redirect_uri"] != form.get("redirect_uri"):
+            return 400, b'{"error":"invalid_grant","error_description":"redirect_uri"}'
+        verifier = form.get("code_verifier", "")
+        challenge = _b64(hashlib.sha256(verifier.encode()).digest())
+        if not 43 <= len(verifier) <= 128 or not hmac.compare_digest(
+            challenge, issued["code_challenge"]
+        ):
+            return 400, b'{"error":"invalid_grant","error_description":"pkce"}'
+        now = int(time.time())
+        claims: dict[str, Any] = {
+            "iss": self.url,
+            "aud": client_id,
+            "iat": now,
+            "exp": now + 300,
+            "nonce": issued["nonce"],
+            **issued["claims"],
+        }
+        bad = self.misbehave
+        if "wrong_nonce" in bad:
+            claims["nonce"] = "not-the-nonce"
+        if "other_aud" in bad:
+            claims["aud"] = "someone-else"
+        if "several_aud_no_azp" in bad:
+            claims["aud"] = [client_id, "someone-else"]
+        if "expired" in bad:
+            claims["iat"], claims["exp"] = now - 7200, now - 3600
+        if "alg_none" in bad:
+            id_token = self.mint_alg_none(claims)
+        elif "unknown_kid" in bad:
+            id_token = self.mint(claims, kid="no-such-kid")
+        else:
+            id_token = self.mint(claims)
+        answer: dict[str, Any] = {
+            "access_token": "upstream-access-token",
+            "token_type": "Bearer",
+            "expires_in": 300,
+            "id_token": id_token,
+        }
+        if "no_id_token" in bad:
+            del answer["id_token"]
+        if "oversized" in bad:
+            answer["padding"] = "x" * (1024 * 1024)
+        return 200, json.dumps(answer).encode()
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         issuer = self
@@ -352,6 +490,23 @@ class TestIssuer:
                     self._send(200, body)
                 else:
                     self._send(404, b'{"error":"not found"}')
+
+            def do_POST(self) -> None:  # noqa: N802 - stdlib's name
+                issuer.hits[self.path] += 1
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(min(length, 65536)).decode("ascii", "replace")
+                if issuer.redirect_to is not None or "redirect" in issuer.misbehave:
+                    self.send_response(302)
+                    self.send_header("Location", issuer.redirect_to or f"{issuer.url}/elsewhere")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                if self.path != f"{issuer.path}/token":
+                    self._send(404, b'{"error":"not found"}')
+                    return
+                form = dict(urllib.parse.parse_qsl(body, keep_blank_values=True))
+                status, answer = issuer.token_answer(form, self.headers.get("Authorization"))
+                self._send(status, answer)
 
             def _send(self, status: int, body: bytes) -> None:
                 self.send_response(status)

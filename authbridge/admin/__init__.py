@@ -13,16 +13,17 @@ from __future__ import annotations
 
 from typing import Final
 
-from authbridge.admin import access, iam, keys, policies, signin
+from authbridge.admin import access, iam, keys, oidc_signin, policies, signin
 from authbridge.admin.actions import Action, Surface, registry
 
 SURFACES: Final[dict[Surface, dict[str, Action]]] = {
-    "iam": registry((*iam.ACTIONS, *policies.ACTIONS, *signin.ACTIONS)),
+    "iam": registry((*iam.ACTIONS, *oidc_signin.ACTIONS, *policies.ACTIONS, *signin.ACTIONS)),
     "access": registry(access.ACTIONS),
     "keys": registry(keys.ACTIONS),
 }
 ALL_ACTIONS: Final[tuple[Action, ...]] = (
     *iam.ACTIONS,
+    *oidc_signin.ACTIONS,
     *policies.ACTIONS,
     *signin.ACTIONS,
     *access.ACTIONS,

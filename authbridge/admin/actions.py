@@ -21,6 +21,7 @@ from authbridge.admin.params import Param
 
 if TYPE_CHECKING:
     from authbridge.admin.keys import KeyPlace
+    from authbridge.keys import Kek
     from authbridge.store.base import Store
 
 Service = Literal["iam", "eks", "authbridge"]
@@ -41,6 +42,12 @@ class Target(Protocol):
     def partition(self) -> str: ...
 
     def key_place(self) -> KeyPlace: ...
+
+    def kek(self) -> Kek | None:
+        """The key-encryption key, when one is configured (secrets sealed in the store)."""
+
+    @property
+    def issuer(self) -> str: ...
 
     def now(self) -> float: ...
 

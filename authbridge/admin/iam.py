@@ -36,7 +36,7 @@ from authbridge import arn as arns
 from authbridge.admin.actions import Action, Document, Target, anywhere, iam_action
 from authbridge.admin.params import Param
 from authbridge.errors import EntityAlreadyExists, InputError, NoSuchEntity
-from authbridge.iam import names, oidc_provider
+from authbridge.iam import names, oidc_provider, oidc_signin
 from authbridge.iam.model import AccessKey, AccessKeyStatus
 from authbridge.store.base import Store
 
@@ -198,10 +198,19 @@ def create_open_id_connect_provider(
     return {"OpenIDConnectProviderArn": provider.arn, "Tags": provider.to_aws().get("Tags", [])}
 
 
-def get_open_id_connect_provider(store: Store, account: str, arn: str) -> Document:
+def get_open_id_connect_provider(store: Store, account: str, arn: str, issuer: str) -> Document:
     shown = store.get_open_id_connect_provider(account, arn).to_aws()
     shown.pop("Arn")
+    sign_in = sign_in_document(store, account, arn, issuer)
+    if sign_in is not None:
+        shown["SignIn"] = sign_in
     return shown
+
+
+def sign_in_document(store: Store, account: str, arn: str, issuer: str) -> Document | None:
+    """The provider's ``SignIn`` (never its secret), or None when it is no sign-in provider."""
+    config = store.get_open_id_connect_provider_sign_in(account, arn)
+    return None if config is None else config.to_aws(oidc_signin.redirect_uri(issuer))
 
 
 def list_open_id_connect_providers(store: Store, account: str) -> Document:
@@ -304,6 +313,9 @@ def _provider(target: Target, args: Mapping[str, Any]) -> tuple[str, ...]:
     """The provider's ARN, checked (MalformedArn naming the parameter), found or not."""
     oidc_provider.parse_provider_arn(args["arn"])
     return (args["arn"],)
+
+
+provider_resource = _provider  # the sign-in actions (authbridge.admin.oidc_signin) act on it too
 
 
 def _new_provider(target: Target, args: Mapping[str, Any]) -> tuple[str, ...]:
@@ -561,7 +573,7 @@ ACTIONS: Final[tuple[Action, ...]] = (
         "GetOpenIDConnectProvider",
         "get-open-id-connect-provider",
         (PROVIDER_ARN,),
-        lambda t, a: get_open_id_connect_provider(t.store, t.account_id, a["arn"]),
+        lambda t, a: get_open_id_connect_provider(t.store, t.account_id, a["arn"], t.issuer),
         _provider,
         mutating=False,
     ),

@@ -25,7 +25,7 @@ from authbridge.admin.params import Param
 from authbridge.errors import InputError, KeyStoreError
 
 if TYPE_CHECKING:
-    from authbridge.keys import Algorithm, KeyDescription, KeyDirectory, StoreKeys
+    from authbridge.keys import Algorithm, Kek, KeyDescription, KeyDirectory, StoreKeys
     from authbridge.settings import Settings
     from authbridge.store.base import Store
 
@@ -79,6 +79,15 @@ def location(settings: Settings) -> str:
     if settings.key_source == "store":
         return f"store: {redact_dsn(settings.store)}"
     return f"files: {settings.keys_dir}"
+
+
+def configured_kek(settings: Settings) -> Kek | None:
+    """The key-encryption key when one is configured (kekFile or AUTHBRIDGE_KEK), else None."""
+    from authbridge.keys import load_kek
+
+    if settings.kek_file is None and settings.kek is None:
+        return None
+    return load_kek(settings.kek_file, settings.kek)
 
 
 def key_place(settings: Settings, store: Callable[[], Store]) -> KeyPlace:

@@ -49,7 +49,7 @@ from authbridge import audit
 from authbridge.admin import ALL_ACTIONS
 from authbridge.admin.actions import Action, Document
 from authbridge.admin.authorize import AccessDenied
-from authbridge.admin.keys import KeyPlace, key_place
+from authbridge.admin.keys import KeyPlace, configured_kek, key_place
 from authbridge.admin.params import parse_args
 from authbridge.errors import (
     AuthbridgeError,
@@ -69,6 +69,7 @@ from authbridge.errors import (
 if TYPE_CHECKING:
     from authbridge.cli.context import App
     from authbridge.client.admin_api import AdminClient, ApiRefused
+    from authbridge.keys import Kek
     from authbridge.store.base import Store
 
 PROFILE_ENV: Final = "AUTHBRIDGE_PROFILE"
@@ -241,6 +242,13 @@ class StoreTarget:
 
     def key_place(self) -> KeyPlace:
         return key_place(self.app.settings, lambda: self.app.store)
+
+    def kek(self) -> Kek | None:
+        return configured_kek(self.app.settings)
+
+    @property
+    def issuer(self) -> str:
+        return self.app.settings.issuer
 
     def now(self) -> float:
         return time.time()

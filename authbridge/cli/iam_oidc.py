@@ -19,7 +19,7 @@ from authbridge.cli import output as out
 from authbridge.cli.context import App, output_option, pass_app
 from authbridge.cli.iam import iam
 from authbridge.errors import InputError
-from authbridge.iam import oidc_provider
+from authbridge.iam import oidc_provider, oidc_signin
 
 _arn_option = click.option(
     "--open-id-connect-provider-arn",
@@ -134,7 +134,8 @@ def get_open_id_connect_provider(app: App, arn: str) -> None:
     app.emit(
         result,
         lambda: out.fields(
-            result, ("Url", "ClientIDList", "CaCertificateFingerprints", "CreateDate", "Tags")
+            result,
+            ("Url", "ClientIDList", "CaCertificateFingerprints", "CreateDate", "Tags", "SignIn"),
         ),
     )
 
@@ -212,3 +213,96 @@ def _change_client_ids(app: App, action: str, arn: str, client_id: str, now: str
     """One client id added to or removed from a provider's list; says what it ``now`` does."""
     app.admin(action, {"OpenIDConnectProviderArn": arn, "ClientID": client_id})
     app.emit(None, lambda: f"OIDC provider {arn} {now} client id {client_id}.")
+
+
+@iam.command("update-open-id-connect-provider-sign-in")
+@_arn_option
+@click.option("--display-name", required=True, metavar="TEXT", help="The sign-in button's label.")
+@click.option(
+    "--client-id",
+    required=True,
+    metavar="ID",
+    help="authbridge's client id at the IdP; must be in the provider's ClientIDList.",
+)
+@click.option(
+    "--client-secret-stdin",
+    is_flag=True,
+    help="Read the client secret from stdin (first line), or a hidden prompt on a terminal."
+    " Without it authbridge is a public client (PKCE, no secret).",
+)
+@click.option(
+    "--scope",
+    "scopes",
+    multiple=True,
+    metavar="SCOPE",
+    help="A scope to request; repeatable (default: openid profile email; openid is added).",
+)
+@output_option
+@pass_app
+def update_sign_in(
+    app: App,
+    arn: str,
+    display_name: str,
+    client_id: str,
+    client_secret_stdin: bool,
+    scopes: tuple[str, ...],
+) -> None:
+    """Offer "Sign in with DISPLAY NAME" on the login page for this provider.
+
+    Register the RedirectUri this prints (<issuer>/login/upstream/callback)
+    at the IdP. The person then picks one of the roles whose trust policy
+    their ID token's claims satisfy. A client secret is sealed with the
+    key-encryption key and never shown again; it is never an argument.
+
+    \b
+    Example:
+      authbridge iam update-open-id-connect-provider-sign-in \\
+          --open-id-connect-provider-arn arn:aws:iam::111122223333:oidc-provider/idp.example.com \\
+          --display-name "Example SSO" --client-id authbridge-signin --scope groups
+      printf '%s\\n' "$SECRET" | authbridge iam update-open-id-connect-provider-sign-in \\
+          --open-id-connect-provider-arn arn:aws:iam::111122223333:oidc-provider/idp.example.com \\
+          --display-name "Example SSO" --client-id authbridge-signin --client-secret-stdin
+    """
+    from authbridge.cli.iam_signin import read_secret
+
+    oidc_signin.parse_display_name(display_name)
+    oidc_signin.parse_scopes(list(scopes))
+    params: dict[str, Any] = {
+        "OpenIDConnectProviderArn": arn,
+        "DisplayName": display_name,
+        "ClientID": client_id,
+        "Scopes": list(scopes),
+    }
+    if client_secret_stdin:
+        secret = read_secret(
+            "Client secret",
+            field="ClientSecret",
+            limit=oidc_signin.MAX_CLIENT_SECRET,
+            what="client secret",
+        )
+        params["ClientSecret"] = oidc_signin.parse_client_secret(secret).reveal()
+    result = _doc(app.admin("UpdateOpenIDConnectProviderSignIn", params))
+    sign_in = result["SignIn"]
+    app.emit(
+        result,
+        lambda: (
+            f"OIDC provider {arn} is a sign-in provider ({sign_in['DisplayName']}).\n"
+            f"Register this redirect URI at the IdP: {sign_in['RedirectUri']}"
+        ),
+    )
+
+
+@iam.command("delete-open-id-connect-provider-sign-in")
+@_arn_option
+@output_option
+@pass_app
+def delete_sign_in(app: App, arn: str) -> None:
+    """Stop offering the provider on the login page (the provider itself stays).
+
+    \b
+    Example:
+      authbridge iam delete-open-id-connect-provider-sign-in \\
+          --open-id-connect-provider-arn arn:aws:iam::111122223333:oidc-provider/idp.example.com
+    """
+    app.admin("DeleteOpenIDConnectProviderSignIn", {"OpenIDConnectProviderArn": arn})
+    app.emit(None, lambda: f"OIDC provider {arn} is no longer a sign-in provider.")

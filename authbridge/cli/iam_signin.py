@@ -98,20 +98,25 @@ def _codes(user_name: str, serial_number: str, code1: str, code2: str) -> dict[s
 
 def read_password(prompt: str = "New password") -> str:
     """One password: the first line of stdin, or a hidden prompt with confirmation on a tty."""
+    return read_secret(prompt, field="Password", limit=MAX_PASSWORD_CHARS, what="password")
+
+
+def read_secret(prompt: str, *, field: str, limit: int, what: str) -> str:
+    """One secret: the first line of stdin, or a hidden prompt with confirmation on a tty."""
     if sys.stdin.isatty():
         value: str = click.prompt(
             prompt, hide_input=True, confirmation_prompt=True, err=True, show_default=False
         )
     else:
-        data = sys.stdin.readline(MAX_PASSWORD_CHARS + 2)
+        data = sys.stdin.readline(limit + 2)
         value = data.removesuffix("\n").removesuffix("\r")
-        if len(value) > MAX_PASSWORD_CHARS:
-            raise InputError("Password", f"must be at most {MAX_PASSWORD_CHARS} characters")
+        if len(value) > limit:
+            raise InputError(field, f"must be at most {limit} characters")
     if not value:
         raise InputError(
-            "Password",
+            field,
             "is empty",
-            hint="pipe the password on stdin, or run the command on a terminal to be prompted",
+            hint=f"pipe the {what} on stdin, or run the command on a terminal to be prompted",
         )
     return value
 

@@ -227,6 +227,8 @@ IAM_ACTIONS: Final = (
     "iam:DeleteOpenIDConnectProvider",
     "iam:AddClientIDToOpenIDConnectProvider",
     "iam:RemoveClientIDFromOpenIDConnectProvider",
+    "iam:UpdateOpenIDConnectProviderSignIn",
+    "iam:DeleteOpenIDConnectProviderSignIn",
 )
 EKS_ACTIONS: Final = (
     "eks:CreateAccessEntry",

@@ -71,6 +71,7 @@ if TYPE_CHECKING:
         PolicyVersion,
     )
     from authbridge.iam.oidc_provider import OidcProvider
+    from authbridge.iam.oidc_signin import SignInConfig
     from authbridge.iam.passwords import PasswordHasher, PasswordPolicy
     from authbridge.iam.policy import SourcePolicy
     from authbridge.iam.sessions import (
@@ -626,6 +627,28 @@ class Store(Protocol):
     def remove_client_id_from_open_id_connect_provider(
         self, account_id: str, arn: str, client_id: str
     ) -> OidcProvider: ...
+
+    # Sign-in configuration of a provider (authbridge.iam.oidc_signin); the secret arrives sealed.
+    def put_open_id_connect_provider_sign_in(
+        self,
+        account_id: str,
+        arn: str,
+        *,
+        display_name: str,
+        client_id: str,
+        scopes: Sequence[str],
+        sealed_secret: str | None,
+        kek_id: str | None,
+        now: float,
+    ) -> SignInConfig: ...
+
+    def get_open_id_connect_provider_sign_in(
+        self, account_id: str, arn: str
+    ) -> SignInConfig | None: ...
+
+    def delete_open_id_connect_provider_sign_in(self, account_id: str, arn: str) -> None: ...
+
+    def list_sign_in_providers(self) -> list[tuple[OidcProvider, SignInConfig]]: ...
     # -- sign-in sessions (authbridge.store.sql_sessions; service: authbridge.signin) ---------
     # Only digests of codes, refresh tokens and cookies reach these
     # (authbridge.iam.sessions.secret_digest); each redemption is one transaction.

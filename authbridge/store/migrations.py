@@ -405,6 +405,165 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE iam_roles ADD COLUMN trust_document TEXT",
         ),
     ),
+    Migration(
+        9,
+        "upstream sign-in: sign-in configuration of OIDC providers, federated session subjects",
+        (
+            # A provider's sign-in configuration (authbridge.iam.oidc_signin); deleted with
+            # the provider. scopes: a JSON list; sealed_secret: the client secret sealed
+            # with the KEK (kek_id names it), the provider ARN as associated data; both
+            # NULL for a public client (PKCE without a secret).
+            """CREATE TABLE iam_oidc_signin (
+                account_id TEXT NOT NULL,
+                provider_key TEXT NOT NULL,
+                display_name TEXT NOT NULL,
+                client_id TEXT NOT NULL,
+                scopes TEXT NOT NULL,
+                sealed_secret TEXT,
+                kek_id TEXT,
+                updated_at BIGINT NOT NULL,
+                PRIMARY KEY (account_id, provider_key),
+                FOREIGN KEY (account_id, provider_key)
+                    REFERENCES iam_oidc_providers(account_id, provider_key) ON DELETE CASCADE,
+                CHECK ((sealed_secret IS NULL) = (kek_id IS NULL))
+            )""",
+            # Who a federated sign-in is: the provider, the ID token's sub, the role picked
+            # (its unique id too: a namesake made after a delete is another role), the
+            # role session name, and the ID token's claims (JSON) the trust is re-checked
+            # against at every grant.
+            """CREATE TABLE signin_federated_subjects (
+                subject_id TEXT PRIMARY KEY,
+                account_id TEXT NOT NULL,
+                provider_arn TEXT NOT NULL,
+                sub TEXT NOT NULL,
+                role_arn TEXT NOT NULL,
+                role_id TEXT NOT NULL,
+                session_name TEXT NOT NULL,
+                claims TEXT NOT NULL CHECK (length(claims) <= 16384),
+                created_at BIGINT NOT NULL
+            )""",
+            "CREATE INDEX signin_federated_subjects_role ON signin_federated_subjects(role_id)",
+            # Sessions, authorization codes and device approvals are a user's or a
+            # federated subject's, exactly one of the two (a device code waiting for
+            # approval has neither). SQLite cannot change a column's NOT NULL nor add
+            # a CHECK: its two tables are rebuilt, rows, indexes and the refresh
+            # tokens' foreign key kept (the child is rebuilt first so that no row is
+            # ever without its parent).
+            {
+                "postgresql": "ALTER TABLE signin_sessions ADD COLUMN federated_id TEXT"
+                " REFERENCES signin_federated_subjects(subject_id)",
+                "sqlite": """CREATE TABLE signin_sessions_v9 (
+                session_id TEXT PRIMARY KEY,
+                user_id TEXT REFERENCES iam_users(user_id),
+                federated_id TEXT REFERENCES signin_federated_subjects(subject_id),
+                kind TEXT NOT NULL CHECK (kind IN ('cli', 'browser')),
+                client_id TEXT NOT NULL,
+                mfa INTEGER NOT NULL CHECK (mfa IN (0, 1)),
+                secret_hash TEXT UNIQUE,
+                address TEXT,
+                created_at BIGINT NOT NULL,
+                last_used_at BIGINT NOT NULL,
+                expires_at BIGINT NOT NULL,
+                idle_seconds INTEGER NOT NULL,
+                ended_at BIGINT,
+                end_reason TEXT,
+                CHECK ((ended_at IS NULL) = (end_reason IS NULL)),
+                CHECK ((kind = 'browser') = (secret_hash IS NOT NULL)),
+                CHECK ((user_id IS NULL) <> (federated_id IS NULL))
+            )""",
+            },
+            {
+                "postgresql": "ALTER TABLE signin_sessions ALTER COLUMN user_id DROP NOT NULL",
+                "sqlite": "INSERT INTO signin_sessions_v9 (session_id, user_id, kind, client_id,"
+                " mfa, secret_hash, address, created_at, last_used_at, expires_at, idle_seconds,"
+                " ended_at, end_reason) SELECT session_id, user_id, kind, client_id, mfa,"
+                " secret_hash, address, created_at, last_used_at, expires_at, idle_seconds,"
+                " ended_at, end_reason FROM signin_sessions",
+            },
+            {
+                "postgresql": "ALTER TABLE signin_sessions ADD CONSTRAINT signin_sessions_subject"
+                " CHECK ((user_id IS NULL) <> (federated_id IS NULL))",
+                "sqlite": """CREATE TABLE signin_refresh_tokens_v9 (
+                token_hash TEXT PRIMARY KEY,
+                session_id TEXT NOT NULL REFERENCES signin_sessions_v9(session_id),
+                issued_at BIGINT NOT NULL,
+                rotated_at BIGINT
+            )""",
+            },
+            {
+                "sqlite": "INSERT INTO signin_refresh_tokens_v9 (token_hash, session_id,"
+                " issued_at, rotated_at) SELECT token_hash, session_id, issued_at, rotated_at"
+                " FROM signin_refresh_tokens",
+            },
+            {"sqlite": "DROP TABLE signin_refresh_tokens"},
+            {"sqlite": "DROP TABLE signin_sessions"},
+            # Renaming rewrites the refresh tokens' reference to the new name.
+            {"sqlite": "ALTER TABLE signin_sessions_v9 RENAME TO signin_sessions"},
+            {"sqlite": "ALTER TABLE signin_refresh_tokens_v9 RENAME TO signin_refresh_tokens"},
+            {"sqlite": "CREATE INDEX signin_sessions_user ON signin_sessions(user_id)"},
+            {"sqlite": "CREATE INDEX signin_sessions_expires ON signin_sessions(expires_at)"},
+            {
+                "sqlite": "CREATE INDEX signin_refresh_tokens_session"
+                " ON signin_refresh_tokens(session_id)"
+            },
+            "CREATE INDEX signin_sessions_federated ON signin_sessions(federated_id)",
+            {
+                "postgresql": "ALTER TABLE signin_authorization_codes ADD COLUMN federated_id"
+                " TEXT REFERENCES signin_federated_subjects(subject_id)",
+                "sqlite": """CREATE TABLE signin_authorization_codes_v9 (
+                code_hash TEXT PRIMARY KEY,
+                client_id TEXT NOT NULL,
+                redirect_uri TEXT NOT NULL,
+                code_challenge TEXT NOT NULL,
+                scope TEXT NOT NULL,
+                user_id TEXT REFERENCES iam_users(user_id),
+                federated_id TEXT REFERENCES signin_federated_subjects(subject_id),
+                mfa INTEGER NOT NULL CHECK (mfa IN (0, 1)),
+                created_at BIGINT NOT NULL,
+                expires_at BIGINT NOT NULL,
+                redeemed_at BIGINT,
+                session_id TEXT,
+                CHECK ((user_id IS NULL) <> (federated_id IS NULL))
+            )""",
+            },
+            {
+                "postgresql": "ALTER TABLE signin_authorization_codes"
+                " ALTER COLUMN user_id DROP NOT NULL",
+                "sqlite": "INSERT INTO signin_authorization_codes_v9 (code_hash, client_id,"
+                " redirect_uri, code_challenge, scope, user_id, mfa, created_at, expires_at,"
+                " redeemed_at, session_id) SELECT code_hash, client_id, redirect_uri,"
+                " code_challenge, scope, user_id, mfa, created_at, expires_at, redeemed_at,"
+                " session_id FROM signin_authorization_codes",
+            },
+            {
+                "postgresql": "ALTER TABLE signin_authorization_codes ADD CONSTRAINT"
+                " signin_authorization_codes_subject"
+                " CHECK ((user_id IS NULL) <> (federated_id IS NULL))",
+                "sqlite": "DROP TABLE signin_authorization_codes",
+            },
+            {
+                "sqlite": "ALTER TABLE signin_authorization_codes_v9"
+                " RENAME TO signin_authorization_codes"
+            },
+            {
+                "sqlite": "CREATE INDEX signin_authorization_codes_expires"
+                " ON signin_authorization_codes(expires_at)"
+            },
+            # A device code: approved by a user or a federated subject, never both. SQLite
+            # can add this column with its reference and CHECK (NULL in every old row).
+            {
+                "postgresql": "ALTER TABLE signin_device_codes ADD COLUMN federated_id TEXT"
+                " REFERENCES signin_federated_subjects(subject_id)",
+                "sqlite": "ALTER TABLE signin_device_codes ADD COLUMN federated_id TEXT"
+                " REFERENCES signin_federated_subjects(subject_id)"
+                " CHECK (user_id IS NULL OR federated_id IS NULL)",
+            },
+            {
+                "postgresql": "ALTER TABLE signin_device_codes ADD CONSTRAINT"
+                " signin_device_codes_subject CHECK (user_id IS NULL OR federated_id IS NULL)",
+            },
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

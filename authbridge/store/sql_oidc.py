@@ -12,7 +12,11 @@ before a transaction starts. As IAM:
 * adding a client id that is already there, or removing one that is not,
   changes nothing and is no error;
 * deleting a provider leaves the trust policies that name it as they are:
-  they trust nobody until a provider of that URL is registered again.
+  they trust nobody until a provider of that URL is registered again;
+* a provider's sign-in configuration (:mod:`authbridge.iam.oidc_signin`,
+  migration 9) is one row beside it, deleted with it (a foreign key with
+  ``ON DELETE CASCADE``); its client secret arrives sealed (the KEK never
+  reaches the store) and is returned sealed.
 """
 
 from __future__ import annotations
@@ -27,12 +31,16 @@ from typing import TYPE_CHECKING, Final
 from authbridge.errors import EntityAlreadyExists, LimitExceeded, NoSuchEntity
 from authbridge.iam import names, oidc_provider
 from authbridge.iam.oidc_provider import OidcProvider
+from authbridge.iam.oidc_signin import SignInConfig
 
 if TYPE_CHECKING:
     from authbridge.iam.model import Account
     from authbridge.store.sql import Cursor, Driver, Row
 
 _COLS: Final = "account_id, provider_key, url, client_ids, ca_bundle, tags, created_at"
+_SIGNIN_COLS: Final = (
+    "account_id, provider_key, display_name, client_id, scopes, sealed_secret, kek_id, updated_at"
+)
 
 
 class SqlOidc:
@@ -206,3 +214,97 @@ class SqlOidc:
                 (account_id, key),
             )
         )
+
+    # -- sign-in configuration (migration 9) ---------------------------------------------
+    def _signin(self, r: Row) -> SignInConfig:
+        account_id, key, display_name, client_id, scopes, sealed, kek_id, updated = r
+        return SignInConfig(
+            provider_arn=oidc_provider.provider_arn(self.partition, account_id, key),
+            account_id=account_id,
+            display_name=display_name,
+            client_id=client_id,
+            scopes=tuple(json.loads(scopes)),
+            updated_at=int(updated),
+            sealed_secret=sealed,
+            kek_id=kek_id,
+        )
+
+    def put_open_id_connect_provider_sign_in(
+        self,
+        account_id: str,
+        arn: str,
+        *,
+        display_name: str,
+        client_id: str,
+        scopes: Sequence[str],
+        sealed_secret: str | None,
+        kek_id: str | None,
+        now: float,
+    ) -> SignInConfig:
+        """Create or replace the provider's sign-in configuration (values already checked)."""
+        if (sealed_secret is None) != (kek_id is None):
+            raise ValueError("a sealed secret comes with the id of the KEK that sealed it")
+        key = self._provider_key(account_id, arn)
+        with self._tx(write=True) as cur:
+            self._provider_row(cur, account_id, key, lock=True)
+            row = (
+                account_id,
+                key,
+                display_name,
+                client_id,
+                json.dumps(list(scopes)),
+                sealed_secret,
+                kek_id,
+                int(now),
+            )
+            cur.execute(
+                "DELETE FROM iam_oidc_signin WHERE account_id = ? AND provider_key = ?",
+                (account_id, key),
+            )
+            cur.execute(
+                f"INSERT INTO iam_oidc_signin ({_SIGNIN_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                row,
+            )
+            return self._signin(row)
+
+    def get_open_id_connect_provider_sign_in(
+        self, account_id: str, arn: str
+    ) -> SignInConfig | None:
+        """The provider's sign-in configuration, None if it has none; NoSuchEntity: no provider."""
+        key = self._provider_key(account_id, arn)
+        with self._tx() as cur:
+            self._provider_row(cur, account_id, key)
+            rows = cur.execute(
+                f"SELECT {_SIGNIN_COLS} FROM iam_oidc_signin"
+                " WHERE account_id = ? AND provider_key = ?",
+                (account_id, key),
+            )
+            return self._signin(rows[0]) if rows else None
+
+    def delete_open_id_connect_provider_sign_in(self, account_id: str, arn: str) -> None:
+        key = self._provider_key(account_id, arn)
+        with self._tx(write=True) as cur:
+            self._provider_row(cur, account_id, key, lock=True)
+            cur.execute(
+                "DELETE FROM iam_oidc_signin WHERE account_id = ? AND provider_key = ?",
+                (account_id, key),
+            )
+            if cur.rowcount != 1:
+                raise NoSuchEntity(
+                    f"OIDC provider {oidc_provider.provider_arn(self.partition, account_id, key)}"
+                    " is not a sign-in provider",
+                    hint="configure it: `authbridge iam update-open-id-connect-provider-sign-in`",
+                )
+
+    def list_sign_in_providers(self) -> list[tuple[OidcProvider, SignInConfig]]:
+        """Every sign-in provider of every account (the login page's buttons), by account, key."""
+        cols = ", ".join(f"p.{c.strip()}" for c in _COLS.split(","))
+        scols = ", ".join(f"c.{c.strip()}" for c in _SIGNIN_COLS.split(","))
+        with self._tx() as cur:
+            rows = cur.execute(
+                f"SELECT {cols}, {scols} FROM iam_oidc_signin c JOIN iam_oidc_providers p"
+                " ON p.account_id = c.account_id AND p.provider_key = c.provider_key"
+                " ORDER BY c.account_id, c.provider_key"
+            )
+            width = len(_COLS.split(","))
+            return [(self._provider(r[:width]), self._signin(r[width:])) for r in rows]

@@ -209,7 +209,20 @@ def test_every_action_answers(
     )
     shown = do("iam", "GetOpenIDConnectProvider", OpenIDConnectProviderArn=kube)
     assert shown["Url"] == "kube.prod.example" and shown["ClientIDList"] == ["sts"]
-    assert len(shown["CaCertificateFingerprints"]) == 1
+    assert len(shown["CaCertificateFingerprints"]) == 1 and "SignIn" not in shown
+    sign_in = do(
+        "iam",
+        "UpdateOpenIDConnectProviderSignIn",
+        OpenIDConnectProviderArn=kube,
+        DisplayName="Kube SSO",
+        ClientID="sts",
+        Scopes=["groups"],
+    )["SignIn"]
+    assert sign_in["ClientSecretSet"] is False and sign_in["Scopes"] == ["openid", "groups"]
+    assert sign_in["RedirectUri"].endswith("/login/upstream/callback")
+    shown = do("iam", "GetOpenIDConnectProvider", OpenIDConnectProviderArn=kube)
+    assert shown["SignIn"] == sign_in
+    assert do("iam", "DeleteOpenIDConnectProviderSignIn", OpenIDConnectProviderArn=kube) == {}
     irsa = {
         "Version": "2012-10-17",
         "Statement": [

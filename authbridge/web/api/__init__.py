@@ -68,7 +68,7 @@ from authbridge import audit
 from authbridge.admin import SURFACES
 from authbridge.admin.actions import Action, Document
 from authbridge.admin.authorize import AccessDenied, Authorizer, Caller, authorize
-from authbridge.admin.keys import KeyPlace, key_place
+from authbridge.admin.keys import KeyPlace, configured_kek, key_place
 from authbridge.admin.params import parse_args
 from authbridge.errors import (
     AuthbridgeError,
@@ -85,6 +85,7 @@ from authbridge.errors import (
     StoreUnavailable,
     Throttled,
 )
+from authbridge.keys import Kek
 from authbridge.store.base import Store
 from authbridge.web import limits
 from authbridge.web.api.auth import NotAuthenticated, authenticate
@@ -124,6 +125,13 @@ class ApiTarget:
 
     def key_place(self) -> KeyPlace:
         return key_place(self._svc.settings, lambda: self.store)
+
+    def kek(self) -> Kek | None:
+        return configured_kek(self._svc.settings)
+
+    @property
+    def issuer(self) -> str:
+        return self._svc.settings.issuer
 
     def now(self) -> float:
         return self._svc.clock()
