@@ -40,14 +40,38 @@ request's nonce, ``aud`` = the client id, ``groups`` and
 endpoint gets wrong on purpose: ``wrong_nonce``, ``other_aud``,
 ``several_aud_no_azp``, ``alg_none``, ``unknown_kid``, ``expired``,
 ``oversized``, ``redirect``, ``no_id_token``.
+
+And the IdP's own page for a real browser (OpenID Connect Core §3.1.2): the
+person it signs in is :attr:`TestIssuer.persona` (alice: ``sub``,
+``preferred_username``, ``email``, ``groups``; tests may replace it), the
+redirect URIs it accepts are :attr:`TestIssuer.redirect_uris` (exact match;
+empty: every request refused). ``GET <issuer>/authorize`` checks the request
+(each parameter once, ``response_type=code``, a registered ``client_id`` and
+``redirect_uri``, ``openid`` in ``scope``, an S256 ``code_challenge``,
+``state`` and ``nonce``) and shows "Signed in at Test IdP as alice" with the
+buttons "Continue as alice" and "Cancel" (no script, nothing external, every
+value HTML-escaped); a bad client or redirect URI gets a 400 page and never a
+redirect, any other fault a 303 to the redirect URI with
+``error=invalid_request`` and the state (RFC 6749 §4.1.2.1). ``POST
+<issuer>/authorize`` (the page's form: ``client_id``, ``redirect_uri``,
+``state``, ``nonce``, ``code_challenge``, ``decision`` = ``continue`` or
+``cancel``) answers a 303 to the redirect URI with a code from
+:meth:`TestIssuer.issue_code` and the state, or ``error=access_denied``.
+:attr:`TestIssuer.authorize_requests` keeps the query of each ``GET
+/authorize`` so tests see what the relying party asked. The person is always
+signed in: no IdP session, no CSRF token on the form (a test IdP's page, not
+a model of one).
 """
 
 from __future__ import annotations
 
 import base64
+import copy
 import hashlib
 import hmac
+import html
 import json
+import re
 import socket
 import ssl
 import threading
@@ -55,7 +79,7 @@ import time
 import urllib.parse
 import uuid
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -69,6 +93,18 @@ from authbridge import pki
 
 DISCOVERY_PATH = "/.well-known/openid-configuration"
 JWKS_PATH = "/openid/v1/jwks"
+AUTHORIZE_PATH = "/authorize"
+MAX_FORM_BYTES = 65536
+MAX_FIELDS = 64
+# RFC 7636 §4.2: a code challenge is 43 to 128 unreserved characters (S256: 43).
+_CHALLENGE = re.compile(r"[A-Za-z0-9\-._~]{43,128}", re.ASCII)
+# The default person the IdP signs in (TestIssuer.persona); issue_code's defaults.
+ALICE: dict[str, Any] = {
+    "sub": "00u-alice",
+    "preferred_username": "alice",
+    "email": "alice@example.com",
+    "groups": ["platform", "dev"],
+}
 
 
 def _b64(data: bytes) -> str:
@@ -264,6 +300,9 @@ class TestIssuer:
         self.codes: dict[str, dict[str, Any]] = {}  # issued authorization codes, one use each
         self.misbehave: set[str] = set()
         self.token_requests: list[dict[str, str]] = []  # the forms /token got (tests look)
+        self.persona: dict[str, Any] = copy.deepcopy(ALICE)  # who the IdP's page signs in
+        self.redirect_uris: set[str] = set()  # registered redirect URIs (empty: refuse all)
+        self.authorize_requests: list[dict[str, str]] = []  # each GET /authorize's query
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -359,12 +398,25 @@ class TestIssuer:
         redirect_uri: str,
         code_challenge: str,
         nonce: str,
-        sub: str = "00u-alice",
-        preferred_username: str = "alice",
-        groups: tuple[str, ...] = ("platform", "dev"),
-        email: str = "alice@example.com",
+        sub: str | None = None,
+        preferred_username: str | None = None,
+        groups: Iterable[str] | None = None,
+        email: str | None = None,
+        **more_claims: Any,
     ) -> str:
-        """A one-use authorization code, as the IdP gives one after the person's Continue."""
+        """A one-use authorization code, as the IdP gives one after the person's Continue.
+
+        The ID token's person claims are :attr:`persona`'s (alice unless a test
+        replaced it); each one named here replaces its field, ``more_claims``
+        are added (so ``issue_code(..., **persona)`` passes every field).
+        """
+        with self._lock:
+            claims: dict[str, Any] = copy.deepcopy(self.persona)
+        claims.update(copy.deepcopy(more_claims))
+        named = {"sub": sub, "preferred_username": preferred_username, "email": email}
+        claims.update({name: value for name, value in named.items() if value is not None})
+        if groups is not None:
+            claims["groups"] = list(groups)
         code = uuid.uuid4().hex
         with self._lock:
             self.codes[code] = {
@@ -372,14 +424,84 @@ class TestIssuer:
                 "redirect_uri": redirect_uri,
                 "code_challenge": code_challenge,
                 "nonce": nonce,
-                "claims": {
-                    "sub": sub,
-                    "preferred_username": preferred_username,
-                    "email": email,
-                    "groups": list(groups),
-                },
+                "claims": claims,
             }
         return code
+
+    def authorize_page(self, query: str) -> Answer:
+        """What ``GET /authorize?<query>`` answers (OpenID Connect Core §3.1.2.1)."""
+        try:
+            params = _parse_form(query)
+        except ValueError:
+            return _refusal("the query", "has more than 64 parameters; send the request once")
+        with self._lock:
+            self.authorize_requests.append({k: v[-1] for k, v in params.items()})
+        refused = self._refused_client(params)
+        if refused is not None:
+            return refused
+        fault = _repeated(params) or _request_fault(params)
+        if fault is not None:
+            return self._back(params, error="invalid_request", error_description=fault)
+        one = {k: v[0] for k, v in params.items()}
+        with self._lock:
+            persona = dict(self.persona)
+        return Answer(200, _sign_in_page(self.path + AUTHORIZE_PATH, one, persona))
+
+    def authorize_decision(self, body: str, content_type: str | None) -> Answer:
+        """What ``POST /authorize`` (the page's Continue or Cancel) answers."""
+        if (content_type or "").split(";")[0].strip() != "application/x-www-form-urlencoded":
+            return _refusal("Content-Type", "must be application/x-www-form-urlencoded")
+        try:
+            params = _parse_form(body)
+        except ValueError:
+            return _refusal("the form", "has more than 64 fields; submit the page's form")
+        refused = self._refused_client(params)
+        if refused is not None:
+            return refused
+        repeated = _repeated(params)
+        if repeated is not None:
+            return self._back(params, error="invalid_request", error_description=repeated)
+        one = {k: v[0] for k, v in params.items()}
+        decision = one.get("decision")
+        if decision == "cancel":
+            return self._back(params, error="access_denied")
+        if decision != "continue":
+            return _refusal("decision", "must be continue or cancel (the page's two buttons)")
+        fault = _missing(one, ("state", "nonce")) or _challenge_fault(one)
+        if fault is not None:
+            return self._back(params, error="invalid_request", error_description=fault)
+        with self._lock:
+            persona = copy.deepcopy(self.persona)
+        code = self.issue_code(
+            client_id=one["client_id"],
+            redirect_uri=one["redirect_uri"],
+            code_challenge=one["code_challenge"],
+            nonce=one["nonce"],
+            **persona,
+        )
+        return self._back(params, code=code)
+
+    def _refused_client(self, params: Mapping[str, Sequence[str]]) -> Answer | None:
+        """A 400 page if client_id or redirect_uri is not one registered (never a redirect)."""
+        for name in ("client_id", "redirect_uri"):
+            values = params.get(name, [])
+            if len(values) != 1 or not values[0]:
+                return _refusal(name, "must be given once")
+        if params["client_id"][0] not in self.clients:
+            return _refusal("client_id", "is not registered: add it to TestIssuer.clients")
+        if params["redirect_uri"][0] not in self.redirect_uris:
+            return _refusal(
+                "redirect_uri",
+                "is not registered (exact match): add it to TestIssuer.redirect_uris",
+            )
+        return None
+
+    def _back(self, params: Mapping[str, Sequence[str]], **answer: str) -> Answer:
+        """A 303 to the (checked) redirect URI with ``answer`` and the state, if given once."""
+        states = params.get("state", [])
+        if len(states) == 1 and states[0]:
+            answer["state"] = states[0]
+        return Answer(303, b"", location=with_query(params["redirect_uri"][0], answer))
 
     def _client_ok(self, form: Mapping[str, str], authorization: str | None) -> str | None:
         """The authenticated client id, or None (RFC 6749 §2.3.1)."""
@@ -471,6 +593,7 @@ class TestIssuer:
 
             def do_GET(self) -> None:  # noqa: N802 - stdlib's name
                 path = self.path
+                route, _, query = path.partition("?")
                 issuer.hits[path] += 1
                 if issuer.hang.is_set():
                     issuer._release.wait(30)
@@ -488,13 +611,24 @@ class TestIssuer:
                     with issuer._lock:
                         body = issuer.jwks_override or json.dumps(issuer.jwks()).encode()
                     self._send(200, body)
+                elif route == f"{issuer.path}{AUTHORIZE_PATH}":
+                    self._answer(issuer.authorize_page(query))
                 else:
                     self._send(404, b'{"error":"not found"}')
 
             def do_POST(self) -> None:  # noqa: N802 - stdlib's name
                 issuer.hits[self.path] += 1
                 length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(min(length, 65536)).decode("ascii", "replace")
+                body = self.rfile.read(min(length, MAX_FORM_BYTES)).decode("ascii", "replace")
+                route = self.path.partition("?")[0]
+                if issuer.redirect_to is None and route == f"{issuer.path}{AUTHORIZE_PATH}":
+                    if length > MAX_FORM_BYTES:
+                        self._answer(_refusal("the form", "is over 64 KiB"))
+                    else:
+                        self._answer(
+                            issuer.authorize_decision(body, self.headers.get("Content-Type"))
+                        )
+                    return
                 if issuer.redirect_to is not None or "redirect" in issuer.misbehave:
                     self.send_response(302)
                     self.send_header("Location", issuer.redirect_to or f"{issuer.url}/elsewhere")
@@ -507,6 +641,23 @@ class TestIssuer:
                 form = dict(urllib.parse.parse_qsl(body, keep_blank_values=True))
                 status, answer = issuer.token_answer(form, self.headers.get("Authorization"))
                 self._send(status, answer)
+
+            def _answer(self, answer: Answer) -> None:
+                """An authorize answer: an HTML page or a 303, never cached or framed."""
+                self.send_response(answer.status)
+                if answer.location is not None:
+                    self.send_header("Location", answer.location)
+                else:
+                    self.send_header("Content-Type", "text/html; charset=utf-8")
+                    self.send_header(
+                        "Content-Security-Policy",
+                        "default-src 'none'; base-uri 'none'; frame-ancestors 'none'",
+                    )
+                    self.send_header("X-Frame-Options", "DENY")
+                self.send_header("Content-Length", str(len(answer.body)))
+                self.send_header("Cache-Control", "no-store")
+                self.end_headers()
+                self.wfile.write(answer.body)
 
             def _send(self, status: int, body: bytes) -> None:
                 self.send_response(status)
@@ -554,6 +705,119 @@ class TestIssuer:
     def stop(self) -> None:
         self._release.set()
         self.go_down()
+
+
+# -- the authorize endpoint's pure parts ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What the authorize endpoint answers: an HTML page (``location`` None) or a redirect."""
+
+    status: int
+    body: bytes
+    location: str | None = None
+
+
+def with_query(uri: str, params: Mapping[str, str]) -> str:
+    """``uri`` with ``params`` appended to the query it may already have (RFC 6749 §3.1.2)."""
+    if not params:
+        return uri
+    joiner = "&" if urllib.parse.urlsplit(uri).query else ("" if uri.endswith("?") else "?")
+    return f"{uri}{joiner}{urllib.parse.urlencode(params)}"
+
+
+def _parse_form(text: str) -> dict[str, list[str]]:
+    """A query or form body; ValueError past MAX_FIELDS fields."""
+    return urllib.parse.parse_qs(text, keep_blank_values=True, max_num_fields=MAX_FIELDS)
+
+
+def _repeated(params: Mapping[str, Sequence[str]]) -> str | None:
+    """RFC 6749 §3.1: a parameter sent more than once is an invalid request."""
+    for name, values in params.items():
+        if len(values) > 1:
+            return f"{_field(name)} is given more than once"
+    return None
+
+
+def _field(name: str) -> str:
+    """A parameter name fit for an error_description (RFC 6749 §4.1.2.1's characters)."""
+    return name if re.fullmatch(r"[A-Za-z0-9_.\-]{1,40}", name) else "a parameter"
+
+
+def _missing(one: Mapping[str, str], names: Iterable[str]) -> str | None:
+    for name in names:
+        if not one.get(name):
+            return f"{name} is missing"
+    return None
+
+
+def _challenge_fault(one: Mapping[str, str]) -> str | None:
+    challenge = one.get("code_challenge")
+    if not challenge:
+        return "code_challenge is missing (PKCE is required)"
+    if not _CHALLENGE.fullmatch(challenge):
+        return "code_challenge must be 43 to 128 base64url characters"
+    return None
+
+
+def _request_fault(params: Mapping[str, Sequence[str]]) -> str | None:
+    """The first fault of an authorization request whose client and redirect URI are good."""
+    one = {k: v[0] for k, v in params.items()}
+    if one.get("response_type") != "code":
+        return "response_type must be code"
+    if "openid" not in one.get("scope", "").split(" "):
+        return "scope must contain openid"
+    fault = _challenge_fault(one)
+    if fault is not None:
+        return fault
+    if one.get("code_challenge_method") != "S256":
+        return "code_challenge_method must be S256"
+    return _missing(one, ("state", "nonce"))
+
+
+def _html_page(title: str, body: str) -> bytes:
+    return (
+        "<!doctype html>\n"
+        '<html lang="en">\n'
+        f'<head><meta charset="utf-8"><title>{html.escape(title)}</title></head>\n'
+        f"<body>\n{body}</body>\n"
+        "</html>\n"
+    ).encode()
+
+
+def _refusal(name: str, problem: str) -> Answer:
+    """The 400 page for a request the IdP cannot answer by redirect."""
+    text = html.escape(f"{name} {problem}.")
+    return Answer(
+        400,
+        _html_page(
+            "Test IdP: request refused",
+            f"<h1>Test IdP: request refused</h1>\n<p>{text}</p>\n",
+        ),
+    )
+
+
+_HIDDEN = ("client_id", "redirect_uri", "state", "nonce", "code_challenge")
+
+
+def _sign_in_page(action: str, one: Mapping[str, str], persona: Mapping[str, Any]) -> bytes:
+    """The IdP's page: who is signed in, and Continue or Cancel for this request."""
+    name = html.escape(str(persona.get("preferred_username") or persona.get("sub") or "?"))
+    hidden = "".join(
+        f'<input type="hidden" name="{key}" value="{html.escape(one[key])}">\n' for key in _HIDDEN
+    )
+    return _html_page(
+        "Sign in to Test IdP",
+        "<h1>Sign in to Test IdP</h1>\n"
+        f"<p>Signed in at Test IdP as {name}</p>\n"
+        f"<p>{html.escape(one['client_id'])} asks to sign you in.</p>\n"
+        f'<form method="post" action="{html.escape(action)}">\n'
+        f"{hidden}"
+        f'<button name="decision" value="continue">Continue as {name}</button>\n'
+        '<button name="decision" value="cancel">Cancel</button>\n'
+        "</form>\n",
+    )
 
 
 @contextmanager
