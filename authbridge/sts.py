@@ -790,7 +790,7 @@ def exchange_own_token(
     )
 
 
-_AMR_VALUES: Final = frozenset({"pwd", "mfa", "otp"})
+_AMR_VALUES: Final = frozenset({"pwd", "mfa", "otp", "fed"})
 
 
 def _session_of(

@@ -14,6 +14,9 @@ such IAM call, the name follows its verbs) ends every sign-in session of a
 user, browser and CLI: refresh tokens stop working and every token carrying
 one of those ``sid`` claims is refused by reviews and the token endpoint at
 once. It answers ``{"UserName": …, "SessionsRevoked": <how many were open>}``.
+``RevokeRoleSessions`` (``iam:RevokeRoleSessions``, on the role's ARN) does
+the same for every sign-in through an identity provider that picked the role
+(``{"RoleName": …, "SessionsRevoked": …}``).
 
 Secrets: a password comes in (``Password``) and never goes out, not even
 hashed; a device's seed goes out once, in CreateVirtualMFADevice's answer.
@@ -134,6 +137,14 @@ def revoke_sessions(store: Store, account: str, user_name: str, now: float) -> D
     }
 
 
+def revoke_role_sessions(store: Store, account: str, role_name: str, now: float) -> Document:
+    """End every federated sign-in session working as the role (browser and CLI)."""
+    return {
+        "RoleName": role_name,
+        "SessionsRevoked": store.end_role_signin_sessions(account, role_name, "revoked", now),
+    }
+
+
 def policy_from_args(args: Mapping[str, Any]) -> PasswordPolicy:
     """The policy UpdateAccountPasswordPolicy's arguments give; a rule left out is its default."""
     return PasswordPolicy(
@@ -162,6 +173,10 @@ def _user(target: Target, args: Mapping[str, Any]) -> tuple[str, ...]:
     return (entity_arn("user", target, args["user_name"]),)
 
 
+def _role(target: Target, args: Mapping[str, Any]) -> tuple[str, ...]:
+    return (entity_arn("role", target, args["role_name"]),)
+
+
 def _user_and_device(target: Target, args: Mapping[str, Any]) -> tuple[str, ...]:
     return (*_user(target, args), args["serial_number"])
 
@@ -178,6 +193,7 @@ def _new_device(target: Target, args: Mapping[str, Any]) -> tuple[str, ...]:
 
 
 USER_NAME = Param("UserName", "user_name", required=True)
+ROLE_NAME = Param("RoleName", "role_name", required=True)
 SERIAL = Param("SerialNumber", "serial_number", required=True)
 # EnableMFADevice and ResyncMFADevice: a user's device and two consecutive codes of it.
 MFA_CODES = (
@@ -366,6 +382,14 @@ ACTIONS: Final[tuple[Action, ...]] = (
         (USER_NAME,),
         lambda t, a: revoke_sessions(t.store, t.account_id, a["user_name"], t.now()),
         _user,
+        mutating=True,
+    ),
+    iam_action(
+        "RevokeRoleSessions",
+        "revoke-sessions",
+        (ROLE_NAME,),
+        lambda t, a: revoke_role_sessions(t.store, t.account_id, a["role_name"], t.now()),
+        _role,
         mutating=True,
     ),
 )

@@ -505,25 +505,41 @@ def delete_virtual_mfa_device(app: App, serial_number: str) -> None:
 
 
 @iam.command("revoke-sessions")
-@_user_name_option
+@click.option("--user-name", metavar="NAME", help="End the sessions of this user.")
+@click.option(
+    "--role-name",
+    metavar="NAME",
+    help="End the sign-ins through an identity provider that work as this role.",
+)
 @output_option
 @pass_app
-def revoke_sessions(app: App, user_name: str) -> None:
-    """End every sign-in session of a user: `authbridge login` sessions and browser ones.
+def revoke_sessions(app: App, user_name: str | None, role_name: str | None) -> None:
+    """End every sign-in session of a user, or of the people working as a role.
 
-    Their refresh tokens stop working, and every token issued from those
-    sessions (the sts token, the cluster tokens exchanged from it, role
+    With --user-name: the user's `authbridge login` sessions and browser ones.
+    With --role-name: every sign-in through an identity provider that picked
+    the role. Their refresh tokens stop working, and every token issued from
+    those sessions (the sts token, the cluster tokens exchanged from it, role
     sessions) is refused at once by reviews and the token endpoint, in every
-    replica. The user signs in again with `authbridge login`. Disabling or
-    deleting the user does this too. Over the admin API: iam:RevokeSessions.
+    replica. They sign in again. Disabling or deleting the user, or deleting
+    the role, does this too. Over the admin API: iam:RevokeSessions (on the
+    user), iam:RevokeRoleSessions (on the role).
 
     \b
     Example:
       authbridge iam revoke-sessions --user-name alice
+      authbridge iam revoke-sessions --role-name deployers
     """
-    doc = app.admin("RevokeSessions", {"UserName": user_name})
+    if (user_name is None) == (role_name is None):
+        raise click.UsageError("give exactly one of --user-name and --role-name")
+    if role_name is not None:
+        doc = app.admin("RevokeRoleSessions", {"RoleName": role_name})
+        whose = f"role {role_name}"
+    else:
+        doc = app.admin("RevokeSessions", {"UserName": user_name})
+        whose = f"user {user_name}"
     count = int((doc or {}).get("SessionsRevoked", 0))
     app.emit(
         doc,
-        lambda: f"Ended {count} sign-in session{'' if count == 1 else 's'} of user {user_name}.",
+        lambda: f"Ended {count} sign-in session{'' if count == 1 else 's'} of {whose}.",
     )

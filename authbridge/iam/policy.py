@@ -182,6 +182,7 @@ IAM_ACTIONS: Final = (
     "iam:UpdateAccountPasswordPolicy",
     "iam:DeleteAccountPasswordPolicy",
     "iam:RevokeSessions",  # authbridge's: ends a user's sign-in sessions (no AWS IAM call)
+    "iam:RevokeRoleSessions",  # authbridge's: ends the federated sign-ins working as a role
     "iam:CreatePolicy",
     "iam:GetPolicy",
     "iam:ListPolicies",

@@ -29,8 +29,11 @@ import hashlib
 import hmac
 import re
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Final, Literal
+from typing import Any, Final, Literal
+
+from authbridge import arn as arns
 
 CLI_CLIENT_ID: Final = "authbridge-cli"
 SECRET_BYTES: Final = 32
@@ -54,8 +57,15 @@ SessionKind = Literal["cli", "browser"]
 SecretKind = Literal["device_code", "authorization_code", "refresh_token", "browser_session"]
 DeviceStatus = Literal["pending", "approved", "denied", "redeemed"]
 EndReason = Literal[
-    "logout", "revoked", "refresh_token_reused", "code_reused", "user_disabled", "user_deleted"
+    "logout",
+    "revoked",
+    "refresh_token_reused",
+    "code_reused",
+    "user_disabled",
+    "user_deleted",
+    "trust_ended",
 ]
+MAX_FEDERATED_CLAIMS: Final = 16384  # characters of a federated subject's claims, as JSON
 
 _VERIFIER = re.compile(r"[A-Za-z0-9._~-]{43,128}")  # RFC 7636 §4.1
 _CHALLENGE = re.compile(r"[A-Za-z0-9_-]{43}")  # base64url(SHA-256), no padding (§4.2)
@@ -151,11 +161,46 @@ def amr(mfa: bool) -> list[str]:
 
 
 @dataclass(frozen=True)
+class FederatedSubject:
+    """Who a sign-in through an upstream IdP is: a role session of a provider's identity.
+
+    The upstream ID token's ``sub`` at ``provider_arn``, the role picked (its
+    unique id too: a role made again under the same name is another role), the
+    role session name, and the ID token's claims, which the role's trust is
+    evaluated against again at every grant of the session.
+    """
+
+    subject_id: str
+    account_id: str
+    provider_arn: str
+    sub: str
+    role_arn: str
+    role_id: str
+    session_name: str
+    claims: Mapping[str, Any] = field(repr=False)
+
+    @property
+    def source_identity(self) -> str:
+        """``<provider ARN>:<sub>``, as every web identity session's."""
+        return f"{self.provider_arn}:{self.sub}"
+
+    @property
+    def principal_id(self) -> str:
+        return f"{self.role_id}:{self.session_name}"
+
+    @property
+    def assumed_role_arn(self) -> str:
+        """``arn:…:sts::<acct>:assumed-role/<role name>/<session name>``."""
+        role = arns.parse_principal(self.role_arn, partitions=(self.role_arn.split(":")[1],))
+        return arns.assumed_role_arn(role.partition, role.account_id, role.name, self.session_name)
+
+
+@dataclass(frozen=True)
 class SessionRecord:
-    """A live sign-in session as the store hands it out."""
+    """A live sign-in session as the store hands it out: a user's, or a federated subject's."""
 
     session_id: str
-    user_id: str
+    user_id: str | None
     kind: SessionKind
     client_id: str
     mfa: bool
@@ -163,6 +208,7 @@ class SessionRecord:
     last_used_at: int
     expires_at: int  # the absolute end
     idle_seconds: int
+    federated_id: str | None = None  # FederatedSubject.subject_id when user_id is None
 
     def ends_at(self, now: float) -> int:
         """When it ends if not used again: the absolute end or the idle timeout."""
@@ -194,6 +240,7 @@ class BrowserRecord:
     user_arn: str
     mfa: bool
     expires_at: int
+    federated: FederatedSubject | None = None  # then user_* name the role session
 
 
 @dataclass(frozen=True)
@@ -204,9 +251,10 @@ class AuthorizationCodeRecord:
     redirect_uri: str
     code_challenge: str = field(repr=False)
     scope: str
-    user_id: str
+    user_id: str | None
     mfa: bool
     expires_at: int
+    federated_id: str | None = None  # when user_id is None
 
 
 PollOutcome = Literal["pending", "slow_down", "expired", "denied", "invalid", "issued"]

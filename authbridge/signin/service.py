@@ -34,6 +34,7 @@ from authbridge.iam.sessions import (
     CLI_CLIENT_ID,
     AuthorizationCodeRecord,
     DeviceStatus,
+    FederatedSubject,
     SessionLifetimes,
     SessionRecord,
 )
@@ -156,6 +157,9 @@ class BrowserSession:
     mfa: bool
     expires_at: int
     csrf_key: bytes = field(repr=False)  # HMAC key for this session's CSRF tokens
+    # A sign-in through an upstream IdP: then user_id, user_name and user_arn are the
+    # role session's principal id, session name and assumed-role ARN.
+    federated: FederatedSubject | None = None
 
 
 @dataclass(frozen=True)
@@ -242,13 +246,22 @@ def find_device_request(store: Store, user_code: str, now: float) -> DeviceReque
 
 
 def _decide(
-    store: Store, user_code: str, *, approve: bool, user_id: str | None, mfa: bool, now: float
+    store: Store,
+    user_code: str,
+    *,
+    approve: bool,
+    user_id: str | None,
+    mfa: bool,
+    now: float,
+    federated_id: str | None = None,
 ) -> None:
     code = sessions.normalize_user_code(user_code)
     outcome = (
         "unknown"
         if code is None
-        else store.decide_device(code, approve=approve, user_id=user_id, mfa=mfa, now=now)
+        else store.decide_device(
+            code, approve=approve, user_id=user_id, mfa=mfa, now=now, federated_id=federated_id
+        )
     )
     if outcome == "ok":
         return
@@ -260,9 +273,19 @@ def _decide(
     raise DeviceCodeError(outcome, messages[outcome])
 
 
-def approve_device(store: Store, user_code: str, *, user_id: str, mfa: bool, now: float) -> None:
-    """Approve a pending device authorization for ``user_id`` (once, by one user)."""
-    _decide(store, user_code, approve=True, user_id=user_id, mfa=mfa, now=now)
+def approve_device(
+    store: Store,
+    user_code: str,
+    *,
+    user_id: str | None,
+    mfa: bool,
+    now: float,
+    federated_id: str | None = None,
+) -> None:
+    """Approve a pending device authorization for ``user_id`` or a federated subject (once)."""
+    _decide(
+        store, user_code, approve=True, user_id=user_id, mfa=mfa, now=now, federated_id=federated_id
+    )
 
 
 def deny_device(store: Store, user_code: str, now: float) -> None:
@@ -310,7 +333,13 @@ def redeem_device_code(
 
 
 def issue_authorization_code(
-    store: Store, request: AuthorizeRequest, *, user_id: str, mfa: bool, now: float
+    store: Store,
+    request: AuthorizeRequest,
+    *,
+    user_id: str | None,
+    mfa: bool,
+    now: float,
+    federated_id: str | None = None,
 ) -> str:
     """A code for a validated request the user consented to (60 s, single use)."""
     code = sessions.new_secret()
@@ -324,6 +353,7 @@ def issue_authorization_code(
             user_id=user_id,
             mfa=mfa,
             expires_at=int(now) + sessions.AUTHORIZATION_CODE_SECONDS,
+            federated_id=federated_id,
         ),
         now,
     )
@@ -440,8 +470,18 @@ def session_tokens(
 
     Its lifetime is the default token lifetime, cut to what is left of the
     session; it carries ``sid``, ``amr`` and ``mfa`` (and, as every user
-    token, ``source_identity`` = the user).
+    token, ``source_identity`` = the user). A federated subject's session gives
+    its role session instead, re-checked (:func:`authbridge.signin.federated.session_token`).
     """
+    if session.user_id is None:
+        from authbridge.signin import federated
+
+        return SessionTokens(
+            access=federated.session_token(store, keys, policy, session, now=now),
+            refresh_token=refresh_token,
+            refresh_expires_in=max(0, session.ends_at(now) - int(now)),
+            session=session,
+        )
     user = store.get_user_by_id(session.user_id)
     left = session.expires_at - int(now)
     lifetime = min(policy.default_lifetime, keys.max_token_lifetime, left)
@@ -481,11 +521,12 @@ def session_claims(session_id: str, mfa: bool) -> dict[str, object]:
 def start_browser_session(
     store: Store,
     *,
-    user_id: str,
+    user_id: str | None,
     mfa: bool,
     address: str | None,
     now: float,
     lifetimes: SessionLifetimes | None = None,
+    federated: FederatedSubject | None = None,
 ) -> tuple[str, str]:
     """A new browser session after a sign-in: ``(session_id, secret)``; the secret is the cookie.
 
@@ -503,6 +544,7 @@ def start_browser_session(
         address=address,
         now=now,
         lifetimes=lifetimes or SessionLifetimes(),
+        federated=federated,
     )
     return session_id, secret
 
@@ -524,6 +566,7 @@ def browser_session(store: Store, secret: str, now: float) -> BrowserSession | N
         mfa=found.mfa,
         expires_at=found.expires_at,
         csrf_key=csrf_key,
+        federated=found.federated,
     )
 
 

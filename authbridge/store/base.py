@@ -80,6 +80,7 @@ if TYPE_CHECKING:
         DecideOutcome,
         DeviceRecord,
         EndReason,
+        FederatedSubject,
         GrantResult,
         SessionLifetimes,
         SessionRecord,
@@ -660,6 +661,12 @@ class Store(Protocol):
         self, account_id: str, user_name: str, reason: EndReason, now: float
     ) -> int: ...
 
+    def end_role_signin_sessions(
+        self, account_id: str, role_name: str, reason: EndReason, now: float
+    ) -> int: ...
+
+    def get_federated_subject(self, subject_id: str) -> FederatedSubject | None: ...
+
     def create_device_authorization(
         self,
         *,
@@ -675,7 +682,14 @@ class Store(Protocol):
     def device_request(self, user_code: str, now: float) -> DeviceRecord | None: ...
 
     def decide_device(
-        self, user_code: str, *, approve: bool, user_id: str | None, mfa: bool, now: float
+        self,
+        user_code: str,
+        *,
+        approve: bool,
+        user_id: str | None,
+        mfa: bool,
+        now: float,
+        federated_id: str | None = None,
     ) -> DecideOutcome: ...
 
     def poll_device(
@@ -717,12 +731,13 @@ class Store(Protocol):
         *,
         session_id: str,
         secret_hash: str,
-        user_id: str,
+        user_id: str | None,
         client_id: str,
         mfa: bool,
         address: str | None,
         now: float,
         lifetimes: SessionLifetimes,
+        federated: FederatedSubject | None = None,
     ) -> SessionRecord: ...
 
     def browser_session(self, secret_hash: str, now: float) -> BrowserRecord | None: ...

@@ -139,13 +139,16 @@ _KEY_COLS = (
 # itself for a user token). Parameters in order: jti, source jti, role id,
 # principal id, source id, access key id. The sign-in session a token names (its
 # ``sid``) is live when a row for it, of the token's source user, has not been ended
-# (parameter after the role id: the session id, NULL for a token with none).
+# (parameter after the role id: the session id, NULL for a token with none); a
+# federated sign-in's session is its subject's, whose source is ``<provider ARN>:<sub>``.
 _REVIEW_FACTS_SQL = (
     "SELECT EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = ?),"
     " EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = ?),"
     " EXISTS (SELECT 1 FROM iam_roles WHERE role_id = ?),"
     " EXISTS (SELECT 1 FROM signin_sessions ss WHERE ss.session_id = ?"
-    "  AND ss.user_id = p.source_id AND ss.ended_at IS NULL),"
+    "  AND ss.ended_at IS NULL AND (ss.user_id = p.source_id OR EXISTS (SELECT 1"
+    "  FROM signin_federated_subjects fs WHERE fs.subject_id = ss.federated_id"
+    "  AND fs.provider_arn || ':' || fs.sub = p.source_id))),"
     " (SELECT version FROM access_version WHERE id = 1),"
     " u.user_id, u.enabled, u.name, k.status, s.user_id, s.enabled, s.name,"
     " g.account_id, g.name, g.path"

@@ -24,6 +24,7 @@ is gone (its user deleted, or purged) is ended too.
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Final
@@ -35,6 +36,7 @@ from authbridge.iam.sessions import (
     DecideOutcome,
     DeviceRecord,
     EndReason,
+    FederatedSubject,
     GrantResult,
     SessionKind,
     SessionLifetimes,
@@ -47,17 +49,39 @@ if TYPE_CHECKING:
 
 _SESSION_COLS: Final = (
     "s.session_id, s.user_id, s.kind, s.client_id, s.mfa, s.created_at, s.last_used_at,"
-    " s.expires_at, s.idle_seconds"
+    " s.expires_at, s.idle_seconds, s.federated_id"
 )
-# A session still in force at ? (twice the same instant), and its user enabled.
+_N_SESSION_COLS: Final = 10
+# A session still in force at ? (twice the same instant), and its user enabled (a
+# federated subject's session: its role and trust are checked at every grant instead).
 _LIVE: Final = (
     "s.ended_at IS NULL AND s.expires_at > ? AND s.last_used_at + s.idle_seconds > ?"
-    " AND u.enabled = 1"
+    " AND (u.enabled = 1 OR s.federated_id IS NOT NULL)"
 )
+_SUBJECT_COLS: Final = (
+    "f.subject_id, f.account_id, f.provider_arn, f.sub, f.role_arn, f.role_id,"
+    " f.session_name, f.claims"
+)
+
+
+def _subject(r: Row) -> FederatedSubject:
+    subject_id, account_id, provider_arn, sub, role_arn, role_id, name, claims = r[:8]
+    return FederatedSubject(
+        subject_id=subject_id,
+        account_id=account_id,
+        provider_arn=provider_arn,
+        sub=sub,
+        role_arn=role_arn,
+        role_id=role_id,
+        session_name=name,
+        claims=json.loads(claims),
+    )
 
 
 def _session(r: Row) -> SessionRecord:
-    sid, user_id, kind, client_id, mfa, created, last, expires, idle = r[:9]
+    sid, user_id, kind, client_id, mfa, created, last, expires, idle, federated = r[
+        :_N_SESSION_COLS
+    ]
     return SessionRecord(
         session_id=sid,
         user_id=user_id,
@@ -68,6 +92,7 @@ def _session(r: Row) -> SessionRecord:
         last_used_at=int(last),
         expires_at=int(expires),
         idle_seconds=int(idle),
+        federated_id=federated,
     )
 
 
@@ -90,7 +115,7 @@ class SqlSessions:
         cur: Cursor,
         *,
         session_id: str,
-        user_id: str,
+        user_id: str | None,
         kind: SessionKind,
         client_id: str,
         mfa: bool,
@@ -98,14 +123,16 @@ class SqlSessions:
         lifetimes: SessionLifetimes,
         secret_hash: str | None = None,
         address: str | None = None,
+        federated_id: str | None = None,
     ) -> SessionRecord:
         cur.execute(
-            "INSERT INTO signin_sessions (session_id, user_id, kind, client_id, mfa, secret_hash,"
-            " address, created_at, last_used_at, expires_at, idle_seconds)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO signin_sessions (session_id, user_id, federated_id, kind, client_id, mfa,"
+            " secret_hash, address, created_at, last_used_at, expires_at, idle_seconds)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 session_id,
                 user_id,
+                federated_id,
                 kind,
                 client_id,
                 int(mfa),
@@ -127,6 +154,7 @@ class SqlSessions:
             now,
             now + lifetimes.max_seconds,
             lifetimes.idle_seconds,
+            federated_id,
         )
 
     @staticmethod
@@ -137,6 +165,21 @@ class SqlSessions:
             (now, reason, session_id),
         )
         return cur.rowcount == 1
+
+    @staticmethod
+    def _subject_exists(cur: Cursor, subject_id: str) -> bool:
+        return bool(
+            cur.execute(
+                "SELECT 1 FROM signin_federated_subjects WHERE subject_id = ?", (subject_id,)
+            )
+        )
+
+    def _subject_ok(self, cur: Cursor, user_id: str | None, federated_id: str | None) -> bool:
+        """Whether a code's subject may still get a session: its user enabled, or its
+        federated subject there (whose role and trust the grant then checks)."""
+        if federated_id is not None:
+            return user_id is None and self._subject_exists(cur, federated_id)
+        return user_id is not None and self._user_enabled(cur, user_id)
 
     def _user_enabled(self, cur: Cursor, user_id: str) -> bool:
         rows = cur.execute("SELECT enabled FROM iam_users WHERE user_id = ?", (user_id,))
@@ -153,6 +196,17 @@ class SqlSessions:
             (forget,),
         )
         cur.execute("DELETE FROM signin_sessions WHERE expires_at < ?", (forget,))
+        # A federated subject no session and no code names any more (a sign-in's own
+        # subject is made in the transaction that names it).
+        cur.execute(
+            "DELETE FROM signin_federated_subjects WHERE created_at < ? AND NOT EXISTS"
+            " (SELECT 1 FROM signin_sessions s WHERE s.federated_id = subject_id)"
+            " AND NOT EXISTS (SELECT 1 FROM signin_authorization_codes c"
+            " WHERE c.federated_id = subject_id)"
+            " AND NOT EXISTS (SELECT 1 FROM signin_device_codes d"
+            " WHERE d.federated_id = subject_id)",
+            (forget,),
+        )
 
     def get_signin_session(self, session_id: str) -> SessionRecord | None:
         """The session if it exists and has not been ended (it may have expired)."""
@@ -176,6 +230,64 @@ class SqlSessions:
         with self._tx(write=True) as cur:
             user = self._user_row(cur, account_id, user_name, lock=True)
             return self._end_all(cur, user[0], reason, int(now))
+
+    def end_role_signin_sessions(
+        self, account_id: str, role_name: str, reason: EndReason, now: float
+    ) -> int:
+        """End every federated sign-in session of the role; how many were still open."""
+        with self._tx(write=True) as cur:
+            rows = cur.execute(
+                "SELECT role_id FROM iam_roles WHERE account_id = ? AND name_key = ?",
+                (self._account(cur, account_id).account_id, role_name.lower()),
+            )
+            if not rows:
+                from authbridge.errors import NoSuchEntity
+
+                raise NoSuchEntity(f"role {role_name} does not exist in account {account_id}")
+            cur.execute(
+                "UPDATE signin_sessions SET ended_at = ?, end_reason = ?"
+                " WHERE ended_at IS NULL AND federated_id IN"
+                " (SELECT subject_id FROM signin_federated_subjects WHERE role_id = ?)",
+                (int(now), reason, rows[0][0]),
+            )
+            return cur.rowcount
+
+    # -- federated subjects (sign-in through an upstream IdP) ---------------------------
+    @staticmethod
+    def _insert_subject(cur: Cursor, subject: FederatedSubject, now: int) -> None:
+        claims = json.dumps(subject.claims, separators=(",", ":"), sort_keys=True)
+        if len(claims) > sessions.MAX_FEDERATED_CLAIMS:
+            from authbridge.errors import InputError
+
+            raise InputError(
+                "claims",
+                f"the ID token's claims are over {sessions.MAX_FEDERATED_CLAIMS} characters",
+                hint="ask the IdP to send fewer claims to this client",
+            )
+        cur.execute(
+            "INSERT INTO signin_federated_subjects (subject_id, account_id, provider_arn, sub,"
+            " role_arn, role_id, session_name, claims, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                subject.subject_id,
+                subject.account_id,
+                subject.provider_arn,
+                subject.sub,
+                subject.role_arn,
+                subject.role_id,
+                subject.session_name,
+                claims,
+                now,
+            ),
+        )
+
+    def get_federated_subject(self, subject_id: str) -> FederatedSubject | None:
+        with self._tx() as cur:
+            rows = cur.execute(
+                f"SELECT {_SUBJECT_COLS} FROM signin_federated_subjects f WHERE f.subject_id = ?",
+                (subject_id,),
+            )
+        return _subject(rows[0]) if rows else None
 
     @staticmethod
     def _end_all(cur: Cursor, user_id: str, reason: EndReason, now: int) -> int:
@@ -238,9 +350,16 @@ class SqlSessions:
         return DeviceRecord(code, client_id, scope, int(expires), status)
 
     def decide_device(
-        self, user_code: str, *, approve: bool, user_id: str | None, mfa: bool, now: float
+        self,
+        user_code: str,
+        *,
+        approve: bool,
+        user_id: str | None,
+        mfa: bool,
+        now: float,
+        federated_id: str | None = None,
     ) -> DecideOutcome:
-        """Approve (for ``user_id``) or deny a pending device authorization, once."""
+        """Approve (for ``user_id``, or the federated subject) or deny a pending one, once."""
         stamp = int(now)
         with self._tx(write=True) as cur:
             rows = cur.execute(
@@ -255,14 +374,18 @@ class SqlSessions:
                 return "expired"
             if status != "pending":
                 return "decided"
-            if approve and (user_id is None or not self._user_enabled(cur, user_id)):
+            if approve and federated_id is not None:
+                if user_id is not None or not self._subject_exists(cur, federated_id):
+                    return "unknown"
+            elif approve and (user_id is None or not self._user_enabled(cur, user_id)):
                 return "unknown"
             cur.execute(
-                "UPDATE signin_device_codes SET status = ?, user_id = ?, mfa = ?, decided_at = ?"
-                " WHERE user_code = ? AND status = 'pending'",
+                "UPDATE signin_device_codes SET status = ?, user_id = ?, federated_id = ?,"
+                " mfa = ?, decided_at = ? WHERE user_code = ? AND status = 'pending'",
                 (
                     "approved" if approve else "denied",
                     user_id if approve else None,
+                    federated_id if approve else None,
                     int(mfa and approve),
                     stamp,
                     user_code,
@@ -291,12 +414,13 @@ class SqlSessions:
         with self._tx(write=True) as cur:
             rows = cur.execute(
                 "SELECT client_id, expires_at, interval_seconds, last_poll_at, status, user_id,"
-                " mfa FROM signin_device_codes WHERE device_hash = ?" + self._db.lock_suffix,
+                " mfa, federated_id FROM signin_device_codes WHERE device_hash = ?"
+                + self._db.lock_suffix,
                 (device_hash,),
             )
             if not rows or rows[0][0] != client_id or rows[0][4] == "redeemed":
                 return GrantResult("invalid")
-            _, expires, interval, last_poll, status, user_id, mfa = rows[0]
+            _, expires, interval, last_poll, status, user_id, mfa, federated_id = rows[0]
             interval = int(interval)
             if int(expires) <= stamp:
                 return GrantResult("expired", interval=interval)
@@ -318,7 +442,7 @@ class SqlSessions:
                 " last_poll_at = ? WHERE device_hash = ?",
                 (session_id, stamp, device_hash),
             )
-            if user_id is None or not self._user_enabled(cur, user_id):
+            if not self._subject_ok(cur, user_id, federated_id):
                 return GrantResult("invalid")
             session = self._insert_session(
                 cur,
@@ -329,6 +453,7 @@ class SqlSessions:
                 mfa=bool(mfa),
                 now=stamp,
                 lifetimes=lifetimes,
+                federated_id=federated_id,
             )
             self._insert_refresh(cur, refresh_hash, session_id, stamp)
         return GrantResult("issued", session, interval)
@@ -342,8 +467,8 @@ class SqlSessions:
             self._purge_expired(cur, stamp)
             cur.execute(
                 "INSERT INTO signin_authorization_codes (code_hash, client_id, redirect_uri,"
-                " code_challenge, scope, user_id, mfa, created_at, expires_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " code_challenge, scope, user_id, federated_id, mfa, created_at, expires_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     code_hash,
                     code.client_id,
@@ -351,6 +476,7 @@ class SqlSessions:
                     code.code_challenge,
                     code.scope,
                     code.user_id,
+                    code.federated_id,
                     int(code.mfa),
                     stamp,
                     code.expires_at,
@@ -377,19 +503,29 @@ class SqlSessions:
         with self._tx(write=True) as cur:
             rows = cur.execute(
                 "SELECT client_id, redirect_uri, code_challenge, scope, user_id, mfa,"
-                " expires_at, redeemed_at, session_id FROM signin_authorization_codes"
+                " expires_at, redeemed_at, session_id, federated_id FROM signin_authorization_codes"
                 " WHERE code_hash = ?" + self._db.lock_suffix,
                 (code_hash,),
             )
             if not rows:
                 return GrantResult("invalid")
-            client_id, redirect, challenge, scope, user_id, mfa, expires, redeemed, first = rows[0]
+            (client_id, redirect, challenge, scope, user_id, mfa, expires, redeemed, first) = rows[
+                0
+            ][:9]
+            federated_id = rows[0][9]
             if redeemed is not None:
                 if first is not None:
                     self._end(cur, first, "code_reused", stamp)
                 return GrantResult("reused")
             record = AuthorizationCodeRecord(
-                client_id, redirect, challenge, scope, user_id, bool(mfa), int(expires)
+                client_id,
+                redirect,
+                challenge,
+                scope,
+                user_id,
+                bool(mfa),
+                int(expires),
+                federated_id,
             )
             if int(expires) <= stamp or not accept(record):
                 return GrantResult("invalid")
@@ -398,7 +534,7 @@ class SqlSessions:
                 " WHERE code_hash = ?",
                 (stamp, session_id, code_hash),
             )
-            if not self._user_enabled(cur, user_id):
+            if not self._subject_ok(cur, user_id, federated_id):
                 return GrantResult("invalid")
             session = self._insert_session(
                 cur,
@@ -409,6 +545,7 @@ class SqlSessions:
                 mfa=bool(mfa),
                 now=stamp,
                 lifetimes=lifetimes,
+                federated_id=federated_id,
             )
             self._insert_refresh(cur, refresh_hash, session_id, stamp)
         return GrantResult("issued", session)
@@ -438,15 +575,19 @@ class SqlSessions:
                 f"SELECT r.rotated_at, {_SESSION_COLS}, s.ended_at, u.enabled"
                 " FROM signin_refresh_tokens r"
                 " JOIN signin_sessions s ON s.session_id = r.session_id"
-                " JOIN iam_users u ON u.user_id = s.user_id"
-                " WHERE r.token_hash = ?" + self._db.lock_suffix,
+                " LEFT JOIN iam_users u ON u.user_id = s.user_id"
+                " WHERE r.token_hash = ?"
+                # PostgreSQL locks no row of an outer join's nullable side: the token's and
+                # the session's rows are the ones two presentations race for.
+                + (f"{self._db.lock_suffix} OF r, s" if self._db.lock_suffix else ""),
                 (token_hash,),
             )
             if not rows:
                 return GrantResult("invalid")
             rotated, *cols = rows[0]
             session = _session(tuple(cols))
-            ended, enabled = cols[9], cols[10]
+            ended, enabled = cols[_N_SESSION_COLS], cols[_N_SESSION_COLS + 1]
+            enabled = enabled if session.federated_id is None else True
             if session.client_id != client_id:
                 return GrantResult("invalid")
             if rotated is not None:
@@ -485,20 +626,25 @@ class SqlSessions:
         *,
         session_id: str,
         secret_hash: str,
-        user_id: str,
+        user_id: str | None,
         client_id: str,
         mfa: bool,
         address: str | None,
         now: float,
         lifetimes: SessionLifetimes,
+        federated: FederatedSubject | None = None,
     ) -> SessionRecord:
+        """A browser session of a user, or of a federated subject (recorded with it, at once)."""
         stamp = int(now)
         with self._tx(write=True) as cur:
             self._purge_expired(cur, stamp)
+            if federated is not None:
+                self._insert_subject(cur, federated, stamp)
             return self._insert_session(
                 cur,
                 session_id=session_id,
-                user_id=user_id,
+                user_id=None if federated is not None else user_id,
+                federated_id=None if federated is None else federated.subject_id,
                 kind="browser",
                 client_id=client_id,
                 mfa=mfa,
@@ -513,15 +659,18 @@ class SqlSessions:
         stamp = int(now)
         with self._tx() as cur:
             rows = cur.execute(
-                f"SELECT {_SESSION_COLS}, u.name, u.account_id, u.path FROM signin_sessions s"
-                " JOIN iam_users u ON u.user_id = s.user_id"
+                f"SELECT {_SESSION_COLS}, u.name, u.account_id, u.path, {_SUBJECT_COLS}"
+                " FROM signin_sessions s"
+                " LEFT JOIN iam_users u ON u.user_id = s.user_id"
+                " LEFT JOIN signin_federated_subjects f ON f.subject_id = s.federated_id"
                 f" WHERE s.secret_hash = ? AND s.kind = 'browser' AND {_LIVE}",
                 (secret_hash, stamp, stamp),
             )
         if not rows:
             return None
         session = _session(rows[0])
-        name, account_id, path = rows[0][9:12]
+        name, account_id, path = rows[0][_N_SESSION_COLS : _N_SESSION_COLS + 3]
+        subject = _subject(rows[0][_N_SESSION_COLS + 3 :]) if session.federated_id else None
         if stamp - session.last_used_at >= sessions.LAST_USE_GRANULARITY:
             with self._tx(write=True) as cur:
                 cur.execute(
@@ -529,11 +678,22 @@ class SqlSessions:
                     " WHERE session_id = ? AND last_used_at < ?",
                     (stamp, session.session_id, stamp),
                 )
+        if subject is not None:
+            return BrowserRecord(
+                session_id=session.session_id,
+                user_id=subject.principal_id,
+                user_name=subject.session_name,
+                account_id=subject.account_id,
+                user_arn=subject.assumed_role_arn,
+                mfa=False,
+                expires_at=session.expires_at,
+                federated=subject,
+            )
         from authbridge import arn as arns
 
         return BrowserRecord(
             session_id=session.session_id,
-            user_id=session.user_id,
+            user_id=str(session.user_id),
             user_name=name,
             account_id=account_id,
             user_arn=arns.user_arn(self.partition, account_id, name, path),

@@ -114,6 +114,7 @@ from authbridge.errors import InvalidCredentials, TokenError
 from authbridge.iam.credentials import looks_like_access_key_id
 from authbridge.iam.model import AccessKey, User
 from authbridge.review import identity_of, map_identity
+from authbridge.signin import federated
 from authbridge.tokens import MintedToken, Principal, VerifiedToken
 from authbridge.web import limits, metrics
 from authbridge.web.context import Services
@@ -530,6 +531,8 @@ class AssumeRoleGrant(BaseGrant, TokenEndpointMixin):  # type: ignore[misc]  # u
             svc, _param(self.request, "subject_token_type"), subject_token
         ):
             return self._web_identity(svc, client, subject_token)
+        if subject_token and federated.looks_federated(subject_token):
+            return self._federated(svc, client, subject_token)
         if subject_token and not _param(self.request, "role_arn"):
             # No role: the subject user's own token for the audience (sts.exchange_own_token).
             own = sts.exchange_own_token(
@@ -566,6 +569,36 @@ class AssumeRoleGrant(BaseGrant, TokenEndpointMixin):  # type: ignore[misc]  # u
             "issued_token_type": TOKEN_TYPE_JWT,
         }
         return 200, body, JSON_NO_STORE
+
+    def _federated(
+        self, svc: Services, client: AccessKeyClient | None, subject_token: str
+    ) -> tuple[int, TokenExchangeResponse, list[tuple[str, str]]]:
+        """A federated sign-in session's token (authbridge.signin.federated.exchange)."""
+        if client is not None:
+            raise sts.GrantRefused(
+                "subject_token is a sign-in through an identity provider: no access key goes"
+                " with it",
+                hint="send no client credentials",
+            )
+        minted = federated.exchange(
+            svc.store,
+            svc.keys(),
+            svc.policy,
+            subject_token=subject_token,
+            role_arn=_param(self.request, "role_arn"),
+            session_name=_param(self.request, "role_session_name"),
+            audience=_param(self.request, "audience"),
+            duration=sts.parse_duration_seconds(_param(self.request, "duration_seconds")),
+            now=svc.clock(),
+            kube_claims=kube_claims_hook(svc),
+        )
+        log.info("issued %s token %s for %s", "token-exchange", minted.jti, minted.claims["arn"])
+        _note().minted = minted
+        return (
+            200,
+            {**_token_response(minted), "issued_token_type": TOKEN_TYPE_JWT},
+            JSON_NO_STORE,
+        )
 
     def _web_identity(
         self, svc: Services, client: AccessKeyClient | None, subject_token: str

@@ -136,6 +136,7 @@ def test_every_sign_in_action_answers(
     assert do("DeleteVirtualMFADevice", SerialNumber=serial) == {}
 
     assert do("RevokeSessions", UserName="alice") == {"UserName": "alice", "SessionsRevoked": 0}
+    assert do("RevokeRoleSessions", RoleName="Dev") == {"RoleName": "Dev", "SessionsRevoked": 0}
 
     assert seen == {a.name for a in signin.ACTIONS}
 

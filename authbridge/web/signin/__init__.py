@@ -14,6 +14,9 @@
                           from the URL by a redirect), then a consent screen naming
                           the client, the roles and the clusters; approve or deny
                           (``POST /device/decision``).
+``/login/upstream…``      "Sign in with <IdP>": the authorization code flow with PKCE
+                          against a sign-in provider, then a role picker
+                          (:mod:`.upstream`); the session is that role's session.
 ``/account``              your password and MFA devices (:mod:`.account`).
 ``/console``              IAM administration, the access explorer and the audit view,
                           as the signed-in person (:mod:`.console`).
@@ -44,6 +47,7 @@ from __future__ import annotations
 
 from authbridge.web.signin import account as _account  # noqa: F401 - registers its views
 from authbridge.web.signin import console as _console  # noqa: F401 - registers its views
+from authbridge.web.signin import upstream as _upstream  # noqa: F401 - registers its views
 from authbridge.web.signin.pages import bp
 
 __all__ = ["bp"]

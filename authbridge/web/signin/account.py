@@ -23,12 +23,13 @@ from __future__ import annotations
 import secrets
 
 import segno
-from flask import Response
+from flask import Response, request
 
 from authbridge.errors import DeleteConflict, InputError, InvalidAuthenticationCode, NoSuchEntity
 from authbridge.errors import PasswordPolicyViolation as PolicyViolation
 from authbridge.iam import login, passwords
 from authbridge.web.signin.pages import (
+    PageError,
     bp,
     checked_form,
     clock_now,
@@ -53,8 +54,24 @@ def _policy(account_id: str) -> passwords.PasswordPolicy:
 
 
 def _signed_in() -> Response | None:
-    """A redirect to the sign-in page (coming back here) when no one is signed in."""
-    if current_session() is not None:
+    """A redirect to the sign-in page (coming back here) when no one is signed in.
+
+    A sign-in through an identity provider has no password or MFA device here:
+    its IdP keeps them; the account page only says who the session is.
+    """
+    session = current_session()
+    if (
+        session is not None
+        and session.federated is not None
+        and request.endpoint != f"{bp.name}.account_page"
+    ):
+        raise PageError(
+            400,
+            "Managed by your identity provider",
+            "You signed in through your identity provider: your password and MFA devices are"
+            " managed there, not here.",
+        )
+    if session is not None:
         return None
     flow = current_flow()
     flow.next = "account"
@@ -65,6 +82,10 @@ def _signed_in() -> Response | None:
 def _account_home(message: str = "", error: str = "", status: int = 200) -> Response:
     session = current_session()
     assert session is not None  # noqa: S101 - the views check it first
+    if session.federated is not None:
+        return render_page(
+            "account_federated.html", status=status, title="Your account", subject=session.federated
+        )
     devices = current_services().store.list_mfa_devices(session.account_id, session.user_name)
     return render_page(
         "account.html",

@@ -118,6 +118,10 @@ MAX_FORM_FIELDS: Final = 20
 PLACEHOLDER: Final = "placeholder"
 MAX_DOCUMENT_CHARS: Final = 64 * 1024
 REAUTH_REFUSED: Final = "Re-authentication failed: type your current password (and MFA code)."
+REAUTH_FEDERATED: Final = (
+    "Not done: this change asks for a password again, and a sign-in through an identity"
+    " provider has none here. Make it as an IAM user, or with the CLI or the admin API."
+)
 NAV: Final = (
     ("console_users", "Users", "iam:ListUsers"),
     ("console_groups", "Groups", "iam:ListGroups"),
@@ -139,7 +143,20 @@ class Denied(Exception):
 
 
 def caller_of(session: BrowserSession) -> Caller:
-    """The admin caller a browser session is: the user, as an admin token of theirs is."""
+    """The admin caller a browser session is: the user, as an admin token of theirs is;
+    a sign-in through an identity provider is its role session (the role's policies)."""
+    subject = session.federated
+    if subject is not None:
+        return Caller(
+            arn=subject.assumed_role_arn,
+            canonical_arn=subject.role_arn,
+            account_id=subject.account_id,
+            principal_id=subject.principal_id,
+            user_name=None,
+            source_identity=subject.source_identity,
+            method="token",
+            session_name=subject.session_name,
+        )
     return Caller(
         arn=session.user_arn,
         canonical_arn=session.user_arn,
@@ -331,7 +348,12 @@ def _back(text: str) -> str:
 
 
 def _reauthenticated(session: BrowserSession) -> bool:
-    """The person typed their password again (and their MFA code when they have a device)."""
+    """The person typed their password again (and their MFA code when they have a device).
+
+    A sign-in through an identity provider has no password here: never.
+    """
+    if session.federated is not None:
+        return False
     svc, now = current_services(), clock_now()
     result = login.verify_login(
         svc.store,
@@ -383,6 +405,8 @@ def console_do() -> Response:
         body = form_args(action, {k: form_field(k) for k in request.form})
     except InputError as e:
         return _notice(f"Not done: {_message(str(e))}", back)
+    if name in REAUTH_ACTIONS and session.federated is not None:
+        return _notice(REAUTH_FEDERATED, back)
     if name in REAUTH_ACTIONS and not _reauthenticated(session):
         return _notice(REAUTH_REFUSED, back)
     try:

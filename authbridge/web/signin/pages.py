@@ -27,6 +27,8 @@ from authbridge.errors import (
     Throttled,
 )
 from authbridge.iam import login, passwords, totp
+from authbridge.iam.sessions import FederatedSubject
+from authbridge.signin import federated as federated_signin
 from authbridge.web import limits
 from authbridge.web.context import Services, services
 from authbridge.web.signin import flows, security
@@ -282,8 +284,18 @@ def _after_sign_in(flow: Flow) -> str:
     return "login_page"
 
 
-def _finish_sign_in(flow: Flow, *, user_id: str, user_arn: str | None, mfa: bool) -> Response:
-    """Start a browser session; a fresh flow (new id, new CSRF token) carries on."""
+def finish_sign_in(
+    flow: Flow,
+    *,
+    user_id: str | None,
+    user_arn: str | None,
+    mfa: bool,
+    federated: FederatedSubject | None = None,
+    action: str = "Login",
+    detail: str | None = None,
+) -> Response:
+    """Start a browser session (a user's, or a federated subject's); a fresh flow (new id,
+    new CSRF token) carries on."""
     svc = current_services()
     old = current_session()
     if old is not None:
@@ -295,14 +307,15 @@ def _finish_sign_in(flow: Flow, *, user_id: str, user_arn: str | None, mfa: bool
         address=request_address(),
         now=clock_now(),
         lifetimes=signin.session_lifetimes(svc.settings),
+        federated=federated,
     )
     g.signin_new_session = secret
     note(
-        "Login",
-        user_id=user_id,
+        action,
+        user_id=user_id if federated is None else federated.principal_id,
         user_arn=user_arn,
         sid=session_id,
-        detail="with MFA" if mfa else "password only",
+        detail=detail or ("with MFA" if mfa else "password only"),
     )
     fresh = flow.renewed()
     target = _after_sign_in(fresh)
@@ -319,6 +332,9 @@ def _signed_in_home() -> Response:
 def _login_form(
     *, error: str = "", status: int = 200, account: str = "", user: str = ""
 ) -> Response:
+    from authbridge.web.signin.upstream import offered
+
+    providers = offered()
     return render_page(
         "login.html",
         status=status,
@@ -326,6 +342,8 @@ def _login_form(
         error=error,
         account=account or _default_account(),
         user_name=user,
+        providers=providers,
+        form_targets=sorted({p.origin for p in providers if p.origin is not None}),
     )
 
 
@@ -380,7 +398,7 @@ def login_submit() -> Response:
         flow.pending = {**pending, "stage": "change"}
         save_flow(flow)
         return see_other("password_page")
-    return _finish_sign_in(
+    return finish_sign_in(
         flow, user_id=result.user_id, user_arn=result.user_arn, mfa=result.mfa_present
     )
 
@@ -468,7 +486,7 @@ def mfa_submit() -> Response:
         return _login_form(error="The sign-in took too long; start again.", status=401)
     outcome = check_mfa_code(pending, form_field("code"), request_address(), now)
     if outcome == "ok":
-        return _finish_sign_in(
+        return finish_sign_in(
             flow, user_id=str(pending["user_id"]), user_arn=_arn(pending), mfa=True
         )
     if outcome == "change":
@@ -567,7 +585,7 @@ def password_submit() -> Response:
         return _login_form(error=login.REFUSED_MESSAGE, status=401)
     user_id, user_arn = str(pending["user_id"]), _arn(pending)
     note("ChangePassword", user_id=user_id, user_arn=user_arn, detail="required at sign-in")
-    return _finish_sign_in(flow, user_id=user_id, user_arn=user_arn, mfa=bool(pending.get("mfa")))
+    return finish_sign_in(flow, user_id=user_id, user_arn=user_arn, mfa=bool(pending.get("mfa")))
 
 
 # --------------------------------------------------------------------------- signing out
@@ -617,6 +635,8 @@ def reach(session: signin.BrowserSession) -> Reach:
     every account, and the clusters this issuer serves."""
     svc = current_services()
     store = svc.store
+    if session.federated is not None:
+        return _federated_reach(session.federated)
     user = store.get_user(session.account_id, session.user_name)
     groups = {grp.group_id for grp in store.list_groups_for_user(user.account_id, user.name)}
     now = svc.clock()
@@ -627,6 +647,24 @@ def reach(session: signin.BrowserSession) -> Reach:
         if sts.trust_decision(role.trust_policy, user, groups, mfa=session.mfa, now=now).allowed
     ]
     return Reach(user.arn, tuple(sorted(roles)), tuple(current_services().settings.cluster_ids))
+
+
+def _federated_reach(subject: FederatedSubject) -> Reach:
+    """A federated session acts as its role; it may switch to the others that trust it."""
+    svc = current_services()
+    roles: list[str] = []
+    try:
+        provider = svc.store.get_open_id_connect_provider(subject.account_id, subject.provider_arn)
+    except NoSuchEntity:
+        provider = None
+    if provider is not None:
+        roles = [
+            role.arn
+            for role in federated_signin.roles_for(
+                svc.store, provider, subject.claims, now=svc.clock()
+            )
+        ]
+    return Reach(subject.assumed_role_arn, tuple(sorted(roles)), tuple(svc.settings.cluster_ids))
 
 
 # --------------------------------------------------------------------------- device
@@ -715,7 +753,14 @@ def device_decision() -> Response:
     store, now = current_services().store, clock_now()
     try:
         if decision == "approve":
-            signin.approve_device(store, code, user_id=session.user_id, mfa=session.mfa, now=now)
+            signin.approve_device(
+                store,
+                code,
+                user_id=None if session.federated else session.user_id,
+                mfa=session.mfa,
+                now=now,
+                federated_id=session.federated.subject_id if session.federated else None,
+            )
         else:
             signin.deny_device(store, code, now)
     except signin.DeviceCodeError as e:
@@ -818,6 +863,11 @@ def authorize_decision() -> Response:
         return _redirect_with(req.redirect_uri, {"error": "access_denied", **state})
     note("Authorize", detail=req.client_id)
     code = signin.issue_authorization_code(
-        current_services().store, req, user_id=session.user_id, mfa=session.mfa, now=clock_now()
+        current_services().store,
+        req,
+        user_id=None if session.federated else session.user_id,
+        mfa=session.mfa,
+        now=clock_now(),
+        federated_id=session.federated.subject_id if session.federated else None,
     )
     return _redirect_with(req.redirect_uri, {"code": code, **state})
