@@ -85,9 +85,7 @@ def roles_for(
     store: Store, provider: OidcProvider, claims: Mapping[str, Any], *, now: float
 ) -> list[Role]:
     """The roles of the provider's account whose trust allows these claims, by name."""
-    account_id = arns.parse_principal(
-        provider.arn, partitions=(provider.arn.split(":")[1],)
-    ).account_id
+    account_id = provider.account_id
     found = [
         role for role in store.list_roles(account_id) if _allows(role, provider.arn, claims, now)
     ]

@@ -202,7 +202,11 @@ def upstream_callback() -> Response:
             400, "callback_invalid", "The sign-in answer is not valid", f"{e} {START_AGAIN}"
         ) from e
     attempt = _attempt(flow, now)
-    if attempt is None or not upstream.state_matches(attempt, callback.state):
+    if attempt is not None and not upstream.state_matches(attempt, callback.state):
+        flow.pending = None  # an answer for another attempt spends this one too
+        save_flow(flow)
+        attempt = None
+    if attempt is None:
         raise _refuse(
             400,
             "state_mismatch",
