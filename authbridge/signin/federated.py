@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import re
 import secrets
@@ -57,8 +58,9 @@ def session_name_for(claims: Mapping[str, Any]) -> str:
     """The role session name a person gets: their user name, e-mail or ``sub``, as STS allows.
 
     The first of :data:`SESSION_NAME_CLAIMS` that is a string, every character
-    outside ``[\\w+=,.@-]`` replaced by ``-``, cut to 64; ``user-…`` when none is
-    two characters long.
+    outside ``[\\w+=,.@-]`` replaced by ``-``, cut to 64; when none is
+    two characters long: ``fed-`` and 16 hex digits of SHA-256 of ``sub`` (stable
+    from one sign-in to the next).
     """
     for name in SESSION_NAME_CLAIMS:
         value = claims.get(name)
@@ -66,7 +68,9 @@ def session_name_for(claims: Mapping[str, Any]) -> str:
             cleaned = _SESSION_NAME_CHARS.sub("-", value)[:MAX_SESSION_NAME]
             if len(cleaned) >= _MIN_SESSION_NAME:
                 return cleaned
-    return f"user-{secrets.token_hex(4)}"
+    sub = claims.get("sub")
+    digest = hashlib.sha256(str(sub).encode("utf-8", "surrogatepass")).hexdigest()
+    return f"fed-{digest[:16]}"
 
 
 def _role(store: Store, account_id: str, name: str) -> Role | None:
