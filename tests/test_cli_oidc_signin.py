@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import os
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -167,3 +168,45 @@ def test_sign_in_verbs_have_help_with_an_example(cli: Cli) -> None:
     ):
         r = cli.ok(f"iam {verb} --help")
         assert "Example:" in r.out and f"authbridge iam {verb}" in r.out
+
+
+def test_revoke_sessions_of_a_role_ends_the_federated_sign_ins_working_as_it(cli: Cli) -> None:
+    """`iam revoke-sessions --role-name` ends the sessions of people who picked the role."""
+    from authbridge import signin
+    from authbridge.iam.credentials import Pepper
+    from authbridge.iam.sessions import FederatedSubject
+    from authbridge.store import open_store
+
+    role = cli.json(f"iam create-role --role-name Platform --trust arn:aws:iam::{ACCOUNT}:root")[
+        "Role"
+    ]
+    store = open_store(cli.env["AUTHBRIDGE_STORE"], pepper=Pepper.generate())
+    try:
+        subject = FederatedSubject(
+            subject_id="fed-cli",
+            account_id=ACCOUNT,
+            provider_arn=ARN,
+            sub="00u-alice",
+            role_arn=role["Arn"],
+            role_id=role["RoleId"],
+            session_name="alice",
+            claims={"sub": "00u-alice"},
+        )
+        _, cookie = signin.start_browser_session(
+            store, user_id=None, mfa=False, address=None, now=time.time(), federated=subject
+        )
+        assert signin.browser_session(store, cookie, time.time()) is not None
+        got = cli.json("iam revoke-sessions --role-name Platform -o json")
+        assert got == {"RoleName": "Platform", "SessionsRevoked": 1}
+        assert signin.browser_session(store, cookie, time.time()) is None
+    finally:
+        store.close()
+    assert cli.ok("iam revoke-sessions --role-name Platform").out.strip() == (
+        "Ended 0 sign-in sessions of role Platform."
+    )
+    cli.usage_error("iam revoke-sessions", "exactly one of --user-name and --role-name")
+    cli.usage_error(
+        "iam revoke-sessions --user-name a --role-name Platform",
+        "exactly one of --user-name and --role-name",
+    )
+    cli.fails("iam revoke-sessions --role-name Nobody", "Nobody", "does not exist")
