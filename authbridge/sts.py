@@ -496,6 +496,37 @@ def session_token(
 # --------------------------------------------------------------------------- AssumeRole
 
 
+def mint_for_audience(
+    principal: Principal,
+    *,
+    keys: KeySet,
+    policy: IssuerPolicy,
+    audience: str,
+    lifetime: int,
+    now: float,
+    kube_claims: KubeClaims | None,
+    required: bool,
+    extra: Mapping[str, object] | None = None,
+) -> MintedToken:
+    """Mint ``principal``'s token for ``audience``: a cluster's carries the mapping's
+    claims (``required``: a principal the mapping does not map is refused), a service
+    audience's none; ``extra`` (the sign-in session's claims) goes in either way."""
+    kube = (
+        None
+        if audience in policy.service_audiences
+        else _kube_claims(kube_claims, principal, audience, required=required)
+    )
+    return mint(
+        principal,
+        keys=keys,
+        issuer=policy.issuer,
+        audience=audience,
+        lifetime=lifetime,
+        now=now,
+        extra_claims={**(kube or {}), **(extra or {})} or None,
+    )
+
+
 def _parse_role_arn(policy: IssuerPolicy, role_arn: str) -> arns.PrincipalArn:
     if not role_arn:
         raise InvalidRequest("role_arn", "is required: the ARN of the role to assume")
@@ -722,19 +753,16 @@ def assume_role(
         source_jti=source_jti,
         source_access_key_id=source_key,
     )
-    extra = (
-        None
-        if audience == policy.admin_audience
-        else _kube_claims(kube_claims, principal, audience, required=True)
-    )
-    return mint(
+    return mint_for_audience(
         principal,
         keys=keys,
-        issuer=policy.issuer,
+        policy=policy,
         audience=audience,
         lifetime=lifetime,
         now=now,
-        extra_claims={**(extra or {}), **signin} or None,
+        kube_claims=kube_claims,
+        required=True,
+        extra=signin,
     )
 
 
@@ -774,19 +802,16 @@ def exchange_own_token(
         cap = min(cap, session_left)
     lifetime = _lifetime(duration, default=policy.default_lifetime, cap=cap, what="a user")
     principal = _user_principal(user, subject.principal.access_key_id)
-    extra = (
-        None
-        if audience in policy.service_audiences
-        else _kube_claims(kube_claims, principal, audience, required=False)
-    )
-    return mint(
+    return mint_for_audience(
         principal,
         keys=keys,
-        issuer=policy.issuer,
+        policy=policy,
         audience=audience,
         lifetime=lifetime,
         now=now,
-        extra_claims={**(extra or {}), **signin} or None,
+        kube_claims=kube_claims,
+        required=False,
+        extra=signin,
     )
 
 

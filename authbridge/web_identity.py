@@ -85,7 +85,6 @@ from authbridge.tokens import (
     MAX_TOKEN_SIZE,
     MintedToken,
     Principal,
-    mint,
 )
 
 log = logging.getLogger(__name__)
@@ -397,17 +396,13 @@ def assume_role_with_web_identity(
         access_key_id=None,
         source_identity=oidc_provider.web_identity_source(provider.arn, claims["sub"]),
     )
-    extra = (
-        None
-        if audience == policy.admin_audience
-        else sts._kube_claims(kube_claims, principal, audience, required=True)  # noqa: SLF001
-    )
-    return mint(
+    return sts.mint_for_audience(
         principal,
         keys=keys,
-        issuer=policy.issuer,
+        policy=policy,
         audience=audience,
         lifetime=lifetime,
         now=now,
-        extra_claims=extra,
+        kube_claims=kube_claims,
+        required=True,
     )

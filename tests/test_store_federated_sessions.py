@@ -12,9 +12,6 @@ written, and a subject nothing names any more is forgotten with old codes.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
-
 import pytest
 
 from authbridge.errors import InputError, NoSuchEntity
@@ -27,6 +24,7 @@ from authbridge.iam.sessions import (
 )
 from authbridge.store import SqlStore
 from tests.conftest import ACCOUNT
+from tests.test_store_sessions import _race
 
 NOW = 1_800_000_000.0
 LIFE = SessionLifetimes()
@@ -165,22 +163,6 @@ def test_an_authorization_code_of_a_federated_subject_and_its_refresh_race(
         )
 
     assert _race(4, rotate).count("issued") == 1
-
-
-def _race(n: int, work: Callable[[int], GrantResult]) -> list[str]:
-    results: list[str] = [""] * n
-    barrier = threading.Barrier(n)
-
-    def run(i: int) -> None:
-        barrier.wait()
-        results[i] = work(i).outcome
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return results
 
 
 def test_ending_a_roles_sessions_ends_only_the_federated_sessions_working_as_it(

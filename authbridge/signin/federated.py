@@ -291,20 +291,16 @@ def exchange(
         name,
         subject.claims,
     )
-    principal = principal_of(policy, role, named)
-    extra = (
-        None
-        if audience == policy.admin_audience
-        else sts._kube_claims(kube_claims, principal, audience, required=True)  # noqa: SLF001
-    )
-    return mint(
-        principal,
+    return sts.mint_for_audience(
+        principal_of(policy, role, named),
         keys=keys,
-        issuer=policy.issuer,
+        policy=policy,
         audience=audience,
         lifetime=lifetime,
         now=now,
-        extra_claims={**(extra or {}), **session_claims(record.session_id)},
+        kube_claims=kube_claims,
+        required=True,
+        extra=session_claims(record.session_id),
     )
 
 

@@ -546,9 +546,7 @@ class AssumeRoleGrant(BaseGrant, TokenEndpointMixin):  # type: ignore[misc]  # u
                 client=client.authenticated() if client is not None else None,
                 kube_claims=kube_claims_hook(svc),
             )
-            log.info("issued %s token %s for %s", "token-exchange", own.jti, own.claims["arn"])
-            _note().minted = own
-            return 200, {**_token_response(own), "issued_token_type": TOKEN_TYPE_JWT}, JSON_NO_STORE
+            return _exchanged(own)
         minted = sts.assume_role(
             svc.store,
             svc.keys(),
@@ -562,13 +560,7 @@ class AssumeRoleGrant(BaseGrant, TokenEndpointMixin):  # type: ignore[misc]  # u
             client=client.authenticated() if client is not None else None,
             kube_claims=kube_claims_hook(svc),
         )
-        log.info("issued %s token %s for %s", "token-exchange", minted.jti, minted.claims["arn"])
-        _note().minted = minted
-        body: TokenExchangeResponse = {
-            **_token_response(minted),
-            "issued_token_type": TOKEN_TYPE_JWT,
-        }
-        return 200, body, JSON_NO_STORE
+        return _exchanged(minted)
 
     def _federated(
         self, svc: Services, client: AccessKeyClient | None, subject_token: str
@@ -592,13 +584,7 @@ class AssumeRoleGrant(BaseGrant, TokenEndpointMixin):  # type: ignore[misc]  # u
             now=svc.clock(),
             kube_claims=kube_claims_hook(svc),
         )
-        log.info("issued %s token %s for %s", "token-exchange", minted.jti, minted.claims["arn"])
-        _note().minted = minted
-        return (
-            200,
-            {**_token_response(minted), "issued_token_type": TOKEN_TYPE_JWT},
-            JSON_NO_STORE,
-        )
+        return _exchanged(minted)
 
     def _web_identity(
         self, svc: Services, client: AccessKeyClient | None, subject_token: str
@@ -647,6 +633,14 @@ class AssumeRoleGrant(BaseGrant, TokenEndpointMixin):  # type: ignore[misc]  # u
             now=svc.clock(),
             kube_claims=kube_claims_hook(svc),
         )
+
+
+def _exchanged(minted: MintedToken) -> tuple[int, TokenExchangeResponse, list[tuple[str, str]]]:
+    """A token exchange's answer (RFC 8693 §2.2.1), logged and noted for the audit line."""
+    log.info("issued %s token %s for %s", "token-exchange", minted.jti, minted.claims["arn"])
+    _note().minted = minted
+    body: TokenExchangeResponse = {**_token_response(minted), "issued_token_type": TOKEN_TYPE_JWT}
+    return 200, body, JSON_NO_STORE
 
 
 def is_web_identity(svc: Services, token_type: str, subject_token: str) -> bool:

@@ -48,6 +48,7 @@ from tests.oidc_issuer import TestIssuer, running_issuer
 from tests.web.conftest import make_settings
 from tests.web.helpers import TOKEN_EXCHANGE, Clock
 from tests.web.test_signin_pages import Browser, csrf_of, location
+from tests.web.test_web_identity import trust_document
 
 CLIENT_ID = "authbridge-signin"
 CALLBACK = "https://authbridge.test/login/upstream/callback"
@@ -100,20 +101,13 @@ def issuer(tmp_path: Path) -> Iterator[TestIssuer]:
 
 
 def _groups_trust(provider: OidcProvider, group: str) -> dict[str, Any]:
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"Federated": provider.arn},
-                "Action": "sts:AssumeRoleWithWebIdentity",
-                "Condition": {
-                    "StringEquals": {f"{provider.key}:aud": CLIENT_ID},
-                    "ForAnyValue:StringEquals": {f"{provider.key}:groups": group},
-                },
-            }
-        ],
-    }
+    return trust_document(
+        provider,
+        {
+            "StringEquals": {f"{provider.key}:aud": CLIENT_ID},
+            "ForAnyValue:StringEquals": {f"{provider.key}:groups": group},
+        },
+    )
 
 
 @pytest.fixture
@@ -250,17 +244,38 @@ def device_session(client: FlaskClient, browser: Browser) -> dict[str, Any]:
     return ok(token(client, grant_type=DEVICE, device_code=started["device_code"], client_id=CLI))
 
 
-def cluster_token(client: FlaskClient, sts_token: str) -> str:
-    minted = ok(
-        token(
-            client,
-            grant_type=TOKEN_EXCHANGE,
-            subject_token=sts_token,
-            subject_token_type=JWT_TYPE,
-            audience="prod",
-        )
+def exchange(client: FlaskClient, sts_token: str, **extra: str) -> TestResponse:
+    """The token exchange `authbridge token` makes (audience prod unless told)."""
+    form = {"audience": "prod", **extra}
+    return token(
+        client,
+        grant_type=TOKEN_EXCHANGE,
+        subject_token=sts_token,
+        subject_token_type=JWT_TYPE,
+        **form,
     )
-    return str(minted["access_token"])
+
+
+def refresh(client: FlaskClient, tokens: dict[str, Any]) -> TestResponse:
+    rotate = {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}
+    return token(client, client_id=CLI, **rotate)
+
+
+def cluster_token(client: FlaskClient, sts_token: str) -> str:
+    return str(ok(exchange(client, sts_token))["access_token"])
+
+
+@pytest.fixture
+def platform_tokens(
+    client: FlaskClient,
+    browser: Browser,
+    issuer: TestIssuer,
+    provider: OidcProvider,
+    roles: dict[str, Role],
+) -> dict[str, Any]:
+    """Signed in through the IdP as role Platform; a CLI session approved by it."""
+    signed_in(browser, issuer, provider, roles["Platform"])
+    return device_session(client, browser)
 
 
 def verify(client: FlaskClient, cluster: str) -> dict[str, Any]:
@@ -524,15 +539,7 @@ def test_a_federated_session_approves_a_device_and_the_cli_works_as_the_role(
     assert sts_claims["source_identity"] == f"{provider.arn}:00u-alice"
     assert sts_claims["amr"] == ["fed"] and sts_claims["mfa"] is False
     # The CLI's next step: the session's token for a cluster (no role_arn: the same role).
-    cluster = ok(
-        token(
-            client,
-            grant_type=TOKEN_EXCHANGE,
-            subject_token=tokens["access_token"],
-            subject_token_type=JWT_TYPE,
-            audience="prod",
-        )
-    )
+    cluster = ok(exchange(client, tokens["access_token"]))
     claims = claims_of(cluster["access_token"])
     assert claims["aud"] == "prod"
     assert claims["arn"] == sts_claims["arn"] and claims["sid"] == sts_claims["sid"]
@@ -542,62 +549,32 @@ def test_a_federated_session_approves_a_device_and_the_cli_works_as_the_role(
     assert doc["identity"]["sourceIdentity"] == f"{provider.arn}:00u-alice"
     assert doc["kubernetes"]["username"] == "platform:alice"
     # Another role whose trust allows the same claims: switching is allowed ...
-    dev = ok(
-        token(
-            client,
-            grant_type=TOKEN_EXCHANGE,
-            subject_token=tokens["access_token"],
-            subject_token_type=JWT_TYPE,
-            audience="prod",
-            role_arn=roles["Dev"].arn,
-        )
-    )
+    dev = ok(exchange(client, tokens["access_token"], role_arn=roles["Dev"].arn))
     assert claims_of(dev["access_token"])["arn"].endswith(":assumed-role/Dev/alice")
     # ... one whose trust does not is refused (no chaining past the trust).
-    refused = token(
-        client,
-        grant_type=TOKEN_EXCHANGE,
-        subject_token=tokens["access_token"],
-        subject_token_type=JWT_TYPE,
-        audience="prod",
-        role_arn=roles["Finance"].arn,
-    )
+    refused = exchange(client, tokens["access_token"], role_arn=roles["Finance"].arn)
     assert refused.status_code == 400
     assert refused.get_json()["error"] == "invalid_grant"
     # The refresh token works as long as the trust holds.
-    again = ok(
-        token(
-            client, grant_type="refresh_token", refresh_token=tokens["refresh_token"], client_id=CLI
-        )
-    )
+    again = ok(refresh(client, tokens))
     assert claims_of(again["access_token"])["arn"] == sts_claims["arn"]
 
 
 def test_a_session_whose_role_no_longer_trusts_its_claims_ends(
     app_store: SqlStore,
     client: FlaskClient,
-    browser: Browser,
-    issuer: TestIssuer,
     provider: OidcProvider,
     roles: dict[str, Role],
+    platform_tokens: dict[str, Any],
 ) -> None:
-    signed_in(browser, issuer, provider, roles["Platform"])
-    tokens = device_session(client, browser)
+    tokens = platform_tokens
     app_store.update_assume_role_policy(
         ACCOUNT, "Platform", _groups_trust(provider, "platform-admins")
     )
-    refused = token(
-        client, grant_type="refresh_token", refresh_token=tokens["refresh_token"], client_id=CLI
-    )
+    refused = refresh(client, tokens)
     assert refused.status_code == 400
     assert "no longer trusts" in refused.get_json()["error_description"]
-    exchanged = token(
-        client,
-        grant_type=TOKEN_EXCHANGE,
-        subject_token=tokens["access_token"],
-        subject_token_type=JWT_TYPE,
-        audience="prod",
-    )
+    exchanged = exchange(client, tokens["access_token"])
     assert exchanged.status_code == 400
 
 
@@ -605,13 +582,12 @@ def test_revoking_a_roles_sessions_ends_the_federated_sign_ins(
     app_store: SqlStore,
     client: FlaskClient,
     browser: Browser,
-    issuer: TestIssuer,
     provider: OidcProvider,
     roles: dict[str, Role],
     clock: Clock,
+    platform_tokens: dict[str, Any],
 ) -> None:
-    signed_in(browser, issuer, provider, roles["Platform"])
-    tokens = device_session(client, browser)
+    tokens = platform_tokens
     cluster = cluster_token(client, tokens["access_token"])
     assert verify(client, cluster)["authenticated"] is True
     assert app_store.end_role_signin_sessions(ACCOUNT, "Platform", "revoked", clock()) == 2
@@ -619,27 +595,21 @@ def test_revoking_a_roles_sessions_ends_the_federated_sign_ins(
     assert "Sign in with Example SSO" in browser.get("/login").text  # signed out
     ended = verify(client, cluster)
     assert ended["authenticated"] is False and ended["reasonCode"] == "revoked"
-    refused = token(
-        client, grant_type="refresh_token", refresh_token=tokens["refresh_token"], client_id=CLI
-    )
+    refused = refresh(client, tokens)
     assert refused.status_code == 400
 
 
 def test_deleting_the_role_ends_the_sessions_working_as_it(
     app_store: SqlStore,
     client: FlaskClient,
-    browser: Browser,
-    issuer: TestIssuer,
     provider: OidcProvider,
     roles: dict[str, Role],
+    platform_tokens: dict[str, Any],
 ) -> None:
-    signed_in(browser, issuer, provider, roles["Platform"])
-    tokens = device_session(client, browser)
+    tokens = platform_tokens
     for role in roles.values():  # the roles name the provider; IAM refuses nothing here
         app_store.delete_role(ACCOUNT, role.name)
-    refused = token(
-        client, grant_type="refresh_token", refresh_token=tokens["refresh_token"], client_id=CLI
-    )
+    refused = refresh(client, tokens)
     assert refused.status_code == 400
     assert "role no longer exists" in refused.get_json()["error_description"]
 
@@ -668,17 +638,14 @@ def test_deleting_the_provider_ends_the_sessions_it_started(
     app_store: SqlStore,
     client: FlaskClient,
     browser: Browser,
-    issuer: TestIssuer,
     provider: OidcProvider,
     roles: dict[str, Role],
+    platform_tokens: dict[str, Any],
 ) -> None:
-    signed_in(browser, issuer, provider, roles["Platform"])
-    tokens = device_session(client, browser)
+    tokens = platform_tokens
     cluster = cluster_token(client, tokens["access_token"])
     app_store.delete_open_id_connect_provider(ACCOUNT, provider.arn)
-    refused = token(
-        client, grant_type="refresh_token", refresh_token=tokens["refresh_token"], client_id=CLI
-    )
+    refused = refresh(client, tokens)
     assert refused.status_code == 400
     assert "no longer registered" in refused.get_json()["error_description"]
     gone = verify(client, cluster)
