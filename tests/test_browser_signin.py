@@ -40,9 +40,9 @@ import pytest
 from authbridge.iam import totp
 from authbridge.iam.credentials import load_or_create_pepper
 from authbridge.store import open_store
+from tests.browsing import CHROMIUM, browser_or_skip
 from tests.serving import ACCOUNT, AUTHBRIDGE, LiveServer, clean_env, start_server
 
-CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -62,15 +62,6 @@ document.addEventListener("securitypolicyviolation", (e) => {
   console.error("CSP violation: " + e.violatedDirective + " " + e.blockedURI);
 });
 """
-
-
-def _browser_or_skip() -> None:
-    if CHROMIUM.exists():
-        return
-    reason = f"no {CHROMIUM}: install Debian's chromium (apt-get install chromium)"
-    if os.environ.get("AUTHBRIDGE_REQUIRE_BROWSER") == "1":
-        pytest.fail(reason + "; AUTHBRIDGE_REQUIRE_BROWSER=1 requires the browser tests")
-    pytest.skip(reason)
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -131,7 +122,7 @@ def enrol_mfa(server: LiveServer, user: str) -> bytes:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    _browser_or_skip()
+    browser_or_skip()
     for live in start_server(tmp_path_factory.mktemp("browser")):
         pepper = load_or_create_pepper(live.root / "keys" / "access-key-pepper", create=False)
         store = open_store(f"sqlite:///{live.root}/data/authbridge.db", pepper=pepper)
@@ -144,7 +135,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
 
 @pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
-    _browser_or_skip()
+    browser_or_skip()
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
