@@ -185,6 +185,17 @@ class Tab:
     def heading(self) -> str:
         return str(self.page.get_by_role("heading", level=1).inner_text())
 
+    def approve_device(self, code: str) -> None:
+        """On /device: type the code the CLI printed, check the consent names it, approve."""
+        self.go("/device")
+        assert self.heading() == "Connect a device"
+        self.page.get_by_label("Code").fill(code)
+        self.click("Continue")
+        assert self.heading() == "Approve this sign-in?"
+        assert code in self.page.inner_text("main")
+        self.click("Approve")
+        assert "The device is signed in" in self.page.inner_text("main")
+
 
 @pytest.fixture
 def tab(chromium: Any, server: LiveServer) -> Iterator[Tab]:
@@ -605,13 +616,7 @@ def test_cli_device_login_is_approved_in_the_browser_then_token_works(
     code = running.wait_for(USER_CODE).group(1)
     tab.sign_in(user)
     tab.page.wait_for_url(re.compile(r".*/login$"))
-    tab.go("/device")
-    tab.page.get_by_label("Code").fill(code)
-    tab.click("Continue")
-    assert tab.heading() == "Approve this sign-in?"
-    assert code in tab.page.inner_text("main")
-    tab.click("Approve")
-    assert "The device is signed in" in tab.page.inner_text("main")
+    tab.approve_device(code)
 
     done = running.finish()
     assert done.returncode == 0, done.stderr

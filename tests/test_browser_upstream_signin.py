@@ -231,14 +231,7 @@ def test_cli_device_login_approved_by_an_idp_session_then_token_and_verify(
     running = person.start(person.login_args("--device-code"))
     code = running.wait_for(USER_CODE).group(1)
     sso_sign_in(tab, server, "Platform")
-    tab.go("/device")
-    assert tab.heading() == "Connect a device"
-    tab.page.get_by_label("Code").fill(code)
-    tab.click("Continue")
-    assert tab.heading() == "Approve this sign-in?"
-    assert code in tab.page.inner_text("main")
-    tab.click("Approve")
-    assert "The device is signed in" in tab.page.inner_text("main")
+    tab.approve_device(code)
 
     done = running.finish()
     assert done.returncode == 0, done.stderr
