@@ -20,9 +20,9 @@ import sqlite3
 import psycopg
 import pytest
 
-from authbridge.errors import NoSuchEntity
+from authbridge.errors import DeleteConflict, NoSuchEntity
 from authbridge.iam.credentials import Pepper
-from authbridge.iam.sessions import AuthorizationCodeRecord, SessionLifetimes
+from authbridge.iam.sessions import SessionLifetimes
 from authbridge.store import SqlStore, open_store
 from authbridge.store.migrations import LATEST_VERSION, MIGRATIONS
 from tests.conftest import ACCOUNT, OTHER_ACCOUNT
@@ -69,6 +69,21 @@ def test_sign_in_configuration_is_put_got_replaced_and_deleted(
     assert store.get_open_id_connect_provider_sign_in(ACCOUNT, provider) is None
     with pytest.raises(NoSuchEntity, match="not a sign-in provider"):
         store.delete_open_id_connect_provider_sign_in(ACCOUNT, provider)
+
+
+def test_the_sign_in_client_id_cannot_be_removed_from_the_client_id_list(
+    store: SqlStore, provider: str
+) -> None:
+    store.add_client_id_to_open_id_connect_provider(ACCOUNT, provider, "other")
+    _put(store)
+    with pytest.raises(DeleteConflict, match="delete-open-id-connect-provider-sign-in"):
+        store.remove_client_id_from_open_id_connect_provider(ACCOUNT, provider, "authbridge-signin")
+    kept = store.get_open_id_connect_provider(ACCOUNT, provider)
+    assert kept.client_ids == ("authbridge-signin", "other")
+    store.remove_client_id_from_open_id_connect_provider(ACCOUNT, provider, "other")  # unused
+    store.delete_open_id_connect_provider_sign_in(ACCOUNT, provider)
+    store.remove_client_id_from_open_id_connect_provider(ACCOUNT, provider, "authbridge-signin")
+    assert store.get_open_id_connect_provider(ACCOUNT, provider).client_ids == ()
 
 
 def test_deleting_the_provider_deletes_its_sign_in_configuration(
@@ -175,47 +190,55 @@ def _indexes(store: SqlStore) -> set[str]:
 
 
 def _version_8_rows(store: SqlStore) -> None:
-    """Rows of every kind, written by the code through the store as version 8 had them."""
-    life = SessionLifetimes()
+    """Rows of every kind, as version 8's code wrote them (its columns, by plain SQL: the
+    store's code now writes version 9's)."""
     alice = store.create_user(ACCOUNT, "alice").user_id
-    store.create_authorization_code(
-        "code-1",
-        AuthorizationCodeRecord(
-            "authbridge-cli",
-            "http://127.0.0.1:1/cb",
-            "x" * 43,
-            "openid",
-            alice,
-            True,
-            int(NOW) + 60,
+    now, life = int(NOW), SessionLifetimes()
+    end, idle = now + life.max_seconds, life.idle_seconds
+    rows = [
+        (
+            "INSERT INTO signin_sessions (session_id, user_id, kind, client_id, mfa, secret_hash,"
+            " address, created_at, last_used_at, expires_at, idle_seconds, ended_at, end_reason)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                ("s-cli", alice, "cli", "authbridge-cli", 1, None, None, now, now, end, idle)
+                + (None, None),
+                ("s-web", alice, "browser", "authbridge-web", 1, "cookie-1", "192.0.2.1", now)
+                + (now, end, idle, now + 1, "logout"),
+            ],
         ),
-        NOW,
-    )
-    store.redeem_authorization_code(
-        "code-1", accept=lambda r: True, now=NOW, session_id="s-cli", refresh_hash="r-1",
-        lifetimes=life,
-    )  # fmt: skip
-    store.create_authorization_code(
-        "code-2",
-        AuthorizationCodeRecord(
-            "authbridge-cli", "http://127.0.0.1:1/cb", "y" * 43, "", alice, False, int(NOW) + 60
+        (
+            "INSERT INTO signin_refresh_tokens (token_hash, session_id, issued_at, rotated_at)"
+            " VALUES (?, ?, ?, ?)",
+            [("r-1", "s-cli", now, None)],
         ),
-        NOW,
-    )
-    store.create_device_authorization(
-        device_hash="dev-1", user_code="ABCDEFGH", client_id="authbridge-cli", scope="",
-        now=NOW, expires_in=600, interval=5,
-    )  # fmt: skip
-    store.decide_device("ABCDEFGH", approve=True, user_id=alice, mfa=False, now=NOW)
-    store.create_device_authorization(
-        device_hash="dev-2", user_code="HGFEDCBA", client_id="authbridge-cli", scope="",
-        now=NOW, expires_in=600, interval=5,
-    )  # fmt: skip
-    store.create_browser_session(
-        session_id="s-web", secret_hash="cookie-1", user_id=alice, client_id="authbridge-web",
-        mfa=True, address="192.0.2.1", now=NOW, lifetimes=life,
-    )  # fmt: skip
-    store.end_signin_session("s-web", "logout", NOW + 1)
+        (
+            "INSERT INTO signin_authorization_codes (code_hash, client_id, redirect_uri,"
+            " code_challenge, scope, user_id, mfa, created_at, expires_at, redeemed_at,"
+            " session_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                ("code-1", "authbridge-cli", "http://127.0.0.1:1/cb", "x" * 43, "openid", alice)
+                + (1, now, now + 60, now, "s-cli"),
+                ("code-2", "authbridge-cli", "http://127.0.0.1:1/cb", "y" * 43, "", alice)
+                + (0, now, now + 60, None, None),
+            ],
+        ),
+        (
+            "INSERT INTO signin_device_codes (device_hash, user_code, client_id, scope,"
+            " created_at, expires_at, interval_seconds, status, user_id, mfa, decided_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                ("dev-1", "ABCDEFGH", "authbridge-cli", "", now, now + 600, 5, "approved")
+                + (alice, 0, now),
+                ("dev-2", "HGFEDCBA", "authbridge-cli", "", now, now + 600, 5, "pending")
+                + (None, 0, None),
+            ],
+        ),
+    ]
+    with store._db.transaction(write=True) as cur:
+        for statement, values in rows:
+            for value in values:
+                cur.execute(statement, value)
 
 
 def test_rows_of_migration_8_survive_migration_9_unchanged(

@@ -28,7 +28,7 @@ from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Final
 
-from authbridge.errors import EntityAlreadyExists, LimitExceeded, NoSuchEntity
+from authbridge.errors import DeleteConflict, EntityAlreadyExists, LimitExceeded, NoSuchEntity
 from authbridge.iam import names, oidc_provider
 from authbridge.iam.oidc_provider import OidcProvider
 from authbridge.iam.oidc_signin import SignInConfig
@@ -187,6 +187,18 @@ class SqlOidc:
                     )
                 ids.append(wanted)
             elif not add and wanted in ids:
+                signin = cur.execute(
+                    "SELECT 1 FROM iam_oidc_signin WHERE account_id = ? AND provider_key = ?"
+                    " AND client_id = ?",
+                    (account_id, key, wanted),
+                )
+                if signin:
+                    raise DeleteConflict(
+                        f"OIDC provider {arn} signs people in as client id {wanted}: the ID"
+                        " tokens of its sign-in would all be refused without it",
+                        hint="delete or change the sign-in first"
+                        " (`iam delete-open-id-connect-provider-sign-in`)",
+                    )
                 ids.remove(wanted)
             else:
                 return self._provider(row)
