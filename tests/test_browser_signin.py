@@ -101,7 +101,13 @@ def enrol_mfa(server: LiveServer, user: str) -> bytes:
         )
     )["VirtualMFADevice"]
     secret = base64.b32decode(doc["Base32StringSeed"] + "=" * (-len(doc["Base32StringSeed"]) % 8))
-    step = totp.step_at(time.time()) - 1  # then the current code is still unused
+    # The codes of the last two steps (the current code stays unused for the sign-in). They
+    # are accepted until the current step ends: start at least 10 s before it does, so a
+    # slow CLI start on a loaded machine cannot carry the check into the next step.
+    left = totp.STEP_SECONDS - time.time() % totp.STEP_SECONDS
+    if left < 10:
+        time.sleep(left + 0.5)
+    step = totp.step_at(time.time()) - 1
     cli(
         server,
         [
