@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import hashlib
 import json
 import re
@@ -281,16 +282,7 @@ def exchange(
     lifetime = sts._lifetime(  # noqa: SLF001
         duration, default=policy.default_lifetime, cap=cap, what=f"role {role.name}"
     )
-    named = FederatedSubject(
-        subject.subject_id,
-        subject.account_id,
-        subject.provider_arn,
-        subject.sub,
-        role.arn,
-        role.role_id,
-        name,
-        subject.claims,
-    )
+    named = dataclasses.replace(subject, role_arn=role.arn, role_id=role.role_id, session_name=name)
     return sts.mint_for_audience(
         principal_of(policy, role, named),
         keys=keys,

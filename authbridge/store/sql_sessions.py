@@ -29,6 +29,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Final
 
+from authbridge.errors import InputError
 from authbridge.iam import sessions
 from authbridge.iam.sessions import (
     AuthorizationCodeRecord,
@@ -106,6 +107,9 @@ class SqlSessions:
         def _tx(self, write: bool = False) -> AbstractContextManager[Cursor]: ...
         def _account(self, cur: Cursor, account_id: str) -> Account: ...
         def _user_row(
+            self, cur: Cursor, account_id: str, name: str, *, lock: bool = False
+        ) -> Row: ...
+        def _role_row(
             self, cur: Cursor, account_id: str, name: str, *, lock: bool = False
         ) -> Row: ...
 
@@ -236,19 +240,12 @@ class SqlSessions:
     ) -> int:
         """End every federated sign-in session of the role; how many were still open."""
         with self._tx(write=True) as cur:
-            rows = cur.execute(
-                "SELECT role_id FROM iam_roles WHERE account_id = ? AND name_key = ?",
-                (self._account(cur, account_id).account_id, role_name.lower()),
-            )
-            if not rows:
-                from authbridge.errors import NoSuchEntity
-
-                raise NoSuchEntity(f"role {role_name} does not exist in account {account_id}")
+            role_id = self._role_row(cur, account_id, role_name)[0]
             cur.execute(
                 "UPDATE signin_sessions SET ended_at = ?, end_reason = ?"
                 " WHERE ended_at IS NULL AND federated_id IN"
                 " (SELECT subject_id FROM signin_federated_subjects WHERE role_id = ?)",
-                (int(now), reason, rows[0][0]),
+                (int(now), reason, role_id),
             )
             return cur.rowcount
 
@@ -257,8 +254,6 @@ class SqlSessions:
     def _insert_subject(cur: Cursor, subject: FederatedSubject, now: int) -> None:
         claims = json.dumps(subject.claims, separators=(",", ":"), sort_keys=True)
         if len(claims) > sessions.MAX_FEDERATED_CLAIMS:
-            from authbridge.errors import InputError
-
             raise InputError(
                 "claims",
                 f"the ID token's claims are over {sessions.MAX_FEDERATED_CLAIMS} characters",

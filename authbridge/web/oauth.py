@@ -552,15 +552,22 @@ class AssumeRoleGrant(BaseGrant, TokenEndpointMixin):  # type: ignore[misc]  # u
             svc.keys(),
             svc.policy,
             subject_token=_param(self.request, "subject_token") or None,
-            role_arn=_param(self.request, "role_arn"),
-            session_name=_param(self.request, "role_session_name"),
-            audience=_param(self.request, "audience"),
-            duration=sts.parse_duration_seconds(_param(self.request, "duration_seconds")),
-            now=svc.clock(),
+            **self._role_request(svc),
             client=client.authenticated() if client is not None else None,
-            kube_claims=kube_claims_hook(svc),
         )
         return _exchanged(minted)
+
+    def _role_request(self, svc: Services) -> dict[str, Any]:
+        """A role request's parameters, as AssumeRole, web identity and a federated
+        session's exchange all take them."""
+        return {
+            "role_arn": _param(self.request, "role_arn"),
+            "session_name": _param(self.request, "role_session_name"),
+            "audience": _param(self.request, "audience"),
+            "duration": sts.parse_duration_seconds(_param(self.request, "duration_seconds")),
+            "now": svc.clock(),
+            "kube_claims": kube_claims_hook(svc),
+        }
 
     def _federated(
         self, svc: Services, client: AccessKeyClient | None, subject_token: str
@@ -577,12 +584,7 @@ class AssumeRoleGrant(BaseGrant, TokenEndpointMixin):  # type: ignore[misc]  # u
             svc.keys(),
             svc.policy,
             subject_token=subject_token,
-            role_arn=_param(self.request, "role_arn"),
-            session_name=_param(self.request, "role_session_name"),
-            audience=_param(self.request, "audience"),
-            duration=sts.parse_duration_seconds(_param(self.request, "duration_seconds")),
-            now=svc.clock(),
-            kube_claims=kube_claims_hook(svc),
+            **self._role_request(svc),
         )
         return _exchanged(minted)
 
@@ -626,12 +628,7 @@ class AssumeRoleGrant(BaseGrant, TokenEndpointMixin):  # type: ignore[misc]  # u
             svc.policy,
             svc.upstream,
             web_identity_token=subject_token,
-            role_arn=_param(self.request, "role_arn"),
-            session_name=_param(self.request, "role_session_name"),
-            audience=_param(self.request, "audience"),
-            duration=sts.parse_duration_seconds(_param(self.request, "duration_seconds")),
-            now=svc.clock(),
-            kube_claims=kube_claims_hook(svc),
+            **self._role_request(svc),
         )
 
 
